@@ -1,0 +1,609 @@
+//! Settings: the table in `settings`, the layers that fill it, and the
+//! validated [`Config`] the rest of rwsgi reads.
+//!
+//! Layers, lowest first, as in Gunicorn: table defaults (some fed by an
+//! environment variable such as `WEB_CONCURRENCY`), the TOML config file,
+//! `RWSGI_CMD_ARGS`, the command line. Every layer produces the same
+//! untyped [`Value`]s keyed by setting name; one function turns the merged
+//! map into a typed `Config`, so every layer is validated the same way.
+//! This module touches no socket and no Python.
+
+pub mod man;
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, Command};
+
+pub use settings::{Kind, Setting, SETTINGS};
+
+/// A setting's value before validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Bool(bool),
+    Text(String),
+    List(Vec<String>),
+}
+
+/// The validated settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub app: Option<AppSpec>,
+    pub config_file: Option<PathBuf>,
+    pub check_config: bool,
+    pub print_config: bool,
+    pub binds: Vec<BindAddr>,
+    pub backlog: i32,
+    pub workers: usize,
+    pub timeout: Option<Duration>,
+    pub graceful_timeout: Duration,
+    pub keepalive: Option<Duration>,
+    pub limits: RequestLimits,
+    pub chdir: Option<PathBuf>,
+    pub pythonpath: Vec<PathBuf>,
+    pub virtualenv: Option<PathBuf>,
+    pub raw_env: Vec<(String, String)>,
+    pub proc_name: String,
+    pub errorlog: LogTarget,
+    pub loglevel: log::LevelFilter,
+    pub accesslog: Option<LogTarget>,
+    pub access_log_format: String,
+    /// The merged raw values, kept for `--print-config`.
+    values: BTreeMap<&'static str, Value>,
+}
+
+/// Limits on the request head, with Gunicorn's names; 0 means unlimited
+/// where Gunicorn allows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestLimits {
+    pub request_line: usize,
+    pub fields: usize,
+    pub field_size: usize,
+}
+
+/// Where a log goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    Stdout,
+    Stderr,
+    File(PathBuf),
+}
+
+/// One `--bind` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BindAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+    Fd(i32),
+}
+
+/// `module:callable` or `module:factory(args)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppSpec {
+    pub module: String,
+    /// Dotted attribute path inside the module.
+    pub attr: String,
+    /// `Some(args)` when the attribute is a factory to call; `args` is the
+    /// text between the parentheses, evaluated as Python literals.
+    pub call: Option<String>,
+}
+
+/// A configuration error: one readable sentence for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What the command line asked for.
+pub enum Outcome {
+    Run(Box<Config>),
+    /// `--help` or `--version`: print this and exit 0.
+    Print(String),
+}
+
+/// Where environment lookups come from; a function so tests need not touch
+/// the process environment.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Resolve the settings from the command line, `RWSGI_CMD_ARGS`, the config
+/// file and the environment.
+pub fn load(args: Vec<String>, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
+    let command = command();
+    let cli = match command.clone().try_get_matches_from(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    Ok(Outcome::Print(e.render().to_string()))
+                }
+                _ => Err(ConfigError(e.render().to_string().trim_end().to_string())),
+            };
+        }
+    };
+    let cli = values_from_matches(&cli);
+    let env_args = match env("RWSGI_CMD_ARGS") {
+        Some(text) if !text.trim().is_empty() => {
+            let mut words = shlex::split(&text)
+                .ok_or_else(|| ConfigError("RWSGI_CMD_ARGS: unbalanced quotes".into()))?;
+            words.insert(0, "rwsgi".into());
+            let m = command
+                .try_get_matches_from(words)
+                .map_err(|e| ConfigError(format!("RWSGI_CMD_ARGS: {}", e.render().to_string().trim_end())))?;
+            values_from_matches(&m)
+        }
+        _ => BTreeMap::new(),
+    };
+
+    let mut merged = defaults(env);
+    let config_path = cli
+        .get("config")
+        .or_else(|| env_args.get("config"))
+        .and_then(|v| match v {
+            Value::Text(p) if !p.is_empty() => Some(p.clone()),
+            _ => None,
+        });
+    if let Some(path) = &config_path {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {path}: {e}")))?;
+        merged.extend(values_from_toml(&text).map_err(|e| ConfigError(format!("{path}: {e}")))?);
+    }
+    merged.extend(env_args);
+    merged.extend(cli);
+    Config::from_values(merged).map(|c| Outcome::Run(Box::new(c)))
+}
+
+/// The clap command built from the table.
+pub fn command() -> Command {
+    let mut cmd = Command::new("rwsgi")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("A pre-fork WSGI HTTP server for Python web applications")
+        .override_usage("rwsgi [OPTIONS] [APP]")
+        .after_help(
+            "Examples:\n  rwsgi -w 4 get_started:hello_world\n  \
+             rwsgi -w 8 -b 0.0.0.0:8000 -b unix:/run/app.sock myproject.wsgi:application\n\n\
+             Environment: RWSGI_CMD_ARGS (extra arguments), WEB_CONCURRENCY (default workers),\n\
+             PORT (default bind 0.0.0.0:$PORT), VIRTUAL_ENV, SCRIPT_NAME.",
+        )
+        .next_line_help(false);
+    for s in SETTINGS {
+        let mut arg = Arg::new(s.name).help(s.help).help_heading(s.section);
+        arg = match s.long {
+            Some(long) => arg.long(long).value_name(s.meta),
+            None => arg.value_name(s.meta).required(false),
+        };
+        if let Some(short) = s.short {
+            arg = arg.short(short);
+        }
+        arg = match s.kind {
+            Kind::Flag => arg.action(ArgAction::SetTrue),
+            Kind::List => arg.action(ArgAction::Append),
+            Kind::Uint => arg.action(ArgAction::Set).value_parser(clap::value_parser!(u64)),
+            Kind::Choice(words) => arg.action(ArgAction::Set).value_parser(words.to_vec()),
+            Kind::Text => arg.action(ArgAction::Set),
+        };
+        if s.long.is_some() && s.kind != Kind::Flag && !s.default.is_empty() {
+            arg = arg.hide_default_value(false).default_value(s.default);
+        }
+        cmd = cmd.arg(arg);
+    }
+    cmd
+}
+
+/// Values given explicitly on a command line (defaults shown in `--help`
+/// are not "given" and must not override the config file).
+fn values_from_matches(m: &clap::ArgMatches) -> BTreeMap<&'static str, Value> {
+    let mut out = BTreeMap::new();
+    for s in SETTINGS {
+        if m.value_source(s.name) != Some(ValueSource::CommandLine) {
+            continue;
+        }
+        let value = match s.kind {
+            Kind::Flag => Value::Bool(m.get_flag(s.name)),
+            Kind::List => Value::List(m.get_many::<String>(s.name).into_iter().flatten().cloned().collect()),
+            Kind::Uint => Value::Text(m.get_one::<u64>(s.name).map(u64::to_string).unwrap_or_default()),
+            Kind::Text | Kind::Choice(_) => Value::Text(m.get_one::<String>(s.name).cloned().unwrap_or_default()),
+        };
+        out.insert(s.name, value);
+    }
+    out
+}
+
+/// The table's defaults, with environment overrides (`WEB_CONCURRENCY`,
+/// `PORT`, `VIRTUAL_ENV`) applied.
+fn defaults(env: EnvLookup<'_>) -> BTreeMap<&'static str, Value> {
+    let mut out = BTreeMap::new();
+    for s in SETTINGS {
+        let from_env = s.env.and_then(env).filter(|v| !v.is_empty());
+        let text = from_env.unwrap_or_else(|| s.default.to_string());
+        let value = match s.kind {
+            Kind::Flag => Value::Bool(text == "true"),
+            Kind::List => Value::List(if text.is_empty() { vec![] } else { vec![text] }),
+            _ => Value::Text(text),
+        };
+        out.insert(s.name, value);
+    }
+    if let Some(port) = env("PORT").filter(|p| !p.is_empty()) {
+        out.insert("bind", Value::List(vec![format!("0.0.0.0:{port}")]));
+    }
+    out
+}
+
+/// Parse a TOML config file into values; unknown keys are an error so a
+/// typo does not pass silently.
+fn values_from_toml(text: &str) -> Result<BTreeMap<&'static str, Value>, String> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string().trim_end().to_string())?;
+    let mut out = BTreeMap::new();
+    for (key, raw) in table {
+        let s = SETTINGS
+            .iter()
+            .find(|s| s.name == key)
+            .ok_or_else(|| format!("unknown setting '{key}'"))?;
+        let wrong = |want: &str| format!("'{key}' must be {want}");
+        let value = match (s.kind, raw) {
+            (Kind::Flag, toml::Value::Boolean(b)) => Value::Bool(b),
+            (Kind::Flag, _) => return Err(wrong("true or false")),
+            (Kind::Uint, toml::Value::Integer(i)) if i >= 0 => Value::Text(i.to_string()),
+            (Kind::Uint, _) => return Err(wrong("a non-negative integer")),
+            (Kind::List, toml::Value::String(v)) => Value::List(vec![v]),
+            (Kind::List, toml::Value::Array(items)) => Value::List(
+                items
+                    .into_iter()
+                    .map(|i| match i {
+                        toml::Value::String(v) => Ok(v),
+                        _ => Err(wrong("a list of strings")),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            (Kind::List, _) => return Err(wrong("a string or a list of strings")),
+            (Kind::Text | Kind::Choice(_), toml::Value::String(v)) => Value::Text(v),
+            (Kind::Text | Kind::Choice(_), _) => return Err(wrong("a string")),
+        };
+        out.insert(s.name, value);
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Validate merged values into a typed `Config`.
+    pub fn from_values(values: BTreeMap<&'static str, Value>) -> Result<Config, ConfigError> {
+        let text = |name: &str| -> String {
+            match values.get(name) {
+                Some(Value::Text(t)) => t.clone(),
+                _ => String::new(),
+            }
+        };
+        let list = |name: &str| -> Vec<String> {
+            match values.get(name) {
+                Some(Value::List(l)) => l.clone(),
+                Some(Value::Text(t)) if !t.is_empty() => vec![t.clone()],
+                _ => vec![],
+            }
+        };
+        let flag = |name: &str| matches!(values.get(name), Some(Value::Bool(true)));
+        let uint = |name: &str| -> Result<u64, ConfigError> {
+            let t = text(name);
+            t.trim()
+                .parse::<u64>()
+                .map_err(|_| ConfigError(format!("{name}: '{t}' is not a non-negative integer")))
+        };
+        let optional_path = |name: &str| Some(text(name)).filter(|t| !t.is_empty()).map(PathBuf::from);
+        let seconds = |n: u64| (n > 0).then(|| Duration::from_secs(n));
+
+        let app = Some(text("wsgi_app"))
+            .filter(|t| !t.is_empty())
+            .map(|t| AppSpec::parse(&t))
+            .transpose()?;
+        let binds = list("bind").iter().map(|b| BindAddr::parse(b)).collect::<Result<Vec<_>, _>>()?;
+        if binds.is_empty() {
+            return Err(ConfigError("bind: at least one address is needed".into()));
+        }
+        let workers = uint("workers")?;
+        if workers == 0 {
+            return Err(ConfigError("workers: must be at least 1".into()));
+        }
+        let fields = uint("limit_request_fields")?;
+        if fields == 0 || fields > 32768 {
+            return Err(ConfigError("limit_request_fields: must be between 1 and 32768".into()));
+        }
+        let raw_env = list("raw_env")
+            .iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
+                    Ok((k.to_string(), v.to_string()))
+                }
+                _ => Err(ConfigError(format!("env: '{kv}' is not KEY=VALUE"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let loglevel = match text("loglevel").as_str() {
+            "debug" => log::LevelFilter::Debug,
+            "info" => log::LevelFilter::Info,
+            "warning" => log::LevelFilter::Warn,
+            // `critical` has no level of its own in `log`; errors are the
+            // least that is written then.
+            "error" | "critical" => log::LevelFilter::Error,
+            other => return Err(ConfigError(format!("loglevel: unknown level '{other}'"))),
+        };
+        let accesslog = Some(text("accesslog")).filter(|t| !t.is_empty()).map(|t| LogTarget::parse(&t, true));
+        let backlog = uint("backlog")?;
+        Ok(Config {
+            app,
+            config_file: optional_path("config"),
+            check_config: flag("check_config"),
+            print_config: flag("print_config"),
+            binds,
+            backlog: i32::try_from(backlog.max(1)).unwrap_or(i32::MAX),
+            workers: usize::try_from(workers).unwrap_or(usize::MAX),
+            timeout: seconds(uint("timeout")?),
+            graceful_timeout: Duration::from_secs(uint("graceful_timeout")?),
+            keepalive: seconds(uint("keepalive")?),
+            limits: RequestLimits {
+                request_line: usize::try_from(uint("limit_request_line")?).unwrap_or(usize::MAX),
+                fields: fields as usize,
+                field_size: usize::try_from(uint("limit_request_field_size")?).unwrap_or(usize::MAX),
+            },
+            chdir: optional_path("chdir"),
+            pythonpath: text("pythonpath")
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            virtualenv: optional_path("virtualenv"),
+            raw_env,
+            proc_name: Some(text("proc_name")).filter(|t| !t.is_empty()).unwrap_or_else(|| {
+                values
+                    .get("wsgi_app")
+                    .and_then(|v| match v {
+                        Value::Text(t) if !t.is_empty() => Some(t.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| "rwsgi".into())
+            }),
+            errorlog: LogTarget::parse(&text("errorlog"), false),
+            loglevel,
+            accesslog,
+            access_log_format: text("access_log_format"),
+            values,
+        })
+    }
+
+    /// The resolved settings as a TOML document that `-c` accepts back.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::new();
+        for s in SETTINGS {
+            let Some(v) = self.values.get(s.name) else { continue };
+            let rendered = match v {
+                Value::Bool(b) => b.to_string(),
+                Value::Text(t) if s.kind == Kind::Uint => t.clone(),
+                Value::Text(t) => toml::Value::String(t.clone()).to_string(),
+                Value::List(l) => {
+                    toml::Value::Array(l.iter().cloned().map(toml::Value::String).collect()).to_string()
+                }
+            };
+            out.push_str(&format!("{} = {}\n", s.name, rendered));
+        }
+        out
+    }
+}
+
+impl LogTarget {
+    fn parse(text: &str, dash_is_stdout: bool) -> LogTarget {
+        match (text, dash_is_stdout) {
+            ("-" | "", true) => LogTarget::Stdout,
+            ("-" | "", false) => LogTarget::Stderr,
+            (path, _) => LogTarget::File(PathBuf::from(path)),
+        }
+    }
+}
+
+impl BindAddr {
+    /// Parse `HOST`, `HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd://N`.
+    pub fn parse(text: &str) -> Result<BindAddr, ConfigError> {
+        let bad = |why: &str| ConfigError(format!("bind: '{text}' {why}"));
+        if let Some(path) = text.strip_prefix("unix:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(bad("has no socket path"));
+            }
+            return Ok(BindAddr::Unix(PathBuf::from(path)));
+        }
+        if let Some(fd) = text.strip_prefix("fd://") {
+            return fd.parse::<i32>().ok().filter(|fd| *fd >= 0).map(BindAddr::Fd).ok_or_else(|| bad("is not fd://N"));
+        }
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (host, after) = rest.split_once(']').ok_or_else(|| bad("has no closing ']'"))?;
+            match after {
+                "" => (host, "8000"),
+                _ => (host, after.strip_prefix(':').ok_or_else(|| bad("needs ':' before the port"))?),
+            }
+        } else {
+            match text.rsplit_once(':') {
+                Some((h, _)) if h.contains(':') => return Err(bad("is an IPv6 address: write it as [ADDR]:PORT")),
+                Some((h, p)) => (h, p),
+                None => (text, "8000"),
+            }
+        };
+        let port: u16 = port.parse().map_err(|_| bad("has an invalid port"))?;
+        let host = if host.is_empty() { "0.0.0.0" } else { host };
+        let addr = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| bad(&format!("cannot be resolved: {e}")))?
+            .next()
+            .ok_or_else(|| bad("resolves to no address"))?;
+        Ok(BindAddr::Tcp(addr))
+    }
+}
+
+impl fmt::Display for BindAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindAddr::Tcp(a) => write!(f, "http://{a}"),
+            BindAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            BindAddr::Fd(n) => write!(f, "fd://{n}"),
+        }
+    }
+}
+
+impl AppSpec {
+    /// Parse `module:attr`, `module:factory()` or `module:factory(args)`.
+    /// A bare `module` means `module:application`, as in Gunicorn.
+    pub fn parse(text: &str) -> Result<AppSpec, ConfigError> {
+        let bad = |why: &str| ConfigError(format!("application '{text}': {why}"));
+        let (module, rest) = text.split_once(':').unwrap_or((text, "application"));
+        let is_dotted_name = |s: &str| {
+            !s.is_empty()
+                && s.split('.').all(|part| {
+                    let mut chars = part.chars();
+                    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
+                        && chars.all(|c| c.is_alphanumeric() || c == '_')
+                })
+        };
+        if !is_dotted_name(module) {
+            return Err(bad("the module must be a dotted Python name"));
+        }
+        let rest = rest.trim();
+        let (attr, call) = match rest.split_once('(') {
+            Some((attr, args)) => {
+                let args = args.strip_suffix(')').ok_or_else(|| bad("the factory call has no closing ')'"))?;
+                (attr.trim(), Some(args.to_string()))
+            }
+            None => (rest, None),
+        };
+        if !is_dotted_name(attr) {
+            return Err(bad("the callable must be a Python name"));
+        }
+        Ok(AppSpec { module: module.into(), attr: attr.into(), call })
+    }
+}
+
+impl fmt::Display for AppSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.module, self.attr)?;
+        if let Some(args) = &self.call {
+            write!(f, "({args})")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let mut argv = vec!["rwsgi".to_string()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        match load(argv, &lookup)? {
+            Outcome::Run(c) => Ok(*c),
+            Outcome::Print(_) => panic!("unexpected print"),
+        }
+    }
+
+    fn temp_file(name: &str, text: &str) -> String {
+        let path = std::env::temp_dir().join(format!("rwsgi-test-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn defaults_match_gunicorn() {
+        let c = load_with(&["app:x"], &[]).unwrap();
+        assert_eq!(c.workers, 1);
+        assert_eq!(c.binds, vec![BindAddr::Tcp("127.0.0.1:8000".parse().unwrap())]);
+        assert_eq!(c.backlog, 2048);
+        assert_eq!(c.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(c.keepalive, Some(Duration::from_secs(2)));
+        assert_eq!(c.limits, RequestLimits { request_line: 4094, fields: 100, field_size: 8190 });
+        assert_eq!(c.errorlog, LogTarget::Stderr);
+        assert_eq!(c.accesslog, None);
+        assert_eq!(c.access_log_format, settings::DEFAULT_ACCESS_LOG_FORMAT);
+    }
+
+    #[test]
+    fn environment_feeds_defaults() {
+        let c = load_with(&["app:x"], &[("WEB_CONCURRENCY", "3"), ("PORT", "9001")]).unwrap();
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.binds, vec![BindAddr::Tcp("0.0.0.0:9001".parse().unwrap())]);
+    }
+
+    #[test]
+    fn precedence_is_defaults_file_env_args_cli() {
+        let file = temp_file("prec.toml", "workers = 2\nkeepalive = 7\ntimeout = 9\nbind = [\"127.0.0.1:7001\"]\n");
+        let env = [("WEB_CONCURRENCY", "5"), ("RWSGI_CMD_ARGS", "--keep-alive 8 -t 11")];
+        let c = load_with(&["-c", &file, "-t", "12", "app:x"], &env).unwrap();
+        assert_eq!(c.workers, 2, "file beats the WEB_CONCURRENCY default");
+        assert_eq!(c.keepalive, Some(Duration::from_secs(8)), "RWSGI_CMD_ARGS beats the file");
+        assert_eq!(c.timeout, Some(Duration::from_secs(12)), "the command line beats RWSGI_CMD_ARGS");
+        assert_eq!(c.binds, vec![BindAddr::Tcp("127.0.0.1:7001".parse().unwrap())]);
+        // The config file may be named in RWSGI_CMD_ARGS too.
+        let env = [("RWSGI_CMD_ARGS", format!("-c {file}"))];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(load_with(&["app:x"], &env).unwrap().workers, 2);
+    }
+
+    #[test]
+    fn print_config_round_trips() {
+        let c = load_with(&["-w", "3", "-b", "unix:/tmp/a.sock", "-b", "[::1]:9000", "-e", "A=b c", "app:x"], &[]).unwrap();
+        let file = temp_file("round.toml", &c.to_toml());
+        let again = load_with(&["-c", &file], &[]).unwrap();
+        assert_eq!(again.workers, 3);
+        assert_eq!(again.binds, c.binds);
+        assert_eq!(again.raw_env, vec![("A".into(), "b c".into())]);
+        assert_eq!(again.app, c.app);
+    }
+
+    #[test]
+    fn bad_values_are_readable_errors() {
+        for (args, needle) in [
+            (vec!["-w", "0", "a:b"], "workers"),
+            (vec!["-w", "many", "a:b"], "many"),
+            (vec!["-b", "1.2.3.4:99999", "a:b"], "port"),
+            (vec!["-e", "NOEQUALS", "a:b"], "KEY=VALUE"),
+            (vec!["--log-level", "loud", "a:b"], "loud"),
+            (vec!["--no-such-flag", "a:b"], "no-such-flag"),
+            (vec!["a b:c"], "dotted"),
+            (vec!["-c", "/nonexistent/rwsgi.toml", "a:b"], "cannot read"),
+        ] {
+            let err = load_with(&args, &[]).unwrap_err();
+            assert!(err.0.contains(needle), "{args:?}: {err}");
+        }
+        let file = temp_file("typo.toml", "wrokers = 2\n");
+        assert!(load_with(&["-c", &file], &[]).unwrap_err().0.contains("unknown setting 'wrokers'"));
+    }
+
+    #[test]
+    fn bind_forms() {
+        assert_eq!(BindAddr::parse("unix:/run/a.sock").unwrap(), BindAddr::Unix("/run/a.sock".into()));
+        assert_eq!(BindAddr::parse("fd://3").unwrap(), BindAddr::Fd(3));
+        assert_eq!(BindAddr::parse("[::1]:80").unwrap(), BindAddr::Tcp("[::1]:80".parse().unwrap()));
+        assert_eq!(BindAddr::parse("127.0.0.1").unwrap(), BindAddr::Tcp("127.0.0.1:8000".parse().unwrap()));
+        assert_eq!(BindAddr::parse(":9000").unwrap(), BindAddr::Tcp("0.0.0.0:9000".parse().unwrap()));
+        assert!(BindAddr::parse("::1:80").is_err());
+        assert!(BindAddr::parse("unix:").is_err());
+    }
+
+    #[test]
+    fn app_forms() {
+        let a = AppSpec::parse("pkg.mod:app").unwrap();
+        assert_eq!((a.module.as_str(), a.attr.as_str(), a.call), ("pkg.mod", "app", None));
+        let a = AppSpec::parse("m:create_app('x', debug=True)").unwrap();
+        assert_eq!(a.call.as_deref(), Some("'x', debug=True"));
+        assert_eq!(AppSpec::parse("m:f()").unwrap().call.as_deref(), Some(""));
+        assert_eq!(AppSpec::parse("myproject.wsgi").unwrap().attr, "application");
+        assert!(AppSpec::parse("m:f(").is_err());
+        assert!(AppSpec::parse(":app").is_err());
+    }
+}

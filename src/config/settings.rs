@@ -1,0 +1,155 @@
+//! The settings table: every setting rwsgi knows, as data.
+//!
+//! One row drives the command-line flag, the config-file key, the
+//! environment variable that feeds its default, `--help`, `--print-config`
+//! and the man page. Names follow Gunicorn: the file key is Gunicorn's
+//! setting name (`keepalive`, `loglevel`, `proc_name`), the flag is its flag.
+
+/// What kind of value a setting holds; decides the clap action and how a
+/// config-file value is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A switch: present means true.
+    Flag,
+    /// A non-negative integer.
+    Uint,
+    /// Free text (validated later by the typed `Config` builder).
+    Text,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+    /// Repeatable on the command line; an array in the config file.
+    List,
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct Setting {
+    /// Config-file key and `--print-config` name (Gunicorn's setting name).
+    pub name: &'static str,
+    /// Short flag, if any.
+    pub short: Option<char>,
+    /// Long flag without the dashes; `None` for the positional app.
+    pub long: Option<&'static str>,
+    pub kind: Kind,
+    /// Default as text; list settings use "" for empty.
+    pub default: &'static str,
+    /// Environment variable that, when set, replaces the default.
+    pub env: Option<&'static str>,
+    /// Placeholder shown in `--help`.
+    pub meta: &'static str,
+    /// Heading under which `--help` and the man page group the setting.
+    pub section: &'static str,
+    pub help: &'static str,
+}
+
+const LOG_LEVELS: &[&str] = &["debug", "info", "warning", "error", "critical"];
+
+/// Gunicorn's default access log format.
+pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
+    r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
+
+macro_rules! setting {
+    ($name:literal, $short:expr, $long:expr, $kind:expr, $default:literal, $env:expr,
+     $meta:literal, $section:literal, $help:literal) => {
+        Setting {
+            name: $name,
+            short: $short,
+            long: $long,
+            kind: $kind,
+            default: $default,
+            env: $env,
+            meta: $meta,
+            section: $section,
+            help: $help,
+        }
+    };
+}
+
+/// Every setting, in the order `--help` and the man page list them.
+pub static SETTINGS: &[Setting] = &[
+    setting!("wsgi_app", None, None, Kind::Text, "", None, "APP", "Application",
+        "The WSGI application, as MODULE:CALLABLE, or MODULE:FACTORY() / MODULE:FACTORY(ARGS) \
+         to call a factory with literal arguments. MODULE is a dotted import path."),
+    setting!("config", Some('c'), Some("config"), Kind::Text, "", None, "FILE", "Config File",
+        "Read settings from this TOML file. Keys are the setting names shown by --print-config. \
+         Precedence: defaults < config file < RWSGI_CMD_ARGS < command line."),
+    setting!("check_config", None, Some("check-config"), Kind::Flag, "false", None, "", "Config File",
+        "Check the configuration and import the application once, then exit: 0 when it loads, \
+         1 with the reason when it does not."),
+    setting!("print_config", None, Some("print-config"), Kind::Flag, "false", None, "", "Config File",
+        "Print the resolved settings as TOML (usable as a config file) and exit."),
+    setting!("bind", Some('b'), Some("bind"), Kind::List, "127.0.0.1:8000", None, "ADDRESS", "Server Socket",
+        "The socket to bind: HOST, HOST:PORT, [IPV6]:PORT, unix:PATH or fd://FD. Repeat to bind \
+         several. Defaults to 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set."),
+    setting!("backlog", None, Some("backlog"), Kind::Uint, "2048", None, "INT", "Server Socket",
+        "The maximum number of pending connections on each listening socket."),
+    setting!("workers", Some('w'), Some("workers"), Kind::Uint, "1", Some("WEB_CONCURRENCY"), "INT", "Worker Processes",
+        "The number of worker processes. Defaults to $WEB_CONCURRENCY, or 1."),
+    setting!("timeout", Some('t'), Some("timeout"), Kind::Uint, "30", None, "INT", "Worker Processes",
+        "Seconds a request may wait on a slow client for its head or body before the connection \
+         is closed. 0 means no limit."),
+    setting!("graceful_timeout", None, Some("graceful-timeout"), Kind::Uint, "30", None, "INT", "Worker Processes",
+        "Seconds workers get to finish their requests after TERM before they are killed."),
+    setting!("keepalive", None, Some("keep-alive"), Kind::Uint, "2", None, "INT", "Worker Processes",
+        "Seconds an idle keep-alive connection is kept open waiting for the next request. \
+         0 disables keep-alive."),
+    setting!("limit_request_line", None, Some("limit-request-line"), Kind::Uint, "4094", None, "INT", "Security",
+        "The maximum size of the HTTP request line in bytes; 0 means unlimited. Longer lines get 414."),
+    setting!("limit_request_fields", None, Some("limit-request-fields"), Kind::Uint, "100", None, "INT", "Security",
+        "The maximum number of header fields in a request (at most 32768). More get 431."),
+    setting!("limit_request_field_size", None, Some("limit-request-field_size"), Kind::Uint, "8190", None, "INT", "Security",
+        "The maximum size of one request header field in bytes; 0 means unlimited. Larger get 431."),
+    setting!("chdir", None, Some("chdir"), Kind::Text, "", None, "DIR", "Server Mechanics",
+        "Change to this directory before binding sockets and loading the application."),
+    setting!("pythonpath", None, Some("pythonpath"), Kind::Text, "", None, "DIRS", "Server Mechanics",
+        "Comma-separated directories to put in front of sys.path, e.g. '/home/app,/home/lib'."),
+    setting!("virtualenv", None, Some("virtualenv"), Kind::Text, "", Some("VIRTUAL_ENV"), "DIR", "Server Mechanics",
+        "Load the application with this virtualenv's packages, as its own python would. \
+         Defaults to $VIRTUAL_ENV (set by an activated virtualenv)."),
+    setting!("raw_env", Some('e'), Some("env"), Kind::List, "", None, "KEY=VALUE", "Server Mechanics",
+        "Set an environment variable in the workers, e.g. -e DJANGO_SETTINGS_MODULE=myproject.settings. Repeatable."),
+    setting!("proc_name", Some('n'), Some("name"), Kind::Text, "", None, "STRING", "Process Naming",
+        "A name for this server in logs and process titles."),
+    setting!("errorlog", None, Some("error-logfile"), Kind::Text, "-", None, "FILE", "Logging",
+        "Where the error log goes; '-' is stderr."),
+    setting!("loglevel", None, Some("log-level"), Kind::Choice(LOG_LEVELS), "info", None, "LEVEL", "Logging",
+        "The least severe error log level written: debug, info, warning, error or critical."),
+    setting!("accesslog", None, Some("access-logfile"), Kind::Text, "", None, "FILE", "Logging",
+        "Write an access log line per request to this file; '-' is stdout. Off by default."),
+    setting!("access_log_format", None, Some("access-logformat"), Kind::Text,
+        r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#, None, "FORMAT", "Logging",
+        "The access log format, with Gunicorn's atoms: h remote address, l '-', u user, t date, \
+         r request line, m method, U path, q query, H protocol, s status, B/b response length, \
+         f referer, a user agent, T/M/D/L request time in s/ms/us/decimal s, p pid, \
+         {name}i request header, {name}o response header, {name}e environment variable."),
+];
+
+/// The row named `name`; panics on a name not in the table, which is a bug
+/// in rwsgi, not in the input.
+pub fn setting(name: &str) -> &'static Setting {
+    SETTINGS
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no setting named {name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_flags_are_unique() {
+        for (i, a) in SETTINGS.iter().enumerate() {
+            for b in &SETTINGS[i + 1..] {
+                assert_ne!(a.name, b.name);
+                assert!(a.long.is_none() || a.long != b.long, "{}", a.name);
+                assert!(a.short.is_none() || a.short != b.short, "{}", a.name);
+            }
+        }
+    }
+
+    #[test]
+    fn access_log_default_is_gunicorns() {
+        assert_eq!(setting("access_log_format").default, DEFAULT_ACCESS_LOG_FORMAT);
+    }
+}

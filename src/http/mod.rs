@@ -1,0 +1,418 @@
+//! HTTP/1.x on bytes: the request head parser, body framing, the chunked
+//! decoder, response framing and the error → status table.
+//!
+//! Everything here is pure: it works on `&[u8]` and returns `Complete`,
+//! `Partial` or an [`HttpError`]; no socket, no Python. Incomplete input is
+//! never an error. Strict by default: where RFC 9112 lets a server choose,
+//! rwsgi refuses anything two parsers could read differently (request
+//! smuggling).
+
+pub mod body;
+pub mod chunked;
+pub mod response;
+
+use crate::config::RequestLimits;
+
+pub use chunked::ChunkedDecoder;
+
+/// HTTP version of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// How the request body is delimited (RFC 9112 §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFraming {
+    Empty,
+    Length(u64),
+    Chunked,
+}
+
+/// One request header, as received (name case kept, value trimmed of
+/// SP/HTAB only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: Vec<u8>,
+}
+
+/// A parsed and checked request head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    /// The request target exactly as sent (`RAW_URI`).
+    pub target: String,
+    pub version: Version,
+    pub headers: Vec<Header>,
+    pub framing: BodyFraming,
+    /// The client allows the connection to stay open after this request.
+    pub keep_alive: bool,
+    /// The client sent `Expect: 100-continue`.
+    pub expect_continue: bool,
+    /// Bytes of the buffer the head took, CRLFCRLF included.
+    pub head_len: usize,
+}
+
+impl Request {
+    /// The first header named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_slice())
+    }
+
+    /// Path and query of the target (`/a/b`, `q=1`); absolute-form targets
+    /// lose their scheme and authority.
+    pub fn path_and_query(&self) -> (&str, &str) {
+        let mut t = self.target.as_str();
+        if let Some(rest) = t.strip_prefix("http://").or_else(|| t.strip_prefix("https://")) {
+            t = rest.find('/').map_or("/", |i| &rest[i..]);
+        }
+        let t = t.split_once('#').map_or(t, |(before, _)| before);
+        t.split_once('?').unwrap_or((t, ""))
+    }
+}
+
+/// Result of feeding bytes to a parser.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parse<T> {
+    Complete(T),
+    Partial,
+}
+
+/// Everything that makes rwsgi refuse a request. Small and `Copy`: this is
+/// the hot path's error type; [`HttpError::status`] is the one place that
+/// maps an error to a status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpError {
+    /// The request line or a header line does not parse.
+    Malformed,
+    /// A line ends in LF without CR (RFC 9112 §2.2: rwsgi does not accept
+    /// bare LF).
+    BareLineFeed,
+    InvalidMethod,
+    InvalidTarget,
+    UnsupportedVersion,
+    InvalidHeaderName,
+    InvalidHeaderValue,
+    /// obs-fold (RFC 9112 §5.2).
+    ObsoleteLineFolding,
+    MissingHost,
+    DuplicateHost,
+    InvalidContentLength,
+    ConflictingContentLength,
+    ContentLengthWithTransferEncoding,
+    TransferEncodingOnHttp10,
+    ChunkedNotFinal,
+    UnknownTransferCoding,
+    UnsupportedExpectation,
+    RequestLineTooLong,
+    TooManyHeaders,
+    HeaderTooLarge,
+    InvalidChunk,
+    ChunkTooLarge,
+    TruncatedBody,
+    /// The client was too slow sending the head or the body.
+    Timeout,
+}
+
+impl HttpError {
+    /// The status code and reason phrase rwsgi answers with.
+    pub fn status(self) -> (u16, &'static str) {
+        use HttpError::*;
+        match self {
+            Malformed | BareLineFeed | InvalidMethod | InvalidTarget | InvalidHeaderName
+            | InvalidHeaderValue | ObsoleteLineFolding | MissingHost | DuplicateHost
+            | InvalidContentLength | ConflictingContentLength | ContentLengthWithTransferEncoding
+            | TransferEncodingOnHttp10 | ChunkedNotFinal | InvalidChunk | TruncatedBody => (400, "Bad Request"),
+            Timeout => (408, "Request Timeout"),
+            ChunkTooLarge => (413, "Content Too Large"),
+            RequestLineTooLong => (414, "URI Too Long"),
+            UnsupportedExpectation => (417, "Expectation Failed"),
+            TooManyHeaders | HeaderTooLarge => (431, "Request Header Fields Too Large"),
+            UnknownTransferCoding => (501, "Not Implemented"),
+            UnsupportedVersion => (505, "HTTP Version Not Supported"),
+        }
+    }
+
+    /// A short description for the log and the error body.
+    pub fn describe(self) -> &'static str {
+        use HttpError::*;
+        match self {
+            Malformed => "malformed request",
+            BareLineFeed => "bare LF in request head",
+            InvalidMethod => "invalid method",
+            InvalidTarget => "invalid request target",
+            UnsupportedVersion => "unsupported HTTP version",
+            InvalidHeaderName => "invalid header name",
+            InvalidHeaderValue => "invalid header value",
+            ObsoleteLineFolding => "obsolete line folding",
+            MissingHost => "missing Host header",
+            DuplicateHost => "duplicate Host header",
+            InvalidContentLength => "invalid Content-Length",
+            ConflictingContentLength => "conflicting Content-Length headers",
+            ContentLengthWithTransferEncoding => "both Content-Length and Transfer-Encoding",
+            TransferEncodingOnHttp10 => "Transfer-Encoding in an HTTP/1.0 request",
+            ChunkedNotFinal => "chunked is not the final transfer coding",
+            UnknownTransferCoding => "unknown transfer coding",
+            UnsupportedExpectation => "unsupported Expect value",
+            RequestLineTooLong => "request line too long",
+            TooManyHeaders => "too many header fields",
+            HeaderTooLarge => "header field too large",
+            InvalidChunk => "invalid chunked encoding",
+            ChunkTooLarge => "chunk size too large",
+            TruncatedBody => "request body ended early",
+            Timeout => "timed out reading the request",
+        }
+    }
+}
+
+/// The most bytes a request head may take under `limits`: the request
+/// line, every field at its largest, and their line ends.
+pub fn max_head_len(limits: &RequestLimits) -> usize {
+    let line = if limits.request_line == 0 { 64 * 1024 } else { limits.request_line };
+    let field = if limits.field_size == 0 { 64 * 1024 } else { limits.field_size };
+    (line + 2).saturating_add(limits.fields.saturating_mul(field + 2)).saturating_add(2)
+}
+
+/// Parse and check a request head at the start of `buf`.
+pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request>, HttpError> {
+    check_line_ends(buf)?;
+    let line_end = buf.windows(2).position(|w| w == b"\r\n");
+    let line_len = line_end.unwrap_or(buf.len());
+    if limits.request_line > 0 && line_len > limits.request_line {
+        return Err(HttpError::RequestLineTooLong);
+    }
+    if line_end.is_none() {
+        return Ok(Parse::Partial);
+    }
+    // httparse stops at the first oversize field only once it has the whole
+    // head; refuse a head that has outgrown every limit without waiting.
+    let head_end = find_head_end(buf);
+    if head_end.is_none() && buf.len() > max_head_len(limits) {
+        return Err(HttpError::HeaderTooLarge);
+    }
+
+    let mut slots = vec![httparse::EMPTY_HEADER; limits.fields + 1];
+    let mut req = httparse::Request::new(&mut slots);
+    let status = httparse::ParserConfig::default().parse_request(&mut req, buf);
+    let head_len = match status {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(Parse::Partial),
+        Err(e) => return Err(map_httparse_error(e, buf)),
+    };
+    if req.headers.len() > limits.fields {
+        return Err(HttpError::TooManyHeaders);
+    }
+    let method = req.method.unwrap_or_default();
+    let target = req.path.unwrap_or_default();
+    let version = match req.version {
+        Some(0) => Version::Http10,
+        Some(1) => Version::Http11,
+        _ => return Err(HttpError::UnsupportedVersion),
+    };
+    check_target(method, target)?;
+
+    let mut headers = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        if limits.field_size > 0 && h.name.len() + 2 + h.value.len() > limits.field_size {
+            return Err(HttpError::HeaderTooLarge);
+        }
+        headers.push(Header { name: h.name.to_string(), value: trim_ows(h.value).to_vec() });
+    }
+    let mut request = Request {
+        method: method.to_string(),
+        target: target.to_string(),
+        version,
+        headers,
+        framing: BodyFraming::Empty,
+        keep_alive: version == Version::Http11,
+        expect_continue: false,
+        head_len,
+    };
+    apply_semantics(&mut request)?;
+    Ok(Parse::Complete(request))
+}
+
+/// RFC 9112 §2.2: a bare CR, or LF not preceded by CR, in the head is an
+/// error. Only the head is scanned; a body may hold any bytes.
+fn check_line_ends(buf: &[u8]) -> Result<(), HttpError> {
+    let end = find_head_end(buf).map_or(buf.len(), |n| n);
+    let head = &buf[..end];
+    for (i, &b) in head.iter().enumerate() {
+        match b {
+            b'\n' if i == 0 || head[i - 1] != b'\r' => return Err(HttpError::BareLineFeed),
+            b'\r' if i + 1 < head.len() && head[i + 1] != b'\n' => return Err(HttpError::Malformed),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Offset just past the CRLFCRLF that ends the head, if present.
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> HttpError {
+    match e {
+        httparse::Error::HeaderName => {
+            // A header line starting with whitespace is obs-fold.
+            let folded = buf.windows(3).any(|w| w[0] == b'\n' && (w[1] == b' ' || w[1] == b'\t'));
+            if folded { HttpError::ObsoleteLineFolding } else { HttpError::InvalidHeaderName }
+        }
+        httparse::Error::HeaderValue => HttpError::InvalidHeaderValue,
+        httparse::Error::NewLine => HttpError::BareLineFeed,
+        httparse::Error::Token => HttpError::InvalidMethod,
+        httparse::Error::Version => HttpError::UnsupportedVersion,
+        httparse::Error::TooManyHeaders => HttpError::TooManyHeaders,
+        httparse::Error::Status => HttpError::Malformed,
+    }
+}
+
+/// RFC 9112 §3.2: origin-form, absolute-form, `*` only for OPTIONS,
+/// authority-form only for CONNECT; no control bytes anywhere.
+fn check_target(method: &str, target: &str) -> Result<(), HttpError> {
+    if target.bytes().any(|b| b < 0x21 || b == 0x7f) {
+        return Err(HttpError::InvalidTarget);
+    }
+    let ok = if method == "CONNECT" {
+        !target.starts_with('/') && target.contains(':')
+    } else if target == "*" {
+        method == "OPTIONS"
+    } else {
+        target.starts_with('/') || target.starts_with("http://") || target.starts_with("https://")
+    };
+    if ok { Ok(()) } else { Err(HttpError::InvalidTarget) }
+}
+
+/// Framing, Host, Expect and Connection rules (RFC 9110 §7.2, §10.1.1;
+/// RFC 9112 §6, §9.3).
+fn apply_semantics(req: &mut Request) -> Result<(), HttpError> {
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding: Vec<Vec<u8>> = Vec::new();
+    let mut hosts = 0;
+    let mut close = false;
+    let mut keep_alive = false;
+    for h in &req.headers {
+        let name = h.name.as_str();
+        if name.eq_ignore_ascii_case("content-length") {
+            // RFC 9112 §6.3: a list of equal values may be folded into one;
+            // anything else is unrecoverable.
+            for part in h.value.split(|&b| b == b',') {
+                let n = parse_content_length(trim_ows(part))?;
+                match content_length {
+                    Some(prev) if prev != n => return Err(HttpError::ConflictingContentLength),
+                    _ => content_length = Some(n),
+                }
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            for coding in h.value.split(|&b| b == b',') {
+                let coding = trim_ows(coding);
+                if !coding.is_empty() {
+                    transfer_encoding.push(coding.to_ascii_lowercase());
+                }
+            }
+        } else if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = trim_ows(token);
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            // RFC 9110 §10.1.1: the only expectation defined is 100-continue.
+            if h.value.eq_ignore_ascii_case(b"100-continue") {
+                req.expect_continue = req.version == Version::Http11;
+            } else {
+                return Err(HttpError::UnsupportedExpectation);
+            }
+        }
+    }
+    if hosts > 1 {
+        return Err(HttpError::DuplicateHost);
+    }
+    // RFC 9112 §3.2: a 1.1 request without Host is a 400.
+    if hosts == 0 && req.version == Version::Http11 {
+        return Err(HttpError::MissingHost);
+    }
+    req.framing = if !transfer_encoding.is_empty() {
+        // RFC 9112 §6.1: TE in a 1.0 request means the framing is faulty.
+        if req.version == Version::Http10 {
+            return Err(HttpError::TransferEncodingOnHttp10);
+        }
+        // RFC 9112 §6.3 (3): TE with CL is a smuggling attempt; refuse it.
+        if content_length.is_some() {
+            return Err(HttpError::ContentLengthWithTransferEncoding);
+        }
+        for coding in &transfer_encoding {
+            if !matches!(coding.as_slice(), b"chunked" | b"gzip" | b"deflate" | b"compress" | b"x-gzip") {
+                return Err(HttpError::UnknownTransferCoding);
+            }
+        }
+        if transfer_encoding.last().map(Vec::as_slice) != Some(b"chunked")
+            || transfer_encoding.iter().filter(|c| c.as_slice() == b"chunked").count() > 1
+        {
+            return Err(HttpError::ChunkedNotFinal);
+        }
+        if transfer_encoding.len() > 1 {
+            // Compressed transfer codings are valid HTTP but rwsgi does not
+            // decode them; say so rather than hand the app gzip bytes.
+            return Err(HttpError::UnknownTransferCoding);
+        }
+        BodyFraming::Chunked
+    } else {
+        match content_length {
+            Some(0) | None => BodyFraming::Empty,
+            Some(n) => BodyFraming::Length(n),
+        }
+    };
+    req.keep_alive = match req.version {
+        Version::Http11 => !close,
+        Version::Http10 => keep_alive && !close,
+    };
+    Ok(())
+}
+
+/// RFC 9110 §8.6: Content-Length = 1*DIGIT, nothing else (no sign, no
+/// spaces inside, no overflow).
+fn parse_content_length(v: &[u8]) -> Result<u64, HttpError> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(HttpError::InvalidContentLength);
+    }
+    v.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+        .ok_or(HttpError::InvalidContentLength)
+}
+
+/// Trim SP and HTAB only (RFC 9110 §5.5 OWS); never other whitespace.
+pub fn trim_ows(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|b| *b != b' ' && *b != b'\t').unwrap_or(v.len());
+    let end = v.iter().rposition(|b| *b != b' ' && *b != b'\t').map_or(start, |i| i + 1);
+    &v[start..end]
+}
+
+/// RFC 9110 §5.6.2 token characters.
+pub fn is_token(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
+/// RFC 9110 §5.5 field-value: no CTLs except HTAB, so no CR/LF/NUL.
+pub fn is_field_value(s: &[u8]) -> bool {
+    s.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,247 @@
+//! Response framing (RFC 9112 §6.3 from the sender's side) and the bytes
+//! of a response head.
+
+use super::{HttpError, Version};
+
+/// How the response body is delimited on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// HEAD, 1xx, 204, 304: headers only, whatever the app yields.
+    NoBody,
+    /// The app's Content-Length; at most that many bytes are sent.
+    Length(u64),
+    /// HTTP/1.1 without a known length.
+    Chunked,
+    /// HTTP/1.0 without a known length: the end of the body is the close.
+    CloseDelimited,
+}
+
+impl ResponseFraming {
+    /// Choose the framing for a response.
+    pub fn choose(is_head: bool, status: u16, content_length: Option<u64>, version: Version) -> Self {
+        if is_head || (100..200).contains(&status) || status == 204 || status == 304 {
+            ResponseFraming::NoBody
+        } else if let Some(n) = content_length {
+            ResponseFraming::Length(n)
+        } else if version == Version::Http11 {
+            ResponseFraming::Chunked
+        } else {
+            ResponseFraming::CloseDelimited
+        }
+    }
+
+    /// Whether the connection can carry another request after this response.
+    pub fn allows_keep_alive(self) -> bool {
+        self != ResponseFraming::CloseDelimited
+    }
+}
+
+/// Append a response head to `out`. `headers` come from the app and are
+/// already validated; rwsgi adds `Server`, `Date`, the framing header and
+/// `Connection` as needed.
+pub fn write_head(
+    out: &mut Vec<u8>,
+    status: &str,
+    headers: &[(String, String)],
+    framing: ResponseFraming,
+    version: Version,
+    keep_alive: bool,
+    date: &str,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_bytes());
+    out.extend_from_slice(b"\r\nServer: rwsgi\r\nDate: ");
+    out.extend_from_slice(date.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if framing == ResponseFraming::Chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    match (keep_alive, version) {
+        (false, _) => out.extend_from_slice(b"Connection: close\r\n"),
+        (true, Version::Http10) => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        (true, Version::Http11) => {}
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A complete response for a request rwsgi refuses; always closes.
+pub fn error_response(err: HttpError, date: &str) -> Vec<u8> {
+    let (code, reason) = err.status();
+    simple_response(code, reason, err.describe(), date)
+}
+
+/// A small text/plain response that closes the connection.
+pub fn simple_response(code: u16, reason: &str, body: &str, date: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {code} {reason}\r\nServer: rwsgi\r\nDate: {date}\r\nConnection: close\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}\n",
+        body.len() + 1
+    )
+    .into_bytes()
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) that PEP 3333 forbids an
+/// application to set; the server owns the connection.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    const HOP: [&str; 8] = [
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ];
+    HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_table() {
+        use ResponseFraming::*;
+        let v11 = Version::Http11;
+        let v10 = Version::Http10;
+        assert_eq!(ResponseFraming::choose(true, 200, Some(5), v11), NoBody);
+        assert_eq!(ResponseFraming::choose(false, 204, None, v11), NoBody);
+        assert_eq!(ResponseFraming::choose(false, 304, Some(9), v11), NoBody);
+        assert_eq!(ResponseFraming::choose(false, 101, None, v11), NoBody);
+        assert_eq!(ResponseFraming::choose(false, 200, Some(5), v10), Length(5));
+        assert_eq!(ResponseFraming::choose(false, 200, None, v11), Chunked);
+        assert_eq!(ResponseFraming::choose(false, 200, None, v10), CloseDelimited);
+        assert!(!CloseDelimited.allows_keep_alive());
+    }
+
+    #[test]
+    fn head_bytes() {
+        let mut out = Vec::new();
+        let headers = vec![("Content-Type".to_string(), "text/plain".to_string())];
+        write_head(&mut out, "200 OK", &headers, ResponseFraming::Chunked, Version::Http11, false, "D");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nServer: rwsgi\r\nDate: D\r\nContent-Type: text/plain\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        write_head(&mut out, "200 OK", &[], ResponseFraming::Length(0), Version::Http10, true, "D");
+        assert!(String::from_utf8(out).unwrap().ends_with("Connection: keep-alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn error_responses_close_and_carry_length() {
+        let r = String::from_utf8(error_response(HttpError::TooManyHeaders, "D")).unwrap();
+        assert!(r.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(r.contains("Connection: close\r\n"));
+        let body = r.split("\r\n\r\n").nth(1).unwrap();
+        assert!(r.contains(&format!("Content-Length: {}\r\n", body.len())));
+    }
+}
+
+/// Writes a response body in its framing. The head goes out with the
+/// first write, in the same `writev`.
+#[derive(Debug)]
+pub struct BodyEncoder {
+    framing: ResponseFraming,
+    /// Body bytes sent so far (excluding framing).
+    sent: u64,
+}
+
+impl BodyEncoder {
+    pub fn new(framing: ResponseFraming) -> Self {
+        BodyEncoder { framing, sent: 0 }
+    }
+
+    pub fn framing(&self) -> ResponseFraming {
+        self.framing
+    }
+
+    /// Body bytes written so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Body bytes still owed under a Content-Length; `None` otherwise.
+    pub fn remaining(&self) -> Option<u64> {
+        match self.framing {
+            ResponseFraming::Length(n) => Some(n.saturating_sub(self.sent)),
+            _ => None,
+        }
+    }
+
+    /// Write `head` (if any) and `data` framed. Data past a Content-Length
+    /// is dropped, and so is any body of a bodiless response.
+    pub fn write(&mut self, w: &mut impl std::io::Write, head: &[u8], data: &[u8]) -> std::io::Result<()> {
+        use std::io::IoSlice;
+        let data = match self.framing {
+            ResponseFraming::NoBody => &data[..0],
+            ResponseFraming::Length(_) => {
+                let left = usize::try_from(self.remaining().unwrap_or(0)).unwrap_or(usize::MAX);
+                &data[..data.len().min(left)]
+            }
+            ResponseFraming::Chunked | ResponseFraming::CloseDelimited => data,
+        };
+        self.sent += data.len() as u64;
+        if self.framing == ResponseFraming::Chunked && !data.is_empty() {
+            let size = super::chunked::chunk_header(data.len());
+            let mut bufs = [IoSlice::new(head), IoSlice::new(size.as_bytes()), IoSlice::new(data), IoSlice::new(b"\r\n")];
+            crate::net::write_all_vectored(w, &mut bufs)
+        } else {
+            let mut bufs = [IoSlice::new(head), IoSlice::new(data)];
+            crate::net::write_all_vectored(w, &mut bufs)
+        }
+    }
+
+    /// Write `head` (if any) and end the body.
+    pub fn finish(&mut self, w: &mut impl std::io::Write, head: &[u8]) -> std::io::Result<()> {
+        let tail: &[u8] = if self.framing == ResponseFraming::Chunked { super::chunked::LAST_CHUNK } else { b"" };
+        let mut bufs = [std::io::IoSlice::new(head), std::io::IoSlice::new(tail)];
+        crate::net::write_all_vectored(w, &mut bufs)
+    }
+
+    /// Account for bytes sent around the encoder (sendfile).
+    pub fn add_sent(&mut self, n: u64) {
+        self.sent += n;
+    }
+
+    /// True when the body on the wire is whole: every promised byte sent.
+    pub fn is_complete(&self) -> bool {
+        self.remaining().is_none_or(|n| n == 0)
+    }
+}
+
+#[cfg(test)]
+mod encoder_tests {
+    use super::*;
+
+    #[test]
+    fn chunked_and_length_bodies() {
+        let mut out = Vec::new();
+        let mut e = BodyEncoder::new(ResponseFraming::Chunked);
+        e.write(&mut out, b"H", b"hello").unwrap();
+        e.write(&mut out, b"", b"").unwrap();
+        e.finish(&mut out, b"").unwrap();
+        assert_eq!(out, b"H5\r\nhello\r\n0\r\n\r\n");
+
+        let mut out = Vec::new();
+        let mut e = BodyEncoder::new(ResponseFraming::Length(3));
+        e.write(&mut out, b"", b"ab").unwrap();
+        assert!(!e.is_complete());
+        e.write(&mut out, b"", b"cdef").unwrap();
+        e.finish(&mut out, b"").unwrap();
+        assert_eq!((out.as_slice(), e.is_complete()), (&b"abc"[..], true));
+
+        let mut out = Vec::new();
+        let mut e = BodyEncoder::new(ResponseFraming::NoBody);
+        e.write(&mut out, b"H", b"ignored").unwrap();
+        assert_eq!(out, b"H");
+    }
+}

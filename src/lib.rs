@@ -1,0 +1,66 @@
+//! rwsgi: a pre-fork WSGI HTTP server.
+//!
+//! Layout (calls flow one way, top to bottom):
+//! - [`config`]: the settings table, layers (defaults, file, env, CLI) and
+//!   the validated `Config`; renders `--help` and the man page.
+//! - [`master`]: binds listeners, forks and supervises workers; no Python.
+//! - [`sys`]: every `unsafe` (fork, signal dispositions, the shared
+//!   scoreboard, fd adoption, CPython start-up).
+//! - [`worker`]: a worker's boot order and its serve loop.
+//! - [`net`]: listening sockets, connections, reads and writes with deadlines.
+//! - [`http`]: pure HTTP/1.x parsing and framing over bytes.
+//! - [`wsgi`]: PEP 3333 — the environ, `start_response`, `wsgi.input`,
+//!   calling the app and iterating its response.
+//! - [`logging`]: the error log and the access log.
+
+pub mod config;
+pub mod http;
+pub mod logging;
+pub mod master;
+pub mod net;
+pub mod sys;
+pub mod worker;
+pub mod wsgi;
+
+use config::Config;
+
+/// Run rwsgi with resolved settings; returns the process exit status.
+pub fn run(cfg: Config) -> i32 {
+    if cfg.print_config {
+        print!("{}", cfg.to_toml());
+        return 0;
+    }
+    if let Some(dir) = &cfg.chdir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            eprintln!("Error: cannot change directory to {}: {e}", dir.display());
+            return 1;
+        }
+    }
+    if let Err(e) = logging::init_error_log(&cfg.errorlog, cfg.loglevel) {
+        eprintln!("Error: {e}");
+        return 1;
+    }
+    if cfg.app.is_none() {
+        eprintln!("Error: no application given. Usage: rwsgi [OPTIONS] MODULE:CALLABLE (see rwsgi --help)");
+        return 1;
+    }
+    if cfg.check_config {
+        return match worker::check_app(&cfg) {
+            Ok(()) => {
+                println!("Configuration OK: {} loads", cfg.app.as_ref().map(ToString::to_string).unwrap_or_default());
+                0
+            }
+            Err(e) => {
+                eprintln!("Error: {e}");
+                1
+            }
+        };
+    }
+    match master::Master::new(cfg) {
+        Ok(m) => m.run(),
+        Err(e) => {
+            log::error!("{e}");
+            1
+        }
+    }
+}

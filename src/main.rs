@@ -1,0 +1,25 @@
+//! The `rwsgi` command: resolve settings, then hand over to the library.
+
+use rwsgi::config::{self, Outcome};
+
+fn main() {
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    let env = |key: &str| std::env::var(key).ok();
+    let code = match config::load(args, &env) {
+        Ok(Outcome::Print(text)) => {
+            print!("{text}");
+            0
+        }
+        Ok(Outcome::Run(cfg)) => rwsgi::run(*cfg),
+        Err(e) => {
+            let text = e.to_string();
+            if text.starts_with("error:") {
+                eprintln!("{text}");
+            } else {
+                eprintln!("Error: {text}");
+            }
+            2
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,339 @@
+//! Listening sockets and accepted connections.
+//!
+//! The master binds every `--bind` address here before forking (so workers
+//! inherit the same listening sockets and the kernel spreads connections
+//! over them); workers accept. Sockets are non-blocking once in a worker:
+//! all waiting happens in mio or in `poll` with a deadline.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+
+use nix::sys::socket::{self, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage};
+
+use crate::config::BindAddr;
+use crate::sys;
+
+/// A bound, listening socket.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    /// A unix socket and the path rwsgi created for it (removed on exit);
+    /// `None` when inherited.
+    Unix(UnixListener, Option<PathBuf>),
+}
+
+/// The remote end of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    Unix,
+}
+
+/// An accepted connection.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    /// Bind and listen on `addr`.
+    pub fn bind(addr: &BindAddr, backlog: i32) -> io::Result<Listener> {
+        let backlog = Backlog::new(backlog).unwrap_or(Backlog::MAXCONN);
+        match addr {
+            BindAddr::Tcp(sa) => {
+                let family = if sa.is_ipv6() { AddressFamily::Inet6 } else { AddressFamily::Inet };
+                let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+                socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+                if sa.is_ipv6() {
+                    // Let [::]:PORT and 0.0.0.0:PORT be bound side by side.
+                    socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+                }
+                socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(*sa))?;
+                socket::listen(&fd, backlog)?;
+                Ok(Listener::Tcp(TcpListener::from(fd)))
+            }
+            BindAddr::Unix(path) => {
+                remove_stale_socket(path)?;
+                let fd = socket::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+                let ua = socket::UnixAddr::new(path.as_path())?;
+                socket::bind(fd.as_raw_fd(), &ua)?;
+                socket::listen(&fd, backlog)?;
+                Ok(Listener::Unix(UnixListener::from(fd), Some(path.clone())))
+            }
+            BindAddr::Fd(n) => Listener::adopt(sys::adopt_fd(*n)?),
+        }
+    }
+
+    /// Wrap an inherited listening socket, whatever its family.
+    pub fn adopt(fd: OwnedFd) -> io::Result<Listener> {
+        let accepting: bool = socket::getsockopt(&fd, sockopt::AcceptConn)?;
+        if !accepting {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the inherited fd is not a listening socket"));
+        }
+        let local: SockaddrStorage = socket::getsockname(fd.as_raw_fd())?;
+        Ok(if local.as_unix_addr().is_some() {
+            Listener::Unix(UnixListener::from(fd), None)
+        } else {
+            Listener::Tcp(TcpListener::from(fd))
+        })
+    }
+
+    /// Accept one connection without blocking; `WouldBlock` when none waits.
+    pub fn accept(&self) -> io::Result<(Stream, Peer)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, peer) = l.accept()?;
+                s.set_nonblocking(true)?;
+                // Responses are written whole; Nagle would only delay them.
+                s.set_nodelay(true)?;
+                Ok((Stream::Tcp(s), Peer::Tcp(peer)))
+            }
+            Listener::Unix(l, _) => {
+                let (s, _) = l.accept()?;
+                s.set_nonblocking(true)?;
+                Ok((Stream::Unix(s), Peer::Unix))
+            }
+        }
+    }
+
+    pub fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.set_nonblocking(true),
+            Listener::Unix(l, _) => l.set_nonblocking(true),
+        }
+    }
+
+    /// `SERVER_NAME` and `SERVER_PORT` for requests on this socket, as
+    /// Gunicorn gives them: the bound address and port, or the socket path
+    /// and an empty port.
+    pub fn server_name_port(&self) -> (String, String) {
+        match self {
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(a) => (a.ip().to_string(), a.port().to_string()),
+                Err(_) => (String::new(), String::new()),
+            },
+            Listener::Unix(l, path) => {
+                let p = path.clone().or_else(|| l.local_addr().ok()?.as_pathname().map(PathBuf::from));
+                (p.map(|p| p.display().to_string()).unwrap_or_default(), String::new())
+            }
+        }
+    }
+
+    /// How the master announces this socket: `http://127.0.0.1:8000`,
+    /// `unix:/run/app.sock`.
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l.local_addr().map_or_else(|_| "tcp:?".into(), |a| format!("http://{a}")),
+            Listener::Unix(_, _) => format!("unix:{}", self.server_name_port().0),
+        }
+    }
+
+    /// Remove the socket file rwsgi created (on a final stop).
+    pub fn remove_file(&self) {
+        if let Listener::Unix(_, Some(path)) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Unix(l, _) => l.as_raw_fd(),
+        }
+    }
+}
+
+/// Unlink a socket file left by an earlier run, but never a regular file.
+fn remove_stale_socket(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", path.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+impl Stream {
+    /// Shut down both directions (the peer sees EOF even if another
+    /// reference to the socket is still open).
+    pub fn shutdown(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+        };
+    }
+
+    /// Shut down the sending side only: the peer sees the end of a
+    /// close-delimited body while its unread input is still drained.
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).read(buf),
+            Stream::Unix(s) => (&*s).read(buf),
+        }
+    }
+}
+
+impl Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write(buf),
+            Stream::Unix(s) => (&*s).write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write_vectored(bufs),
+            Stream::Unix(s) => (&*s).write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+/// Blocking-style `Read`/`Write` over a non-blocking stream: each call
+/// waits with `poll` until the socket is ready, up to `timeout` (`None`
+/// waits forever). A wait that runs out is `ErrorKind::TimedOut`.
+pub struct DeadlineIo<'a> {
+    pub stream: &'a Stream,
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl DeadlineIo<'_> {
+    fn wait(&self, flags: nix::poll::PollFlags) -> io::Result<()> {
+        use nix::poll::{poll, PollFd, PollTimeout};
+        let started = std::time::Instant::now();
+        loop {
+            let left = match self.timeout {
+                None => PollTimeout::NONE,
+                Some(t) => {
+                    let left = t.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "peer too slow"));
+                    }
+                    PollTimeout::try_from(left.as_millis().max(1).min(i32::MAX as u128) as i32)
+                        .unwrap_or(PollTimeout::MAX)
+                }
+            };
+            let mut fds = [PollFd::new(self.stream.as_fd(), flags)];
+            match poll(&mut fds, left) {
+                Ok(0) => continue,
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Read for DeadlineIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match (&*self.stream).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(nix::poll::PollFlags::POLLIN)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Write for DeadlineIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match (&*self.stream).write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(nix::poll::PollFlags::POLLOUT)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        loop {
+            match (&*self.stream).write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(nix::poll::PollFlags::POLLOUT)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl DeadlineIo<'_> {
+    /// Send `count` bytes of `file` from `offset` with sendfile(2).
+    pub fn sendfile(&mut self, file: BorrowedFd<'_>, mut offset: i64, mut count: u64) -> io::Result<u64> {
+        let mut sent = 0;
+        while count > 0 {
+            let chunk = count.min(1 << 30) as usize;
+            match nix::sys::sendfile::sendfile(self.stream.as_fd(), file, Some(&mut offset), chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    sent += n as u64;
+                    count -= n as u64;
+                }
+                Err(nix::errno::Errno::EAGAIN) => self.wait(nix::poll::PollFlags::POLLOUT)?,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(sent)
+    }
+}
+
+/// `write_all` for several buffers at once: one `writev` in the common case.
+pub fn write_all_vectored(w: &mut impl Write, mut bufs: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    io::IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

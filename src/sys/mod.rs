@@ -1,0 +1,173 @@
+//! The only place with `unsafe`: fork, signal dispositions in a worker, the
+//! shared-memory scoreboard, adopting inherited fds and starting CPython
+//! with a chosen program name. Each function here is mechanism, not policy:
+//! callers decide when and why.
+
+pub mod scoreboard;
+
+use std::ffi::CString;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::unistd::ForkResult;
+
+pub use scoreboard::{Scoreboard, SlotState};
+
+/// Fork the calling process.
+pub fn fork() -> nix::Result<ForkResult> {
+    // SAFETY: only the master calls this, and the master is single-threaded
+    // (no thread holds a lock the child could need), so the child may run
+    // arbitrary code afterwards.
+    unsafe { nix::unistd::fork() }
+}
+
+/// Set by the worker's TERM handler: finish the request in hand, then exit.
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Set by the worker's USR1 handler: reopen log files.
+static REOPEN_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_term(_: libc::c_int) {
+    STOP_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn on_usr1(_: libc::c_int) {
+    REOPEN_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// True once TERM has arrived in this worker.
+pub fn stop_requested() -> bool {
+    STOP_REQUESTED.load(Ordering::SeqCst)
+}
+
+/// Ask this process to stop as if TERM had arrived (used when the worker
+/// itself decides to stop).
+pub fn request_stop() {
+    STOP_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// True (once) after USR1 arrived in this worker.
+pub fn take_reopen_request() -> bool {
+    REOPEN_REQUESTED.swap(false, Ordering::SeqCst)
+}
+
+/// Give a freshly forked worker its own signal dispositions, replacing the
+/// master's (whose handlers write to a pipe the worker must not touch):
+/// TERM → graceful stop flag; INT and QUIT → default (die at once);
+/// USR1 → reopen flag; the master's control signals (HUP, TTIN, TTOU, USR2,
+/// WINCH) ignored, so `pkill -HUP rwsgi` cannot kill workers; PIPE ignored
+/// so a client hang-up is an `EPIPE`, not death.
+pub fn install_worker_signals() -> nix::Result<()> {
+    let flag = |h: extern "C" fn(libc::c_int)| SigAction::new(SigHandler::Handler(h), SaFlags::empty(), SigSet::empty());
+    let plain = |h: SigHandler| SigAction::new(h, SaFlags::empty(), SigSet::empty());
+    let table = [
+        (Signal::SIGTERM, flag(on_term)),
+        (Signal::SIGUSR1, flag(on_usr1)),
+        (Signal::SIGINT, plain(SigHandler::SigDfl)),
+        (Signal::SIGQUIT, plain(SigHandler::SigDfl)),
+        (Signal::SIGCHLD, plain(SigHandler::SigDfl)),
+        (Signal::SIGHUP, plain(SigHandler::SigIgn)),
+        (Signal::SIGTTIN, plain(SigHandler::SigIgn)),
+        (Signal::SIGTTOU, plain(SigHandler::SigIgn)),
+        (Signal::SIGUSR2, plain(SigHandler::SigIgn)),
+        (Signal::SIGWINCH, plain(SigHandler::SigIgn)),
+        (Signal::SIGPIPE, plain(SigHandler::SigIgn)),
+    ];
+    for (sig, action) in table {
+        // SAFETY: the handlers only store to an atomic, which is
+        // async-signal-safe; SigDfl/SigIgn install no code at all.
+        unsafe { signal::sigaction(sig, &action) }?;
+    }
+    signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+/// Ignore SIGPIPE in the master too: a write to a closed pipe must be an
+/// error return, never a death.
+pub fn ignore_sigpipe() -> nix::Result<()> {
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: installing SIG_IGN runs no code.
+    unsafe { signal::sigaction(Signal::SIGPIPE, &ignore) }.map(drop)
+}
+
+/// Take ownership of an inherited, open file descriptor (`fd://N`,
+/// systemd's `LISTEN_FDS`).
+pub fn adopt_fd(fd: RawFd) -> nix::Result<OwnedFd> {
+    // Fails with EBADF when `fd` is not open, so the check below is sound.
+    nix::fcntl::fcntl(borrow_fd(fd), nix::fcntl::FcntlArg::F_GETFD)?;
+    // SAFETY: `fd` is open (checked above) and the caller hands its only
+    // owner to us: nothing else in rwsgi knows this number.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Borrow a descriptor someone else owns (Python's file object, an
+/// inherited fd being probed) for the length of one call.
+pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: callers use the result only within the call that holds the
+    // owner alive (a Python file object referenced by the response, or an
+    // F_GETFD probe that tolerates EBADF), and never store it.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// Close an fd this process inherited but does not use (the master's poll
+/// and signal pipe, in a worker).
+pub fn close_inherited(fd: RawFd) {
+    // SAFETY: the caller names an fd it owns by inheritance and will never
+    // use again; wrapping and dropping it closes it exactly once.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+}
+
+/// Start CPython in this process, as `program` would start (a virtualenv's
+/// `bin/python` makes CPython read its `pyvenv.cfg` and use its
+/// site-packages), with signal handlers left alone. Leaves the GIL
+/// released, as pyo3 expects.
+pub fn init_python(program: Option<&Path>) -> Result<(), String> {
+    use pyo3::ffi;
+    let program = match program {
+        Some(p) => Some(
+            CString::new(p.as_os_str().as_encoded_bytes())
+                .map_err(|_| format!("{}: path contains NUL", p.display()))?,
+        ),
+        None => None,
+    };
+    // SAFETY: called once, in a worker that has not touched Python; the
+    // PyConfig lives on this stack frame, is initialized by
+    // PyConfig_InitPythonConfig before any field is read, and is cleared
+    // before it goes out of scope. The error message pointer in a PyStatus
+    // is a static C string owned by CPython.
+    unsafe {
+        if ffi::Py_IsInitialized() != 0 {
+            return Ok(());
+        }
+        let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::zeroed();
+        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
+        let mut config = config.assume_init();
+        config.install_signal_handlers = 0;
+        config.parse_argv = 0;
+        let mut status = ffi::PyStatus_Ok();
+        if let Some(program) = &program {
+            status = ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, program.as_ptr());
+        }
+        if ffi::PyStatus_Exception(status) == 0 {
+            status = ffi::Py_InitializeFromConfig(&config);
+        }
+        ffi::PyConfig_Clear(&mut config);
+        if ffi::PyStatus_Exception(status) != 0 {
+            let msg = if status.err_msg.is_null() {
+                "unknown error".to_string()
+            } else {
+                std::ffi::CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+            };
+            return Err(format!("cannot initialize Python: {msg}"));
+        }
+        ffi::PyEval_SaveThread();
+    }
+    Ok(())
+}
+
+/// Leave the process now, without running Rust destructors or flushing
+/// stdio buffers inherited from the master.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and always sound to call.
+    unsafe { libc::_exit(code) }
+}

@@ -1,0 +1,229 @@
+//! The scoreboard: one shared anonymous mapping, created by the master
+//! before any fork, that every worker inherits. One slot per worker
+//! (pid, state, last heartbeat, requests served, start of the current
+//! request) plus one boot-error area where the first worker that fails to
+//! load the application leaves its traceback for the master to print once.
+//!
+//! Every field is an atomic, so master and workers share it without locks;
+//! the one byte buffer is written by a single process that won a
+//! compare-and-swap, and published with a release store of its length.
+
+use std::num::NonZeroUsize;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
+
+/// Most workers one scoreboard can track.
+pub const MAX_SLOTS: usize = 1024;
+/// Most bytes of a boot-error traceback kept.
+const BOOT_ERROR_LEN: usize = 64 * 1024;
+
+/// A worker's life cycle, as its slot shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum SlotState {
+    Free = 0,
+    Booting = 1,
+    Idle = 2,
+    Busy = 3,
+    Stopping = 4,
+}
+
+impl SlotState {
+    fn from_u32(v: u32) -> SlotState {
+        match v {
+            1 => SlotState::Booting,
+            2 => SlotState::Idle,
+            3 => SlotState::Busy,
+            4 => SlotState::Stopping,
+            _ => SlotState::Free,
+        }
+    }
+}
+
+#[repr(C)]
+struct Slot {
+    pid: AtomicI32,
+    state: AtomicU32,
+    /// Milliseconds since the epoch of the last sign of life.
+    last_beat_ms: AtomicU64,
+    requests: AtomicU64,
+    /// Milliseconds since the epoch the current request started; 0 if idle.
+    request_start_ms: AtomicU64,
+}
+
+#[repr(C)]
+struct Board {
+    boot_error_claimed: AtomicU32,
+    boot_error_len: AtomicU32,
+    boot_error: [u8; BOOT_ERROR_LEN],
+    slots: [Slot; MAX_SLOTS],
+}
+
+/// Handle on the shared mapping. Cheap to copy into a forked child: the
+/// child's copy points at the same shared pages.
+pub struct Scoreboard {
+    board: NonNull<Board>,
+}
+
+// SAFETY: all shared state is atomics, and the boot-error bytes are written
+// by one process only (the CAS winner) before its length is published.
+unsafe impl Send for Scoreboard {}
+unsafe impl Sync for Scoreboard {}
+
+impl Scoreboard {
+    /// Map a zeroed scoreboard (all slots `Free`).
+    pub fn new() -> nix::Result<Scoreboard> {
+        let len = NonZeroUsize::new(std::mem::size_of::<Board>()).expect("Board is not zero-sized");
+        // SAFETY: a fresh anonymous shared mapping aliases nothing; the
+        // kernel zero-fills it, and all-zero is a valid `Board` (atomics and
+        // bytes).
+        let ptr = unsafe {
+            mmap_anonymous(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED)?
+        };
+        Ok(Scoreboard { board: ptr.cast() })
+    }
+
+    fn board(&self) -> &Board {
+        // SAFETY: the mapping lives as long as `self` and is only accessed
+        // through atomics or the single-writer protocol above.
+        unsafe { self.board.as_ref() }
+    }
+
+    fn slot(&self, index: usize) -> &Slot {
+        &self.board().slots[index]
+    }
+
+    /// Claim slot `index` for a new worker (master, after fork).
+    pub fn assign(&self, index: usize, pid: i32) {
+        let slot = self.slot(index);
+        slot.requests.store(0, Ordering::Relaxed);
+        slot.request_start_ms.store(0, Ordering::Relaxed);
+        slot.last_beat_ms.store(now_ms(), Ordering::Relaxed);
+        slot.state.store(SlotState::Booting as u32, Ordering::Relaxed);
+        slot.pid.store(pid, Ordering::Release);
+    }
+
+    /// Mark slot `index` free (master, after reaping its worker).
+    pub fn release(&self, index: usize) {
+        let slot = self.slot(index);
+        slot.pid.store(0, Ordering::Relaxed);
+        slot.state.store(SlotState::Free as u32, Ordering::Release);
+    }
+
+    /// A worker's state change; also a heartbeat.
+    pub fn set_state(&self, index: usize, state: SlotState) {
+        let slot = self.slot(index);
+        slot.state.store(state as u32, Ordering::Release);
+        slot.last_beat_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn state(&self, index: usize) -> SlotState {
+        SlotState::from_u32(self.slot(index).state.load(Ordering::Acquire))
+    }
+
+    /// A worker is alive and well.
+    pub fn beat(&self, index: usize) {
+        self.slot(index).last_beat_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Milliseconds since slot `index` last beat.
+    pub fn silent_for_ms(&self, index: usize) -> u64 {
+        now_ms().saturating_sub(self.slot(index).last_beat_ms.load(Ordering::Relaxed))
+    }
+
+    /// A request started in worker `index`.
+    pub fn request_started(&self, index: usize) {
+        let slot = self.slot(index);
+        let now = now_ms();
+        slot.request_start_ms.store(now, Ordering::Relaxed);
+        slot.last_beat_ms.store(now, Ordering::Relaxed);
+        slot.state.store(SlotState::Busy as u32, Ordering::Release);
+    }
+
+    /// A request finished in worker `index`.
+    pub fn request_finished(&self, index: usize) {
+        let slot = self.slot(index);
+        slot.requests.fetch_add(1, Ordering::Relaxed);
+        slot.request_start_ms.store(0, Ordering::Relaxed);
+        slot.last_beat_ms.store(now_ms(), Ordering::Relaxed);
+        slot.state.store(SlotState::Idle as u32, Ordering::Release);
+    }
+
+    pub fn requests(&self, index: usize) -> u64 {
+        self.slot(index).requests.load(Ordering::Relaxed)
+    }
+
+    /// Leave a boot error for the master. Only the first caller across all
+    /// processes writes; returns whether this call was it.
+    pub fn report_boot_error(&self, text: &str) -> bool {
+        let board = self.board();
+        if board.boot_error_claimed.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return false;
+        }
+        let bytes = text.as_bytes();
+        let n = bytes.len().min(BOOT_ERROR_LEN);
+        // SAFETY: this process won the CAS, so it is the only writer of the
+        // buffer, and no reader looks before the length is published below.
+        unsafe {
+            let dst = std::ptr::addr_of!(board.boot_error) as *mut u8;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, n);
+        }
+        board.boot_error_len.store(n as u32, Ordering::Release);
+        true
+    }
+
+    /// The boot error a worker left, if any.
+    pub fn boot_error(&self) -> Option<String> {
+        let board = self.board();
+        let n = board.boot_error_len.load(Ordering::Acquire) as usize;
+        (n > 0).then(|| String::from_utf8_lossy(&board.boot_error[..n]).into_owned())
+    }
+
+    /// Forget a reported boot error (after a reload the next one counts).
+    pub fn clear_boot_error(&self) {
+        let board = self.board();
+        board.boot_error_len.store(0, Ordering::Release);
+        board.boot_error_claimed.store(0, Ordering::Release);
+    }
+}
+
+impl Drop for Scoreboard {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was created in `new` with exactly this size
+        // and nothing borrows it past `self`.
+        unsafe {
+            let _ = munmap(self.board.cast(), std::mem::size_of::<Board>());
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_and_boot_error() {
+        let board = Scoreboard::new().unwrap();
+        assert_eq!(board.state(3), SlotState::Free);
+        board.assign(3, 1234);
+        assert_eq!(board.state(3), SlotState::Booting);
+        board.request_started(3);
+        assert_eq!(board.state(3), SlotState::Busy);
+        board.request_finished(3);
+        assert_eq!((board.state(3), board.requests(3)), (SlotState::Idle, 1));
+        assert!(board.silent_for_ms(3) < 60_000);
+        assert_eq!(board.boot_error(), None);
+        assert!(board.report_boot_error("first"));
+        assert!(!board.report_boot_error("second"));
+        assert_eq!(board.boot_error().as_deref(), Some("first"));
+        board.release(3);
+        assert_eq!(board.state(3), SlotState::Free);
+    }
+}

@@ -1,0 +1,530 @@
+//! A worker process: the boot order after fork, and the serve loop.
+//!
+//! The loop polls the listening sockets and the parked connections (idle
+//! keep-alive ones and those whose request head is still arriving) with
+//! mio, so a slow or idle client never blocks the worker. When a head is
+//! complete the request is served to the end — app call, body, response —
+//! with every socket wait bounded by `--timeout`. The worker never forks
+//! and never touches another worker.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use pyo3::prelude::*;
+
+use crate::config::{Config, LogTarget};
+use crate::http::response::error_response;
+use crate::http::{self, max_head_len, HttpError, Parse};
+use crate::logging::{AccessInfo, AccessLog};
+use crate::net::{DeadlineIo, Listener, Peer, Stream};
+use crate::sys::{self, Scoreboard, SlotState};
+use crate::wsgi::{self, App, Exchange, ListenerInfo};
+
+/// Why a worker process ends; the master reads it from the exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitReason {
+    /// Asked to stop, and stopped.
+    Stopped,
+    /// Could not boot (Python would not start, a setting it applies failed).
+    BootError,
+    /// The application could not be imported.
+    AppLoadError,
+}
+
+impl ExitReason {
+    /// The one table from reason to exit status (Gunicorn's numbers).
+    pub fn code(self) -> i32 {
+        match self {
+            ExitReason::Stopped => 0,
+            ExitReason::BootError => 3,
+            ExitReason::AppLoadError => 4,
+        }
+    }
+
+    pub fn from_code(code: i32) -> Option<ExitReason> {
+        [ExitReason::Stopped, ExitReason::BootError, ExitReason::AppLoadError]
+            .into_iter()
+            .find(|r| r.code() == code)
+    }
+}
+
+/// What a worker is handed at fork: plain data built by the master.
+pub struct WorkerSpec<'a> {
+    pub cfg: &'a Config,
+    pub listeners: &'a [Listener],
+    pub board: &'a Scoreboard,
+    pub slot: usize,
+    /// The master's own fds (poll, signal pipe) to close.
+    pub inherited: Vec<RawFd>,
+}
+
+/// Run a worker in a freshly forked child; never returns.
+pub fn run(spec: WorkerSpec<'_>) -> ! {
+    let reason = match boot(&spec) {
+        Ok((app, access_log)) => {
+            spec.board.set_state(spec.slot, SlotState::Idle);
+            if let Err(e) = Server::new(&spec, app, access_log).and_then(|mut s| s.serve()) {
+                log::error!("worker failed: {e}");
+            }
+            flush_python();
+            ExitReason::Stopped
+        }
+        Err(reason) => reason,
+    };
+    sys::exit_now(reason.code())
+}
+
+/// Load the app once in this process and report: `--check-config`.
+pub fn check_app(cfg: &Config) -> Result<(), String> {
+    prepare_python(cfg).map_err(|(_, e)| e)?;
+    Python::attach(|py| {
+        wsgi::load_app(py, cfg).map(drop).map_err(|e| match e.traceback {
+            Some(tb) => format!("{}\n{tb}", e.summary),
+            None => e.summary,
+        })
+    })
+}
+
+/// The fixed boot order after fork: signals, inherited fds, environment,
+/// Python, the app, the access log.
+fn boot(spec: &WorkerSpec<'_>) -> Result<(App, Option<AccessLog>), ExitReason> {
+    let cfg = spec.cfg;
+    if let Err(e) = sys::install_worker_signals() {
+        log::error!("cannot set up worker signals: {e}");
+        return Err(ExitReason::BootError);
+    }
+    for fd in &spec.inherited {
+        sys::close_inherited(*fd);
+    }
+    log::info!("Booting worker with pid: {}", std::process::id());
+    prepare_python(cfg).map_err(|(reason, e)| {
+        log::error!("{e}");
+        reason
+    })?;
+    let infos: Vec<ListenerInfo> = spec
+        .listeners
+        .iter()
+        .map(|l| {
+            let (server_name, server_port) = l.server_name_port();
+            ListenerInfo { server_name, server_port }
+        })
+        .collect();
+    let app = Python::attach(|py| match wsgi::load_app(py, cfg) {
+        Ok(callable) => App::new(py, callable, &infos, cfg).map_err(|e| wsgi::LoadError {
+            summary: format!("cannot prepare the environ: {e}"),
+            traceback: Some(wsgi::format_traceback(py, &e)),
+        }),
+        Err(e) => Err(e),
+    });
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            let text = match e.traceback {
+                Some(tb) => format!("{}\n{tb}", e.summary),
+                None => e.summary,
+            };
+            // The first worker to fail tells the master; the master prints
+            // it once, however many workers fail the same way.
+            spec.board.report_boot_error(&text);
+            return Err(ExitReason::AppLoadError);
+        }
+    };
+    let access_log = match &cfg.accesslog {
+        Some(target) => match AccessLog::open(target, &cfg.access_log_format) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::error!("{e}");
+                return Err(ExitReason::BootError);
+            }
+        },
+        None => None,
+    };
+    Ok((app, access_log))
+}
+
+/// Apply `-e`, then start CPython (inside `--virtualenv` when set).
+fn prepare_python(cfg: &Config) -> Result<(), (ExitReason, String)> {
+    for (k, v) in &cfg.raw_env {
+        // The worker is single-threaded here: nothing reads the environment
+        // concurrently.
+        std::env::set_var(k, v);
+    }
+    let program = match &cfg.virtualenv {
+        Some(venv) => {
+            if !venv.join("pyvenv.cfg").is_file() {
+                return Err((
+                    ExitReason::AppLoadError,
+                    format!("virtualenv {}: no pyvenv.cfg there; is it a virtualenv?", venv.display()),
+                ));
+            }
+            Some(venv.join("bin").join("python"))
+        }
+        None => None,
+    };
+    sys::init_python(program.as_deref()).map_err(|e| (ExitReason::BootError, e))
+}
+
+/// Flush Python's buffered stdout/stderr and run `atexit` handlers before
+/// the process ends without finalizing the interpreter.
+fn flush_python() {
+    Python::attach(|py| {
+        let _ = py.run(
+            c"import atexit, sys\ntry:\n    atexit._run_exitfuncs()\nfinally:\n    sys.stdout.flush(); sys.stderr.flush()\n",
+            None,
+            None,
+        );
+    });
+}
+
+/// How long a connection may sit in the poll, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConnState {
+    /// Accepted, nothing received yet.
+    Fresh,
+    /// Part of a request head received.
+    ReadingHead,
+    /// Between requests on a keep-alive connection.
+    Idle,
+}
+
+struct Conn {
+    stream: Arc<Stream>,
+    peer: Peer,
+    listener: usize,
+    buf: Vec<u8>,
+    state: ConnState,
+    deadline: Option<Instant>,
+}
+
+/// The serve loop's state.
+struct Server<'a> {
+    spec: &'a WorkerSpec<'a>,
+    app: App,
+    access_log: Option<AccessLog>,
+    poll: Poll,
+    conns: HashMap<usize, Conn>,
+    next_token: usize,
+    /// A listener may still have connections queued (accept is one at a
+    /// time so load spreads over workers; edge-triggered readiness will
+    /// not fire again for those already queued).
+    accept_pending: Vec<bool>,
+    max_head: usize,
+    stopping: bool,
+}
+
+impl<'a> Server<'a> {
+    fn new(spec: &'a WorkerSpec<'a>, app: App, access_log: Option<AccessLog>) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        for (i, l) in spec.listeners.iter().enumerate() {
+            l.set_nonblocking()?;
+            poll.registry().register(&mut SourceFd(&l.as_raw_fd()), Token(i), Interest::READABLE)?;
+        }
+        Ok(Server {
+            spec,
+            app,
+            access_log,
+            poll,
+            conns: HashMap::new(),
+            next_token: spec.listeners.len(),
+            accept_pending: vec![true; spec.listeners.len()],
+            max_head: max_head_len(&spec.cfg.limits),
+            stopping: false,
+        })
+    }
+
+    /// Poll, accept, serve, expire: until asked to stop and nothing is left.
+    fn serve(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        loop {
+            if sys::stop_requested() && !self.stopping {
+                self.begin_stop();
+            }
+            if self.stopping && self.conns.is_empty() {
+                return Ok(());
+            }
+            if sys::take_reopen_request() {
+                self.reopen_logs();
+            }
+            self.spec.board.beat(self.spec.slot);
+            let timeout = self.poll_timeout();
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let ready: Vec<usize> = events.iter().map(|e| e.token().0).collect();
+            for token in ready {
+                if token < self.spec.listeners.len() {
+                    self.accept_pending[token] = true;
+                } else {
+                    self.on_readable(token);
+                }
+            }
+            if !self.stopping {
+                for i in 0..self.spec.listeners.len() {
+                    if self.accept_pending[i] {
+                        self.accept_one(i);
+                    }
+                }
+            }
+            self.expire_connections();
+        }
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        if !self.stopping && self.accept_pending.iter().any(|p| *p) {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let mut t = Duration::from_secs(1);
+        for c in self.conns.values() {
+            if let Some(d) = c.deadline {
+                t = t.min(d.saturating_duration_since(now));
+            }
+        }
+        t
+    }
+
+    /// Stop accepting; close idle keep-alive connections; let the rest
+    /// (fresh connections and heads in progress) finish their request.
+    fn begin_stop(&mut self) {
+        self.stopping = true;
+        self.spec.board.set_state(self.spec.slot, SlotState::Stopping);
+        for l in self.spec.listeners {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&l.as_raw_fd()));
+        }
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.state == ConnState::Idle && c.buf.is_empty())
+            .map(|(t, _)| *t)
+            .collect();
+        for t in idle {
+            self.close(t);
+        }
+    }
+
+    fn accept_one(&mut self, listener: usize) {
+        match self.spec.listeners[listener].accept() {
+            Ok((stream, peer)) => {
+                let token = self.next_token;
+                self.next_token += 1;
+                let fd = stream.as_raw_fd();
+                if let Err(e) = self.poll.registry().register(&mut SourceFd(&fd), Token(token), Interest::READABLE) {
+                    log::error!("cannot watch a new connection: {e}");
+                    return;
+                }
+                let deadline = self.spec.cfg.timeout.map(|t| Instant::now() + t);
+                self.conns.insert(
+                    token,
+                    Conn { stream: Arc::new(stream), peer, listener, buf: Vec::new(), state: ConnState::Fresh, deadline },
+                );
+                // Clients usually send the request with the connection.
+                self.on_readable(token);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.accept_pending[listener] = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::ConnectionAborted => {}
+            Err(e) => {
+                // EMFILE and friends: back off until the next loop.
+                log::error!("accept failed: {e}");
+                self.accept_pending[listener] = false;
+            }
+        }
+    }
+
+    /// Read what is there; serve every complete request; park the rest.
+    fn on_readable(&mut self, token: usize) {
+        let Some(mut conn) = self.conns.remove(&token) else { return };
+        let keep = self.drive(&mut conn);
+        if keep {
+            self.conns.insert(token, conn);
+        } else {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&conn.stream.as_raw_fd()));
+        }
+    }
+
+    /// Returns whether the connection stays open.
+    fn drive(&mut self, conn: &mut Conn) -> bool {
+        loop {
+            match fill_nonblocking(&conn.stream, &mut conn.buf, self.max_head + 1) {
+                Ok(FillResult::Eof) if conn.buf.is_empty() => return false,
+                Ok(FillResult::Eof) => {
+                    // A partial head and then EOF: nothing to answer.
+                    log::debug!("client closed with an incomplete request");
+                    return false;
+                }
+                Ok(FillResult::Open) => {}
+                Err(e) => {
+                    log::debug!("read failed: {e}");
+                    return false;
+                }
+            }
+            if conn.buf.is_empty() {
+                return true;
+            }
+            let request = match http::parse_request(&conn.buf, &self.spec.cfg.limits) {
+                Ok(Parse::Complete(r)) => r,
+                Ok(Parse::Partial) => {
+                    if conn.state != ConnState::ReadingHead {
+                        conn.state = ConnState::ReadingHead;
+                        conn.deadline = self.spec.cfg.timeout.map(|t| Instant::now() + t);
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    self.refuse(conn, e);
+                    return false;
+                }
+            };
+            if !self.serve_request(conn, request) {
+                return false;
+            }
+            conn.state = ConnState::Idle;
+            conn.deadline = self.spec.cfg.keepalive.map(|k| Instant::now() + k);
+        }
+    }
+
+    /// Serve one request; returns whether the connection stays open.
+    fn serve_request(&mut self, conn: &mut Conn, request: http::Request) -> bool {
+        let cfg = self.spec.cfg;
+        let started = Instant::now();
+        self.spec.board.request_started(self.spec.slot);
+        let leftover = conn.buf.split_off(request.head_len);
+        conn.buf.clear();
+        let keep_alive = request.keep_alive && cfg.keepalive.is_some() && !self.stopping && !sys::stop_requested();
+        let ex = Exchange {
+            request: &request,
+            peer: &conn.peer,
+            listener: conn.listener,
+            stream: &conn.stream,
+            leftover,
+            timeout: cfg.timeout,
+            keep_alive,
+            date: http_date(),
+        };
+        let outcome = Python::attach(|py| wsgi::handle(py, &self.app, ex));
+        if let Some(log) = &self.access_log {
+            log.log(&AccessInfo {
+                peer: &conn.peer,
+                request: &request,
+                status: &outcome.status,
+                response_headers: &outcome.headers,
+                body_bytes: outcome.body_bytes,
+                duration: started.elapsed(),
+            });
+        }
+        self.spec.board.request_finished(self.spec.slot);
+        let mut reusable = outcome.reusable && !sys::stop_requested();
+        let mut body = outcome.body;
+        if reusable && !body.is_complete() {
+            // The app left body unread: drain a bounded amount so the next
+            // request starts where it should, or give up on the connection.
+            // A client still waiting for `100 Continue` may never send it.
+            reusable = !outcome.continue_unsent && {
+                let mut io = DeadlineIo { stream: &conn.stream, timeout: cfg.timeout };
+                matches!(body.drain(&mut io, DRAIN_LIMIT), Ok(true))
+            };
+        }
+        conn.buf = body.into_leftover();
+        if !reusable {
+            // Let the client read the response before the close resets it.
+            conn.stream.shutdown_write();
+        }
+        reusable
+    }
+
+    /// Answer a bad request with its status and close.
+    fn refuse(&mut self, conn: &Conn, e: HttpError) {
+        log::debug!("bad request from {:?}: {}", conn.peer, e.describe());
+        let mut io = DeadlineIo { stream: &conn.stream, timeout: Some(Duration::from_secs(1)) };
+        let _ = io.write_all(&error_response(e, &http_date()));
+        conn.stream.shutdown_write();
+    }
+
+    fn expire_connections(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in expired {
+            if let Some(c) = self.conns.get(&t) {
+                if c.state == ConnState::ReadingHead {
+                    let c = self.conns.remove(&t).expect("present: just looked it up");
+                    self.refuse(&c, HttpError::Timeout);
+                    let _ = self.poll.registry().deregister(&mut SourceFd(&c.stream.as_raw_fd()));
+                    continue;
+                }
+            }
+            self.close(t);
+        }
+    }
+
+    fn close(&mut self, token: usize) {
+        if let Some(c) = self.conns.remove(&token) {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&c.stream.as_raw_fd()));
+        }
+    }
+
+    fn reopen_logs(&mut self) {
+        if let Err(e) = crate::logging::reopen_error_log() {
+            log::error!("{e}");
+        }
+        if let Some(l) = &self.access_log {
+            if let Err(e) = l.reopen() {
+                log::error!("{e}");
+            }
+        }
+    }
+}
+
+/// Most body bytes read and thrown away to keep a connection alive.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+enum FillResult {
+    Open,
+    Eof,
+}
+
+/// Read without blocking until the socket is drained or `buf` holds
+/// `limit` bytes.
+fn fill_nonblocking(stream: &Stream, buf: &mut Vec<u8>, limit: usize) -> io::Result<FillResult> {
+    let mut chunk = [0u8; 16 * 1024];
+    while buf.len() < limit {
+        match (&*stream).read(&mut chunk) {
+            Ok(0) => return Ok(FillResult::Eof),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(FillResult::Open)
+}
+
+/// The `Date` header value, formatted once per second.
+fn http_date() -> String {
+    thread_local! {
+        static CACHE: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = chrono::Utc::now();
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != now.timestamp() {
+            *c = (now.timestamp(), now.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
+        }
+        c.1.clone()
+    })
+}
+
+/// Where the master's log goes, for a worker that must reopen it.
+pub fn log_target_is_file(t: &LogTarget) -> bool {
+    matches!(t, LogTarget::File(_))
+}

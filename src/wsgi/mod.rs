@@ -1,0 +1,470 @@
+//! PEP 3333: loading the application, building the environ, calling the
+//! app and iterating its response into the socket.
+//!
+//! Python is attached only around Python calls; socket reads and writes
+//! run detached. The response iterable's `close()` is called on every
+//! path. Framing bytes come from `http`; this module never writes them
+//! itself.
+
+pub mod objects;
+pub mod response;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::{intern, PyTypeInfo};
+
+use crate::config::{AppSpec, Config};
+use crate::http::body::{BodyError, BodyReader};
+use crate::http::Request;
+use crate::net::{Peer, Stream};
+use objects::{lock, Errors, FileWrapper, Input, InputState, StartResponse};
+use response::ResponseState;
+
+/// The loaded application and the per-worker constants of its environ.
+pub struct App {
+    callable: Py<PyAny>,
+    /// One prepared environ per listener (SERVER_NAME/PORT differ); each
+    /// request copies one.
+    base_environs: Vec<Py<PyDict>>,
+}
+
+/// Why the application could not be loaded.
+pub struct LoadError {
+    /// One readable sentence.
+    pub summary: String,
+    /// The Python traceback, when there is one.
+    pub traceback: Option<String>,
+}
+
+/// Put `--chdir`/`--pythonpath` on `sys.path`, apply `-e`, import the app.
+pub fn load_app(py: Python<'_>, cfg: &Config) -> Result<Py<PyAny>, LoadError> {
+    let spec = cfg.app.as_ref().ok_or_else(|| LoadError {
+        summary: "no application given: rwsgi [OPTIONS] MODULE:CALLABLE".into(),
+        traceback: None,
+    })?;
+    let with_tb = |e: PyErr| LoadError { summary: format!("cannot load {spec}: {e}"), traceback: Some(format_traceback(py, &e)) };
+    let sys = py.import("sys").map_err(with_tb)?;
+    let path = sys.getattr("path").map_err(with_tb)?;
+    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into());
+    let mut front: Vec<String> = cfg.pythonpath.iter().map(|p| p.display().to_string()).collect();
+    front.push(cwd);
+    for (i, dir) in front.iter().enumerate() {
+        path.call_method1("insert", (i, dir)).map_err(with_tb)?;
+    }
+    import_app(py, spec).map_err(|e| {
+        let not_found = e.is_instance_of::<pyo3::exceptions::PyModuleNotFoundError>(py)
+            && e.value(py).getattr("name").ok().and_then(|n| n.extract::<String>().ok()).is_some_and(|n| {
+                spec.module == n || spec.module.starts_with(&format!("{n}."))
+            });
+        if not_found {
+            LoadError {
+                summary: format!(
+                    "cannot load {spec}: no module named '{}' (searched {}; see --chdir and --pythonpath)",
+                    spec.module,
+                    path.str().map(|s| s.to_string()).unwrap_or_default()
+                ),
+                traceback: None,
+            }
+        } else {
+            with_tb(e)
+        }
+    })
+}
+
+fn import_app(py: Python<'_>, spec: &AppSpec) -> PyResult<Py<PyAny>> {
+    let module = py.import(spec.module.as_str())?;
+    let mut obj = module.into_any();
+    for part in spec.attr.split('.') {
+        obj = obj.getattr(part).map_err(|_| {
+            pyo3::exceptions::PyAttributeError::new_err(format!(
+                "module '{}' has no attribute '{}'",
+                spec.module, spec.attr
+            ))
+        })?;
+    }
+    if let Some(args) = &spec.call {
+        // Arguments are Python literals only, as in Gunicorn: evaluated by
+        // ast.literal_eval, never executed.
+        let code = c"def call(factory, text):\n    import ast\n    node = ast.parse('f(' + text + ')', mode='eval').body\n    if not isinstance(node, ast.Call):\n        raise ValueError('factory arguments must be a call')\n    args = [ast.literal_eval(a) for a in node.args]\n    kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}\n    return factory(*args, **kwargs)\n";
+        let scope = PyDict::new(py);
+        py.run(code, Some(&scope), None)?;
+        let call = scope.get_item("call")?.ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("factory helper missing"))?;
+        obj = call.call1((obj, args.as_str()))?;
+    }
+    if !obj.is_callable() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!("{spec} is not callable (a WSGI application must be)")));
+    }
+    Ok(obj.unbind())
+}
+
+/// A Python exception with its traceback, as Python prints it.
+pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = py.import("traceback").and_then(|tb| {
+        let lines = tb.call_method1("format_exception", (err.clone_ref(py).into_value(py),))?;
+        let joined = PyString::new(py, "").call_method1("join", (lines,))?;
+        joined.extract::<String>()
+    });
+    formatted.unwrap_or_else(|_| err.to_string()).trim_end().to_string()
+}
+
+/// Log a Python exception with its traceback at error level.
+pub fn log_py_err(py: Python<'_>, context: &str, err: &PyErr) {
+    log::error!("{context}\n{}", format_traceback(py, err));
+}
+
+/// Per-listener facts the environ needs.
+pub struct ListenerInfo {
+    pub server_name: String,
+    pub server_port: String,
+}
+
+impl App {
+    /// Wrap a loaded callable and prepare the constant environ keys.
+    pub fn new(py: Python<'_>, callable: Py<PyAny>, listeners: &[ListenerInfo], cfg: &Config) -> PyResult<App> {
+        let errors = Py::new(py, Errors)?;
+        let script_name = std::env::var("SCRIPT_NAME").unwrap_or_default();
+        let mut base_environs = Vec::new();
+        for l in listeners {
+            let env = PyDict::new(py);
+            env.set_item("wsgi.version", (1, 0))?;
+            env.set_item("wsgi.url_scheme", "http")?;
+            env.set_item("wsgi.errors", errors.clone_ref(py))?;
+            env.set_item("wsgi.multithread", false)?;
+            env.set_item("wsgi.multiprocess", cfg.workers > 1)?;
+            env.set_item("wsgi.run_once", false)?;
+            env.set_item("wsgi.file_wrapper", FileWrapper::type_object(py))?;
+            env.set_item("wsgi.input_terminated", true)?;
+            env.set_item("SERVER_SOFTWARE", concat!("rwsgi/", env!("CARGO_PKG_VERSION")))?;
+            env.set_item("SERVER_NAME", l.server_name.as_str())?;
+            env.set_item("SERVER_PORT", l.server_port.as_str())?;
+            env.set_item("SCRIPT_NAME", script_name.as_str())?;
+            base_environs.push(env.unbind());
+        }
+        Ok(App { callable, base_environs })
+    }
+}
+
+/// Everything about one request the handler needs.
+pub struct Exchange<'a> {
+    pub request: &'a Request,
+    pub peer: &'a Peer,
+    pub listener: usize,
+    pub stream: &'a Arc<Stream>,
+    /// Bytes after the head already read from the connection.
+    pub leftover: Vec<u8>,
+    pub timeout: Option<Duration>,
+    /// The server allows keep-alive for this request (not stopping,
+    /// keep-alive enabled, the client asked for it).
+    pub keep_alive: bool,
+    pub date: String,
+}
+
+/// What became of a request.
+pub struct Outcome {
+    /// The status line sent, `500 Internal Server Error` when the app failed.
+    pub status: String,
+    pub headers: Vec<(String, String)>,
+    pub body_bytes: u64,
+    /// The connection can carry another request (response whole, body read).
+    pub reusable: bool,
+    /// The request body reader, to drain and to recover pipelined bytes.
+    pub body: BodyReader,
+    /// The body was still unread and the client was never told to send it.
+    pub continue_unsent: bool,
+}
+
+/// Call the app for one request and write its response.
+pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
+    let req = ex.request;
+    let input = Arc::new(Mutex::new(InputState {
+        body: BodyReader::new(req.framing, std::mem::take(&mut ex.leftover)),
+        stream: ex.stream.clone(),
+        timeout: ex.timeout,
+        continue_pending: req.expect_continue,
+    }));
+    let state = Arc::new(Mutex::new(ResponseState::new(
+        ex.stream.clone(),
+        ex.timeout,
+        req.version,
+        req.method == "HEAD",
+        ex.keep_alive,
+        std::mem::take(&mut ex.date),
+    )));
+
+    let result = run_app(py, app, &ex, &input, &state);
+
+    let mut st = lock(&state);
+    if let Err(failure) = result {
+        let body_error = lock(&input).body.error();
+        match (st.head_sent, body_error) {
+            (false, Some(BodyError::Http(e))) => {
+                // The client broke the body framing: its fault, its status.
+                let (code, reason) = e.status();
+                log::info!("bad request body from {:?}: {}", ex.peer, e.describe());
+                respond_plain(&mut st, code, reason, e.describe());
+            }
+            (false, _) => {
+                if let Failure::App(err) = failure {
+                    log_py_err(py, &format!("Error handling request {} {}", req.method, req.target), &err);
+                }
+                respond_plain(&mut st, 500, "Internal Server Error", "Internal Server Error");
+            }
+            (true, _) => {
+                if let Failure::App(err) = failure {
+                    log_py_err(py, &format!("Error handling request {} {} (response already started)", req.method, req.target), &err);
+                }
+                // The head is out: all that is left is to cut the body
+                // short so the client sees it is incomplete.
+                st.broken = true;
+            }
+        }
+    }
+    let mut input = lock(&input);
+    let body = input.take_body();
+    Outcome {
+        status: st.status.clone().unwrap_or_default(),
+        headers: std::mem::take(&mut st.headers),
+        body_bytes: st.body_bytes(),
+        reusable: st.connection_reusable() && body.error().is_none(),
+        continue_unsent: input.continue_pending && !body.is_complete(),
+        body,
+    }
+}
+
+/// How a request failed.
+enum Failure {
+    /// The app (or its iterable) raised, or broke the WSGI contract.
+    App(PyErr),
+    /// The client went away or stalled while we wrote.
+    Client,
+}
+
+fn run_app(
+    py: Python<'_>,
+    app: &App,
+    ex: &Exchange<'_>,
+    input: &Arc<Mutex<InputState>>,
+    state: &Arc<Mutex<ResponseState>>,
+) -> Result<(), Failure> {
+    let environ = build_environ(py, app, ex, input).map_err(Failure::App)?;
+    let start_response = Py::new(py, StartResponse { state: state.clone() }).map_err(Failure::App)?;
+    let iterable = app.callable.bind(py).call1((environ, start_response)).map_err(Failure::App)?;
+    let result = write_iterable(py, &iterable, state);
+    // PEP 3333: close() is called on every path, even when iteration failed.
+    if let Ok(close) = iterable.getattr(intern!(py, "close")) {
+        if let Err(e) = close.call0() {
+            log_py_err(py, "Error closing the response iterable", &e);
+        }
+    }
+    result
+}
+
+fn write_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>, state: &Arc<Mutex<ResponseState>>) -> Result<(), Failure> {
+    let not_started = || Failure::App(pyo3::exceptions::PyAssertionError::new_err("the application returned without calling start_response()"));
+    // A file wrapper over a real file goes out with sendfile.
+    if let Ok(wrapper) = iterable.cast::<FileWrapper>() {
+        if let Some(sent) = try_sendfile(py, &wrapper.borrow(), state)? {
+            return sent;
+        }
+    }
+    // A one-item list or tuple is the whole body: announce its length.
+    let single = if let Ok(list) = iterable.cast::<PyList>() {
+        (list.len() <= 1).then(|| list.iter().next())
+    } else if let Ok(tuple) = iterable.cast::<PyTuple>() {
+        (tuple.len() <= 1).then(|| tuple.iter().next())
+    } else {
+        None
+    };
+    if let Some(item) = single {
+        let len = match &item {
+            Some(i) => i.cast::<PyBytes>().map_err(|_| body_type_error(i))?.as_bytes().len(),
+            None => 0,
+        };
+        let mut st = lock(state);
+        if st.status.is_none() {
+            return Err(not_started());
+        }
+        st.set_known_length(len as u64);
+    }
+    for item in iterable.try_iter().map_err(Failure::App)? {
+        let item = item.map_err(Failure::App)?;
+        let bytes = item.cast::<PyBytes>().map_err(|_| body_type_error(&item))?;
+        let data = bytes.as_bytes();
+        if data.is_empty() {
+            continue;
+        }
+        if lock(state).status.is_none() {
+            return Err(not_started());
+        }
+        py.detach(|| lock(state).send(data)).map_err(|e| client_gone(&e))?;
+    }
+    if lock(state).status.is_none() {
+        return Err(not_started());
+    }
+    py.detach(|| lock(state).finish()).map_err(|e| client_gone(&e))
+}
+
+/// Serve a `FileWrapper` with sendfile when its file has a descriptor and
+/// the framing allows; `None` to fall back to iterating it.
+fn try_sendfile(py: Python<'_>, wrapper: &FileWrapper, state: &Arc<Mutex<ResponseState>>) -> Result<Option<Result<(), Failure>>, Failure> {
+    use crate::http::response::ResponseFraming;
+    let file = wrapper.filelike.bind(py);
+    let fileno = match file.call_method0("fileno").and_then(|n| n.extract::<i32>()) {
+        Ok(fd) if fd >= 0 => fd,
+        _ => return Ok(None),
+    };
+    let Ok(offset) = file.call_method0("tell").and_then(|n| n.extract::<i64>()) else { return Ok(None) };
+    let Ok(meta) = nix::sys::stat::fstat(crate::sys::borrow_fd(fileno)) else { return Ok(None) };
+    if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Ok(None);
+    }
+    let size = (meta.st_size - offset).max(0) as u64;
+    let mut st = lock(state);
+    if st.status.is_none() {
+        return Ok(None);
+    }
+    if st.content_length().is_none() {
+        // The file's size is the body's length: a regular file, read to its end.
+        st.set_known_length(size);
+    }
+    if st.planned_framing() == ResponseFraming::Chunked {
+        return Ok(None);
+    }
+    drop(st);
+    let result = py.detach(|| {
+        let mut st = lock(state);
+        st.send_file(crate::sys::borrow_fd(fileno), offset, size)?;
+        st.finish()
+    });
+    Ok(Some(result.map_err(|e| client_gone(&e))))
+}
+
+fn body_type_error(item: &Bound<'_, PyAny>) -> Failure {
+    let kind = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    Failure::App(pyo3::exceptions::PyTypeError::new_err(format!(
+        "the response iterable must yield bytes, not {kind}"
+    )))
+}
+
+fn client_gone(e: &std::io::Error) -> Failure {
+    log::debug!("client went away while writing the response: {e}");
+    Failure::Client
+}
+
+/// A small error response, if the head is not out yet.
+fn respond_plain(st: &mut ResponseState, code: u16, reason: &str, body: &str) {
+    let headers = vec![
+        ("Content-Type".into(), "text/plain; charset=utf-8".into()),
+        ("Content-Length".into(), (body.len() + 1).to_string()),
+    ];
+    let _ = st.set_response(format!("{code} {reason}"), code, headers);
+    st.keep_alive = false;
+    let text = format!("{body}\n");
+    if st.send(text.as_bytes()).and_then(|_| st.finish()).is_err() {
+        log::debug!("client went away before the error response");
+    }
+}
+
+fn build_environ<'py>(
+    py: Python<'py>,
+    app: &App,
+    ex: &Exchange<'_>,
+    input: &Arc<Mutex<InputState>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let req = ex.request;
+    let base = app.base_environs[ex.listener.min(app.base_environs.len() - 1)].bind(py);
+    let env = base.copy()?;
+    let (path, query) = req.path_and_query();
+    let mut path_info = latin1(&percent_decode(path.as_bytes()));
+    let script_name: String = base.get_item("SCRIPT_NAME")?.map(|s| s.extract()).transpose()?.unwrap_or_default();
+    if !script_name.is_empty() && path_info.starts_with(&script_name) {
+        path_info = path_info[script_name.len()..].to_string();
+    }
+    env.set_item(intern!(py, "REQUEST_METHOD"), req.method.as_str())?;
+    env.set_item(intern!(py, "PATH_INFO"), path_info)?;
+    env.set_item(intern!(py, "QUERY_STRING"), query)?;
+    env.set_item(intern!(py, "RAW_URI"), req.target.as_str())?;
+    env.set_item(intern!(py, "SERVER_PROTOCOL"), req.version.as_str())?;
+    match ex.peer {
+        Peer::Tcp(addr) => {
+            env.set_item(intern!(py, "REMOTE_ADDR"), addr.ip().to_string())?;
+            env.set_item(intern!(py, "REMOTE_PORT"), addr.port().to_string())?;
+        }
+        Peer::Unix => {
+            env.set_item(intern!(py, "REMOTE_ADDR"), "")?;
+            env.set_item(intern!(py, "REMOTE_PORT"), "")?;
+        }
+    }
+    for h in &req.headers {
+        if h.name.contains('_') {
+            // Gunicorn's default: `X_Forwarded_For` would collide with
+            // `X-Forwarded-For` in the environ; drop it.
+            continue;
+        }
+        let key = if h.name.eq_ignore_ascii_case("content-type") {
+            "CONTENT_TYPE".to_string()
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            "CONTENT_LENGTH".to_string()
+        } else {
+            let mut k = String::with_capacity(5 + h.name.len());
+            k.push_str("HTTP_");
+            k.extend(h.name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+            k
+        };
+        let value = latin1(&h.value);
+        let key = PyString::new(py, &key);
+        match env.get_item(&key)? {
+            Some(prev) if key.to_str()?.starts_with("HTTP_") => {
+                let joined = format!("{},{}", prev.extract::<String>()?, value);
+                env.set_item(key, joined)?;
+            }
+            _ => env.set_item(key, value)?,
+        }
+    }
+    env.set_item(intern!(py, "wsgi.input"), Py::new(py, Input { state: input.clone() })?)?;
+    Ok(env)
+}
+
+/// Bytes read as latin-1 (PEP 3333 native strings).
+fn latin1(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if s.is_ascii() => s.to_string(),
+        _ => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+/// Decode `%XX` escapes; a malformed escape stays as it is.
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%' && i + 2 < input.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(input[i + 1]), hex(input[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode(b"/caf%C3%A9"), "/café".as_bytes());
+        assert_eq!(percent_decode(b"/a%2Fb%"), b"/a/b%");
+        assert_eq!(percent_decode(b"/%zz%4"), b"/%zz%4");
+        assert_eq!(percent_decode(b"%41"), b"A");
+        assert_eq!(latin1("/café".as_bytes()), "/cafÃ©");
+    }
+}

@@ -1,0 +1,230 @@
+//! The state of one response: what `start_response` set, whether the head
+//! is out, and the body encoder. Python-free, so the socket writes can run
+//! detached.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::http::response::{is_hop_by_hop, write_head, BodyEncoder, ResponseFraming};
+use crate::http::{is_field_value, is_token, Version};
+use crate::net::{DeadlineIo, Stream};
+
+/// One response in the making.
+pub struct ResponseState {
+    pub stream: Arc<Stream>,
+    pub timeout: Option<Duration>,
+    pub version: Version,
+    pub is_head: bool,
+    /// The connection may stay open, as far as the request and server go.
+    pub keep_alive: bool,
+    pub date: String,
+    /// `200 OK`, once `start_response` ran.
+    pub status: Option<String>,
+    pub code: u16,
+    pub headers: Vec<(String, String)>,
+    content_length: Option<u64>,
+    /// The app sent `Connection: close`.
+    app_wants_close: bool,
+    pub head_sent: bool,
+    encoder: Option<BodyEncoder>,
+    /// A write failed: the client is gone or too slow.
+    pub broken: bool,
+}
+
+impl ResponseState {
+    pub fn new(stream: Arc<Stream>, timeout: Option<Duration>, version: Version, is_head: bool, keep_alive: bool, date: String) -> Self {
+        ResponseState {
+            stream,
+            timeout,
+            version,
+            is_head,
+            keep_alive,
+            date,
+            status: None,
+            code: 0,
+            headers: Vec::new(),
+            content_length: None,
+            app_wants_close: false,
+            head_sent: false,
+            encoder: None,
+            broken: false,
+        }
+    }
+
+    /// Record what `start_response` was given, validated. Hop-by-hop
+    /// headers are dropped (PEP 3333 forbids them to apps; the server owns
+    /// the connection); `Connection: close` is honoured by closing.
+    pub fn set_response(&mut self, status: String, code: u16, headers: Vec<(String, String)>) -> Result<(), String> {
+        let mut kept = Vec::with_capacity(headers.len());
+        let mut content_length = None;
+        let mut wants_close = false;
+        for (name, value) in headers {
+            if !is_token(name.as_bytes()) {
+                return Err(format!("invalid header name {name:?}"));
+            }
+            if !value.chars().all(|c| (c as u32) < 256) || !is_field_value(value.as_bytes()) {
+                return Err(format!("invalid value for header {name}: control characters or non-latin-1 text"));
+            }
+            if is_hop_by_hop(&name) {
+                if name.eq_ignore_ascii_case("connection") {
+                    wants_close |= value.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"));
+                } else {
+                    log::warning_once(&name);
+                }
+                continue;
+            }
+            if name.eq_ignore_ascii_case("content-length") {
+                let n = value
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("invalid Content-Length {value:?}"))?;
+                content_length = Some(n);
+            }
+            kept.push((name, value));
+        }
+        self.status = Some(status);
+        self.code = code;
+        self.headers = kept;
+        self.content_length = content_length;
+        self.app_wants_close = wants_close;
+        Ok(())
+    }
+
+    /// Set Content-Length when the whole body is known before the head
+    /// goes out (a one-item list) and the app gave none.
+    pub fn set_known_length(&mut self, len: u64) {
+        if self.content_length.is_none() && !self.head_sent && !self.is_head {
+            self.content_length = Some(len);
+            self.headers.push(("Content-Length".into(), len.to_string()));
+        }
+    }
+
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+
+    /// Send body data, with the head first if it is not out yet.
+    pub fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.status.is_none() {
+            return Err(io::Error::other("write() before start_response()"));
+        }
+        let head = self.take_head();
+        let mut io = DeadlineIo { stream: &self.stream, timeout: self.timeout };
+        let result = match self.encoder.as_mut() {
+            Some(enc) => enc.write(&mut io, &head, data),
+            None => Ok(()),
+        };
+        self.note(result)
+    }
+
+    /// End the body (sending the head first if the body was empty).
+    pub fn finish(&mut self) -> io::Result<()> {
+        let head = self.take_head();
+        let mut io = DeadlineIo { stream: &self.stream, timeout: self.timeout };
+        let result = match self.encoder.as_mut() {
+            Some(enc) => enc.finish(&mut io, &head),
+            None => Ok(()),
+        };
+        self.note(result)
+    }
+
+    /// Send the head now and the file's bytes with sendfile(2), up to the
+    /// Content-Length when there is one. Only for Length and
+    /// close-delimited framing (chunked needs framing around the data).
+    pub fn send_file(&mut self, fd: std::os::fd::BorrowedFd<'_>, offset: i64, size: u64) -> io::Result<()> {
+        self.send(b"")?;
+        let Some(enc) = self.encoder.as_mut() else { return Ok(()) };
+        let count = match enc.framing() {
+            ResponseFraming::NoBody => 0,
+            _ => enc.remaining().unwrap_or(size).min(size),
+        };
+        let mut io = DeadlineIo { stream: &self.stream, timeout: self.timeout };
+        let result = io.sendfile(fd, offset, count).map(|n| enc.add_sent(n));
+        self.note(result)
+    }
+
+    /// The framing the head will announce (computed, not yet sent).
+    pub fn planned_framing(&self) -> ResponseFraming {
+        ResponseFraming::choose(self.is_head, self.code, self.content_length, self.version)
+    }
+
+    /// Body bytes sent so far.
+    pub fn body_bytes(&self) -> u64 {
+        self.encoder.as_ref().map_or(0, BodyEncoder::sent)
+    }
+
+    /// Whether the connection can carry another request: the head said so
+    /// and the body went out whole.
+    pub fn connection_reusable(&self) -> bool {
+        self.keep_alive && !self.broken && self.encoder.as_ref().is_some_and(BodyEncoder::is_complete)
+    }
+
+    /// Build the head bytes once; empty after that.
+    fn take_head(&mut self) -> Vec<u8> {
+        if self.head_sent {
+            return Vec::new();
+        }
+        let framing = self.planned_framing();
+        self.keep_alive = self.keep_alive && !self.app_wants_close && framing.allows_keep_alive();
+        let mut head = Vec::with_capacity(256);
+        let status = self.status.as_deref().unwrap_or("500 Internal Server Error");
+        write_head(&mut head, status, &self.headers, framing, self.version, self.keep_alive, &self.date);
+        self.encoder = Some(BodyEncoder::new(framing));
+        self.head_sent = true;
+        head
+    }
+
+    fn note(&mut self, result: io::Result<()>) -> io::Result<()> {
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+}
+
+/// Check a WSGI status line (`200 OK`) and return its code.
+pub fn parse_status(status: &str) -> Result<u16, String> {
+    let bytes = status.as_bytes();
+    let code_ok = bytes.len() >= 3 && bytes[..3].iter().all(u8::is_ascii_digit);
+    let rest_ok = bytes.len() == 3 || bytes[3] == b' ';
+    if !code_ok || !rest_ok || !is_field_value(bytes) || bytes.contains(&b'\t') {
+        return Err(format!("invalid status {status:?}: want 'NNN Reason'"));
+    }
+    let code: u16 = status[..3].parse().map_err(|_| format!("invalid status {status:?}"))?;
+    if code < 100 {
+        return Err(format!("invalid status code {code}"));
+    }
+    Ok(code)
+}
+
+/// Logging helpers that keep one line per cause.
+mod log {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    static WARNED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+    /// Warn once per worker about a hop-by-hop header an app sets.
+    pub fn warning_once(name: &str) {
+        let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+        if warned.get_or_insert_with(HashSet::new).insert(name.to_ascii_lowercase()) {
+            ::log::warn!("application set hop-by-hop header {name:?}; dropped (PEP 3333)");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status("200 OK"), Ok(200));
+        assert_eq!(parse_status("404"), Ok(404));
+        assert_eq!(parse_status("599 Custom Thing"), Ok(599));
+        for bad in ["", "20 OK", "2000 OK", "abc OK", "200OK", "200 OK\r\nX: y", "099 Low"] {
+            assert!(parse_status(bad).is_err(), "{bad:?}");
+        }
+    }
+}
