@@ -8,7 +8,7 @@
 //! map into a typed `Config`, so every layer is validated the same way.
 //! This module touches no socket and no Python.
 
-pub mod man;
+pub mod docs;
 pub mod settings;
 
 use std::collections::BTreeMap;
@@ -381,7 +381,9 @@ impl Config {
     /// The resolved settings as a TOML document that `-c` accepts back.
     pub fn to_toml(&self) -> String {
         let mut out = String::new();
-        for s in SETTINGS {
+        // Actions and the file's own name are not settings to write back:
+        // a printed config fed to `-c` must start the same server.
+        for s in SETTINGS.iter().filter(|s| !matches!(s.name, "config" | "check_config" | "print_config")) {
             let Some(v) = self.values.get(s.name) else { continue };
             let rendered = match v {
                 Value::Bool(b) => b.to_string(),

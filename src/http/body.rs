@@ -78,6 +78,9 @@ impl BodyReader {
 
     /// Up to `limit` body bytes (all remaining when `None`); empty at the end.
     pub fn read(&mut self, src: &mut dyn Read, limit: Option<usize>) -> Result<Vec<u8>, BodyError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
         let want = limit.unwrap_or(usize::MAX);
         // Like a buffered file (and Gunicorn): read(n) returns n bytes
         // unless the body ends first.
@@ -89,6 +92,9 @@ impl BodyReader {
 
     /// Up to and including the next `\n`, at most `limit` bytes.
     pub fn read_line(&mut self, src: &mut dyn Read, limit: Option<usize>) -> Result<Vec<u8>, BodyError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
         let want = limit.unwrap_or(usize::MAX);
         let mut scanned = 0;
         loop {

@@ -187,7 +187,7 @@ impl ResponseState {
 pub fn parse_status(status: &str) -> Result<u16, String> {
     let bytes = status.as_bytes();
     let code_ok = bytes.len() >= 3 && bytes[..3].iter().all(u8::is_ascii_digit);
-    let rest_ok = bytes.len() == 3 || bytes[3] == b' ';
+    let rest_ok = bytes.len() == 3 || bytes.get(3) == Some(&b' ');
     if !code_ok || !rest_ok || !is_field_value(bytes) || bytes.contains(&b'\t') {
         return Err(format!("invalid status {status:?}: want 'NNN Reason'"));
     }

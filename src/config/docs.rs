@@ -1,6 +1,7 @@
-//! Renders `man/rwsgi.1` from the settings table, so the man page cannot
-//! drift from the flags. A unit test fails when the checked-in page is
-//! stale; `RWSGI_UPDATE_MAN=1 cargo test man_page` rewrites it.
+//! Renders `man/rwsgi.1` and the annotated example `config/rwsgi.toml`
+//! from the settings table, so neither can drift from the flags. Unit tests
+//! fail when a checked-in copy is stale; `RWSGI_UPDATE_DOCS=1 cargo test
+//! docs::` rewrites them.
 
 use super::settings::{Kind, SETTINGS};
 
@@ -62,6 +63,54 @@ pub fn render() -> String {
     out
 }
 
+/// An annotated config file: every setting commented out at its default,
+/// with its help text above it.
+pub fn render_example_config() -> String {
+    let mut out = String::from(
+        "# rwsgi configuration file (TOML). Use it with: rwsgi -c rwsgi.toml\n\
+         # Keys are the setting names; every key is optional and shown at its default.\n\
+         # Precedence: defaults < this file < RWSGI_CMD_ARGS < the command line.\n\
+         # `rwsgi --print-config` prints the settings in force in this same format.\n",
+    );
+    let mut section = "";
+    for s in SETTINGS.iter().filter(|s| s.kind != Kind::Flag && s.name != "config") {
+        if s.section != section {
+            section = s.section;
+            out.push_str(&format!("\n# === {section} ===\n"));
+        }
+        out.push('\n');
+        for line in wrap(s.help, 76) {
+            out.push_str(&format!("# {line}\n"));
+        }
+        let flag = s.long.map(|l| format!(" (--{l})")).unwrap_or_default();
+        let value = match s.kind {
+            Kind::Uint => s.default.to_string(),
+            Kind::List if s.default.is_empty() => "[]".to_string(),
+            Kind::List => format!("[{}]", toml::Value::String(s.default.into())),
+            _ if s.name == "wsgi_app" => toml::Value::String("myproject.wsgi:application".into()).to_string(),
+            _ => toml::Value::String(s.default.into()).to_string(),
+        };
+        out.push_str(&format!("#{} = {value}{}\n", s.name, if flag.is_empty() { String::new() } else { format!("  #{flag}") }));
+    }
+    out
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let last = lines.last_mut().expect("starts with one line");
+        if !last.is_empty() && last.len() + 1 + word.len() > width {
+            lines.push(word.to_string());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    lines
+}
+
 /// Escape text for roff: backslashes, leading dots and dashes.
 fn escape(text: &str) -> String {
     let text = text.replace('\\', "\\e").replace('-', "\\-");
@@ -76,18 +125,34 @@ fn escape(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn assert_current(relative: &str, fresh: &str) {
+        let path = format!("{}/{relative}", env!("CARGO_MANIFEST_DIR"));
+        if std::env::var_os("RWSGI_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, fresh).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(on_disk == fresh, "{relative} is stale: run `RWSGI_UPDATE_DOCS=1 cargo test docs::` and commit it");
+    }
+
     #[test]
     fn man_page_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/man/rwsgi.1");
-        let fresh = render();
-        if std::env::var_os("RWSGI_UPDATE_MAN").is_some() {
-            std::fs::write(path, &fresh).unwrap();
-        }
-        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            on_disk == fresh,
-            "man/rwsgi.1 is stale: run `RWSGI_UPDATE_MAN=1 cargo test man_page` and commit it"
-        );
+        assert_current("man/rwsgi.1", &render());
+    }
+
+    #[test]
+    fn example_config_is_current_and_loads() {
+        let text = render_example_config();
+        assert_current("config/rwsgi.toml", &text);
+        // Uncommented, every line of the example is a valid setting.
+        let live: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| l.contains(" = ") && !l.starts_with(' '))
+            .map(|l| format!("{}\n", l.split("  #").next().unwrap_or(l)))
+            .collect();
+        let values = super::super::values_from_toml(&live).unwrap();
+        assert!(values.len() >= SETTINGS.len() - 4, "{live}");
+        super::super::Config::from_values(values).unwrap();
     }
 
     #[test]
