@@ -151,8 +151,14 @@ impl Master {
 
     fn act(&mut self, command: Command) {
         match command {
-            Command::Stop => self.stop(true, 0),
-            Command::Quit => self.stop(false, 0),
+            Command::Stop => {
+                log::info!("Handling signal: term");
+                self.stop(true, 0)
+            }
+            Command::Quit => {
+                log::info!("Handling signal: int");
+                self.stop(false, 0)
+            }
             Command::Reload => log::warning_unsupported("HUP (reload)"),
             Command::Increment => {
                 if self.phase == Phase::Running && self.target < crate::sys::scoreboard::MAX_SLOTS {
@@ -186,7 +192,6 @@ impl Master {
                 return;
             }
         }
-        log::info!("Handling signal: {}", if graceful { "term" } else { "int" });
         self.signal_workers(if graceful { Signal::SIGTERM } else { Signal::SIGINT });
         self.phase = Phase::Stopping { deadline: Instant::now() + limit, exit_code };
     }
