@@ -273,7 +273,18 @@ fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> HttpError {
         httparse::Error::HeaderValue => HttpError::InvalidHeaderValue,
         httparse::Error::NewLine => HttpError::BareLineFeed,
         httparse::Error::Token => HttpError::InvalidMethod,
-        httparse::Error::Version => HttpError::UnsupportedVersion,
+        httparse::Error::Version => {
+            // 505 for a well-formed version rwsgi does not speak
+            // (HTTP/2.0, HTTP/1.2); anything else is not HTTP: 400.
+            let line = buf.split(|&b| b == b'\r').next().unwrap_or_default();
+            let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+            let well_formed = version.len() == 8
+                && version.starts_with(b"HTTP/")
+                && version[5].is_ascii_digit()
+                && version[6] == b'.'
+                && version[7].is_ascii_digit();
+            if well_formed { HttpError::UnsupportedVersion } else { HttpError::Malformed }
+        }
         httparse::Error::TooManyHeaders => HttpError::TooManyHeaders,
         httparse::Error::Status => HttpError::Malformed,
     }

@@ -92,9 +92,12 @@ impl ResponseState {
     }
 
     /// Set Content-Length when the whole body is known before the head
-    /// goes out (a one-item list) and the app gave none.
+    /// goes out (a one-item list) and the app gave none. Not on a status
+    /// that has no body (RFC 9110 §8.6), and not on an empty HEAD body,
+    /// which says nothing of the GET body's length.
     pub fn set_known_length(&mut self, len: u64) {
-        if self.content_length.is_none() && !self.head_sent && !self.is_head {
+        let bodiless = (100..200).contains(&self.code) || self.code == 204 || self.code == 304;
+        if self.content_length.is_none() && !self.head_sent && !bodiless && !(self.is_head && len == 0) {
             self.content_length = Some(len);
             self.headers.push(("Content-Length".into(), len.to_string()));
         }

@@ -1,0 +1,324 @@
+"""Shared helpers for the integration suite: paths, ports, and running the
+rwsgi binary as a real subprocess."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import rawhttp
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+APPS_DIR = HERE / "apps"
+EXAMPLES_DIR = REPO_ROOT / "examples"
+DJANGO_DIR = EXAMPLES_DIR / "django_project"
+
+READY_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+
+# Environment variables that change rwsgi's behaviour; they are removed from
+# the environment a server inherits unless a test sets them on purpose.
+_SERVER_ENV_VARS = ("PORT", "WEB_CONCURRENCY", "RWSGI_CMD_ARGS", "VIRTUAL_ENV", "SCRIPT_NAME", "PYTHONHOME")
+
+BOOT_RE = re.compile(r"Booting worker with pid: (\d+)")
+LOG_LINE_RE = re.compile(r"^\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{4}\] \[(\d+)\] \[([A-Z]+)\] ")
+
+
+def rwsgi_bin():
+    value = os.environ.get("RWSGI_BIN")
+    if value:
+        return str(Path(value).resolve())
+    return str(REPO_ROOT / "target" / "debug" / "rwsgi")
+
+
+def runner_venv_prefix():
+    """The virtualenv pytest runs in (where flask/django are installed), or None."""
+    if sys.prefix != getattr(sys, "base_prefix", sys.prefix):
+        return sys.prefix
+    return None
+
+
+def free_port(host="127.0.0.1"):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def ipv6_loopback_available():
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def server_env(extra=None):
+    env = dict(os.environ)
+    for name in _SERVER_ENV_VARS:
+        env.pop(name, None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    for key, value in (extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05, message="condition"):
+    """Poll predicate() until it returns a truthy value; return it. Raises
+    AssertionError after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, message))
+        time.sleep(interval)
+
+
+def http_probe(address, family=None, timeout=3.0):
+    """True if a GET / on a new connection gets any HTTP response."""
+    try:
+        with rawhttp.Connection(address, family=family, timeout=timeout) as conn:
+            conn.send(b"GET / HTTP/1.0\r\nHost: probe\r\n\r\n")
+            conn.read_head()
+            return True
+    except (OSError, rawhttp.ProtocolError):
+        return False
+
+
+def run_cli(args, env=None, cwd=None, timeout=30.0, chdir=APPS_DIR):
+    """Run rwsgi to completion (for --version, --check-config, ...). Adds
+    --chdir (default: the test apps dir) unless chdir is None."""
+    full_args = (["--chdir", str(chdir)] if chdir is not None else []) + list(args)
+    return subprocess.run(
+        [rwsgi_bin()] + full_args,
+        cwd=str(cwd or APPS_DIR),
+        env=server_env(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=timeout,
+        text=True,
+        errors="replace",
+    )
+
+
+class Server:
+    """A running rwsgi master process (started by ServerManager.start)."""
+
+    def __init__(self, proc, args, log_dir, address, family):
+        self.proc = proc
+        self.args = args
+        self.log_dir = log_dir
+        self.address = address  # (host, port) or unix path, used by helpers
+        self.family = family
+        self.stdout_path = log_dir / "stdout.log"
+        self.stderr_path = log_dir / "stderr.log"
+
+    # -- addresses ------------------------------------------------------
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def host(self):
+        return self.address[0]
+
+    @property
+    def port(self):
+        return self.address[1]
+
+    @property
+    def base_url(self):
+        host = self.host
+        if ":" in host:
+            host = "[%s]" % host
+        return "http://%s:%d" % (host, self.port)
+
+    def url(self, path="/"):
+        return self.base_url + path
+
+    def connect(self, timeout=rawhttp.DEFAULT_TIMEOUT):
+        return rawhttp.Connection(self.address, family=self.family, timeout=timeout)
+
+    def request(self, method, target, headers=None, body=b"", version="HTTP/1.1", **kw):
+        return rawhttp.request(self.address, method, target, headers, body, version, **kw)
+
+    def get(self, target, **kw):
+        return self.request("GET", target, **kw)
+
+    # -- logs -------------------------------------------------------------
+    def stderr(self):
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def stdout(self):
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_stderr(self, pattern, timeout=10.0):
+        """Wait until the regex pattern matches the error log; return the match."""
+        regex = re.compile(pattern, re.M)
+        try:
+            return wait_for(lambda: regex.search(self.stderr()), timeout)
+        except AssertionError:
+            raise AssertionError("%r did not appear in stderr within %.0fs; stderr:\n%s" % (pattern, timeout, self.stderr()))
+
+    def booted_pids(self):
+        return [int(m) for m in BOOT_RE.findall(self.stderr())]
+
+    def wait_booted(self, count, timeout=15.0):
+        try:
+            return wait_for(lambda: len(set(self.booted_pids())) >= count and self.booted_pids(), timeout)
+        except AssertionError:
+            raise AssertionError(
+                "expected %d 'Booting worker' lines within %.0fs; stderr:\n%s" % (count, timeout, self.stderr())
+            )
+
+    # -- lifecycle ----------------------------------------------------------
+    def alive(self):
+        return self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout):
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM, wait, then SIGKILL the whole process group. Never raises."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+            except OSError:
+                pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        # Workers left behind by a master that died are killed too: they are
+        # in the process group this suite created for the server.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        return self.proc.returncode
+
+
+_AUTO = object()
+
+
+class ServerManager:
+    """Starts rwsgi servers and stops all of them at teardown."""
+
+    AUTO = _AUTO
+
+    def __init__(self, tmp_dir):
+        self.tmp_dir = Path(tmp_dir)
+        self.servers = []
+        self._count = 0
+
+    def start(
+        self,
+        args,
+        *,
+        bind=_AUTO,
+        ready=_AUTO,
+        env=None,
+        cwd=None,
+        chdir=_AUTO,
+        wait=True,
+        ready_timeout=READY_TIMEOUT,
+    ):
+        """Start rwsgi with args (list of str, usually ending with the APP).
+
+        bind:  _AUTO picks a free loopback port and adds `-b 127.0.0.1:PORT`;
+               None adds no -b (the test binds through args/config/env).
+        ready: address to probe with GET until it answers; _AUTO means the auto
+               bind address; None skips waiting. A (host, port) tuple or a
+               unix socket path.
+        chdir: directory given as --chdir (default: the test apps dir); None
+               adds no --chdir.
+        """
+        self._count += 1
+        log_dir = self.tmp_dir / ("server-%d" % self._count)
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+        full_args = []
+        address = None
+        if bind is _AUTO:
+            port = free_port()
+            address = ("127.0.0.1", port)
+            full_args += ["-b", "127.0.0.1:%d" % port]
+        if chdir is _AUTO:
+            chdir = APPS_DIR
+        if chdir is not None:
+            full_args += ["--chdir", str(chdir)]
+        full_args += list(args)
+
+        if ready is _AUTO:
+            ready = address
+        if address is None and ready is not None:
+            address = ready
+        family = rawhttp.address_family(address) if address is not None else None
+
+        stdout = open(log_dir / "stdout.log", "wb")
+        stderr = open(log_dir / "stderr.log", "wb")
+        try:
+            proc = subprocess.Popen(
+                [rwsgi_bin()] + full_args,
+                cwd=str(cwd or chdir or APPS_DIR),
+                env=server_env(env),
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+            )
+        finally:
+            stdout.close()
+            stderr.close()
+        server = Server(proc, full_args, log_dir, address, family)
+        self.servers.append(server)
+
+        if wait and ready is not None:
+            deadline = time.monotonic() + ready_timeout
+            while True:
+                if proc.poll() is not None:
+                    raise AssertionError(
+                        "rwsgi exited with code %s before serving (args %r); stderr:\n%s"
+                        % (proc.returncode, full_args, server.stderr())
+                    )
+                if http_probe(ready, family=family):
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        "rwsgi did not answer on %r within %.0fs (args %r); stderr:\n%s"
+                        % (ready, ready_timeout, full_args, server.stderr())
+                    )
+                time.sleep(0.05)
+        return server
+
+    def stop_all(self):
+        for server in self.servers:
+            server.stop()
+        self.servers = []

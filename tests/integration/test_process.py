@@ -1,0 +1,323 @@
+"""Process model and deployment options: binds (unix, IPv6, several),
+workers from RWSGI_CMD_ARGS and config files, signals, worker replacement,
+import failures, -e, --pythonpath, --virtualenv / VIRTUAL_ENV, logs."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import rawhttp
+from support import free_port, http_probe, ipv6_loopback_available, run_cli, wait_for
+
+
+def pid_alive(pid):
+    """True if pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+def getenv(srv, key):
+    resp = srv.get("/getenv?key=" + key)
+    assert resp.status == 200, resp
+    return json.loads(resp.body)["value"]
+
+
+def assert_stays(predicate, seconds=1.0, message="condition"):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert predicate(), message
+        time.sleep(0.05)
+
+
+# -- binds ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def short_tmp():
+    # AF_UNIX paths are limited to ~107 bytes: keep them short, under /tmp.
+    path = tempfile.mkdtemp(prefix="rwsgi-", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_unix_socket(servers, short_tmp):
+    sock_path = os.path.join(short_tmp, "rwsgi.sock")
+    srv = servers.start(["-b", "unix:" + sock_path, "testapp:app"], bind=None, ready=sock_path)
+    resp = rawhttp.request(sock_path, "GET", "/hello")
+    assert resp.status == 200
+    assert resp.body == b"Hello, world!\n"
+    with rawhttp.Connection(sock_path) as conn:
+        for i in range(3):
+            assert conn.request("GET", "/path/%d" % i).body == b"/path/%d?" % i
+    srv.wait_stderr(r"Listening at: unix:" + re.escape(sock_path))
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback (::1) on this host")
+def test_ipv6_bind(servers):
+    port = free_port("::1")
+    srv = servers.start(["-b", "[::1]:%d" % port, "testapp:app"], bind=None, ready=("::1", port))
+    resp = srv.get("/environ")
+    assert resp.status == 200
+    env = json.loads(resp.body)
+    assert env["REMOTE_ADDR"]["value"] == "::1"
+    assert env["SERVER_PORT"]["value"] == str(port)
+
+
+def test_two_binds(servers, short_tmp):
+    port1, port2 = free_port(), free_port()
+    sock_path = os.path.join(short_tmp, "second.sock")
+    srv = servers.start(
+        ["-b", "127.0.0.1:%d" % port1, "-b", "127.0.0.1:%d" % port2, "-b", "unix:" + sock_path, "testapp:app"],
+        bind=None,
+        ready=("127.0.0.1", port1),
+    )
+    wait_for(lambda: http_probe(("127.0.0.1", port2)), 10, message="second bind answering")
+    for address in (("127.0.0.1", port1), ("127.0.0.1", port2), sock_path):
+        resp = rawhttp.request(address, "GET", "/hello")
+        assert resp.status == 200 and resp.body == b"Hello, world!\n", address
+    listening = "\n".join(l for l in srv.stderr().splitlines() if "Listening at:" in l)
+    for expected in ("http://127.0.0.1:%d" % port1, "http://127.0.0.1:%d" % port2, "unix:" + sock_path):
+        assert expected in listening, listening
+
+
+# -- workers and configuration sources -------------------------------------------------
+
+
+def test_workers_from_rwsgi_cmd_args(servers):
+    srv = servers.start(["testapp:app"], env={"RWSGI_CMD_ARGS": "-w 2"})
+    srv.wait_booted(2)
+    assert_stays(lambda: len(srv.booted_pids()) == 2, 1.0, "exactly 2 workers")
+
+
+def test_config_file_sets_bind_workers_and_env(servers, tmp_path):
+    port = free_port()
+    cfg = tmp_path / "rwsgi.toml"
+    cfg.write_text(
+        'bind = ["127.0.0.1:%d"]\nworkers = 2\nwsgi_app = "testapp:app"\nraw_env = ["FROM_CONFIG=yes"]\n' % port
+    )
+    srv = servers.start(["-c", str(cfg)], bind=None, ready=("127.0.0.1", port))
+    srv.wait_booted(2)
+    assert_stays(lambda: len(srv.booted_pids()) == 2, 0.5, "exactly 2 workers")
+    assert getenv(srv, "FROM_CONFIG") == "yes"
+
+
+def test_command_line_overrides_config_file(servers, tmp_path):
+    config_port, cli_port = free_port(), free_port()
+    cfg = tmp_path / "rwsgi.toml"
+    cfg.write_text('bind = ["127.0.0.1:%d"]\nworkers = 3\nwsgi_app = "testapp:app"\n' % config_port)
+    srv = servers.start(
+        ["-c", str(cfg), "-b", "127.0.0.1:%d" % cli_port, "-w", "1"], bind=None, ready=("127.0.0.1", cli_port)
+    )
+    srv.wait_booted(1)
+    assert_stays(lambda: len(srv.booted_pids()) == 1, 1.0, "exactly 1 worker")
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", config_port), timeout=2).close()
+
+
+def test_factory_with_literal_arguments(servers):
+    srv = servers.start(["testapp:make_app('hello-arg', 2, key=1, flag=True)"])
+    resp = srv.get("/anything")
+    assert resp.status == 200
+    assert json.loads(resp.body) == {"args": ["hello-arg", 2], "kwargs": {"key": 1, "flag": True}}
+
+
+def test_env_option(servers):
+    srv = servers.start(["-e", "RWSGI_TEST_A=hello world", "-e", "RWSGI_TEST_B=x=y", "testapp:app"])
+    assert getenv(srv, "RWSGI_TEST_A") == "hello world"
+    assert getenv(srv, "RWSGI_TEST_B") == "x=y"
+
+
+def test_keep_alive_timeout_closes_idle_connections(servers):
+    srv = servers.start(["--keep-alive", "1", "testapp:app"])
+    with srv.connect() as conn:
+        assert conn.request("GET", "/hello").status == 200
+        started = time.monotonic()
+        assert conn.wait_closed(timeout=8), "idle keep-alive connection was not closed"
+        assert time.monotonic() - started >= 0.5, "closed right away instead of keeping alive"
+
+
+# -- signals, worker lifecycle, failures ----------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_stop_signal_exits_cleanly(servers, sig):
+    srv = servers.start(["-w", "2", "testapp:app"])
+    workers = srv.wait_booted(2)
+    srv.signal(sig)
+    try:
+        code = srv.wait(15)
+    except subprocess.TimeoutExpired:
+        pytest.fail("master did not exit within 15s of %s; stderr:\n%s" % (sig.name, srv.stderr()))
+    assert code == 0, srv.stderr()
+    wait_for(lambda: not any(pid_alive(p) for p in workers), 10, message="workers to exit")
+
+
+def test_killed_worker_is_replaced(servers):
+    srv = servers.start(["-w", "2", "testapp:app"])
+    original = srv.wait_booted(2)
+    victim = original[0]
+    os.kill(victim, signal.SIGKILL)
+
+    def replacement():
+        new = [p for p in srv.booted_pids() if p not in original]
+        return new
+
+    try:
+        new = wait_for(replacement, 15)
+    except AssertionError:
+        raise AssertionError("no replacement worker booted; stderr:\n%s" % srv.stderr())
+    assert victim not in new
+    assert srv.alive()
+    wait_for(lambda: not pid_alive(victim), 10, message="killed worker reaped")
+    for _ in range(4):
+        assert srv.get("/hello").status == 200
+
+
+def test_import_failure_stops_master_and_logs_once(servers):
+    srv = servers.start(["-w", "4", "broken_app:app"], wait=False)
+    try:
+        code = srv.wait(20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("master kept running with an unimportable app; stderr:\n%s" % srv.stderr()[-5000:])
+    log = srv.stderr()
+    assert code != 0, log
+    assert log.count("Traceback (most recent call last)") == 1, log
+    # The exception line closing the traceback, also exactly once.
+    exception_lines = [l for l in log.splitlines() if l.strip() == "RuntimeError: broken_app import failure marker"]
+    assert len(exception_lines) == 1, log
+
+
+def test_missing_module_stops_master(servers):
+    srv = servers.start(["-w", "2", "no_such_module_for_rwsgi:app"], wait=False)
+    try:
+        code = srv.wait(20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("master kept running with a missing module; stderr:\n%s" % srv.stderr()[-5000:])
+    assert code != 0
+    assert "no_such_module_for_rwsgi" in srv.stderr()
+
+
+# -- import paths: --pythonpath, --virtualenv, VIRTUAL_ENV ------------------------------
+
+
+def write_app_module(directory, module, text):
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / (module + ".py")).write_text(
+        "from %s_helper import MESSAGE\n\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [MESSAGE]\n" % module
+    )
+    (directory / (module + "_helper.py")).write_text("MESSAGE = %r\n" % text)
+
+
+def test_pythonpath(servers, tmp_path):
+    dir1, dir2 = tmp_path / "extra1", tmp_path / "extra2"
+    write_app_module(dir1, "pythonpath_app", b"from pythonpath")
+    # Move the helper into the second directory: both entries are needed.
+    dir2.mkdir()
+    (dir1 / "pythonpath_app_helper.py").rename(dir2 / "pythonpath_app_helper.py")
+
+    result = run_cli(["--check-config", "pythonpath_app:app"])
+    assert result.returncode != 0, "pythonpath_app must not be importable without --pythonpath"
+
+    srv = servers.start(["--pythonpath", "%s,%s" % (dir1, dir2), "pythonpath_app:app"])
+    resp = srv.get("/")
+    assert resp.status == 200 and resp.body == b"from pythonpath"
+
+
+@pytest.fixture(scope="module")
+def other_venv(tmp_path_factory):
+    """A fresh virtualenv whose site-packages holds a module found nowhere else."""
+    venv = tmp_path_factory.mktemp("othervenv") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = venv / "lib" / ("python%d.%d" % sys.version_info[:2]) / "site-packages"
+    assert site.is_dir(), site
+    write_app_module(site, "venv_only_app", b"from the other venv")
+    return venv
+
+
+def test_app_only_in_venv_needs_venv(other_venv):
+    result = run_cli(["--check-config", "venv_only_app:app"])
+    assert result.returncode != 0, "venv_only_app must not be importable without a virtualenv setting"
+
+
+def test_virtualenv_option(servers, other_venv):
+    srv = servers.start(["--virtualenv", str(other_venv), "venv_only_app:app"])
+    resp = srv.get("/")
+    assert resp.status == 200 and resp.body == b"from the other venv"
+
+
+def test_virtual_env_variable(servers, other_venv):
+    srv = servers.start(["venv_only_app:app"], env={"VIRTUAL_ENV": str(other_venv)})
+    resp = srv.get("/")
+    assert resp.status == 200 and resp.body == b"from the other venv"
+
+
+# -- logs --------------------------------------------------------------------------------
+
+
+DEFAULT_ACCESS_RE = (
+    r'^127\.0\.0\.1 - - \[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] '
+    r'"GET /hello\?x=1 HTTP/1\.1" 200 14 "http://referrer\.test/page" "rwsgi-test-agent/1\.0"$'
+)
+
+
+def test_access_log_default_format(servers, tmp_path):
+    log_path = tmp_path / "access.log"
+    srv = servers.start(["--access-logfile", str(log_path), "testapp:app"])
+    resp = srv.get(
+        "/hello?x=1", headers=[("User-Agent", "rwsgi-test-agent/1.0"), ("Referer", "http://referrer.test/page")]
+    )
+    assert resp.status == 200
+
+    def our_lines():
+        if not log_path.exists():
+            return []
+        return [l for l in log_path.read_text().splitlines() if "rwsgi-test-agent" in l]
+
+    lines = wait_for(our_lines, 10, message="access log line")
+    assert len(lines) == 1, lines
+    assert re.match(DEFAULT_ACCESS_RE, lines[0]), lines[0]
+
+
+def test_access_log_custom_format_to_stdout(servers):
+    srv = servers.start(["--access-logfile", "-", "--access-logformat", "%(m)s %(U)s %(s)s", "testapp:app"])
+    assert srv.get("/hello?x=1").status == 200
+    assert srv.get("/status/404").status == 404
+    def our_lines():
+        lines = [l for l in srv.stdout().splitlines() if "/hello" in l or "/status" in l]
+        return lines if len(lines) >= 2 else None
+
+    lines = wait_for(our_lines, 10, message="two access log lines on stdout")
+    assert lines == ["GET /hello 200", "GET /status/404 404"], lines
+
+
+def test_no_access_log_by_default(servers):
+    srv = servers.start(["testapp:app"])
+    assert srv.get("/hello").status == 200
+    time.sleep(0.3)
+    assert "GET /hello" not in srv.stdout()
+    assert "GET /hello" not in srv.stderr()
+
+
+def test_error_logfile(servers, tmp_path):
+    log_path = tmp_path / "error.log"
+    srv = servers.start(["--error-logfile", str(log_path), "testapp:app"])
+    assert srv.get("/hello").status == 200
+    text = wait_for(lambda: log_path.exists() and "Booting worker" in log_path.read_text() and log_path.read_text(), 10)
+    assert "Listening at: http://127.0.0.1:%d" % srv.port in text

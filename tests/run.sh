@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The project's test command: builds rwsgi, runs the Rust tests, then the
+# Python integration suite against the freshly built binary.
+#
+#   bash tests/run.sh            (from anywhere; it works from the repo root)
+#
+# Extra arguments are passed to pytest, e.g. `bash tests/run.sh -k environ -x`.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO_ROOT=$PWD
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# Keep the work tree free of __pycache__ directories.
+export PYTHONDONTWRITEBYTECODE=1
+
+# --- Debian packages (installed only when something is missing) -------------
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    # Debian's own python3 ships venv/ensurepip separately.
+    missing+=(python3-venv)
+fi
+if ((${#missing[@]})); then
+    step "Installing Debian packages: ${missing[*]}"
+    SUDO=()
+    if [ "$(id -u)" -ne 0 ]; then
+        SUDO=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- Python virtual environment for the test suite --------------------------
+VENV=$REPO_ROOT/.venv
+if [ ! -x "$VENV/bin/python" ]; then
+    step "Creating $VENV"
+    python3 -m venv "$VENV"
+fi
+step "Installing Python test requirements"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+
+# --- Rust build and unit tests ----------------------------------------------
+step "cargo build"
+cargo build
+
+step "cargo test"
+cargo test
+
+# --- Integration tests -------------------------------------------------------
+RWSGI_BIN=$REPO_ROOT/target/debug/rwsgi
+if [ ! -x "$RWSGI_BIN" ]; then
+    echo "error: $RWSGI_BIN was not built" >&2
+    exit 1
+fi
+export RWSGI_BIN
+
+step "pytest tests/integration"
+"$VENV/bin/python" -m pytest tests/integration -q -p no:cacheprovider "$@"
