@@ -74,11 +74,15 @@ impl Request {
     /// lose their scheme and authority.
     pub fn path_and_query(&self) -> (&str, &str) {
         let mut t = self.target.as_str();
-        if let Some(rest) = t.strip_prefix("http://").or_else(|| t.strip_prefix("https://")) {
-            t = rest.find('/').map_or("/", |i| &rest[i..]);
+        let mut absolute = false;
+        if let Some(rest) = absolute_form_rest(t) {
+            absolute = true;
+            t = rest.find(['/', '?', '#']).map_or("", |i| &rest[i..]);
         }
         let t = t.split_once('#').map_or(t, |(before, _)| before);
-        t.split_once('?').unwrap_or((t, ""))
+        let (path, query) = t.split_once('?').unwrap_or((t, ""));
+        // RFC 9110 §4.2.3: an empty path in an absolute URI means "/".
+        (if absolute && path.is_empty() { "/" } else { path }, query)
     }
 }
 
@@ -108,6 +112,7 @@ pub enum HttpError {
     ObsoleteLineFolding,
     MissingHost,
     DuplicateHost,
+    InvalidHost,
     InvalidContentLength,
     ConflictingContentLength,
     ContentLengthWithTransferEncoding,
@@ -131,7 +136,7 @@ impl HttpError {
         use HttpError::*;
         match self {
             Malformed | BareLineFeed | InvalidMethod | InvalidTarget | InvalidHeaderName
-            | InvalidHeaderValue | ObsoleteLineFolding | MissingHost | DuplicateHost
+            | InvalidHeaderValue | ObsoleteLineFolding | MissingHost | DuplicateHost | InvalidHost
             | InvalidContentLength | ConflictingContentLength | ContentLengthWithTransferEncoding
             | TransferEncodingOnHttp10 | ChunkedNotFinal | InvalidChunk | TruncatedBody => (400, "Bad Request"),
             Timeout => (408, "Request Timeout"),
@@ -158,6 +163,7 @@ impl HttpError {
             ObsoleteLineFolding => "obsolete line folding",
             MissingHost => "missing Host header",
             DuplicateHost => "duplicate Host header",
+            InvalidHost => "invalid Host header",
             InvalidContentLength => "invalid Content-Length",
             ConflictingContentLength => "conflicting Content-Length headers",
             ContentLengthWithTransferEncoding => "both Content-Length and Transfer-Encoding",
@@ -181,23 +187,29 @@ impl HttpError {
 pub fn max_head_len(limits: &RequestLimits) -> usize {
     let line = if limits.request_line == 0 { 64 * 1024 } else { limits.request_line };
     let field = if limits.field_size == 0 { 64 * 1024 } else { limits.field_size };
-    (line + 2).saturating_add(limits.fields.saturating_mul(field + 2)).saturating_add(2)
+    line.saturating_add(2)
+        .saturating_add(limits.fields.saturating_mul(field.saturating_add(2)))
+        .saturating_add(2)
 }
 
 /// Parse and check a request head at the start of `buf`.
 pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request>, HttpError> {
+    // RFC 9112 §2.2: a server SHOULD ignore empty lines before the request
+    // line. Skip them here so every check below sees the real head.
+    let skip = leading_empty_lines(buf);
+    let buf = &buf[skip..];
     check_line_ends(buf)?;
     let line_end = buf.windows(2).position(|w| w == b"\r\n");
-    let line_len = line_end.unwrap_or(buf.len());
+    // A read may end between CR and LF; the CR is not part of the line.
+    let line_len = line_end.unwrap_or(buf.len() - usize::from(buf.last() == Some(&b'\r')));
     if limits.request_line > 0 && line_len > limits.request_line {
         return Err(HttpError::RequestLineTooLong);
     }
-    if line_end.is_none() {
-        return Ok(Parse::Partial);
-    }
+    let Some(line_end) = line_end else { return Ok(Parse::Partial) };
+    let head_end = find_head_end(buf);
+    check_field_lines(&buf[line_end + 2..head_end.unwrap_or(buf.len())], limits.field_size)?;
     // httparse stops at the first oversize field only once it has the whole
     // head; refuse a head that has outgrown every limit without waiting.
-    let head_end = find_head_end(buf);
     if head_end.is_none() && buf.len() > max_head_len(limits) {
         return Err(HttpError::HeaderTooLarge);
     }
@@ -222,13 +234,11 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
     };
     check_target(method, target)?;
 
-    let mut headers = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        if limits.field_size > 0 && h.name.len() + 2 + h.value.len() > limits.field_size {
-            return Err(HttpError::HeaderTooLarge);
-        }
-        headers.push(Header { name: h.name.to_string(), value: trim_ows(h.value).to_vec() });
-    }
+    let headers = req
+        .headers
+        .iter()
+        .map(|h| Header { name: h.name.to_string(), value: trim_ows(h.value).to_vec() })
+        .collect();
     let mut request = Request {
         method: method.to_string(),
         target: target.to_string(),
@@ -237,10 +247,31 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
         framing: BodyFraming::Empty,
         keep_alive: version == Version::Http11,
         expect_continue: false,
-        head_len,
+        head_len: skip + head_len,
     };
     apply_semantics(&mut request)?;
     Ok(Parse::Complete(request))
+}
+
+/// Bytes of CRLF pairs before the request line.
+fn leading_empty_lines(buf: &[u8]) -> usize {
+    let mut n = 0;
+    while buf[n..].starts_with(b"\r\n") {
+        n += 2;
+    }
+    n
+}
+
+/// Every field line, counted as sent (OWS included), within `field_size`;
+/// an unfinished last line is held to the same limit.
+fn check_field_lines(fields: &[u8], field_size: usize) -> Result<(), HttpError> {
+    if field_size == 0 {
+        return Ok(());
+    }
+    let too_long = fields
+        .split(|&b| b == b'\n')
+        .any(|line| line.strip_suffix(b"\r").unwrap_or(line).len() > field_size);
+    if too_long { Err(HttpError::HeaderTooLarge) } else { Ok(()) }
 }
 
 /// RFC 9112 §2.2: a bare CR, or LF not preceded by CR, in the head is an
@@ -267,7 +298,7 @@ fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> HttpError {
     match e {
         httparse::Error::HeaderName => {
             // A header line starting with whitespace is obs-fold.
-            let folded = buf.windows(3).any(|w| w[0] == b'\n' && (w[1] == b' ' || w[1] == b'\t'));
+            let folded = buf.windows(2).any(|w| w[0] == b'\n' && (w[1] == b' ' || w[1] == b'\t'));
             if folded { HttpError::ObsoleteLineFolding } else { HttpError::InvalidHeaderName }
         }
         httparse::Error::HeaderValue => HttpError::InvalidHeaderValue,
@@ -277,8 +308,10 @@ fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> HttpError {
             // 505 for a well-formed version rwsgi does not speak
             // (HTTP/2.0, HTTP/1.2); anything else is not HTTP: 400.
             let line = buf.split(|&b| b == b'\r').next().unwrap_or_default();
-            let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
-            let well_formed = version.len() == 8
+            let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+            let version = parts.last().copied().unwrap_or_default();
+            let well_formed = parts.len() == 3
+                && version.len() == 8
                 && version.starts_with(b"HTTP/")
                 && version[5].is_ascii_digit()
                 && version[6] == b'.'
@@ -297,13 +330,44 @@ fn check_target(method: &str, target: &str) -> Result<(), HttpError> {
         return Err(HttpError::InvalidTarget);
     }
     let ok = if method == "CONNECT" {
-        !target.starts_with('/') && target.contains(':')
+        // authority-form: host:port, nothing else.
+        !target.contains('/') && target.contains(':')
     } else if target == "*" {
         method == "OPTIONS"
     } else {
-        target.starts_with('/') || target.starts_with("http://") || target.starts_with("https://")
+        target.starts_with('/') || absolute_form_rest(target).is_some()
     };
     if ok { Ok(()) } else { Err(HttpError::InvalidTarget) }
+}
+
+/// For an absolute-form target, what follows `http://` or `https://`
+/// (scheme matched case-insensitively, RFC 3986 §3.1).
+fn absolute_form_rest(target: &str) -> Option<&str> {
+    let (scheme, rest) = target.split_once("://")?;
+    (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")).then_some(rest)
+}
+
+/// RFC 9110 §7.2: Host = uri-host [ ":" port ]; empty is allowed.
+fn is_valid_host(v: &[u8]) -> bool {
+    let (host, port) = if v.first() == Some(&b'[') {
+        let Some(end) = v.iter().position(|&b| b == b']') else { return false };
+        let inside = &v[1..end];
+        if inside.is_empty() || !inside.iter().all(|b| b.is_ascii_hexdigit() || b":.".contains(b)) {
+            return false;
+        }
+        match &v[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&v[..0], port),
+            _ => return false,
+        }
+    } else {
+        match v.iter().rposition(|&b| b == b':') {
+            Some(i) => (&v[..i], &v[i + 1..]),
+            None => (v, &v[..0]),
+        }
+    };
+    let reg_name = |b: &u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(b);
+    host.iter().all(reg_name) && port.iter().all(u8::is_ascii_digit)
 }
 
 /// Framing, Host, Expect and Connection rules (RFC 9110 §7.2, §10.1.1;
@@ -311,6 +375,7 @@ fn check_target(method: &str, target: &str) -> Result<(), HttpError> {
 fn apply_semantics(req: &mut Request) -> Result<(), HttpError> {
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding: Vec<Vec<u8>> = Vec::new();
+    let mut has_transfer_encoding = false;
     let mut hosts = 0;
     let mut close = false;
     let mut keep_alive = false;
@@ -327,6 +392,7 @@ fn apply_semantics(req: &mut Request) -> Result<(), HttpError> {
                 }
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            has_transfer_encoding = true;
             for coding in h.value.split(|&b| b == b',') {
                 let coding = trim_ows(coding);
                 if !coding.is_empty() {
@@ -335,6 +401,9 @@ fn apply_semantics(req: &mut Request) -> Result<(), HttpError> {
             }
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+            if !is_valid_host(&h.value) {
+                return Err(HttpError::InvalidHost);
+            }
         } else if name.eq_ignore_ascii_case("connection") {
             for token in h.value.split(|&b| b == b',') {
                 let token = trim_ows(token);
@@ -357,7 +426,7 @@ fn apply_semantics(req: &mut Request) -> Result<(), HttpError> {
     if hosts == 0 && req.version == Version::Http11 {
         return Err(HttpError::MissingHost);
     }
-    req.framing = if !transfer_encoding.is_empty() {
+    req.framing = if has_transfer_encoding {
         // RFC 9112 §6.1: TE in a 1.0 request means the framing is faulty.
         if req.version == Version::Http10 {
             return Err(HttpError::TransferEncodingOnHttp10);
@@ -366,15 +435,17 @@ fn apply_semantics(req: &mut Request) -> Result<(), HttpError> {
         if content_length.is_some() {
             return Err(HttpError::ContentLengthWithTransferEncoding);
         }
-        for coding in &transfer_encoding {
-            if !matches!(coding.as_slice(), b"chunked" | b"gzip" | b"deflate" | b"compress" | b"x-gzip") {
-                return Err(HttpError::UnknownTransferCoding);
-            }
-        }
+        // RFC 9112 §6.3 (4): chunked not final is a MUST-400, checked
+        // before the SHOULD-501 for codings rwsgi does not know (§6.1).
         if transfer_encoding.last().map(Vec::as_slice) != Some(b"chunked")
             || transfer_encoding.iter().filter(|c| c.as_slice() == b"chunked").count() > 1
         {
             return Err(HttpError::ChunkedNotFinal);
+        }
+        for coding in &transfer_encoding {
+            if !matches!(coding.as_slice(), b"chunked" | b"gzip" | b"deflate" | b"compress" | b"x-gzip") {
+                return Err(HttpError::UnknownTransferCoding);
+            }
         }
         if transfer_encoding.len() > 1 {
             // Compressed transfer codings are valid HTTP but rwsgi does not
