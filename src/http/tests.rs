@@ -885,11 +885,9 @@ fn smuggling_and_split_cases() -> Vec<Case> {
         // RFC 9112 §3.2.2 (a server MUST accept absolute-form) and RFC 3986
         // §3.1 (the scheme is case-insensitive).
         case("absolute-form uppercase scheme", b"GET HTTP://h/a HTTP/1.1\r\nHost: h\r\n\r\n", ok("GET", "HTTP://h/a", V11)),
-        // RFC 9112 §5.2: obs-fold MUST be refused (it is, always with a
-        // 400) and §2.2: whitespace before the first field line. The
-        // variant should not depend on where a read ends: a buffer ending
-        // in "\n " is reported as InvalidHeaderName, because
-        // map_httparse_error looks for the fold with windows(3).
+        // RFC 9112 §5.2: obs-fold is refused with 400, and so is
+        // whitespace before the first field line (§2.2); the error does
+        // not depend on where a read ends.
         case("obs-fold with sp", get11(b"X: a\r\n b\r\n"), fail(ObsoleteLineFolding)),
         case("obs-fold with htab", get11(b"X: a\r\n\tb\r\n"), fail(ObsoleteLineFolding)),
         case("obs-fold of host", b"GET / HTTP/1.1\r\nHost: h\r\n x\r\n\r\n", fail(ObsoleteLineFolding)),
