@@ -187,6 +187,58 @@ def test_killed_worker_is_replaced(servers):
         assert srv.get("/hello").status == 200
 
 
+def live_workers(srv):
+    """Pids of the master's children that are alive."""
+    out = subprocess.run(["pgrep", "-P", str(srv.pid)], capture_output=True, text=True).stdout
+    return sorted(int(p) for p in out.split() if pid_alive(int(p)))
+
+
+def test_hup_kills_neither_master_nor_workers(servers):
+    srv = servers.start(["-w", "2", "testapp:app"])
+    workers = srv.wait_booted(2)
+    os.kill(srv.pid, signal.SIGHUP)
+    for pid in workers:
+        # What `pkill -HUP rwsgi` does: the workers get it too.
+        os.kill(pid, signal.SIGHUP)
+    assert_stays(lambda: srv.alive() and all(pid_alive(p) for p in workers), 1.0, "master and workers survive HUP")
+    assert srv.get("/hello").status == 200
+
+
+def test_ttin_and_ttou_change_the_worker_count(servers):
+    srv = servers.start(["-w", "2", "testapp:app"])
+    original = srv.wait_booted(2)
+    srv.signal(signal.SIGTTIN)
+    wait_for(lambda: len(live_workers(srv)) == 3, 15, message="a third worker after TTIN")
+    # One at a time: the kernel merges a signal sent while one is pending.
+    srv.signal(signal.SIGTTOU)
+    wait_for(lambda: len(live_workers(srv)) == 2, 15, message="two workers after TTOU")
+    srv.signal(signal.SIGTTOU)
+    wait_for(lambda: len(live_workers(srv)) == 1, 15, message="one worker after a second TTOU")
+    # TTOU stops the oldest workers first.
+    assert not any(p in live_workers(srv) for p in original)
+    srv.signal(signal.SIGTTOU)
+    assert_stays(lambda: len(live_workers(srv)) == 1, 1.0, "never fewer than one worker")
+    assert srv.get("/hello").status == 200
+
+
+def test_usr1_reopens_log_files(servers, tmp_path):
+    error_log, access_log = tmp_path / "error.log", tmp_path / "access.log"
+    srv = servers.start(["--error-logfile", str(error_log), "--access-logfile", str(access_log), "testapp:app"])
+    assert srv.get("/hello").status == 200
+    wait_for(lambda: access_log.exists() and access_log.read_text(), 5, message="first access line")
+    # What logrotate does: move the files away, then send USR1.
+    error_log.rename(tmp_path / "error.log.1")
+    access_log.rename(tmp_path / "access.log.1")
+    srv.signal(signal.SIGUSR1)
+    wait_for(lambda: error_log.exists(), 5, message="error log reopened by the master")
+
+    def access_reopened():
+        srv.get("/hello")
+        return access_log.exists() and "/hello" in access_log.read_text()
+
+    wait_for(access_reopened, 10, message="access log reopened by the worker")
+
+
 def test_import_failure_stops_master_and_logs_once(servers):
     srv = servers.start(["-w", "4", "broken_app:app"], wait=False)
     try:
