@@ -17,7 +17,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use pyo3::prelude::*;
 
-use crate::config::{Config, LogTarget};
+use crate::config::Config;
 use crate::http::response::error_response;
 use crate::http::{self, max_head_len, HttpError, Parse};
 use crate::logging::{AccessInfo, AccessLog};
@@ -190,6 +190,11 @@ enum ConnState {
     ReadingHead,
     /// Between requests on a keep-alive connection.
     Idle,
+    /// The last response is out and our side is shut down; what the client
+    /// still sends is read and dropped until it closes, so that closing
+    /// with unread input (a TCP reset) cannot destroy the response on its
+    /// way to the client.
+    Lingering,
 }
 
 struct Conn {
@@ -199,6 +204,19 @@ struct Conn {
     buf: Vec<u8>,
     state: ConnState,
     deadline: Option<Instant>,
+    /// The client shut down its sending side: serve what is buffered, then
+    /// close.
+    peer_closed: bool,
+}
+
+/// What the serve loop does with a connection after driving it.
+enum Next {
+    /// Wait in the poll for more input.
+    Park,
+    /// Its turn is over but input may be waiting: drive it again before
+    /// blocking in the poll (readiness is edge-triggered).
+    Again,
+    Close,
 }
 
 /// The serve loop's state.
@@ -213,6 +231,10 @@ struct Server<'a> {
     /// time so load spreads over workers; edge-triggered readiness will
     /// not fire again for those already queued).
     accept_pending: Vec<bool>,
+    /// After an accept error (EMFILE), when to try again.
+    accept_retry_at: Option<Instant>,
+    /// Connections whose turn ended with input possibly left.
+    again: Vec<usize>,
     max_head: usize,
     stopping: bool,
 }
@@ -232,6 +254,8 @@ impl<'a> Server<'a> {
             conns: HashMap::new(),
             next_token: spec.listeners.len(),
             accept_pending: vec![true; spec.listeners.len()],
+            accept_retry_at: None,
+            again: Vec::new(),
             max_head: max_head_len(&spec.cfg.limits),
             stopping: false,
         })
@@ -257,7 +281,8 @@ impl<'a> Server<'a> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            let ready: Vec<usize> = events.iter().map(|e| e.token().0).collect();
+            let mut ready: Vec<usize> = events.iter().map(|e| e.token().0).collect();
+            ready.append(&mut self.again);
             for token in ready {
                 if token < self.spec.listeners.len() {
                     self.accept_pending[token] = true;
@@ -265,7 +290,11 @@ impl<'a> Server<'a> {
                     self.on_readable(token);
                 }
             }
-            if !self.stopping {
+            if self.accept_retry_at.is_some_and(|t| t <= Instant::now()) {
+                self.accept_retry_at = None;
+                self.accept_pending.iter_mut().for_each(|p| *p = true);
+            }
+            if self.can_accept() {
                 for i in 0..self.spec.listeners.len() {
                     if self.accept_pending[i] {
                         self.accept_one(i);
@@ -276,12 +305,19 @@ impl<'a> Server<'a> {
         }
     }
 
+    fn can_accept(&self) -> bool {
+        !self.stopping && self.conns.len() < MAX_CONNECTIONS
+    }
+
     fn poll_timeout(&self) -> Duration {
-        if !self.stopping && self.accept_pending.iter().any(|p| *p) {
+        if !self.again.is_empty() || (self.can_accept() && self.accept_pending.iter().any(|p| *p)) {
             return Duration::ZERO;
         }
         let now = Instant::now();
         let mut t = Duration::from_secs(1);
+        if let Some(at) = self.accept_retry_at {
+            t = t.min(at.saturating_duration_since(now));
+        }
         for c in self.conns.values() {
             if let Some(d) = c.deadline {
                 t = t.min(d.saturating_duration_since(now));
@@ -291,7 +327,9 @@ impl<'a> Server<'a> {
     }
 
     /// Stop accepting; close idle keep-alive connections; let the rest
-    /// (fresh connections and heads in progress) finish their request.
+    /// finish their request: heads in progress, and fresh connections for
+    /// a short grace (a client that connected just before the stop is
+    /// about to send).
     fn begin_stop(&mut self) {
         self.stopping = true;
         self.spec.board.set_state(self.spec.slot, SlotState::Stopping);
@@ -307,6 +345,10 @@ impl<'a> Server<'a> {
         for t in idle {
             self.close(t);
         }
+        let grace = Instant::now() + STOP_GRACE;
+        for c in self.conns.values_mut().filter(|c| c.state == ConnState::Fresh) {
+            c.deadline = Some(c.deadline.map_or(grace, |d| d.min(grace)));
+        }
     }
 
     fn accept_one(&mut self, listener: usize) {
@@ -320,73 +362,83 @@ impl<'a> Server<'a> {
                     return;
                 }
                 let deadline = self.spec.cfg.timeout.map(|t| Instant::now() + t);
-                self.conns.insert(
-                    token,
-                    Conn { stream: Arc::new(stream), peer, listener, buf: Vec::new(), state: ConnState::Fresh, deadline },
-                );
+                let stream = Arc::new(stream);
+                let state = ConnState::Fresh;
+                let buf = Vec::new();
+                self.conns.insert(token, Conn { stream, peer, listener, buf, state, deadline, peer_closed: false });
                 // Clients usually send the request with the connection.
                 self.on_readable(token);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.accept_pending[listener] = false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::ConnectionAborted => {}
             Err(e) => {
-                // EMFILE and friends: back off until the next loop.
+                // EMFILE and friends: back off briefly, then try again (no
+                // new readiness event may come for connections already queued).
                 log::error!("accept failed: {e}");
                 self.accept_pending[listener] = false;
+                self.accept_retry_at = Some(Instant::now() + ACCEPT_RETRY);
             }
         }
     }
 
-    /// Read what is there; serve every complete request; park the rest.
+    /// Read what is there; serve the complete requests (a few per turn, so
+    /// one pipelining client cannot starve the others); park the rest.
     fn on_readable(&mut self, token: usize) {
         let Some(mut conn) = self.conns.remove(&token) else { return };
-        let keep = self.drive(&mut conn);
-        if keep {
-            self.conns.insert(token, conn);
-        } else {
-            let _ = self.poll.registry().deregister(&mut SourceFd(&conn.stream.as_raw_fd()));
+        let next = if conn.state == ConnState::Lingering { linger(&conn) } else { self.drive(&mut conn) };
+        match next {
+            Next::Park => {
+                self.conns.insert(token, conn);
+            }
+            Next::Again => {
+                self.conns.insert(token, conn);
+                self.again.push(token);
+            }
+            Next::Close => self.finish_conn(conn),
         }
     }
 
-    /// Returns whether the connection stays open.
-    fn drive(&mut self, conn: &mut Conn) -> bool {
-        loop {
-            match fill_nonblocking(&conn.stream, &mut conn.buf, self.max_head + 1) {
-                Ok(FillResult::Eof) if conn.buf.is_empty() => return false,
-                Ok(FillResult::Eof) => {
-                    // A partial head and then EOF: nothing to answer.
-                    log::debug!("client closed with an incomplete request");
-                    return false;
-                }
-                Ok(FillResult::Open) => {}
-                Err(e) => {
-                    log::debug!("read failed: {e}");
-                    return false;
+    fn drive(&mut self, conn: &mut Conn) -> Next {
+        for _ in 0..REQUESTS_PER_TURN {
+            if !conn.peer_closed {
+                match fill_nonblocking(&conn.stream, &mut conn.buf, self.max_head.saturating_add(1)) {
+                    Ok(FillResult::Eof) => conn.peer_closed = true,
+                    Ok(FillResult::Open) => {}
+                    Err(e) => {
+                        log::debug!("read failed: {e}");
+                        return Next::Close;
+                    }
                 }
             }
             if conn.buf.is_empty() {
-                return true;
+                return if conn.peer_closed { Next::Close } else { Next::Park };
             }
             let request = match http::parse_request(&conn.buf, &self.spec.cfg.limits) {
                 Ok(Parse::Complete(r)) => r,
+                Ok(Parse::Partial) if conn.peer_closed => {
+                    log::debug!("client closed with an incomplete request");
+                    return Next::Close;
+                }
                 Ok(Parse::Partial) => {
                     if conn.state != ConnState::ReadingHead {
                         conn.state = ConnState::ReadingHead;
                         conn.deadline = self.spec.cfg.timeout.map(|t| Instant::now() + t);
                     }
-                    return true;
+                    return Next::Park;
                 }
                 Err(e) => {
                     self.refuse(conn, e);
-                    return false;
+                    return Next::Park;
                 }
             };
             if !self.serve_request(conn, request) {
-                return false;
+                start_lingering(conn);
+                return Next::Park;
             }
             conn.state = ConnState::Idle;
             conn.deadline = self.spec.cfg.keepalive.map(|k| Instant::now() + k);
         }
+        Next::Again
     }
 
     /// Serve one request; returns whether the connection stays open.
@@ -426,24 +478,23 @@ impl<'a> Server<'a> {
             // request starts where it should, or give up on the connection.
             // A client still waiting for `100 Continue` may never send it.
             reusable = !outcome.continue_unsent && {
-                let mut io = DeadlineIo { stream: &conn.stream, timeout: cfg.timeout };
+                // A client that is sending its body does so at network
+                // speed; one that stalls is not worth the worker's time.
+                let wait = cfg.timeout.map_or(DRAIN_WAIT, |t| t.min(DRAIN_WAIT));
+                let mut io = DeadlineIo { stream: &conn.stream, timeout: Some(wait) };
                 matches!(body.drain(&mut io, DRAIN_LIMIT), Ok(true))
             };
         }
         conn.buf = body.into_leftover();
-        if !reusable {
-            // Let the client read the response before the close resets it.
-            conn.stream.shutdown_write();
-        }
         reusable
     }
 
-    /// Answer a bad request with its status and close.
-    fn refuse(&mut self, conn: &Conn, e: HttpError) {
+    /// Answer a bad request with its status, then linger and close.
+    fn refuse(&mut self, conn: &mut Conn, e: HttpError) {
         log::debug!("bad request from {:?}: {}", conn.peer, e.describe());
         let mut io = DeadlineIo { stream: &conn.stream, timeout: Some(Duration::from_secs(1)) };
         let _ = io.write_all(&error_response(e, &http_date()));
-        conn.stream.shutdown_write();
+        start_lingering(conn);
     }
 
     fn expire_connections(&mut self) {
@@ -455,11 +506,13 @@ impl<'a> Server<'a> {
             .map(|(t, _)| *t)
             .collect();
         for t in expired {
-            if let Some(c) = self.conns.get(&t) {
+            if let Some(c) = self.conns.get_mut(&t) {
                 if c.state == ConnState::ReadingHead {
-                    let c = self.conns.remove(&t).expect("present: just looked it up");
-                    self.refuse(&c, HttpError::Timeout);
-                    let _ = self.poll.registry().deregister(&mut SourceFd(&c.stream.as_raw_fd()));
+                    let mut c = self.conns.remove(&t).expect("present: just looked it up");
+                    self.refuse(&mut c, HttpError::Timeout);
+                    // Lingering, but with no time left: a slow client gets
+                    // its 408 and the close.
+                    self.finish_conn(c);
                     continue;
                 }
             }
@@ -469,8 +522,16 @@ impl<'a> Server<'a> {
 
     fn close(&mut self, token: usize) {
         if let Some(c) = self.conns.remove(&token) {
-            let _ = self.poll.registry().deregister(&mut SourceFd(&c.stream.as_raw_fd()));
+            self.finish_conn(c);
         }
+    }
+
+    /// Stop watching a connection and shut it down. The shutdown reaches
+    /// the client even if the application still holds a reference to the
+    /// socket (through a `wsgi.input` it kept).
+    fn finish_conn(&mut self, conn: Conn) {
+        let _ = self.poll.registry().deregister(&mut SourceFd(&conn.stream.as_raw_fd()));
+        conn.stream.shutdown();
     }
 
     fn reopen_logs(&mut self) {
@@ -487,6 +548,41 @@ impl<'a> Server<'a> {
 
 /// Most body bytes read and thrown away to keep a connection alive.
 const DRAIN_LIMIT: usize = 1024 * 1024;
+/// Longest wait for each read while draining an unread body.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
+/// Requests served from one connection before the others get a turn.
+const REQUESTS_PER_TURN: usize = 8;
+/// Most connections one worker holds, active and parked.
+const MAX_CONNECTIONS: usize = 1000;
+/// Pause after an accept error before accepting again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// How long a connection that sent nothing is kept after a stop begins.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+/// How long a closing connection's late input is read and dropped.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Shut down our sending side and wait (in the poll) for the client to
+/// close, dropping whatever it still sends.
+fn start_lingering(conn: &mut Conn) {
+    conn.stream.shutdown_write();
+    conn.state = ConnState::Lingering;
+    conn.buf = Vec::new();
+    conn.deadline = Some(Instant::now() + LINGER);
+}
+
+/// Read and drop a lingering connection's input; close at EOF.
+fn linger(conn: &Conn) -> Next {
+    let mut sink = [0u8; 16 * 1024];
+    loop {
+        match (&*conn.stream).read(&mut sink) {
+            Ok(0) => return Next::Close,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Park,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Next::Close,
+        }
+    }
+}
 
 enum FillResult {
     Open,
@@ -522,9 +618,4 @@ fn http_date() -> String {
         }
         c.1.clone()
     })
-}
-
-/// Where the master's log goes, for a worker that must reopen it.
-pub fn log_target_is_file(t: &LogTarget) -> bool {
-    matches!(t, LogTarget::File(_))
 }

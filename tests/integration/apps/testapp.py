@@ -411,3 +411,15 @@ def make_app(*args, **kwargs):
         return _json(start_response, {"args": list(args), "kwargs": kwargs})
 
     return factory_app
+
+
+# ---------------------------------------------------------------------------
+# an app that keeps every environ (and so its wsgi.input) alive forever
+
+KEPT_ENVIRONS = []
+
+
+def keep_environ_app(environ, start_response):
+    KEPT_ENVIRONS.append(environ)
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+    return [b"kept"]

@@ -1,0 +1,91 @@
+"""Connection handling in the worker's poll loop: half-closed clients,
+fairness between connections, lingering close after an error, and sockets
+the application keeps alive past its request."""
+
+import socket
+import threading
+import time
+
+from support import EXAMPLES_DIR
+
+
+def read_until_eof(sock, limit=1 << 22):
+    data = b""
+    while len(data) < limit:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_pipelined_requests_then_half_close_are_all_answered(servers):
+    """A client that sends its requests and shuts down its sending side
+    (`nc -N`, health checkers) still gets every response."""
+    srv = servers.start(["get_started:hello_world"], chdir=EXAMPLES_DIR)
+    for _ in range(20):
+        with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            data = read_until_eof(s)
+        assert data.count(b"HTTP/1.1 200 OK") == 2, data
+
+
+def test_one_pipelining_client_does_not_starve_another(servers):
+    srv = servers.start(["-w", "1", "get_started:hello_world"], chdir=EXAMPLES_DIR)
+    stop = threading.Event()
+    hog = socket.create_connection((srv.host, srv.port), timeout=5)
+
+    def drain():
+        try:
+            while not stop.is_set() and hog.recv(1 << 16):
+                pass
+        except OSError:
+            pass
+
+    def flood():
+        try:
+            while not stop.is_set():
+                hog.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 50)
+        except OSError:
+            pass
+
+    threads = [threading.Thread(target=drain, daemon=True), threading.Thread(target=flood, daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert read_until_eof(s).startswith(b"HTTP/1.1 200 OK")
+    finally:
+        stop.set()
+        hog.close()
+        for t in threads:
+            t.join(5)
+
+
+def test_error_response_survives_unread_request_bytes(servers):
+    """A 431 sent while the client is still sending must reach it: the
+    server lingers instead of resetting the connection."""
+    srv = servers.start(["--limit-request-fields", "5", "get_started:hello_world"], chdir=EXAMPLES_DIR)
+    for _ in range(5):
+        with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+            head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(50)) + b"\r\n"
+            s.sendall(head + b"Z" * 200_000)
+            data = read_until_eof(s)
+        assert data.startswith(b"HTTP/1.1 431 "), data[:100]
+
+
+def test_app_keeping_environ_does_not_keep_connection_open(servers):
+    """An app that keeps its environ (and so wsgi.input, which holds the
+    socket) past the request: expired keep-alive connections still close."""
+    srv = servers.start(["--keep-alive", "1", "testapp:keep_environ_app"])
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = s.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 OK"), first
+        s.settimeout(6)
+        started = time.monotonic()
+        assert s.recv(1) == b"", "connection not closed"
+        assert time.monotonic() - started < 5
