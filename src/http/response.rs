@@ -36,8 +36,10 @@ impl ResponseFraming {
     }
 }
 
-/// Append a response head to `out`. `headers` come from the app and are
-/// already validated; rwsgi adds `Server`, `Date`, the framing header and
+/// Append a response head to `out`. `status` and `headers` come from the
+/// app, already validated to be latin-1 without control characters, and
+/// go out latin-1 encoded (PEP 3333 native strings). rwsgi adds `Server`
+/// and `Date` unless the app set them, the framing header, and
 /// `Connection` as needed.
 pub fn write_head(
     out: &mut Vec<u8>,
@@ -48,15 +50,22 @@ pub fn write_head(
     keep_alive: bool,
     date: &str,
 ) {
+    let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_bytes());
-    out.extend_from_slice(b"\r\nServer: rwsgi\r\nDate: ");
-    out.extend_from_slice(date.as_bytes());
+    push_latin1(out, status);
     out.extend_from_slice(b"\r\n");
+    if !has("server") {
+        out.extend_from_slice(b"Server: rwsgi\r\n");
+    }
+    if !has("date") {
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(date.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     for (name, value) in headers {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        push_latin1(out, value);
         out.extend_from_slice(b"\r\n");
     }
     if framing == ResponseFraming::Chunked {
@@ -68,6 +77,16 @@ pub fn write_head(
         (true, Version::Http11) => {}
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Append text as latin-1; characters past U+00FF (refused earlier by
+/// validation) become `?` rather than UTF-8 bytes.
+fn push_latin1(out: &mut Vec<u8>, text: &str) {
+    if text.is_ascii() {
+        out.extend_from_slice(text.as_bytes());
+    } else {
+        out.extend(text.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')));
+    }
 }
 
 /// A complete response for a request rwsgi refuses; always closes.

@@ -20,7 +20,7 @@ use crate::config::{AppSpec, Config};
 use crate::http::body::{BodyError, BodyReader};
 use crate::http::Request;
 use crate::net::{Peer, Stream};
-use objects::{lock, Errors, FileWrapper, Input, InputState, StartResponse};
+use objects::{lock, Continue, Errors, FileWrapper, Input, InputState, StartResponse};
 use response::ResponseState;
 
 /// The loaded application and the per-worker constants of its environ.
@@ -179,14 +179,16 @@ pub struct Outcome {
 /// Call the app for one request and write its response.
 pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
     let req = ex.request;
+    let expect = Arc::new(Continue::new(req.expect_continue));
     let input = Arc::new(Mutex::new(InputState {
         body: BodyReader::new(req.framing, std::mem::take(&mut ex.leftover)),
-        stream: ex.stream.clone(),
+        stream: Some(ex.stream.clone()),
         timeout: ex.timeout,
-        continue_pending: req.expect_continue,
+        expect: expect.clone(),
     }));
     let state = Arc::new(Mutex::new(ResponseState::new(
         ex.stream.clone(),
+        expect.clone(),
         ex.timeout,
         req.version,
         req.method == "HEAD",
@@ -222,14 +224,17 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
             }
         }
     }
+    // Objects the app kept (wsgi.input, write) lose the connection now.
+    st.stream = None;
     let mut input = lock(&input);
+    input.stream = None;
     let body = input.take_body();
     Outcome {
         status: st.status.clone().unwrap_or_default(),
         headers: std::mem::take(&mut st.headers),
         body_bytes: st.body_bytes(),
         reusable: st.connection_reusable() && body.error().is_none(),
-        continue_unsent: input.continue_pending && !body.is_complete(),
+        continue_unsent: expect.unsent() && !body.is_complete(),
         body,
     }
 }
@@ -380,13 +385,18 @@ fn build_environ<'py>(
     let (path, query) = req.path_and_query();
     let mut path_info = latin1(&percent_decode(path.as_bytes()));
     let script_name: String = base.get_item("SCRIPT_NAME")?.map(|s| s.extract()).transpose()?.unwrap_or_default();
+    // Strip SCRIPT_NAME only at a segment boundary: /app is a prefix of
+    // /app/x, not of /application.
     if !script_name.is_empty() && path_info.starts_with(&script_name) {
-        path_info = path_info[script_name.len()..].to_string();
+        let rest = &path_info[script_name.len()..];
+        if rest.is_empty() || rest.starts_with('/') {
+            path_info = rest.to_string();
+        }
     }
     env.set_item(intern!(py, "REQUEST_METHOD"), req.method.as_str())?;
     env.set_item(intern!(py, "PATH_INFO"), path_info)?;
-    env.set_item(intern!(py, "QUERY_STRING"), query)?;
-    env.set_item(intern!(py, "RAW_URI"), req.target.as_str())?;
+    env.set_item(intern!(py, "QUERY_STRING"), latin1(query.as_bytes()))?;
+    env.set_item(intern!(py, "RAW_URI"), latin1(req.target.as_bytes()))?;
     env.set_item(intern!(py, "SERVER_PROTOCOL"), req.version.as_str())?;
     match ex.peer {
         Peer::Tcp(addr) => {
@@ -407,7 +417,13 @@ fn build_environ<'py>(
         let key = if h.name.eq_ignore_ascii_case("content-type") {
             "CONTENT_TYPE".to_string()
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            "CONTENT_LENGTH".to_string()
+            // The parsed length, not the header text (`5, 5` is one length).
+            let n = match req.framing {
+                crate::http::BodyFraming::Length(n) => n,
+                _ => 0,
+            };
+            env.set_item(intern!(py, "CONTENT_LENGTH"), n.to_string())?;
+            continue;
         } else {
             let mut k = String::with_capacity(5 + h.name.len());
             k.push_str("HTTP_");

@@ -5,6 +5,7 @@
 //! `Sync` (pyo3's rule for classes) and stay valid if an app keeps a
 //! reference past its request. Socket I/O happens detached from Python.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyo3::exceptions::{PyAssertionError, PyOSError, PyStopIteration, PyTypeError, PyValueError};
@@ -16,13 +17,46 @@ use crate::http::body::{BodyError, BodyReader};
 use crate::http::BodyFraming;
 use crate::net::{DeadlineIo, Stream};
 
+/// Where a request's `Expect: 100-continue` stands. Shared by
+/// `wsgi.input` (which sends the interim response on the first read that
+/// needs the body) and the response (whose head forfeits it).
+pub struct Continue(AtomicU8);
+
+const NOT_EXPECTED: u8 = 0;
+const PENDING: u8 = 1;
+const SENT: u8 = 2;
+const FORFEITED: u8 = 3;
+
+impl Continue {
+    pub fn new(expected: bool) -> Self {
+        Continue(AtomicU8::new(if expected { PENDING } else { NOT_EXPECTED }))
+    }
+
+    /// True (once) when `100 Continue` is due now.
+    fn claim(&self) -> bool {
+        self.0.compare_exchange(PENDING, SENT, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// The final response head is going out: no `100 Continue` after it.
+    pub fn forfeit(&self) {
+        let _ = self.0.compare_exchange(PENDING, FORFEITED, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// The client expected `100 Continue` and never got it: it may not
+    /// send its body at all.
+    pub fn unsent(&self) -> bool {
+        matches!(self.0.load(Ordering::Acquire), PENDING | FORFEITED)
+    }
+}
+
 /// What `wsgi.input` reads from: the body framing state and the socket.
 pub struct InputState {
     pub body: BodyReader,
-    pub stream: Arc<Stream>,
+    /// `None` once the request is over: a `wsgi.input` the app kept reads
+    /// nothing more from the connection.
+    pub stream: Option<Arc<Stream>>,
     pub timeout: Option<std::time::Duration>,
-    /// `Expect: 100-continue` was sent and the interim response is not out yet.
-    pub continue_pending: bool,
+    pub expect: Arc<Continue>,
 }
 
 impl InputState {
@@ -32,13 +66,14 @@ impl InputState {
         std::mem::replace(&mut self.body, BodyReader::new(BodyFraming::Empty, Vec::new()))
     }
 
-    /// Send `100 Continue` (RFC 9110 §10.1.1: the client waits for it
-    /// before sending the body).
-    fn send_continue(&mut self) -> Result<(), BodyError> {
+    /// Send `100 Continue` if it is due (RFC 9110 §10.1.1: the client
+    /// waits for it before sending the body).
+    fn send_continue(&mut self, stream: &Stream) -> Result<(), BodyError> {
         use std::io::Write;
-        let mut io = DeadlineIo { stream: &self.stream, timeout: self.timeout };
-        io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|e| BodyError::Io(e.kind()))?;
-        self.continue_pending = false;
+        if self.body.needs_input() && self.expect.claim() {
+            let mut io = DeadlineIo { stream, timeout: self.timeout };
+            io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|e| BodyError::Io(e.kind()))?;
+        }
         Ok(())
     }
 }
@@ -77,10 +112,10 @@ impl Input {
         py.detach(move || {
             let mut guard = lock(&state);
             let st = &mut *guard;
-            if st.continue_pending && st.body.needs_input() {
-                st.send_continue()?;
-            }
-            let stream = st.stream.clone();
+            let Some(stream) = st.stream.clone() else {
+                return Err(BodyError::Io(std::io::ErrorKind::NotConnected));
+            };
+            st.send_continue(&stream)?;
             let mut io = DeadlineIo { stream: &stream, timeout: st.timeout };
             f(&mut st.body, &mut io)
         })

@@ -9,10 +9,14 @@ use std::time::Duration;
 use crate::http::response::{is_hop_by_hop, write_head, BodyEncoder, ResponseFraming};
 use crate::http::{is_field_value, is_token, Version};
 use crate::net::{DeadlineIo, Stream};
+use super::objects::Continue;
 
 /// One response in the making.
 pub struct ResponseState {
-    pub stream: Arc<Stream>,
+    /// `None` once the request is over: a `write()` the app kept fails.
+    pub stream: Option<Arc<Stream>>,
+    /// The request's `Expect: 100-continue`, forfeited when the head goes out.
+    pub expect: Arc<Continue>,
     pub timeout: Option<Duration>,
     pub version: Version,
     pub is_head: bool,
@@ -33,9 +37,18 @@ pub struct ResponseState {
 }
 
 impl ResponseState {
-    pub fn new(stream: Arc<Stream>, timeout: Option<Duration>, version: Version, is_head: bool, keep_alive: bool, date: String) -> Self {
+    pub fn new(
+        stream: Arc<Stream>,
+        expect: Arc<Continue>,
+        timeout: Option<Duration>,
+        version: Version,
+        is_head: bool,
+        keep_alive: bool,
+        date: String,
+    ) -> Self {
         ResponseState {
-            stream,
+            stream: Some(stream),
+            expect,
             timeout,
             version,
             is_head,
@@ -75,10 +88,16 @@ impl ResponseState {
                 continue;
             }
             if name.eq_ignore_ascii_case("content-length") {
-                let n = value
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|_| format!("invalid Content-Length {value:?}"))?;
+                // RFC 9110 §8.6: 1*DIGIT; two different lengths would let a
+                // proxy and its client disagree on where the body ends.
+                let digits = value.trim_matches([' ', '\t']);
+                let n = Some(digits)
+                    .filter(|d| !d.is_empty() && d.len() <= 19 && d.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|d| d.parse::<u64>().ok())
+                    .ok_or_else(|| format!("invalid Content-Length {value:?}"))?;
+                if content_length.is_some_and(|prev| prev != n) {
+                    return Err("conflicting Content-Length headers".into());
+                }
                 content_length = Some(n);
             }
             kept.push((name, value));
@@ -112,8 +131,9 @@ impl ResponseState {
         if self.status.is_none() {
             return Err(io::Error::other("write() before start_response()"));
         }
+        let stream = self.stream.clone().ok_or_else(finished)?;
         let head = self.take_head();
-        let mut io = DeadlineIo { stream: &self.stream, timeout: self.timeout };
+        let mut io = DeadlineIo { stream: &stream, timeout: self.timeout };
         let result = match self.encoder.as_mut() {
             Some(enc) => enc.write(&mut io, &head, data),
             None => Ok(()),
@@ -123,8 +143,9 @@ impl ResponseState {
 
     /// End the body (sending the head first if the body was empty).
     pub fn finish(&mut self) -> io::Result<()> {
+        let stream = self.stream.clone().ok_or_else(finished)?;
         let head = self.take_head();
-        let mut io = DeadlineIo { stream: &self.stream, timeout: self.timeout };
+        let mut io = DeadlineIo { stream: &stream, timeout: self.timeout };
         let result = match self.encoder.as_mut() {
             Some(enc) => enc.finish(&mut io, &head),
             None => Ok(()),
@@ -137,12 +158,13 @@ impl ResponseState {
     /// close-delimited framing (chunked needs framing around the data).
     pub fn send_file(&mut self, fd: std::os::fd::BorrowedFd<'_>, offset: i64, size: u64) -> io::Result<()> {
         self.send(b"")?;
+        let stream = self.stream.clone().ok_or_else(finished)?;
         let Some(enc) = self.encoder.as_mut() else { return Ok(()) };
         let count = match enc.framing() {
             ResponseFraming::NoBody => 0,
             _ => enc.remaining().unwrap_or(size).min(size),
         };
-        let mut io = DeadlineIo { stream: &self.stream, timeout: self.timeout };
+        let mut io = DeadlineIo { stream: &stream, timeout: self.timeout };
         let result = io.sendfile(fd, offset, count).map(|n| enc.add_sent(n));
         self.note(result)
     }
@@ -168,6 +190,7 @@ impl ResponseState {
         if self.head_sent {
             return Vec::new();
         }
+        self.expect.forfeit();
         let framing = self.planned_framing();
         self.keep_alive = self.keep_alive && !self.app_wants_close && framing.allows_keep_alive();
         let mut head = Vec::with_capacity(256);
@@ -186,8 +209,15 @@ impl ResponseState {
     }
 }
 
+fn finished() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the response is already finished")
+}
+
 /// Check a WSGI status line (`200 OK`) and return its code.
 pub fn parse_status(status: &str) -> Result<u16, String> {
+    if !status.chars().all(|c| u32::from(c) < 256) {
+        return Err(format!("invalid status {status:?}: not latin-1"));
+    }
     let bytes = status.as_bytes();
     let code_ok = bytes.len() >= 3 && bytes[..3].iter().all(u8::is_ascii_digit);
     let rest_ok = bytes.len() == 3 || bytes.get(3) == Some(&b' ');
@@ -226,7 +256,8 @@ mod tests {
         assert_eq!(parse_status("200 OK"), Ok(200));
         assert_eq!(parse_status("404"), Ok(404));
         assert_eq!(parse_status("599 Custom Thing"), Ok(599));
-        for bad in ["", "20 OK", "2000 OK", "abc OK", "200OK", "200 OK\r\nX: y", "099 Low"] {
+        assert_eq!(parse_status("200 Café"), Ok(200));
+        for bad in ["", "20 OK", "2000 OK", "abc OK", "200OK", "200 OK\r\nX: y", "099 Low", "200 ✓"] {
             assert!(parse_status(bad).is_err(), "{bad:?}");
         }
     }

@@ -1,0 +1,33 @@
+"""Routes for PEP 3333 edge cases: native strings as latin-1, response
+header checks, Expect: 100-continue after the response started."""
+
+import json
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/latin1-header":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Test", "caf\u00e9")])
+        return [b"ok"]
+    if path == "/non-latin1-header":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Test", "\u2713")])
+        return [b"ok"]
+    if path == "/two-lengths":
+        start_response("200 OK", [("Content-Length", "2"), ("Content-Length", "10")])
+        return [b"ok"]
+    if path == "/plus-length":
+        start_response("200 OK", [("Content-Length", "+2")])
+        return [b"ok"]
+    if path == "/own-server":
+        start_response("200 OK", [("Server", "mine"), ("Content-Type", "text/plain")])
+        return [b"ok"]
+    if path == "/write-then-read":
+        # The head goes out with the first write(); reading the body after
+        # that must not put an interim 100 Continue into the response.
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"first;")
+        body = environ["wsgi.input"].read()
+        return [b"got %d" % len(body)]
+    keys = ("PATH_INFO", "SCRIPT_NAME", "QUERY_STRING", "RAW_URI", "CONTENT_LENGTH")
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({k: environ.get(k) for k in keys}).encode()]
