@@ -189,7 +189,7 @@ pub fn command() -> Command {
             Kind::Flag => arg.action(ArgAction::SetTrue),
             Kind::List => arg.action(ArgAction::Append),
             Kind::Uint => arg.action(ArgAction::Set).value_parser(clap::value_parser!(u64)),
-            Kind::Choice(words) => arg.action(ArgAction::Set).value_parser(words.to_vec()),
+            Kind::Choice(words) => arg.action(ArgAction::Set).value_parser(words.to_vec()).ignore_case(true),
             Kind::Text => arg.action(ArgAction::Set),
         };
         if s.long.is_some() && s.kind != Kind::Flag && !s.default.is_empty() {
@@ -325,7 +325,7 @@ impl Config {
                 _ => Err(ConfigError(format!("env: '{kv}' is not KEY=VALUE"))),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let loglevel = match text("loglevel").as_str() {
+        let loglevel = match text("loglevel").to_ascii_lowercase().as_str() {
             "debug" => log::LevelFilter::Debug,
             "info" => log::LevelFilter::Info,
             "warning" => log::LevelFilter::Warn,
@@ -336,6 +336,16 @@ impl Config {
         };
         let accesslog = Some(text("accesslog")).filter(|t| !t.is_empty()).map(|t| LogTarget::parse(&t, true));
         let backlog = uint("backlog")?;
+        // Gunicorn's bound for the request line; a sane one for fields (the
+        // worker buffers a whole head in memory).
+        let request_line = uint("limit_request_line")?;
+        if request_line > 8190 {
+            return Err(ConfigError("limit_request_line: must be between 0 and 8190".into()));
+        }
+        let field_size = uint("limit_request_field_size")?;
+        if field_size > 1024 * 1024 {
+            return Err(ConfigError("limit_request_field_size: must be between 0 and 1048576".into()));
+        }
         Ok(Config {
             app,
             config_file: optional_path("config"),
@@ -348,9 +358,9 @@ impl Config {
             graceful_timeout: Duration::from_secs(uint("graceful_timeout")?),
             keepalive: seconds(uint("keepalive")?),
             limits: RequestLimits {
-                request_line: usize::try_from(uint("limit_request_line")?).unwrap_or(usize::MAX),
+                request_line: request_line as usize,
                 fields: fields as usize,
-                field_size: usize::try_from(uint("limit_request_field_size")?).unwrap_or(usize::MAX),
+                field_size: field_size as usize,
             },
             chdir: optional_path("chdir"),
             pythonpath: text("pythonpath")

@@ -94,11 +94,11 @@ pub static SETTINGS: &[Setting] = &[
         "Seconds an idle keep-alive connection is kept open waiting for the next request. \
          0 disables keep-alive."),
     setting!("limit_request_line", None, Some("limit-request-line"), Kind::Uint, "4094", None, "INT", "Security",
-        "The maximum size of the HTTP request line in bytes; 0 means unlimited. Longer lines get 414."),
+        "The maximum size of the HTTP request line in bytes, from 0 (unlimited) to 8190. Longer lines get 414."),
     setting!("limit_request_fields", None, Some("limit-request-fields"), Kind::Uint, "100", None, "INT", "Security",
         "The maximum number of header fields in a request (at most 32768). More get 431."),
     setting!("limit_request_field_size", None, Some("limit-request-field_size"), Kind::Uint, "8190", None, "INT", "Security",
-        "The maximum size of one request header field in bytes; 0 means unlimited. Larger get 431."),
+        "The maximum size of one request header field line in bytes, from 0 (no limit of its own) to 1048576. Larger get 431."),
     setting!("chdir", None, Some("chdir"), Kind::Text, "", None, "DIR", "Server Mechanics",
         "Change to this directory before binding sockets and loading the application."),
     setting!("pythonpath", None, Some("pythonpath"), Kind::Text, "", None, "DIRS", "Server Mechanics",

@@ -17,7 +17,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::config::Config;
 use crate::net::Listener;
-use crate::sys::{self, Scoreboard};
+use crate::sys::{self, Scoreboard, SlotState};
 use crate::worker::{self, ExitReason, WorkerSpec};
 
 const SIGNALS: Token = Token(0);
@@ -114,7 +114,7 @@ impl Master {
 
     /// Supervise until stopped; returns the process exit status.
     pub fn run(mut self) -> i32 {
-        log::info!("Starting rwsgi {}", env!("CARGO_PKG_VERSION"));
+        log::info!("Starting rwsgi {} [{}]", env!("CARGO_PKG_VERSION"), self.cfg.proc_name);
         for l in &self.listeners {
             log::info!("Listening at: {} ({})", l.describe(), std::process::id());
         }
@@ -215,9 +215,14 @@ impl Master {
                 _ => continue,
             };
             let Some(entry) = self.workers.remove(&pid) else { continue };
+            // A boot failure is a worker that never finished booting; the
+            // same status from a serving worker (an app calling
+            // os._exit(4)) is just an exit.
+            let booting = self.board.state(entry.slot) == SlotState::Booting;
             self.board.release(entry.slot);
             let stopping = self.phase != Phase::Running || entry.retiring;
-            match (code.and_then(ExitReason::from_code), signal) {
+            let reason = code.and_then(ExitReason::from_code).filter(|r| booting || *r == ExitReason::Stopped);
+            match (reason, signal) {
                 (Some(ExitReason::AppLoadError), _) => {
                     // Printed once: the first failure stops the master, and
                     // only the first worker's text is on the board.
@@ -235,6 +240,7 @@ impl Master {
                 }
                 (Some(ExitReason::Stopped), _) if stopping => log::info!("Worker exiting (pid: {pid})"),
                 (Some(ExitReason::Stopped), _) => log::info!("Worker {pid} exited"),
+                (Some(ExitReason::Panicked), _) => log::error!("Worker {pid} crashed (a bug in rwsgi; see above)"),
                 (None, Some(Signal::SIGKILL)) => log::error!("Worker {pid} was sent SIGKILL! Perhaps out of memory?"),
                 (None, Some(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) if stopping => {
                     log::info!("Worker exiting (pid: {pid})")
@@ -288,6 +294,8 @@ impl Master {
         let Some(slot) = (0..crate::sys::scoreboard::MAX_SLOTS).find(|s| !used.contains(s)) else {
             return false;
         };
+        self.board.assign(slot, 0);
+        let master = nix::unistd::getpid();
         match sys::fork() {
             Ok(ForkResult::Child) => {
                 let spec = WorkerSpec {
@@ -295,18 +303,20 @@ impl Master {
                     listeners: &self.listeners,
                     board: &self.board,
                     slot,
+                    master,
                     inherited: vec![self.poll.as_raw_fd()],
                 };
                 worker::run(spec)
             }
             Ok(ForkResult::Parent { child }) => {
-                self.board.assign(slot, child.as_raw());
+                self.board.set_pid(slot, child.as_raw());
                 self.workers.insert(child, WorkerEntry { slot, age: self.next_age, retiring: false });
                 self.next_age += 1;
                 true
             }
             Err(e) => {
                 log::error!("fork failed: {e}");
+                self.board.release(slot);
                 false
             }
         }

@@ -15,12 +15,29 @@ use nix::unistd::ForkResult;
 
 pub use scoreboard::{Scoreboard, SlotState};
 
-/// Fork the calling process.
+/// Fork the calling process with every signal blocked across the fork.
+/// The parent gets its mask back; the child keeps everything blocked until
+/// [`install_worker_signals`] has replaced the master's handlers, so a
+/// signal sent to a brand-new worker is neither lost in the master's pipe
+/// nor acted on with the master's meaning.
 pub fn fork() -> nix::Result<ForkResult> {
+    let mut old = SigSet::empty();
+    signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old))?;
     // SAFETY: only the master calls this, and the master is single-threaded
     // (no thread holds a lock the child could need), so the child may run
     // arbitrary code afterwards.
-    unsafe { nix::unistd::fork() }
+    let result = unsafe { nix::unistd::fork() };
+    if !matches!(result, Ok(ForkResult::Child)) {
+        signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+    }
+    result
+}
+
+/// Have the kernel send TERM to this worker when the master dies, and
+/// check the master did not die before that was set.
+pub fn follow_master(master: nix::unistd::Pid) -> nix::Result<bool> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
+    Ok(nix::unistd::getppid() == master)
 }
 
 /// Set by the worker's TERM handler: finish the request in hand, then exit.

@@ -106,6 +106,13 @@ impl Scoreboard {
         slot.pid.store(pid, Ordering::Release);
     }
 
+    /// Record the pid of the worker forked for slot `index` (master). The
+    /// slot was assigned before the fork, so a worker that boots fast
+    /// cannot have its state overwritten.
+    pub fn set_pid(&self, index: usize, pid: i32) {
+        self.slot(index).pid.store(pid, Ordering::Release);
+    }
+
     /// Mark slot `index` free (master, after reaping its worker).
     pub fn release(&self, index: usize) {
         let slot = self.slot(index);

@@ -34,6 +34,8 @@ pub enum ExitReason {
     BootError,
     /// The application could not be imported.
     AppLoadError,
+    /// rwsgi itself panicked (a bug); the master replaces the worker.
+    Panicked,
 }
 
 impl ExitReason {
@@ -43,11 +45,12 @@ impl ExitReason {
             ExitReason::Stopped => 0,
             ExitReason::BootError => 3,
             ExitReason::AppLoadError => 4,
+            ExitReason::Panicked => 70,
         }
     }
 
     pub fn from_code(code: i32) -> Option<ExitReason> {
-        [ExitReason::Stopped, ExitReason::BootError, ExitReason::AppLoadError]
+        [ExitReason::Stopped, ExitReason::BootError, ExitReason::AppLoadError, ExitReason::Panicked]
             .into_iter()
             .find(|r| r.code() == code)
     }
@@ -59,13 +62,17 @@ pub struct WorkerSpec<'a> {
     pub listeners: &'a [Listener],
     pub board: &'a Scoreboard,
     pub slot: usize,
+    /// The master's pid: a worker whose master is gone stops.
+    pub master: nix::unistd::Pid,
     /// The master's own fds (poll, signal pipe) to close.
     pub inherited: Vec<RawFd>,
 }
 
-/// Run a worker in a freshly forked child; never returns.
+/// Run a worker in a freshly forked child; never returns. A panic ends
+/// the worker here: it must never unwind into the master's frames that
+/// the child inherited.
 pub fn run(spec: WorkerSpec<'_>) -> ! {
-    let reason = match boot(&spec) {
+    let reason = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match boot(&spec) {
         Ok((app, access_log)) => {
             spec.board.set_state(spec.slot, SlotState::Idle);
             if let Err(e) = Server::new(&spec, app, access_log).and_then(|mut s| s.serve()) {
@@ -75,7 +82,8 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
             ExitReason::Stopped
         }
         Err(reason) => reason,
-    };
+    }))
+    .unwrap_or(ExitReason::Panicked);
     sys::exit_now(reason.code())
 }
 
@@ -100,6 +108,11 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<(App, Option<AccessLog>), ExitReason> {
     }
     for fd in &spec.inherited {
         sys::close_inherited(*fd);
+    }
+    match sys::follow_master(spec.master) {
+        Ok(true) => {}
+        Ok(false) => return Err(ExitReason::Stopped),
+        Err(e) => log::warn!("cannot ask to be stopped with the master: {e}"),
     }
     log::info!("Booting worker with pid: {}", std::process::id());
     prepare_python(cfg).map_err(|(reason, e)| {

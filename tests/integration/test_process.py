@@ -373,3 +373,26 @@ def test_error_logfile(servers, tmp_path):
     assert srv.get("/hello").status == 200
     text = wait_for(lambda: log_path.exists() and "Booting worker" in log_path.read_text() and log_path.read_text(), 10)
     assert "Listening at: http://127.0.0.1:%d" % srv.port in text
+
+
+def test_serving_worker_exiting_with_status_4_is_replaced(servers):
+    """Only a worker that never finished booting counts as a failed app
+    load; a serving one exiting with the same status is replaced."""
+    srv = servers.start(["-w", "2", "edge_app:app"])
+    original = srv.wait_booted(2)
+    try:
+        srv.get("/exit4")
+    except Exception:
+        pass  # the worker died mid-request
+    wait_for(lambda: len(srv.booted_pids()) >= 3, 15, message="a replacement worker")
+    assert srv.alive(), srv.stderr()
+    assert "App failed to load" not in srv.stderr()
+    assert len([p for p in live_workers(srv) if p not in original]) >= 1
+
+
+def test_workers_stop_when_the_master_is_killed(servers):
+    srv = servers.start(["-w", "2", "testapp:app"])
+    workers = srv.wait_booted(2)
+    srv.signal(signal.SIGKILL)
+    srv.wait(10)
+    wait_for(lambda: not any(pid_alive(p) for p in workers), 15, message="orphaned workers to exit")

@@ -28,6 +28,11 @@ def app(environ, start_response):
         write(b"first;")
         body = environ["wsgi.input"].read()
         return [b"got %d" % len(body)]
+    if path == "/exit4":
+        # Status 4 is what a worker that cannot load the app exits with; a
+        # serving worker that exits with it is just a worker that exited.
+        import os
+        os._exit(4)
     keys = ("PATH_INFO", "SCRIPT_NAME", "QUERY_STRING", "RAW_URI", "CONTENT_LENGTH")
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps({k: environ.get(k) for k in keys}).encode()]
