@@ -86,8 +86,8 @@ pub static SETTINGS: &[Setting] = &[
     setting!("workers", Some('w'), Some("workers"), Kind::Uint, "1", Some("WEB_CONCURRENCY"), "INT", "Worker Processes",
         "The number of worker processes. Defaults to $WEB_CONCURRENCY, or 1."),
     setting!("timeout", Some('t'), Some("timeout"), Kind::Uint, "30", None, "INT", "Worker Processes",
-        "Seconds a request may wait on a slow client for its head or body before the connection \
-         is closed. 0 means no limit."),
+        "Seconds to wait for a request head, and for each read or write of a request in \
+         progress, before the connection is closed. 0 means no limit."),
     setting!("graceful_timeout", None, Some("graceful-timeout"), Kind::Uint, "30", None, "INT", "Worker Processes",
         "Seconds workers get to finish their requests after TERM before they are killed."),
     setting!("keepalive", None, Some("keep-alive"), Kind::Uint, "2", None, "INT", "Worker Processes",
