@@ -58,12 +58,6 @@ pub fn stop_requested() -> bool {
     STOP_REQUESTED.load(Ordering::SeqCst)
 }
 
-/// Ask this process to stop as if TERM had arrived (used when the worker
-/// itself decides to stop).
-pub fn request_stop() {
-    STOP_REQUESTED.store(true, Ordering::SeqCst);
-}
-
 /// True (once) after USR1 arrived in this worker.
 pub fn take_reopen_request() -> bool {
     REOPEN_REQUESTED.swap(false, Ordering::SeqCst)

@@ -188,13 +188,6 @@ impl Scoreboard {
         let n = board.boot_error_len.load(Ordering::Acquire) as usize;
         (n > 0).then(|| String::from_utf8_lossy(&board.boot_error[..n]).into_owned())
     }
-
-    /// Forget a reported boot error (after a reload the next one counts).
-    pub fn clear_boot_error(&self) {
-        let board = self.board();
-        board.boot_error_len.store(0, Ordering::Release);
-        board.boot_error_claimed.store(0, Ordering::Release);
-    }
 }
 
 impl Drop for Scoreboard {
