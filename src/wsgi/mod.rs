@@ -198,32 +198,29 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
 
     let result = run_app(py, app, &ex, &input, &state);
 
-    let mut st = lock(&state);
     if let Err(failure) = result {
         let body_error = lock(&input).body.error();
-        match (st.head_sent, body_error) {
+        let head_sent = lock(&state).head_sent;
+        if let (Failure::App(err), None | Some(BodyError::Io(_))) = (&failure, body_error) {
+            let started = if head_sent { " (response already started)" } else { "" };
+            log_py_err(py, &format!("Error handling request {} {}{started}", req.method, req.target), err);
+        }
+        match (head_sent, body_error) {
             (false, Some(BodyError::Http(e))) => {
                 // The client broke the body framing: its fault, its status.
+                log::debug!("bad request body from {:?}: {}", ex.peer, e.describe());
                 let (code, reason) = e.status();
-                log::info!("bad request body from {:?}: {}", ex.peer, e.describe());
-                respond_plain(&mut st, code, reason, e.describe());
+                py.detach(|| respond_plain(&mut lock(&state), code, reason, e.describe()));
             }
             (false, _) => {
-                if let Failure::App(err) = failure {
-                    log_py_err(py, &format!("Error handling request {} {}", req.method, req.target), &err);
-                }
-                respond_plain(&mut st, 500, "Internal Server Error", "Internal Server Error");
+                py.detach(|| respond_plain(&mut lock(&state), 500, "Internal Server Error", "Internal Server Error"));
             }
-            (true, _) => {
-                if let Failure::App(err) = failure {
-                    log_py_err(py, &format!("Error handling request {} {} (response already started)", req.method, req.target), &err);
-                }
-                // The head is out: all that is left is to cut the body
-                // short so the client sees it is incomplete.
-                st.broken = true;
-            }
+            // The head is out: all that is left is to cut the body short so
+            // the client sees it is incomplete.
+            (true, _) => lock(&state).broken = true,
         }
     }
+    let mut st = lock(&state);
     // Objects the app kept (wsgi.input, write) lose the connection now.
     st.stream = None;
     let mut input = lock(&input);
