@@ -109,7 +109,7 @@ pub static SETTINGS: &[Setting] = &[
     setting!("raw_env", Some('e'), Some("env"), Kind::List, "", None, "KEY=VALUE", "Server Mechanics",
         "Set an environment variable in the workers, e.g. -e DJANGO_SETTINGS_MODULE=myproject.settings. Repeatable."),
     setting!("proc_name", Some('n'), Some("name"), Kind::Text, "", None, "STRING", "Process Naming",
-        "A name for this server in logs and process titles."),
+        "A name for this server, shown in the start-up log line. Defaults to the application."),
     setting!("errorlog", None, Some("error-logfile"), Kind::Text, "-", None, "FILE", "Logging",
         "Where the error log goes; '-' is stderr."),
     setting!("loglevel", None, Some("log-level"), Kind::Choice(LOG_LEVELS), "info", None, "LEVEL", "Logging",
