@@ -221,7 +221,7 @@ impl Master {
             let booting = self.board.state(entry.slot) == SlotState::Booting;
             self.board.release(entry.slot);
             let stopping = self.phase != Phase::Running || entry.retiring;
-            let reason = code.and_then(ExitReason::from_code).filter(|r| booting || *r == ExitReason::Stopped);
+            let reason = code.and_then(ExitReason::from_code).filter(|r| booting || matches!(r, ExitReason::Stopped | ExitReason::Panicked));
             match (reason, signal) {
                 (Some(ExitReason::AppLoadError), _) => {
                     // Printed once: the first failure stops the master, and

@@ -220,6 +220,8 @@ struct Conn {
     /// The client shut down its sending side: serve what is buffered, then
     /// close.
     peer_closed: bool,
+    /// When lingering started (the total linger time is capped).
+    lingering_since: Option<Instant>,
 }
 
 /// What the serve loop does with a connection after driving it.
@@ -246,6 +248,8 @@ struct Server<'a> {
     accept_pending: Vec<bool>,
     /// After an accept error (EMFILE), when to try again.
     accept_retry_at: Option<Instant>,
+    /// Accepting has been failing (logged once, not at every retry).
+    accept_failing: bool,
     /// Connections whose turn ended with input possibly left.
     again: Vec<usize>,
     max_head: usize,
@@ -268,6 +272,7 @@ impl<'a> Server<'a> {
             next_token: spec.listeners.len(),
             accept_pending: vec![true; spec.listeners.len()],
             accept_retry_at: None,
+            accept_failing: false,
             again: Vec::new(),
             max_head: max_head_len(&spec.cfg.limits),
             stopping: false,
@@ -296,6 +301,10 @@ impl<'a> Server<'a> {
             }
             let mut ready: Vec<usize> = events.iter().map(|e| e.token().0).collect();
             ready.append(&mut self.again);
+            // A connection both reported by the poll and queued for another
+            // turn gets one turn, not two.
+            ready.sort_unstable();
+            ready.dedup();
             for token in ready {
                 if token < self.spec.listeners.len() {
                     self.accept_pending[token] = true;
@@ -349,14 +358,9 @@ impl<'a> Server<'a> {
         for l in self.spec.listeners {
             let _ = self.poll.registry().deregister(&mut SourceFd(&l.as_raw_fd()));
         }
-        let idle: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.state == ConnState::Idle && c.buf.is_empty())
-            .map(|(t, _)| *t)
-            .collect();
+        let idle: Vec<usize> = self.conns.iter().filter(|(_, c)| c.state == ConnState::Idle).map(|(t, _)| *t).collect();
         for t in idle {
-            self.close(t);
+            self.retire_idle(t);
         }
         let grace = Instant::now() + STOP_GRACE;
         for c in self.conns.values_mut().filter(|c| c.state == ConnState::Fresh) {
@@ -378,7 +382,9 @@ impl<'a> Server<'a> {
                 let stream = Arc::new(stream);
                 let state = ConnState::Fresh;
                 let buf = Vec::new();
-                self.conns.insert(token, Conn { stream, peer, listener, buf, state, deadline, peer_closed: false });
+                let conn = Conn { stream, peer, listener, buf, state, deadline, peer_closed: false, lingering_since: None };
+                self.conns.insert(token, conn);
+                self.accept_failing = false;
                 // Clients usually send the request with the connection.
                 self.on_readable(token);
             }
@@ -387,7 +393,12 @@ impl<'a> Server<'a> {
             Err(e) => {
                 // EMFILE and friends: back off briefly, then try again (no
                 // new readiness event may come for connections already queued).
-                log::error!("accept failed: {e}");
+                if self.accept_failing {
+                    log::debug!("accept failed: {e}");
+                } else {
+                    log::error!("accept failed: {e} (retrying every {} ms)", ACCEPT_RETRY.as_millis());
+                    self.accept_failing = true;
+                }
                 self.accept_pending[listener] = false;
                 self.accept_retry_at = Some(Instant::now() + ACCEPT_RETRY);
             }
@@ -398,7 +409,16 @@ impl<'a> Server<'a> {
     /// one pipelining client cannot starve the others); park the rest.
     fn on_readable(&mut self, token: usize) {
         let Some(mut conn) = self.conns.remove(&token) else { return };
-        let next = if conn.state == ConnState::Lingering { linger(&conn) } else { self.drive(&mut conn) };
+        let next = if conn.state == ConnState::Lingering {
+            let next = linger(&conn);
+            // Each read earns the client another LINGER, up to LINGER_TOTAL.
+            if let Some(since) = conn.lingering_since {
+                conn.deadline = Some((Instant::now() + LINGER).min(since + LINGER_TOTAL));
+            }
+            next
+        } else {
+            self.drive(&mut conn)
+        };
         match next {
             Next::Park => {
                 self.conns.insert(token, conn);
@@ -423,6 +443,10 @@ impl<'a> Server<'a> {
                     }
                 }
             }
+            // RFC 9112 §2.2: empty lines before a request line are
+            // ignored; drop them here so they cannot fill the buffer.
+            let blank = conn.buf.chunks_exact(2).take_while(|pair| *pair == b"\r\n").count() * 2;
+            conn.buf.drain(..blank);
             if conn.buf.is_empty() {
                 return if conn.peer_closed { Next::Close } else { Next::Park };
             }
@@ -441,12 +465,12 @@ impl<'a> Server<'a> {
                 }
                 Err(e) => {
                     self.refuse(conn, e);
-                    return Next::Park;
+                    return linger(conn);
                 }
             };
             if !self.serve_request(conn, request) {
                 start_lingering(conn);
-                return Next::Park;
+                return linger(conn);
             }
             conn.state = ConnState::Idle;
             conn.deadline = self.spec.cfg.keepalive.map(|k| Instant::now() + k);
@@ -487,16 +511,13 @@ impl<'a> Server<'a> {
         let mut reusable = outcome.reusable && !sys::stop_requested();
         let mut body = outcome.body;
         if reusable && !body.is_complete() {
-            // The app left body unread: drain a bounded amount so the next
-            // request starts where it should, or give up on the connection.
-            // A client still waiting for `100 Continue` may never send it.
-            reusable = !outcome.continue_unsent && {
-                // A client that is sending its body does so at network
-                // speed; one that stalls is not worth the worker's time.
-                let wait = cfg.timeout.map_or(DRAIN_WAIT, |t| t.min(DRAIN_WAIT));
-                let mut io = DeadlineIo { stream: &conn.stream, timeout: Some(wait) };
-                matches!(body.drain(&mut io, DRAIN_LIMIT), Ok(true))
-            };
+            // The app left body unread: drain a bounded amount, in bounded
+            // time, so the next request starts where it should, or give up
+            // on the connection. A client still waiting for `100 Continue`
+            // may never send its body: only what is already here counts.
+            let wait = if outcome.continue_unsent { Duration::ZERO } else { DRAIN_TIME };
+            let mut io = DrainIo { stream: &conn.stream, until: Instant::now() + wait };
+            reusable = matches!(body.drain(&mut io, DRAIN_LIMIT), Ok(true));
         }
         conn.buf = body.into_leftover();
         reusable
@@ -519,17 +540,40 @@ impl<'a> Server<'a> {
             .map(|(t, _)| *t)
             .collect();
         for t in expired {
-            if let Some(c) = self.conns.get_mut(&t) {
-                if c.state == ConnState::ReadingHead {
+            match self.conns.get(&t).map(|c| c.state) {
+                Some(ConnState::ReadingHead) => {
                     let mut c = self.conns.remove(&t).expect("present: just looked it up");
+                    // A slow client gets its 408 and the close at once.
                     self.refuse(&mut c, HttpError::Timeout);
-                    // Lingering, but with no time left: a slow client gets
-                    // its 408 and the close.
                     self.finish_conn(c);
-                    continue;
+                }
+                Some(ConnState::Fresh | ConnState::Idle) => self.retire_idle(t),
+                Some(ConnState::Lingering) | None => self.close(t),
+            }
+        }
+    }
+
+    /// Close a connection that is idle past its time (or at a stop), but
+    /// first serve a request that arrived while the worker was busy with
+    /// others: it was sent in good faith and must not be dropped.
+    fn retire_idle(&mut self, token: usize) {
+        self.on_readable(token);
+        let now = Instant::now();
+        let stopping = self.stopping;
+        let done = self.conns.get(&token).is_some_and(|c| {
+            matches!(c.state, ConnState::Fresh | ConnState::Idle)
+                && c.buf.is_empty()
+                && (stopping && c.state == ConnState::Idle || c.deadline.is_some_and(|d| d <= now))
+        });
+        if done {
+            let mut conn = self.conns.remove(&token).expect("present: just looked it up");
+            start_lingering(&mut conn);
+            match linger(&conn) {
+                Next::Close => self.finish_conn(conn),
+                Next::Park | Next::Again => {
+                    self.conns.insert(token, conn);
                 }
             }
-            self.close(t);
         }
     }
 
@@ -561,8 +605,8 @@ impl<'a> Server<'a> {
 
 /// Most body bytes read and thrown away to keep a connection alive.
 const DRAIN_LIMIT: usize = 1024 * 1024;
-/// Longest wait for each read while draining an unread body.
-const DRAIN_WAIT: Duration = Duration::from_secs(1);
+/// Longest time spent draining an unread body.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
 /// Requests served from one connection before the others get a turn.
 const REQUESTS_PER_TURN: usize = 8;
 /// Most connections one worker holds, active and parked.
@@ -571,8 +615,10 @@ const MAX_CONNECTIONS: usize = 1000;
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// How long a connection that sent nothing is kept after a stop begins.
 const STOP_GRACE: Duration = Duration::from_secs(1);
-/// How long a closing connection's late input is read and dropped.
+/// How long a closing connection may go quiet before it is closed.
 const LINGER: Duration = Duration::from_secs(2);
+/// The longest a closing connection's late input is read and dropped.
+const LINGER_TOTAL: Duration = Duration::from_secs(30);
 
 /// Shut down our sending side and wait (in the poll) for the client to
 /// close, dropping whatever it still sends.
@@ -580,7 +626,30 @@ fn start_lingering(conn: &mut Conn) {
     conn.stream.shutdown_write();
     conn.state = ConnState::Lingering;
     conn.buf = Vec::new();
-    conn.deadline = Some(Instant::now() + LINGER);
+    let now = Instant::now();
+    conn.deadline = Some(now + LINGER);
+    conn.lingering_since = Some(now);
+}
+
+/// Reads for draining an unread body: each waits at most until `until`.
+struct DrainIo<'a> {
+    stream: &'a Stream,
+    until: Instant,
+}
+
+impl Read for DrainIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        match (&*self.stream).read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && left.is_zero() => {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "drain time is up"))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                DeadlineIo { stream: self.stream, timeout: Some(left) }.read(buf)
+            }
+            other => other,
+        }
+    }
 }
 
 /// Read and drop a lingering connection's input; close at EOF.

@@ -125,7 +125,8 @@ impl App {
     /// Wrap a loaded callable and prepare the constant environ keys.
     pub fn new(py: Python<'_>, callable: Py<PyAny>, listeners: &[ListenerInfo], cfg: &Config) -> PyResult<App> {
         let errors = Py::new(py, Errors)?;
-        let script_name = std::env::var("SCRIPT_NAME").unwrap_or_default();
+        // A trailing slash belongs to PATH_INFO: /app/ mounts at /app.
+        let script_name = std::env::var("SCRIPT_NAME").unwrap_or_default().trim_end_matches('/').to_string();
         let mut base_environs = Vec::new();
         for l in listeners {
             let env = PyDict::new(py);

@@ -34,6 +34,9 @@ pub struct ResponseState {
     encoder: Option<BodyEncoder>,
     /// A write failed: the client is gone or too slow.
     pub broken: bool,
+    /// The body is ended; nothing more may be written (a `write()` from
+    /// the iterable's `close()` would land after the last chunk).
+    finished: bool,
 }
 
 impl ResponseState {
@@ -62,6 +65,7 @@ impl ResponseState {
             head_sent: false,
             encoder: None,
             broken: false,
+            finished: false,
         }
     }
 
@@ -131,6 +135,9 @@ impl ResponseState {
         if self.status.is_none() {
             return Err(io::Error::other("write() before start_response()"));
         }
+        if self.finished {
+            return Err(finished());
+        }
         let stream = self.stream.clone().ok_or_else(finished)?;
         let head = self.take_head();
         let mut io = DeadlineIo { stream: &stream, timeout: self.timeout };
@@ -143,6 +150,10 @@ impl ResponseState {
 
     /// End the body (sending the head first if the body was empty).
     pub fn finish(&mut self) -> io::Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
         let stream = self.stream.clone().ok_or_else(finished)?;
         let head = self.take_head();
         let mut io = DeadlineIo { stream: &stream, timeout: self.timeout };

@@ -89,3 +89,47 @@ def test_app_keeping_environ_does_not_keep_connection_open(servers):
         started = time.monotonic()
         assert s.recv(1) == b"", "connection not closed"
         assert time.monotonic() - started < 5
+
+
+def test_request_that_arrived_while_worker_was_busy_is_served(servers):
+    """Connection B's request arrives while the only worker serves A for
+    longer than --keep-alive: B's keep-alive deadline passes, but its
+    request is served, not dropped."""
+    srv = servers.start(["-w", "1", "--keep-alive", "1", "edge_app:app"])
+    with socket.create_connection((srv.host, srv.port), timeout=10) as b:
+        b.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b.recv(65536).startswith(b"HTTP/1.1 200 ")
+        with socket.create_connection((srv.host, srv.port), timeout=10) as a:
+            a.sendall(b"GET /sleep?2.5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            time.sleep(0.5)
+            b.sendall(b"POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+            assert read_until_eof(a).startswith(b"HTTP/1.1 200 ")
+        assert read_until_eof(b).startswith(b"HTTP/1.1 200 ")
+
+
+def test_many_blank_lines_before_a_request(servers):
+    srv = servers.start(["-t", "5", "get_started:hello_world"], chdir=EXAMPLES_DIR)
+    with socket.create_connection((srv.host, srv.port), timeout=10) as s:
+        s.sendall(b"\r\n" * 500_000 + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert read_until_eof(s).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_expect_continue_with_body_already_sent_keeps_the_connection(servers):
+    srv = servers.start(["edge_app:app"])
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+        s.sendall(
+            b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello"
+            b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        data = read_until_eof(s)
+    assert data.count(b"HTTP/1.1 200 OK") == 2, data
+
+
+def test_write_from_close_cannot_corrupt_the_connection(servers):
+    srv = servers.start(["edge_app:app"])
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+        s.sendall(b"GET /write-in-close HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = read_until_eof(s)
+    first, _, rest = data.partition(b"0\r\n\r\n")
+    assert b"4\r\nbody\r\n" in first and b"LATE" not in data, data
+    assert rest.startswith(b"HTTP/1.1 200 OK"), data

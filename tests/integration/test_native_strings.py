@@ -71,6 +71,12 @@ def test_script_name_is_stripped_at_a_segment_boundary(mounted):
     assert env["PATH_INFO"] == "/application"
 
 
+def test_script_name_with_trailing_slash(module_servers):
+    srv = module_servers.start(["edge_app:app"], env={"SCRIPT_NAME": "/app/"})
+    env = environ_of(srv, b"/app/x")
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/app", "/x")
+
+
 def test_no_100_continue_after_the_response_started(edge):
     with socket.create_connection((edge.host, edge.port), timeout=5) as s:
         s.sendall(b"POST /write-then-read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")

@@ -28,6 +28,14 @@ def app(environ, start_response):
         write(b"first;")
         body = environ["wsgi.input"].read()
         return [b"got %d" % len(body)]
+    if path == "/sleep":
+        import time
+        time.sleep(float(environ.get("QUERY_STRING") or 1))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"slept"]
+    if path == "/write-in-close":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        return WritesInClose(write)
     if path == "/exit4":
         # Status 4 is what a worker that cannot load the app exits with; a
         # serving worker that exits with it is just a worker that exited.
@@ -36,3 +44,19 @@ def app(environ, start_response):
     keys = ("PATH_INFO", "SCRIPT_NAME", "QUERY_STRING", "RAW_URI", "CONTENT_LENGTH")
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps({k: environ.get(k) for k in keys}).encode()]
+
+
+class WritesInClose:
+    """An iterable whose close() calls write(): too late, the body is over."""
+
+    def __init__(self, write):
+        self.write = write
+
+    def __iter__(self):
+        yield b"body"
+
+    def close(self):
+        try:
+            self.write(b"LATE")
+        except OSError:
+            pass
