@@ -43,6 +43,9 @@ pub struct Config {
     pub timeout: Option<Duration>,
     pub graceful_timeout: Duration,
     pub keepalive: Option<Duration>,
+    /// Requests a worker serves before it restarts; `None` for no limit.
+    pub max_requests: Option<u64>,
+    pub max_requests_jitter: u64,
     pub limits: RequestLimits,
     pub chdir: Option<PathBuf>,
     pub pythonpath: Vec<PathBuf>,
@@ -357,6 +360,8 @@ impl Config {
             timeout: seconds(uint("timeout")?),
             graceful_timeout: Duration::from_secs(uint("graceful_timeout")?),
             keepalive: seconds(uint("keepalive")?),
+            max_requests: Some(uint("max_requests")?).filter(|n| *n > 0),
+            max_requests_jitter: uint("max_requests_jitter")?,
             limits: RequestLimits {
                 request_line: request_line as usize,
                 fields: fields as usize,

@@ -93,6 +93,12 @@ pub static SETTINGS: &[Setting] = &[
     setting!("keepalive", None, Some("keep-alive"), Kind::Uint, "2", None, "INT", "Worker Processes",
         "Seconds an idle keep-alive connection is kept open waiting for the next request. \
          0 disables keep-alive."),
+    setting!("max_requests", None, Some("max-requests"), Kind::Uint, "0", None, "INT", "Worker Processes",
+        "Restart a worker (gracefully) after it has served this many requests, to bound the \
+         damage of memory leaks. 0 disables it."),
+    setting!("max_requests_jitter", None, Some("max-requests-jitter"), Kind::Uint, "0", None, "INT", "Worker Processes",
+        "Add a random number between 0 and this to each worker's --max-requests, so the workers \
+         do not all restart at once."),
     setting!("limit_request_line", None, Some("limit-request-line"), Kind::Uint, "4094", None, "INT", "Security",
         "The maximum size of the HTTP request line in bytes, from 0 (unlimited) to 8190. Longer lines get 414."),
     setting!("limit_request_fields", None, Some("limit-request-fields"), Kind::Uint, "100", None, "INT", "Security",

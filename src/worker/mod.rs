@@ -254,6 +254,9 @@ struct Server<'a> {
     again: Vec<usize>,
     max_head: usize,
     stopping: bool,
+    /// Requests served so far, and the count after which to restart.
+    served: u64,
+    max_requests: Option<u64>,
 }
 
 impl<'a> Server<'a> {
@@ -276,6 +279,8 @@ impl<'a> Server<'a> {
             again: Vec::new(),
             max_head: max_head_len(&spec.cfg.limits),
             stopping: false,
+            served: 0,
+            max_requests: spec.cfg.max_requests.map(|n| n + jitter(spec.cfg.max_requests_jitter)),
         })
     }
 
@@ -485,7 +490,10 @@ impl<'a> Server<'a> {
         self.spec.board.request_started(self.spec.slot);
         let leftover = conn.buf.split_off(request.head_len);
         conn.buf.clear();
-        let keep_alive = request.keep_alive && cfg.keepalive.is_some() && !self.stopping && !sys::stop_requested();
+        // The last request before a max-requests restart says so.
+        let last = self.max_requests.is_some_and(|max| self.served + 1 >= max);
+        let keep_alive =
+            request.keep_alive && cfg.keepalive.is_some() && !last && !self.stopping && !sys::stop_requested();
         let ex = Exchange {
             request: &request,
             peer: &conn.peer,
@@ -508,6 +516,11 @@ impl<'a> Server<'a> {
             });
         }
         self.spec.board.request_finished(self.spec.slot);
+        self.served += 1;
+        if !self.stopping && self.max_requests.is_some_and(|max| self.served >= max) {
+            log::info!("Autorestarting worker after current request ({} requests served).", self.served);
+            self.begin_stop();
+        }
         let mut reusable = outcome.reusable && !sys::stop_requested();
         let mut body = outcome.body;
         if reusable && !body.is_complete() {
@@ -601,6 +614,17 @@ impl<'a> Server<'a> {
             }
         }
     }
+}
+
+/// A number in `0..=max`, different for each worker (its pid and the
+/// clock), for --max-requests-jitter; no cryptographic quality needed.
+fn jitter(max: u64) -> u64 {
+    if max == 0 {
+        return 0;
+    }
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let seed = u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(nanos);
+    seed % (max + 1)
 }
 
 /// Most body bytes read and thrown away to keep a connection alive.

@@ -396,3 +396,20 @@ def test_workers_stop_when_the_master_is_killed(servers):
     srv.signal(signal.SIGKILL)
     srv.wait(10)
     wait_for(lambda: not any(pid_alive(p) for p in workers), 15, message="orphaned workers to exit")
+
+
+def test_max_requests_recycles_workers_without_failed_requests(servers):
+    srv = servers.start(["-w", "2", "--max-requests", "50", "--max-requests-jitter", "5", "testapp:app"])
+    original = srv.wait_booted(2)
+    failures = 0
+    for _ in range(300):
+        try:
+            resp = srv.get("/pid")
+            failures += resp.status != 200
+        except OSError:
+            failures += 1
+    assert failures == 0, srv.stderr()[-3000:]
+    # 300 requests over 2 workers restarting every 50..55: several rounds.
+    assert len(srv.booted_pids()) >= 6, srv.stderr()[-3000:]
+    assert all(p not in live_workers(srv) for p in original)
+    assert "Autorestarting worker after current request" in srv.stderr()
