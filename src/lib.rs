@@ -24,12 +24,14 @@ pub mod wsgi;
 
 use config::Config;
 
-/// Run rwsgi with resolved settings; returns the process exit status.
-pub fn run(cfg: Config) -> i32 {
+/// Run rwsgi with resolved settings; `reloader` reads them again on HUP.
+/// Returns the process exit status.
+pub fn run(cfg: Config, reloader: master::Reloader) -> i32 {
     if cfg.print_config {
         print!("{}", cfg.to_toml());
         return 0;
     }
+    let start_dir = std::env::current_dir().unwrap_or_else(|_| "/".into());
     if let Some(dir) = &cfg.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
             eprintln!("Error: cannot change directory to {}: {e}", dir.display());
@@ -56,7 +58,7 @@ pub fn run(cfg: Config) -> i32 {
             }
         };
     }
-    match master::Master::new(cfg) {
+    match master::Master::new(cfg, reloader, start_dir) {
         Ok(m) => m.run(),
         Err(e) => {
             log::error!("{e}");

@@ -5,12 +5,20 @@ use rwsgi::config::{self, Outcome};
 fn main() {
     let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
     let env = |key: &str| std::env::var(key).ok();
-    let code = match config::load(args, &env) {
+    let code = match config::load(args.clone(), &env) {
         Ok(Outcome::Print(text)) => {
             print!("{text}");
             0
         }
-        Ok(Outcome::Run(cfg)) => rwsgi::run(*cfg),
+        Ok(Outcome::Run(cfg)) => {
+            // HUP reads the settings again: the same command line, the
+            // config file and the environment as they are then.
+            let reloader = Box::new(move || match config::load(args.clone(), &env)? {
+                Outcome::Run(cfg) => Ok(*cfg),
+                Outcome::Print(_) => Err(config::ConfigError("unexpected --help or --version".into())),
+            });
+            rwsgi::run(*cfg, reloader)
+        }
         Err(e) => {
             let text = e.to_string();
             if text.starts_with("error:") {

@@ -82,6 +82,16 @@ impl Listener {
         })
     }
 
+    /// Whether this socket is the one `addr` names (a reload keeps it).
+    pub fn bound_to(&self, addr: &BindAddr) -> bool {
+        match (self, addr) {
+            (Listener::Tcp(l), BindAddr::Tcp(a)) => l.local_addr().is_ok_and(|local| local == *a),
+            (Listener::Unix(_, Some(path)), BindAddr::Unix(p)) => path == p,
+            (_, BindAddr::Fd(n)) => self.as_raw_fd() == *n,
+            _ => false,
+        }
+    }
+
     /// Accept one connection without blocking; `WouldBlock` when none waits.
     pub fn accept(&self) -> io::Result<(Stream, Peer)> {
         match self {

@@ -53,8 +53,13 @@ pub fn render() -> String {
          .TP\n\\fBVIRTUAL_ENV\\fR\nThe default for \\-\\-virtualenv.\n\
          .TP\n\\fBSCRIPT_NAME\\fR\nThe WSGI SCRIPT_NAME; stripped from the front of PATH_INFO when it matches.\n\
          .SH SIGNALS\n\
-         .TP\n\\fBTERM\\fR, \\fBINT\\fR, \\fBQUIT\\fR\nStop: workers finish the request in hand, \
-         then exit; after \\-\\-graceful\\-timeout they are killed.\n\
+         .TP\n\\fBTERM\\fR\nGraceful stop: workers finish the requests in hand, then exit; after \
+         \\-\\-graceful\\-timeout they are killed.\n\
+         .TP\n\\fBINT\\fR, \\fBQUIT\\fR\nFast stop.\n\
+         .TP\n\\fBHUP\\fR\nReload: read the settings again, boot new workers, and stop the old ones \
+         once the new ones have booted; if they cannot boot, the old ones keep serving.\n\
+         .TP\n\\fBTTIN\\fR, \\fBTTOU\\fR\nOne worker more, one fewer (never fewer than one).\n\
+         .TP\n\\fBUSR1\\fR\nReopen the log files.\n\
          .SH EXIT STATUS\n0 after a requested stop; 1 for a configuration or start-up error; \
          3 when a worker cannot boot; 4 when the application cannot be loaded.\n\
          .SH FILES\n\\fI/etc/rwsgi/rwsgi.toml\\fR, an example config file (see \\fBconfig/rwsgi.toml\\fR in the sources).\n\

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
@@ -70,23 +71,53 @@ enum Phase {
     Stopping { deadline: Instant, exit_code: i32 },
 }
 
+/// A configuration and the listeners it binds: every worker is forked
+/// from one generation. HUP builds a new generation beside the current one
+/// and switches only once its workers have booted.
+struct Generation {
+    id: u64,
+    cfg: Config,
+    /// Shared with the next generation where the address stays the same.
+    listeners: Vec<Rc<Listener>>,
+    /// Workers wanted (TTIN/TTOU move it).
+    target: usize,
+}
+
+/// A reload under way: the new generation and when it began.
+struct PendingReload {
+    generation: Generation,
+    started: Instant,
+}
+
 struct WorkerEntry {
     slot: usize,
     /// Spawn order: TTOU stops the oldest.
     age: u64,
-    /// Sent TERM by TTOU; no longer counted toward the target.
-    retiring: bool,
+    generation: u64,
+    /// Told to stop (TTOU, reload, max-requests is the worker's own): not
+    /// counted toward the target, and killed at this deadline.
+    retiring: Option<Instant>,
 }
+
+/// Re-reads the settings (config file, environment, command line) for a
+/// reload.
+pub type Reloader = Box<dyn Fn() -> Result<Config, crate::config::ConfigError>>;
+
+/// How long a reload may take to boot its workers before it is abandoned.
+const RELOAD_BOOT_LIMIT: Duration = Duration::from_secs(120);
 
 /// The supervisor.
 pub struct Master {
-    cfg: Config,
-    listeners: Vec<Listener>,
+    current: Generation,
+    pending: Option<PendingReload>,
+    reloader: Reloader,
+    /// The directory rwsgi started in: `--chdir` is applied from here
+    /// again on reload.
+    start_dir: std::path::PathBuf,
     board: Scoreboard,
     poll: Poll,
     signals: Signals,
     workers: HashMap<Pid, WorkerEntry>,
-    target: usize,
     next_age: u64,
     phase: Phase,
 }
@@ -94,12 +125,8 @@ pub struct Master {
 impl Master {
     /// Bind every listener and prepare the loop. Errors are one readable
     /// sentence each.
-    pub fn new(cfg: Config) -> Result<Master, String> {
-        let mut listeners = Vec::new();
-        for addr in &cfg.binds {
-            let l = Listener::bind(addr, cfg.backlog).map_err(|e| format!("cannot bind {addr}: {e}"))?;
-            listeners.push(l);
-        }
+    pub fn new(cfg: Config, reloader: Reloader, start_dir: std::path::PathBuf) -> Result<Master, String> {
+        let listeners = bind_all(&cfg, &[])?;
         let board = Scoreboard::new().map_err(|e| format!("cannot map the scoreboard: {e}"))?;
         let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD])
@@ -109,13 +136,24 @@ impl Master {
             .map_err(|e| format!("cannot watch signals: {e}"))?;
         sys::ignore_sigpipe().map_err(|e| format!("cannot ignore SIGPIPE: {e}"))?;
         let target = cfg.workers.min(crate::sys::scoreboard::MAX_SLOTS);
-        Ok(Master { cfg, listeners, board, poll, signals, workers: HashMap::new(), target, next_age: 0, phase: Phase::Running })
+        Ok(Master {
+            current: Generation { id: 0, cfg, listeners, target },
+            pending: None,
+            reloader,
+            start_dir,
+            board,
+            poll,
+            signals,
+            workers: HashMap::new(),
+            next_age: 0,
+            phase: Phase::Running,
+        })
     }
 
     /// Supervise until stopped; returns the process exit status.
     pub fn run(mut self) -> i32 {
-        log::info!("Starting rwsgi {} [{}]", env!("CARGO_PKG_VERSION"), self.cfg.proc_name);
-        for l in &self.listeners {
+        log::info!("Starting rwsgi {} [{}]", env!("CARGO_PKG_VERSION"), self.current.cfg.proc_name);
+        for l in &self.current.listeners {
             log::info!("Listening at: {} ({})", l.describe(), std::process::id());
         }
         log::info!("Using worker: sync");
@@ -127,18 +165,20 @@ impl Master {
             }
             self.reap_workers();
             if let Some(code) = self.finished() {
-                for l in &self.listeners {
+                for l in &self.current.listeners {
                     l.remove_file();
                 }
                 log::info!("Shutting down: Master");
                 return code;
             }
             self.manage_workers();
+            self.check_reload();
         }
     }
 
     fn wait(&mut self, events: &mut Events) {
-        if let Err(e) = self.poll.poll(events, Some(Duration::from_millis(500))) {
+        let timeout = if self.pending.is_some() { Duration::from_millis(50) } else { Duration::from_millis(500) };
+        if let Err(e) = self.poll.poll(events, Some(timeout)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 log::error!("poll failed: {e}");
             }
@@ -159,17 +199,20 @@ impl Master {
                 log::info!("Handling signal: int");
                 self.stop(false, 0)
             }
-            Command::Reload => log::warning_unsupported("HUP (reload)"),
+            Command::Reload => {
+                log::info!("Handling signal: hup");
+                self.reload();
+            }
             Command::Increment => {
-                if self.phase == Phase::Running && self.target < crate::sys::scoreboard::MAX_SLOTS {
-                    self.target += 1;
-                    log::info!("Handling signal: ttin; workers now {}", self.target);
+                if self.phase == Phase::Running && self.current.target < crate::sys::scoreboard::MAX_SLOTS {
+                    self.current.target += 1;
+                    log::info!("Handling signal: ttin; workers now {}", self.current.target);
                 }
             }
             Command::Decrement => {
-                if self.phase == Phase::Running && self.target > 1 {
-                    self.target -= 1;
-                    log::info!("Handling signal: ttou; workers now {}", self.target);
+                if self.phase == Phase::Running && self.current.target > 1 {
+                    self.current.target -= 1;
+                    log::info!("Handling signal: ttou; workers now {}", self.current.target);
                 }
             }
             Command::ReopenLogs => {
@@ -184,13 +227,105 @@ impl Master {
         }
     }
 
+    /// HUP: read the settings again and start a new generation of workers
+    /// beside the old one. The old workers keep serving until every new
+    /// one has booted (`check_reload`); if the new ones cannot boot, the
+    /// old ones simply stay.
+    fn reload(&mut self) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        if let Some(p) = self.pending.take() {
+            log::info!("Reload: a newer reload replaces the one under way");
+            self.abandon(p);
+        }
+        let here = std::env::current_dir().unwrap_or_else(|_| self.start_dir.clone());
+        let loaded = std::env::set_current_dir(&self.start_dir)
+            .map_err(|e| format!("cannot return to {}: {e}", self.start_dir.display()))
+            .and_then(|()| (self.reloader)().map_err(|e| e.to_string()))
+            .and_then(|cfg| match &cfg.chdir {
+                Some(dir) => std::env::set_current_dir(dir)
+                    .map(|()| cfg.clone())
+                    .map_err(|e| format!("cannot change directory to {}: {e}", dir.display())),
+                None => Ok(cfg),
+            })
+            .and_then(|cfg| bind_all(&cfg, &self.current.listeners).map(|l| (cfg, l)));
+        let (cfg, listeners) = match loaded {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = std::env::set_current_dir(here);
+                log::error!("Reload failed, old workers keep serving: {e}");
+                return;
+            }
+        };
+        for l in &listeners {
+            if !self.current.listeners.iter().any(|old| Rc::ptr_eq(old, l)) {
+                log::info!("Listening at: {} ({})", l.describe(), std::process::id());
+            }
+        }
+        self.board.clear_boot_error();
+        let target = cfg.workers.min(crate::sys::scoreboard::MAX_SLOTS);
+        let id = self.current.id + 1;
+        self.pending = Some(PendingReload { generation: Generation { id, cfg, listeners, target }, started: Instant::now() });
+    }
+
+    /// Switch to the pending generation once all its workers have booted;
+    /// give up on it when it takes too long.
+    fn check_reload(&mut self) {
+        let Some(p) = &self.pending else { return };
+        let id = p.generation.id;
+        let booted = self
+            .workers
+            .values()
+            .filter(|w| w.generation == id && w.retiring.is_none())
+            .filter(|w| matches!(self.board.state(w.slot), SlotState::Idle | SlotState::Busy))
+            .count();
+        if booted >= p.generation.target {
+            let p = self.pending.take().expect("checked above");
+            let old = std::mem::replace(&mut self.current, p.generation);
+            log::info!("Reload: {booted} new workers booted; stopping the old ones gracefully");
+            self.retire_generation(old.id, Signal::SIGTERM);
+            for l in &old.listeners {
+                if !self.current.listeners.iter().any(|new| Rc::ptr_eq(new, l)) {
+                    l.remove_file();
+                }
+            }
+        } else if p.started.elapsed() > RELOAD_BOOT_LIMIT {
+            let p = self.pending.take().expect("checked above");
+            log::error!("Reload failed, old workers keep serving: new workers did not boot within {:?}", RELOAD_BOOT_LIMIT);
+            self.abandon(p);
+        }
+    }
+
+    /// Give up a reload: its workers go, its new sockets close.
+    fn abandon(&mut self, p: PendingReload) {
+        self.retire_generation(p.generation.id, Signal::SIGINT);
+        for l in &p.generation.listeners {
+            if !self.current.listeners.iter().any(|cur| Rc::ptr_eq(cur, l)) {
+                l.remove_file();
+            }
+        }
+    }
+
+    /// Tell every worker of a generation to stop; kill it at the deadline.
+    fn retire_generation(&mut self, id: u64, sig: Signal) {
+        let deadline = Instant::now() + self.current.cfg.graceful_timeout;
+        for (pid, w) in self.workers.iter_mut().filter(|(_, w)| w.generation == id && w.retiring.is_none()) {
+            w.retiring = Some(deadline);
+            let _ = kill(*pid, sig);
+        }
+    }
+
     /// Begin stopping: TERM (graceful) or INT (fast) to every worker.
     fn stop(&mut self, graceful: bool, exit_code: i32) {
-        let limit = if graceful { self.cfg.graceful_timeout } else { Duration::from_secs(1) };
+        let limit = if graceful { self.current.cfg.graceful_timeout } else { Duration::from_secs(1) };
         if let Phase::Stopping { deadline, .. } = self.phase {
             if graceful || deadline <= Instant::now() + limit {
                 return;
             }
+        }
+        if let Some(p) = self.pending.take() {
+            self.abandon(p);
         }
         self.signal_workers(if graceful { Signal::SIGTERM } else { Signal::SIGINT });
         self.phase = Phase::Stopping { deadline: Instant::now() + limit, exit_code };
@@ -220,8 +355,29 @@ impl Master {
             // os._exit(4)) is just an exit.
             let booting = self.board.state(entry.slot) == SlotState::Booting;
             self.board.release(entry.slot);
-            let stopping = self.phase != Phase::Running || entry.retiring;
-            let reason = code.and_then(ExitReason::from_code).filter(|r| booting || matches!(r, ExitReason::Stopped | ExitReason::Panicked));
+            let stopping = self.phase != Phase::Running || entry.retiring.is_some();
+            let reason = code
+                .and_then(ExitReason::from_code)
+                .filter(|r| booting || matches!(r, ExitReason::Stopped | ExitReason::Panicked));
+            let reloading = self.pending.as_ref().is_some_and(|p| p.generation.id == entry.generation);
+            if reloading && !stopping {
+                // Any death of a new-generation worker before the switch
+                // means the new code or settings do not work: keep the old.
+                let why = match (reason, self.board.boot_error()) {
+                    (Some(ExitReason::AppLoadError), Some(text)) => format!("the application failed to load:\n{text}"),
+                    _ => format!("new worker {pid} exited ({})", describe_exit(code, signal)),
+                };
+                log::error!("Reload failed, old workers keep serving: {why}");
+                let p = self.pending.take().expect("reloading implies pending");
+                self.abandon(p);
+                continue;
+            }
+            if entry.retiring.is_some() || entry.generation != self.current.id {
+                // Told to go (TTOU, a finished or abandoned reload): however
+                // it ended, it says nothing about the current generation.
+                log::info!("Worker exiting (pid: {pid}, {})", describe_exit(code, signal));
+                continue;
+            }
             match (reason, signal) {
                 (Some(ExitReason::AppLoadError), _) => {
                     // Printed once: the first failure stops the master, and
@@ -241,6 +397,7 @@ impl Master {
                 (Some(ExitReason::Stopped), _) if stopping => log::info!("Worker exiting (pid: {pid})"),
                 (Some(ExitReason::Stopped), _) => log::info!("Worker {pid} exited"),
                 (Some(ExitReason::Panicked), _) => log::error!("Worker {pid} crashed (a bug in rwsgi; see above)"),
+                (None, Some(Signal::SIGKILL)) if stopping => log::warn!("Worker {pid} killed after the graceful timeout"),
                 (None, Some(Signal::SIGKILL)) => log::error!("Worker {pid} was sent SIGKILL! Perhaps out of memory?"),
                 (None, Some(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) if stopping => {
                     log::info!("Worker exiting (pid: {pid})")
@@ -259,24 +416,42 @@ impl Master {
         }
     }
 
-    /// Keep the worker count at its target; kill stragglers at the stop
+    /// Keep each generation at its target; kill stragglers at their
     /// deadline.
     fn manage_workers(&mut self) {
+        let now = Instant::now();
         match self.phase {
             Phase::Stopping { deadline, .. } => {
-                if Instant::now() >= deadline {
+                if now >= deadline {
                     self.signal_workers(Signal::SIGKILL);
                 }
             }
             Phase::Running => {
-                let mut missing = self.target.saturating_sub(self.active_workers());
-                while missing > 0 && self.spawn_worker() {
-                    missing -= 1;
+                for (pid, w) in &self.workers {
+                    if w.retiring.is_some_and(|d| now >= d) {
+                        let _ = kill(*pid, Signal::SIGKILL);
+                    }
                 }
-                if self.active_workers() > self.target {
-                    let oldest = self.workers.iter_mut().filter(|(_, w)| !w.retiring).min_by_key(|(_, w)| w.age);
+                let mut wanted = vec![(self.current.id, self.current.target)];
+                if let Some(p) = &self.pending {
+                    wanted.push((p.generation.id, p.generation.target));
+                }
+                for (id, target) in wanted {
+                    let mut missing = target.saturating_sub(self.active_workers(id));
+                    while missing > 0 && self.spawn_worker(id) {
+                        missing -= 1;
+                    }
+                }
+                if self.active_workers(self.current.id) > self.current.target {
+                    let id = self.current.id;
+                    let deadline = now + self.current.cfg.graceful_timeout;
+                    let oldest = self
+                        .workers
+                        .iter_mut()
+                        .filter(|(_, w)| w.generation == id && w.retiring.is_none())
+                        .min_by_key(|(_, w)| w.age);
                     if let Some((pid, w)) = oldest {
-                        w.retiring = true;
+                        w.retiring = Some(deadline);
                         let _ = kill(*pid, Signal::SIGTERM);
                     }
                 }
@@ -284,12 +459,12 @@ impl Master {
         }
     }
 
-    /// Workers counted toward the target (not being retired by TTOU).
-    fn active_workers(&self) -> usize {
-        self.workers.values().filter(|w| !w.retiring).count()
+    /// Workers of a generation counted toward its target (not retiring).
+    fn active_workers(&self, generation: u64) -> usize {
+        self.workers.values().filter(|w| w.generation == generation && w.retiring.is_none()).count()
     }
 
-    fn spawn_worker(&mut self) -> bool {
+    fn spawn_worker(&mut self, generation: u64) -> bool {
         let used: Vec<usize> = self.workers.values().map(|w| w.slot).collect();
         let Some(slot) = (0..crate::sys::scoreboard::MAX_SLOTS).find(|s| !used.contains(s)) else {
             return false;
@@ -298,9 +473,13 @@ impl Master {
         let master = nix::unistd::getpid();
         match sys::fork() {
             Ok(ForkResult::Child) => {
+                let gen = match &self.pending {
+                    Some(p) if p.generation.id == generation => &p.generation,
+                    _ => &self.current,
+                };
                 let spec = WorkerSpec {
-                    cfg: &self.cfg,
-                    listeners: &self.listeners,
+                    cfg: &gen.cfg,
+                    listeners: &gen.listeners,
                     board: &self.board,
                     slot,
                     master,
@@ -310,7 +489,7 @@ impl Master {
             }
             Ok(ForkResult::Parent { child }) => {
                 self.board.set_pid(slot, child.as_raw());
-                self.workers.insert(child, WorkerEntry { slot, age: self.next_age, retiring: false });
+                self.workers.insert(child, WorkerEntry { slot, age: self.next_age, generation, retiring: None });
                 self.next_age += 1;
                 true
             }
@@ -320,6 +499,29 @@ impl Master {
                 false
             }
         }
+    }
+}
+
+/// Bind `cfg`'s addresses, sharing the sockets of `existing` that are
+/// bound to the same address, so a reload never rebinds a socket it keeps
+/// (no bind gap, no refused connection).
+fn bind_all(cfg: &Config, existing: &[Rc<Listener>]) -> Result<Vec<Rc<Listener>>, String> {
+    let mut out = Vec::new();
+    for addr in &cfg.binds {
+        let listener = match existing.iter().find(|l| l.bound_to(addr)) {
+            Some(l) => Rc::clone(l),
+            None => Rc::new(Listener::bind(addr, cfg.backlog).map_err(|e| format!("cannot bind {addr}: {e}"))?),
+        };
+        out.push(listener);
+    }
+    Ok(out)
+}
+
+fn describe_exit(code: Option<i32>, signal: Option<Signal>) -> String {
+    match (code, signal) {
+        (_, Some(sig)) => format!("killed by {sig}"),
+        (Some(c), None) => format!("status {c}"),
+        (None, None) => "unknown status".into(),
     }
 }
 

@@ -182,6 +182,14 @@ impl Scoreboard {
         true
     }
 
+    /// Forget a reported boot error, so the next failure (of a reload's
+    /// workers) is reported too.
+    pub fn clear_boot_error(&self) {
+        let board = self.board();
+        board.boot_error_len.store(0, Ordering::Release);
+        board.boot_error_claimed.store(0, Ordering::Release);
+    }
+
     /// The boot error a worker left, if any.
     pub fn boot_error(&self) -> Option<String> {
         let board = self.board();

@@ -59,7 +59,7 @@ impl ExitReason {
 /// What a worker is handed at fork: plain data built by the master.
 pub struct WorkerSpec<'a> {
     pub cfg: &'a Config,
-    pub listeners: &'a [Listener],
+    pub listeners: &'a [std::rc::Rc<Listener>],
     pub board: &'a Scoreboard,
     pub slot: usize,
     /// The master's pid: a worker whose master is gone stops.

@@ -193,14 +193,15 @@ def live_workers(srv):
     return sorted(int(p) for p in out.split() if pid_alive(int(p)))
 
 
-def test_hup_kills_neither_master_nor_workers(servers):
+def test_workers_ignore_the_masters_control_signals(servers):
+    """`pkill -HUP rwsgi` reaches the workers too: they must ignore HUP,
+    TTIN, TTOU, USR2 and WINCH (the master's signals) and keep serving."""
     srv = servers.start(["-w", "2", "testapp:app"])
     workers = srv.wait_booted(2)
-    os.kill(srv.pid, signal.SIGHUP)
     for pid in workers:
-        # What `pkill -HUP rwsgi` does: the workers get it too.
-        os.kill(pid, signal.SIGHUP)
-    assert_stays(lambda: srv.alive() and all(pid_alive(p) for p in workers), 1.0, "master and workers survive HUP")
+        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2, signal.SIGWINCH):
+            os.kill(pid, sig)
+    assert_stays(lambda: srv.alive() and all(pid_alive(p) for p in workers), 1.0, "workers survive")
     assert srv.get("/hello").status == 200
 
 
