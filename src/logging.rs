@@ -116,6 +116,19 @@ pub fn reopen_error_log() -> io::Result<()> {
     }
 }
 
+/// The error log's file descriptor (stderr's when it goes there).
+pub fn error_log_fd() -> std::os::fd::RawFd {
+    use std::os::fd::AsRawFd;
+    match ERROR_LOG.get().and_then(|l| l.sink.lock().ok()) {
+        Some(sink) => match &*sink {
+            Sink::File(f, _) => f.as_raw_fd(),
+            Sink::Stdout => 1,
+            Sink::Stderr => 2,
+        },
+        None => 2,
+    }
+}
+
 /// Write text to the error log as it is (`wsgi.errors`).
 pub fn write_raw(bytes: &[u8]) {
     match ERROR_LOG.get() {

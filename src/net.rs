@@ -253,17 +253,21 @@ impl DeadlineIo<'_> {
         use nix::poll::{poll, PollFd, PollTimeout};
         let started = std::time::Instant::now();
         loop {
+            // Waiting on a client is progress, not a stuck worker: beat,
+            // and wait in slices short enough to keep beating.
+            crate::sys::beat();
+            let slice = std::time::Duration::from_secs(1);
             let left = match self.timeout {
-                None => PollTimeout::NONE,
+                None => slice,
                 Some(t) => {
                     let left = t.saturating_sub(started.elapsed());
                     if left.is_zero() {
                         return Err(io::Error::new(io::ErrorKind::TimedOut, "peer too slow"));
                     }
-                    PollTimeout::try_from(left.as_millis().max(1).min(i32::MAX as u128) as i32)
-                        .unwrap_or(PollTimeout::MAX)
+                    left.min(slice)
                 }
             };
+            let left = PollTimeout::try_from(left.as_millis().max(1) as i32).unwrap_or(PollTimeout::MAX);
             let mut fds = [PollFd::new(self.stream.as_fd(), flags)];
             match poll(&mut fds, left) {
                 Ok(0) => continue,
@@ -277,6 +281,7 @@ impl DeadlineIo<'_> {
 
 impl Read for DeadlineIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::sys::beat();
         loop {
             match (&*self.stream).read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(nix::poll::PollFlags::POLLIN)?,
@@ -289,6 +294,7 @@ impl Read for DeadlineIo<'_> {
 
 impl Write for DeadlineIo<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        crate::sys::beat();
         loop {
             match (&*self.stream).write(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(nix::poll::PollFlags::POLLOUT)?,
@@ -299,6 +305,7 @@ impl Write for DeadlineIo<'_> {
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        crate::sys::beat();
         loop {
             match (&*self.stream).write_vectored(bufs) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(nix::poll::PollFlags::POLLOUT)?,

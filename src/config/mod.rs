@@ -41,6 +41,8 @@ pub struct Config {
     pub backlog: i32,
     pub workers: usize,
     pub timeout: Option<Duration>,
+    pub boot_timeout: Option<Duration>,
+    pub request_timeout: Option<Duration>,
     pub graceful_timeout: Duration,
     pub keepalive: Option<Duration>,
     /// Requests a worker serves before it restarts; `None` for no limit.
@@ -358,6 +360,8 @@ impl Config {
             backlog: i32::try_from(backlog.max(1)).unwrap_or(i32::MAX),
             workers: usize::try_from(workers).unwrap_or(usize::MAX),
             timeout: seconds(uint("timeout")?),
+            boot_timeout: seconds(uint("boot_timeout")?),
+            request_timeout: seconds(uint("request_timeout")?),
             graceful_timeout: Duration::from_secs(uint("graceful_timeout")?),
             keepalive: seconds(uint("keepalive")?),
             max_requests: Some(uint("max_requests")?).filter(|n| *n > 0),

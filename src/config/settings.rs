@@ -86,8 +86,16 @@ pub static SETTINGS: &[Setting] = &[
     setting!("workers", Some('w'), Some("workers"), Kind::Uint, "1", Some("WEB_CONCURRENCY"), "INT", "Worker Processes",
         "The number of worker processes. Defaults to $WEB_CONCURRENCY, or 1."),
     setting!("timeout", Some('t'), Some("timeout"), Kind::Uint, "30", None, "INT", "Worker Processes",
-        "Seconds to wait for a request head, and for each read or write of a request in \
-         progress, before the connection is closed. 0 means no limit."),
+        "Heartbeat: a worker that makes no progress for this many seconds (stuck in \
+         application code) is killed, after logging the Python stack of every thread, and \
+         replaced. Also the longest wait for a request head and for each read or write of a \
+         request in progress. 0 means no limit."),
+    setting!("boot_timeout", None, Some("boot-timeout"), Kind::Uint, "120", None, "INT", "Worker Processes",
+        "Seconds a worker may take to start and import the application before it is killed \
+         and replaced. 0 means no limit."),
+    setting!("request_timeout", None, Some("request-timeout"), Kind::Uint, "0", None, "INT", "Worker Processes",
+        "Seconds one request may take in all, however much progress it makes, before its \
+         worker is killed (stack logged) and replaced. 0 (the default) means no limit."),
     setting!("graceful_timeout", None, Some("graceful-timeout"), Kind::Uint, "30", None, "INT", "Worker Processes",
         "Seconds workers get to finish their requests after TERM before they are killed."),
     setting!("keepalive", None, Some("keep-alive"), Kind::Uint, "2", None, "INT", "Worker Processes",

@@ -97,11 +97,16 @@ struct WorkerEntry {
     /// Told to stop (TTOU, reload, max-requests is the worker's own): not
     /// counted toward the target, and killed at this deadline.
     retiring: Option<Instant>,
+    /// Sent SIGABRT as stuck, at this time; SIGKILL follows after a grace.
+    aborted: Option<Instant>,
 }
 
 /// Re-reads the settings (config file, environment, command line) for a
 /// reload.
 pub type Reloader = Box<dyn Fn() -> Result<Config, crate::config::ConfigError>>;
+
+/// How long a stuck worker gets to write its stack before SIGKILL.
+const ABORT_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a reload may take to boot its workers before it is abandoned.
 const RELOAD_BOOT_LIMIT: Duration = Duration::from_secs(120);
@@ -171,6 +176,7 @@ impl Master {
                 log::info!("Shutting down: Master");
                 return code;
             }
+            self.murder_stuck_workers();
             self.manage_workers();
             self.check_reload();
         }
@@ -398,6 +404,9 @@ impl Master {
                 (Some(ExitReason::Stopped), _) => log::info!("Worker {pid} exited"),
                 (Some(ExitReason::Panicked), _) => log::error!("Worker {pid} crashed (a bug in rwsgi; see above)"),
                 (None, Some(Signal::SIGKILL)) if stopping => log::warn!("Worker {pid} killed after the graceful timeout"),
+                (None, Some(Signal::SIGABRT | Signal::SIGKILL)) if entry.aborted.is_some() => {
+                    log::error!("Worker {pid} killed as stuck; replacing it")
+                }
                 (None, Some(Signal::SIGKILL)) => log::error!("Worker {pid} was sent SIGKILL! Perhaps out of memory?"),
                 (None, Some(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) if stopping => {
                     log::info!("Worker exiting (pid: {pid})")
@@ -413,6 +422,46 @@ impl Master {
         match self.phase {
             Phase::Stopping { exit_code, .. } if self.workers.is_empty() => Some(exit_code),
             _ => None,
+        }
+    }
+
+    /// Kill workers that stopped beating (stuck in the application), took
+    /// too long to boot, or ran one request past --request-timeout. SIGABRT
+    /// first, so CPython's faulthandler logs every thread's stack; SIGKILL
+    /// if the worker is still there after a grace.
+    fn murder_stuck_workers(&mut self) {
+        let now = Instant::now();
+        for (pid, w) in self.workers.iter_mut() {
+            if let Some(at) = w.aborted {
+                if now.duration_since(at) >= ABORT_GRACE {
+                    let _ = kill(*pid, Signal::SIGKILL);
+                }
+                continue;
+            }
+            let cfg = match &self.pending {
+                Some(p) if p.generation.id == w.generation => &p.generation.cfg,
+                _ => &self.current.cfg,
+            };
+            let silent = Duration::from_millis(self.board.silent_for_ms(w.slot));
+            let why = match self.board.state(w.slot) {
+                SlotState::Free => None,
+                SlotState::Booting => cfg.boot_timeout.filter(|t| silent > *t).map(|_| "did not boot in time"),
+                SlotState::Idle | SlotState::Busy | SlotState::Stopping => {
+                    let running = self.board.request_running_ms(w.slot).map(Duration::from_millis);
+                    if cfg.timeout.is_some_and(|t| silent > t) {
+                        Some("no heartbeat")
+                    } else if cfg.request_timeout.zip(running).is_some_and(|(t, r)| r > t) {
+                        Some("request took too long")
+                    } else {
+                        None
+                    }
+                }
+            };
+            if let Some(why) = why {
+                log::error!("WORKER TIMEOUT (pid:{pid}): {why}; its Python stack follows");
+                let _ = kill(*pid, Signal::SIGABRT);
+                w.aborted = Some(now);
+            }
         }
     }
 
@@ -489,7 +538,8 @@ impl Master {
             }
             Ok(ForkResult::Parent { child }) => {
                 self.board.set_pid(slot, child.as_raw());
-                self.workers.insert(child, WorkerEntry { slot, age: self.next_age, generation, retiring: None });
+                let entry = WorkerEntry { slot, age: self.next_age, generation, retiring: None, aborted: None };
+                self.workers.insert(child, entry);
                 self.next_age += 1;
                 true
             }

@@ -8,12 +8,36 @@ pub mod scoreboard;
 use std::ffi::CString;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::ForkResult;
 
 pub use scoreboard::{Scoreboard, SlotState};
+
+/// This worker's heartbeat cell in the scoreboard, once set.
+static HEARTBEAT: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Make [`beat`] write to slot `index` of `board` (a worker, after fork).
+pub fn set_heartbeat(board: &Scoreboard, index: usize) {
+    HEARTBEAT.store(std::ptr::from_ref(board.beat_cell(index)).cast_mut(), Ordering::Release);
+}
+
+/// Tell the master this worker is making progress. Called from the serve
+/// loop and while waiting on a client; never from application code, so a
+/// worker stuck in the app stops beating.
+pub fn beat() {
+    let cell = HEARTBEAT.load(Ordering::Acquire);
+    if cell.is_null() {
+        return;
+    }
+    // SAFETY: the pointer was taken from the scoreboard mapping, which a
+    // worker never unmaps (its Scoreboard handle lives in the master's
+    // frames that the worker inherited and never returns to), so it is
+    // valid for the rest of the process.
+    let cell = unsafe { &*cell };
+    cell.store(scoreboard::now_ms(), Ordering::Relaxed);
+}
 
 /// Fork the calling process with every signal blocked across the fork.
 /// The parent gets its mask back; the child keeps everything blocked until

@@ -136,6 +136,17 @@ impl Scoreboard {
         self.slot(index).last_beat_ms.store(now_ms(), Ordering::Relaxed);
     }
 
+    /// Milliseconds the request in slot `index` has been running, if any.
+    pub fn request_running_ms(&self, index: usize) -> Option<u64> {
+        let start = self.slot(index).request_start_ms.load(Ordering::Relaxed);
+        (start != 0).then(|| now_ms().saturating_sub(start))
+    }
+
+    /// Where this worker's heartbeat goes, for `sys::beat`.
+    pub(crate) fn beat_cell(&self, index: usize) -> &AtomicU64 {
+        &self.slot(index).last_beat_ms
+    }
+
     /// Milliseconds since slot `index` last beat.
     pub fn silent_for_ms(&self, index: usize) -> u64 {
         now_ms().saturating_sub(self.slot(index).last_beat_ms.load(Ordering::Relaxed))
@@ -208,7 +219,7 @@ impl Drop for Scoreboard {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 

@@ -109,6 +109,7 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<(App, Option<AccessLog>), ExitReason> {
     for fd in &spec.inherited {
         sys::close_inherited(*fd);
     }
+    sys::set_heartbeat(spec.board, spec.slot);
     match sys::follow_master(spec.master) {
         Ok(true) => {}
         Ok(false) => return Err(ExitReason::Stopped),
@@ -119,6 +120,7 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<(App, Option<AccessLog>), ExitReason> {
         log::error!("{e}");
         reason
     })?;
+    enable_faulthandler();
     let infos: Vec<ListenerInfo> = spec
         .listeners
         .iter()
@@ -180,6 +182,27 @@ fn prepare_python(cfg: &Config) -> Result<(), (ExitReason, String)> {
         None => None,
     };
     sys::init_python(program.as_deref()).map_err(|e| (ExitReason::BootError, e))
+}
+
+/// Have CPython write the stack of every thread to the error log when the
+/// master sends SIGABRT to a stuck worker. The file is a duplicate of the
+/// log's descriptor, so reopening the log never leaves it dangling; it is
+/// set again after each reopen.
+fn enable_faulthandler() {
+    let fd = crate::logging::error_log_fd();
+    Python::attach(|py| {
+        let code = std::ffi::CString::new(format!(
+            "import faulthandler, os, sys\n\
+             old = getattr(sys, '_rwsgi_fault_file', None)\n\
+             sys._rwsgi_fault_file = os.fdopen(os.dup({fd}), 'w')\n\
+             faulthandler.enable(file=sys._rwsgi_fault_file, all_threads=True)\n\
+             if old is not None:\n    old.close()\n"
+        ))
+        .expect("no NUL in generated code");
+        if let Err(e) = py.run(&code, None, None) {
+            log::warn!("cannot enable faulthandler: {e}");
+        }
+    });
 }
 
 /// Flush Python's buffered stdout/stderr and run `atexit` handlers before
@@ -608,6 +631,7 @@ impl<'a> Server<'a> {
         if let Err(e) = crate::logging::reopen_error_log() {
             log::error!("{e}");
         }
+        enable_faulthandler();
         if let Some(l) = &self.access_log {
             if let Err(e) = l.reopen() {
                 log::error!("{e}");

@@ -33,6 +33,17 @@ def app(environ, start_response):
         time.sleep(float(environ.get("QUERY_STRING") or 1))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"slept"]
+    if path == "/slowstream":
+        # 15 chunks, one every 0.2 s: steady progress, 3 s in all.
+        import time
+
+        def chunks():
+            for i in range(15):
+                time.sleep(0.2)
+                yield b"%d;" % i
+
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return chunks()
     if path == "/write-in-close":
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         return WritesInClose(write)
