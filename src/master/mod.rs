@@ -99,11 +99,18 @@ struct WorkerEntry {
     retiring: Option<Instant>,
     /// Sent SIGABRT as stuck, at this time; SIGKILL follows after a grace.
     aborted: Option<Instant>,
+    started: Instant,
 }
 
 /// Re-reads the settings (config file, environment, command line) for a
 /// reload.
 pub type Reloader = Box<dyn Fn() -> Result<Config, crate::config::ConfigError>>;
+
+/// A worker that dies sooner than this after it started counts as a crash
+/// loop.
+const CRASH_WINDOW: Duration = Duration::from_secs(5);
+const SPAWN_DELAY_MIN: Duration = Duration::from_millis(100);
+const SPAWN_DELAY_MAX: Duration = Duration::from_secs(10);
 
 /// How long a stuck worker gets to write its stack before SIGKILL.
 const ABORT_GRACE: Duration = Duration::from_secs(2);
@@ -125,6 +132,10 @@ pub struct Master {
     workers: HashMap<Pid, WorkerEntry>,
     next_age: u64,
     phase: Phase,
+    /// Workers crashing right after they start are respawned with a
+    /// growing delay, so a crash loop cannot make the master spin.
+    spawn_delay: Duration,
+    next_spawn: Instant,
 }
 
 impl Master {
@@ -152,6 +163,8 @@ impl Master {
             workers: HashMap::new(),
             next_age: 0,
             phase: Phase::Running,
+            spawn_delay: Duration::ZERO,
+            next_spawn: Instant::now(),
         })
     }
 
@@ -183,7 +196,11 @@ impl Master {
     }
 
     fn wait(&mut self, events: &mut Events) {
-        let timeout = if self.pending.is_some() { Duration::from_millis(50) } else { Duration::from_millis(500) };
+        let mut timeout = if self.pending.is_some() { Duration::from_millis(50) } else { Duration::from_millis(500) };
+        let until_spawn = self.next_spawn.saturating_duration_since(Instant::now());
+        if !until_spawn.is_zero() {
+            timeout = timeout.min(until_spawn);
+        }
         if let Err(e) = self.poll.poll(events, Some(timeout)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 log::error!("poll failed: {e}");
@@ -384,6 +401,7 @@ impl Master {
                 log::info!("Worker exiting (pid: {pid}, {})", describe_exit(code, signal));
                 continue;
             }
+            self.note_lifetime(pid, &entry, reason, signal);
             match (reason, signal) {
                 (Some(ExitReason::AppLoadError), _) => {
                     // Printed once: the first failure stops the master, and
@@ -414,6 +432,24 @@ impl Master {
                 (None, Some(sig)) => log::error!("Worker {pid} was killed by {sig}"),
                 (None, None) => log::error!("Worker {pid} exited with status {}", code.unwrap_or(-1)),
             }
+        }
+    }
+
+    /// Back off when workers die soon after they start (a crash loop);
+    /// forget it once one lives long enough.
+    fn note_lifetime(&mut self, pid: Pid, entry: &WorkerEntry, reason: Option<ExitReason>, signal: Option<Signal>) {
+        let lived = entry.started.elapsed();
+        let crashed = signal.is_some() || reason != Some(ExitReason::Stopped);
+        if crashed && lived < CRASH_WINDOW {
+            self.spawn_delay = (self.spawn_delay * 2).clamp(SPAWN_DELAY_MIN, SPAWN_DELAY_MAX);
+            self.next_spawn = Instant::now() + self.spawn_delay;
+            log::warn!(
+                "Worker {pid} died {} ms after it started; the next one starts in {} ms",
+                lived.as_millis(),
+                self.spawn_delay.as_millis()
+            );
+        } else if lived >= CRASH_WINDOW {
+            self.spawn_delay = Duration::ZERO;
         }
     }
 
@@ -486,6 +522,9 @@ impl Master {
                     wanted.push((p.generation.id, p.generation.target));
                 }
                 for (id, target) in wanted {
+                    if now < self.next_spawn {
+                        break;
+                    }
                     let mut missing = target.saturating_sub(self.active_workers(id));
                     while missing > 0 && self.spawn_worker(id) {
                         missing -= 1;
@@ -538,7 +577,8 @@ impl Master {
             }
             Ok(ForkResult::Parent { child }) => {
                 self.board.set_pid(slot, child.as_raw());
-                let entry = WorkerEntry { slot, age: self.next_age, generation, retiring: None, aborted: None };
+                let entry =
+                    WorkerEntry { slot, age: self.next_age, generation, retiring: None, aborted: None, started: Instant::now() };
                 self.workers.insert(child, entry);
                 self.next_age += 1;
                 true

@@ -414,3 +414,16 @@ def test_max_requests_recycles_workers_without_failed_requests(servers):
     assert len(srv.booted_pids()) >= 6, srv.stderr()[-3000:]
     assert all(p not in live_workers(srv) for p in original)
     assert "Autorestarting worker after current request" in srv.stderr()
+
+
+def test_crash_loop_backs_off(servers):
+    """Workers that crash on import are respawned with a growing delay:
+    the master neither spins nor gives up."""
+    srv = servers.start(["-w", "1", "crash_app:app"], ready=None)
+    time.sleep(4)
+    boots = len(srv.booted_pids())
+    assert srv.alive(), srv.stderr()
+    # 100 + 200 + 400 + 800 + 1600 ms of delays fit in 4 s: about 6 boots,
+    # where an unchecked loop would boot dozens.
+    assert 2 <= boots <= 8, srv.stderr()[-3000:]
+    assert "the next one starts in" in srv.stderr()
