@@ -38,6 +38,7 @@ pub fn run(cfg: Config, reloader: master::Reloader) -> i32 {
             return 1;
         }
     }
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(cfg.umask));
     if let Err(e) = logging::init_error_log(&cfg.errorlog, cfg.loglevel) {
         eprintln!("Error: {e}");
         return 1;

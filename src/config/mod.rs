@@ -54,6 +54,11 @@ pub struct Config {
     pub virtualenv: Option<PathBuf>,
     pub raw_env: Vec<(String, String)>,
     pub proc_name: String,
+    pub pidfile: Option<PathBuf>,
+    /// Uid and gid the workers switch to.
+    pub user: Option<u32>,
+    pub group: Option<u32>,
+    pub umask: u32,
     pub errorlog: LogTarget,
     pub loglevel: log::LevelFilter,
     pub accesslog: Option<LogTarget>,
@@ -341,6 +346,12 @@ impl Config {
         };
         let accesslog = Some(text("accesslog")).filter(|t| !t.is_empty()).map(|t| LogTarget::parse(&t, true));
         let backlog = uint("backlog")?;
+        let user = Some(text("user")).filter(|t| !t.is_empty()).map(|u| lookup_user(&u)).transpose()?;
+        let group = match Some(text("group")).filter(|t| !t.is_empty()) {
+            Some(g) => Some(lookup_group(&g)?),
+            None => user.map(|(_, gid)| gid),
+        };
+        let umask = parse_umask(&text("umask"))?;
         // Gunicorn's bound for the request line; a sane one for fields (the
         // worker buffers a whole head in memory).
         let request_line = uint("limit_request_line")?;
@@ -390,6 +401,10 @@ impl Config {
                     .unwrap_or_else(|| "rwsgi".into())
             }),
             errorlog: LogTarget::parse(&text("errorlog"), false),
+            pidfile: optional_path("pidfile"),
+            user: user.map(|(uid, _)| uid),
+            group,
+            umask,
             loglevel,
             accesslog,
             access_log_format: text("access_log_format"),
@@ -416,6 +431,50 @@ impl Config {
         }
         out
     }
+}
+
+/// A user name or uid: (uid, primary gid).
+fn lookup_user(name: &str) -> Result<(u32, u32), ConfigError> {
+    let found = match name.parse::<u32>() {
+        Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+        Err(_) => nix::unistd::User::from_name(name),
+    };
+    match found {
+        Ok(Some(u)) => Ok((u.uid.as_raw(), u.gid.as_raw())),
+        // A uid without a passwd entry is allowed; its gid is the same number.
+        Ok(None) => name.parse::<u32>().map(|id| (id, id)).map_err(|_| ConfigError(format!("user: no user named '{name}'"))),
+        Err(e) => Err(ConfigError(format!("user: cannot look up '{name}': {e}"))),
+    }
+}
+
+/// A group name or gid.
+fn lookup_group(name: &str) -> Result<u32, ConfigError> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(ConfigError(format!("group: no group named '{name}'"))),
+        Err(e) => Err(ConfigError(format!("group: cannot look up '{name}': {e}"))),
+    }
+}
+
+/// `0o022`, `022` (octal, as umask(1) writes it), `0x12` or decimal.
+fn parse_umask(text: &str) -> Result<u32, ConfigError> {
+    let t = text.trim();
+    let parsed = if let Some(oct) = t.strip_prefix("0o").or_else(|| t.strip_prefix("0O")) {
+        u32::from_str_radix(oct, 8)
+    } else if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u32::from_str_radix(hex, 16)
+    } else if t.len() > 1 && t.starts_with('0') {
+        u32::from_str_radix(&t[1..], 8)
+    } else {
+        t.parse()
+    };
+    parsed
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| ConfigError(format!("umask: '{text}' is not a mode between 0 and 0o777")))
 }
 
 impl LogTarget {
@@ -603,6 +662,26 @@ mod tests {
         }
         let file = temp_file("typo.toml", "wrokers = 2\n");
         assert!(load_with(&["-c", &file], &[]).unwrap_err().0.contains("unknown setting 'wrokers'"));
+    }
+
+    #[test]
+    fn umask_forms() {
+        assert_eq!(parse_umask("0o022"), Ok(0o22));
+        assert_eq!(parse_umask("022"), Ok(0o22));
+        assert_eq!(parse_umask("18"), Ok(18));
+        assert_eq!(parse_umask("0"), Ok(0));
+        assert!(parse_umask("0o1000").is_err());
+        assert!(parse_umask("rw").is_err());
+    }
+
+    #[test]
+    fn users_and_groups() {
+        let c = load_with(&["-u", "root", "a:b"], &[]).unwrap();
+        assert_eq!((c.user, c.group), (Some(0), Some(0)));
+        let c = load_with(&["-u", "0", "-g", "0", "a:b"], &[]).unwrap();
+        assert_eq!((c.user, c.group), (Some(0), Some(0)));
+        assert!(load_with(&["-u", "no-such-user-rwsgi", "a:b"], &[]).unwrap_err().0.contains("no user"));
+        assert!(load_with(&["-g", "no-such-group-rwsgi", "a:b"], &[]).unwrap_err().0.contains("no group"));
     }
 
     #[test]

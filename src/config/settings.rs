@@ -113,6 +113,18 @@ pub static SETTINGS: &[Setting] = &[
         "The maximum number of header fields in a request (at most 32768). More get 431."),
     setting!("limit_request_field_size", None, Some("limit-request-field_size"), Kind::Uint, "8190", None, "INT", "Security",
         "The maximum size of one request header field line in bytes, from 0 (no limit of its own) to 1048576. Larger get 431."),
+    setting!("pidfile", Some('p'), Some("pid"), Kind::Text, "", None, "FILE", "Server Mechanics",
+        "Write the master's pid to this file (atomically), refuse to start while a running \
+         process holds it, and remove it on exit."),
+    setting!("user", Some('u'), Some("user"), Kind::Text, "", None, "USER", "Server Mechanics",
+        "Run the workers as this user (name or uid). The master binds the sockets first, so \
+         ports below 1024 work."),
+    setting!("group", Some('g'), Some("group"), Kind::Text, "", None, "GROUP", "Server Mechanics",
+        "Run the workers as this group (name or gid). Defaults to the user's group when --user \
+         is given."),
+    setting!("umask", Some('m'), Some("umask"), Kind::Text, "0", None, "INT", "Server Mechanics",
+        "The umask of rwsgi's processes, e.g. 0o022 or 022 (octal); it applies to unix socket \
+         files too."),
     setting!("chdir", None, Some("chdir"), Kind::Text, "", None, "DIR", "Server Mechanics",
         "Change to this directory before binding sockets and loading the application."),
     setting!("pythonpath", None, Some("pythonpath"), Kind::Text, "", None, "DIRS", "Server Mechanics",

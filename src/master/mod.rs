@@ -4,6 +4,8 @@
 //! write to a pipe; the loop wakes on it and acts. The loop is a short list
 //! of verbs: wait → drain signals → act → reap → manage workers.
 
+mod pidfile;
+
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -16,7 +18,7 @@ use nix::unistd::{ForkResult, Pid};
 use signal_hook::consts::signal::*;
 use signal_hook_mio::v1_0::Signals;
 
-use crate::config::Config;
+use crate::config::{BindAddr, Config};
 use crate::net::Listener;
 use crate::sys::{self, Scoreboard, SlotState};
 use crate::worker::{self, ExitReason, WorkerSpec};
@@ -132,6 +134,8 @@ pub struct Master {
     workers: HashMap<Pid, WorkerEntry>,
     next_age: u64,
     phase: Phase,
+    /// Removed (if still ours) when the master is dropped.
+    _pidfile: Option<pidfile::Pidfile>,
     /// Workers crashing right after they start are respawned with a
     /// growing delay, so a crash loop cannot make the master spin.
     spawn_delay: Duration,
@@ -143,6 +147,7 @@ impl Master {
     /// sentence each.
     pub fn new(cfg: Config, reloader: Reloader, start_dir: std::path::PathBuf) -> Result<Master, String> {
         let listeners = bind_all(&cfg, &[])?;
+        let pidfile = cfg.pidfile.as_deref().map(pidfile::Pidfile::create).transpose()?;
         let board = Scoreboard::new().map_err(|e| format!("cannot map the scoreboard: {e}"))?;
         let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD])
@@ -163,6 +168,7 @@ impl Master {
             workers: HashMap::new(),
             next_age: 0,
             phase: Phase::Running,
+            _pidfile: pidfile,
             spawn_delay: Duration::ZERO,
             next_spawn: Instant::now(),
         })
@@ -170,6 +176,7 @@ impl Master {
 
     /// Supervise until stopped; returns the process exit status.
     pub fn run(mut self) -> i32 {
+        sys::set_process_name("rwsgi: master");
         log::info!("Starting rwsgi {} [{}]", env!("CARGO_PKG_VERSION"), self.current.cfg.proc_name);
         for l in &self.current.listeners {
             log::info!("Listening at: {} ({})", l.describe(), std::process::id());
@@ -600,7 +607,16 @@ fn bind_all(cfg: &Config, existing: &[Rc<Listener>]) -> Result<Vec<Rc<Listener>>
     for addr in &cfg.binds {
         let listener = match existing.iter().find(|l| l.bound_to(addr)) {
             Some(l) => Rc::clone(l),
-            None => Rc::new(Listener::bind(addr, cfg.backlog).map_err(|e| format!("cannot bind {addr}: {e}"))?),
+            None => {
+                let l = Listener::bind(addr, cfg.backlog).map_err(|e| format!("cannot bind {addr}: {e}"))?;
+                if let (BindAddr::Unix(path), true) = (addr, cfg.user.is_some() || cfg.group.is_some()) {
+                    // The workers' user owns the socket file, as in Gunicorn.
+                    let uid = cfg.user.map(nix::unistd::Uid::from_raw);
+                    let gid = cfg.group.map(nix::unistd::Gid::from_raw);
+                    nix::unistd::chown(path, uid, gid).map_err(|e| format!("cannot chown {}: {e}", path.display()))?;
+                }
+                Rc::new(l)
+            }
         };
         out.push(listener);
     }

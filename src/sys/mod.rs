@@ -202,6 +202,36 @@ pub fn init_python(program: Option<&Path>) -> Result<(), String> {
     Ok(())
 }
 
+/// Switch this worker to `gid` and `uid` (group first: once the uid is
+/// dropped, the gid can no longer change).
+pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>) -> nix::Result<()> {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    if let Some(gid) = gid {
+        let gid = Gid::from_raw(gid);
+        if nix::unistd::getegid() != gid || Uid::effective().is_root() {
+            if Uid::effective().is_root() {
+                setgroups(&[gid])?;
+            }
+            setgid(gid)?;
+        }
+    }
+    if let Some(uid) = uid {
+        let uid = Uid::from_raw(uid);
+        if Uid::effective() != uid {
+            setuid(uid)?;
+        }
+    }
+    Ok(())
+}
+
+/// Name this process for `ps -o comm`, `top` and `pkill` (at most 15
+/// bytes: "rwsgi: master", "rwsgi: worker").
+pub fn set_process_name(name: &str) {
+    if let Ok(name) = CString::new(name) {
+        let _ = nix::sys::prctl::set_name(&name);
+    }
+}
+
 /// Leave the process now, without running Rust destructors or flushing
 /// stdio buffers inherited from the master.
 pub fn exit_now(code: i32) -> ! {

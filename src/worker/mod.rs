@@ -115,7 +115,23 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<(App, Option<AccessLog>), ExitReason> {
         Ok(false) => return Err(ExitReason::Stopped),
         Err(e) => log::warn!("cannot ask to be stopped with the master: {e}"),
     }
+    sys::set_process_name("rwsgi: worker");
     log::info!("Booting worker with pid: {}", std::process::id());
+    // Opened before privileges drop, like the error log the master opened.
+    let access_log = match &cfg.accesslog {
+        Some(target) => match AccessLog::open(target, &cfg.access_log_format) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::error!("{e}");
+                return Err(ExitReason::BootError);
+            }
+        },
+        None => None,
+    };
+    if let Err(e) = sys::drop_privileges(cfg.user, cfg.group) {
+        log::error!("cannot switch to user {:?} / group {:?}: {e}", cfg.user, cfg.group);
+        return Err(ExitReason::BootError);
+    }
     prepare_python(cfg).map_err(|(reason, e)| {
         log::error!("{e}");
         reason
@@ -148,16 +164,6 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<(App, Option<AccessLog>), ExitReason> {
             spec.board.report_boot_error(&text);
             return Err(ExitReason::AppLoadError);
         }
-    };
-    let access_log = match &cfg.accesslog {
-        Some(target) => match AccessLog::open(target, &cfg.access_log_format) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                log::error!("{e}");
-                return Err(ExitReason::BootError);
-            }
-        },
-        None => None,
     };
     Ok((app, access_log))
 }

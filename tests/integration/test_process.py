@@ -427,3 +427,41 @@ def test_crash_loop_backs_off(servers):
     # where an unchecked loop would boot dozens.
     assert 2 <= boots <= 8, srv.stderr()[-3000:]
     assert "the next one starts in" in srv.stderr()
+
+
+def test_pidfile_written_refused_and_removed(servers, tmp_path):
+    pidfile = tmp_path / "rwsgi.pid"
+    srv = servers.start(["-p", str(pidfile), "testapp:app"])
+    assert pidfile.read_text().strip() == str(srv.pid)
+    second = run_cli(["-p", str(pidfile), "-b", "127.0.0.1:%d" % free_port(), "testapp:app"], timeout=15)
+    assert second.returncode != 0
+    assert "which is running" in second.stderr
+    assert pidfile.read_text().strip() == str(srv.pid)
+    srv.signal(signal.SIGTERM)
+    assert srv.wait(15) == 0
+    assert not pidfile.exists()
+
+
+def test_process_names(servers):
+    srv = servers.start(["-w", "1", "testapp:app"])
+    (worker,) = srv.wait_booted(1)
+    wait_for(lambda: open("/proc/%d/comm" % worker).read().strip() == "rwsgi: worker", 5, message="worker name")
+    assert open("/proc/%d/comm" % srv.pid).read().strip() == "rwsgi: master"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_workers_run_as_user_and_group(servers):
+    import pwd, grp
+    nobody = pwd.getpwnam("nobody")
+    group = grp.getgrgid(nobody.pw_gid).gr_name
+    srv = servers.start(["-u", "nobody", "-g", group, "edge_app:app"])
+    ids = json.loads(srv.get("/ids").body)
+    assert (ids["uid"], ids["gid"]) == (nobody.pw_uid, nobody.pw_gid)
+    # The master keeps its privileges.
+    assert os.stat("/proc/%d" % srv.pid).st_uid == 0
+
+
+def test_umask_applies_to_unix_socket_files(servers, short_tmp):
+    path = os.path.join(short_tmp, "m.sock")
+    servers.start(["-m", "0o077", "-b", "unix:" + path, "testapp:app"], bind=None, ready=path)
+    assert os.stat(path).st_mode & 0o777 == 0o700

@@ -33,6 +33,10 @@ def app(environ, start_response):
         time.sleep(float(environ.get("QUERY_STRING") or 1))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"slept"]
+    if path == "/ids":
+        import os
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"uid": os.getuid(), "gid": os.getgid(), "pid": os.getpid()}).encode()]
     if path == "/slowstream":
         # 15 chunks, one every 0.2 s: steady progress, 3 s in all.
         import time

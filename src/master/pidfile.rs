@@ -1,0 +1,74 @@
+//! The pidfile: written atomically (a temporary file renamed into place),
+//! refused while a running process holds it, removed on exit if it is
+//! still ours.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+/// A pidfile this master wrote.
+pub struct Pidfile {
+    path: PathBuf,
+    pid: i32,
+}
+
+impl Pidfile {
+    /// Write `path` with this process's pid, unless another running process
+    /// holds it.
+    pub fn create(path: &Path) -> Result<Pidfile, String> {
+        let pid = std::process::id() as i32;
+        if let Some(other) = read_pid(path) {
+            // kill(pid, 0) tests for existence without sending anything.
+            if other != pid && kill(Pid::from_raw(other), None).is_ok() {
+                return Err(format!("pidfile {} holds pid {other}, which is running", path.display()));
+            }
+        }
+        let tmp = path.with_file_name(format!(
+            ".{}.{pid}.tmp",
+            path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        ));
+        let written = std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(format!("{pid}\n").as_bytes()))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(format!("cannot write pidfile {}: {e}", path.display()));
+        }
+        Ok(Pidfile { path: path.to_path_buf(), pid })
+    }
+}
+
+impl Drop for Pidfile {
+    fn drop(&mut self) {
+        if read_pid(&self.path) == Some(self.pid) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_refuse_remove() {
+        let path = std::env::temp_dir().join(format!("rwsgi-pidfile-{}", std::process::id()));
+        // A stale pidfile (no such process) is replaced.
+        std::fs::write(&path, "999999999\n").unwrap();
+        let p = Pidfile::create(&path).unwrap();
+        assert_eq!(read_pid(&path), Some(std::process::id() as i32));
+        // A pidfile held by a running process (pid 1) is refused.
+        let other = path.with_extension("held");
+        std::fs::write(&other, "1\n").unwrap();
+        assert!(Pidfile::create(&other).unwrap_err().contains("which is running"));
+        std::fs::remove_file(&other).unwrap();
+        drop(p);
+        assert!(!path.exists());
+    }
+}
