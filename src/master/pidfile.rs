@@ -9,6 +9,7 @@ use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
 /// A pidfile this master wrote.
+#[derive(Debug)]
 pub struct Pidfile {
     path: PathBuf,
     pid: i32,
