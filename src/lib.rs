@@ -59,6 +59,12 @@ pub fn run(cfg: Config, reloader: master::Reloader) -> i32 {
             }
         };
     }
+    if cfg.daemon {
+        if let Err(e) = sys::daemonize() {
+            log::error!("cannot daemonize: {e}");
+            return 1;
+        }
+    }
     match master::Master::new(cfg, reloader, start_dir) {
         Ok(m) => m.run(),
         Err(e) => {

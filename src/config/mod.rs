@@ -55,6 +55,7 @@ pub struct Config {
     pub raw_env: Vec<(String, String)>,
     pub proc_name: String,
     pub pidfile: Option<PathBuf>,
+    pub daemon: bool,
     /// Uid and gid the workers switch to.
     pub user: Option<u32>,
     pub group: Option<u32>,
@@ -402,6 +403,7 @@ impl Config {
             }),
             errorlog: LogTarget::parse(&text("errorlog"), false),
             pidfile: optional_path("pidfile"),
+            daemon: flag("daemon"),
             user: user.map(|(uid, _)| uid),
             group,
             umask,

@@ -113,6 +113,9 @@ pub static SETTINGS: &[Setting] = &[
         "The maximum number of header fields in a request (at most 32768). More get 431."),
     setting!("limit_request_field_size", None, Some("limit-request-field_size"), Kind::Uint, "8190", None, "INT", "Security",
         "The maximum size of one request header field line in bytes, from 0 (no limit of its own) to 1048576. Larger get 431."),
+    setting!("daemon", Some('D'), Some("daemon"), Kind::Flag, "false", None, "", "Server Mechanics",
+        "Detach from the terminal and run in the background (log to --error-logfile, since \
+         stderr goes to /dev/null). Under systemd, do not use it."),
     setting!("pidfile", Some('p'), Some("pid"), Kind::Text, "", None, "FILE", "Server Mechanics",
         "Write the master's pid to this file (atomically), refuse to start while a running \
          process holds it, and remove it on exit."),

@@ -136,6 +136,11 @@ pub struct Master {
     phase: Phase,
     /// Removed (if still ours) when the master is dropped.
     _pidfile: Option<pidfile::Pidfile>,
+    /// The listeners came from systemd (`LISTEN_FDS`): a reload keeps them
+    /// rather than binding the configured addresses.
+    socket_activated: bool,
+    /// systemd has been told the service is ready (after the first boot).
+    announced_ready: bool,
     /// Workers crashing right after they start are respawned with a
     /// growing delay, so a crash loop cannot make the master spin.
     spawn_delay: Duration,
@@ -146,7 +151,17 @@ impl Master {
     /// Bind every listener and prepare the loop. Errors are one readable
     /// sentence each.
     pub fn new(cfg: Config, reloader: Reloader, start_dir: std::path::PathBuf) -> Result<Master, String> {
-        let listeners = bind_all(&cfg, &[])?;
+        let inherited = sys::systemd_listen_fds();
+        let socket_activated = !inherited.is_empty();
+        let listeners = if socket_activated {
+            inherited
+                .into_iter()
+                .map(|fd| Listener::adopt(fd).map(Rc::new))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("cannot use the sockets systemd passed: {e}"))?
+        } else {
+            bind_all(&cfg, &[])?
+        };
         let pidfile = cfg.pidfile.as_deref().map(pidfile::Pidfile::create).transpose()?;
         let board = Scoreboard::new().map_err(|e| format!("cannot map the scoreboard: {e}"))?;
         let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
@@ -169,6 +184,8 @@ impl Master {
             next_age: 0,
             phase: Phase::Running,
             _pidfile: pidfile,
+            socket_activated,
+            announced_ready: false,
             spawn_delay: Duration::ZERO,
             next_spawn: Instant::now(),
         })
@@ -180,6 +197,9 @@ impl Master {
         log::info!("Starting rwsgi {} [{}]", env!("CARGO_PKG_VERSION"), self.current.cfg.proc_name);
         for l in &self.current.listeners {
             log::info!("Listening at: {} ({})", l.describe(), std::process::id());
+        }
+        if self.socket_activated {
+            log::info!("Using the {} sockets systemd passed (LISTEN_FDS)", self.current.listeners.len());
         }
         log::info!("Using worker: sync");
         let mut events = Events::with_capacity(16);
@@ -199,6 +219,7 @@ impl Master {
             self.murder_stuck_workers();
             self.manage_workers();
             self.check_reload();
+            self.announce_ready();
         }
     }
 
@@ -231,7 +252,12 @@ impl Master {
             }
             Command::Reload => {
                 log::info!("Handling signal: hup");
+                sys::notify_systemd("RELOADING=1\nSTATUS=reloading");
                 self.reload();
+                if self.pending.is_none() {
+                    // The reload failed at once; the old workers serve on.
+                    sys::notify_systemd("READY=1\nSTATUS=reload failed; old workers serving");
+                }
             }
             Command::Increment => {
                 if self.phase == Phase::Running && self.current.target < crate::sys::scoreboard::MAX_SLOTS {
@@ -252,7 +278,15 @@ impl Master {
                 self.signal_workers(Signal::SIGUSR1);
             }
             Command::Upgrade => log::warning_unsupported("USR2 (binary upgrade)"),
-            Command::Winch => log::warning_unsupported("WINCH"),
+            Command::Winch if self.current.cfg.daemon => {
+                // Gunicorn's meaning: stop the workers, keep the master
+                // (HUP or TTIN bring workers back).
+                log::info!("Handling signal: winch; stopping all workers gracefully");
+                self.current.target = 0;
+                let id = self.current.id;
+                self.retire_generation(id, Signal::SIGTERM);
+            }
+            Command::Winch => log::info!("SIGWINCH ignored: not daemonized"),
             Command::Child => {}
         }
     }
@@ -279,7 +313,13 @@ impl Master {
                     .map_err(|e| format!("cannot change directory to {}: {e}", dir.display())),
                 None => Ok(cfg),
             })
-            .and_then(|cfg| bind_all(&cfg, &self.current.listeners).map(|l| (cfg, l)));
+            .and_then(|cfg| {
+                if self.socket_activated {
+                    Ok((cfg, self.current.listeners.clone()))
+                } else {
+                    bind_all(&cfg, &self.current.listeners).map(|l| (cfg, l))
+                }
+            });
         let (cfg, listeners) = match loaded {
             Ok(x) => x,
             Err(e) => {
@@ -314,6 +354,7 @@ impl Master {
             let p = self.pending.take().expect("checked above");
             let old = std::mem::replace(&mut self.current, p.generation);
             log::info!("Reload: {booted} new workers booted; stopping the old ones gracefully");
+            sys::notify_systemd(&format!("READY=1\nSTATUS=reloaded; {booted} workers"));
             self.retire_generation(old.id, Signal::SIGTERM);
             for l in &old.listeners {
                 if !self.current.listeners.iter().any(|new| Rc::ptr_eq(new, l)) {
@@ -324,6 +365,24 @@ impl Master {
             let p = self.pending.take().expect("checked above");
             log::error!("Reload failed, old workers keep serving: new workers did not boot within {:?}", RELOAD_BOOT_LIMIT);
             self.abandon(p);
+            sys::notify_systemd("READY=1\nSTATUS=reload failed; old workers serving");
+        }
+    }
+
+    /// Tell systemd the service is ready once the first workers have booted.
+    fn announce_ready(&mut self) {
+        if self.announced_ready || self.phase != Phase::Running {
+            return;
+        }
+        let id = self.current.id;
+        let booted = self
+            .workers
+            .values()
+            .filter(|w| w.generation == id && matches!(self.board.state(w.slot), SlotState::Idle | SlotState::Busy))
+            .count();
+        if booted >= self.current.target {
+            self.announced_ready = true;
+            sys::notify_systemd(&format!("READY=1\nMAINPID={}\nSTATUS={booted} workers serving", std::process::id()));
         }
     }
 
@@ -357,6 +416,7 @@ impl Master {
         if let Some(p) = self.pending.take() {
             self.abandon(p);
         }
+        sys::notify_systemd("STOPPING=1\nSTATUS=stopping");
         self.signal_workers(if graceful { Signal::SIGTERM } else { Signal::SIGINT });
         self.phase = Phase::Stopping { deadline: Instant::now() + limit, exit_code };
     }
@@ -400,6 +460,7 @@ impl Master {
                 log::error!("Reload failed, old workers keep serving: {why}");
                 let p = self.pending.take().expect("reloading implies pending");
                 self.abandon(p);
+                sys::notify_systemd("READY=1\nSTATUS=reload failed; old workers serving");
                 continue;
             }
             if entry.retiring.is_some() || entry.generation != self.current.id {

@@ -232,6 +232,48 @@ pub fn set_process_name(name: &str) {
     }
 }
 
+/// Detach into the background: fork (the parent exits), start a new
+/// session, point stdin/stdout/stderr at /dev/null. Keeps the directory.
+pub fn daemonize() -> nix::Result<()> {
+    // glibc's daemon() forks; rwsgi calls it before any thread or worker
+    // exists, so the fork is as sound as the master's own.
+    nix::unistd::daemon(true, false)
+}
+
+/// Sockets passed by systemd socket activation (`LISTEN_FDS` for this
+/// pid), taken over once; the variables are removed so workers and
+/// reloads do not take them again.
+pub fn systemd_listen_fds() -> Vec<OwnedFd> {
+    let for_us = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<i32>().ok()).unwrap_or(0);
+    for key in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        // The master is single-threaded: nothing reads the environment
+        // concurrently.
+        std::env::remove_var(key);
+    }
+    if !for_us {
+        return Vec::new();
+    }
+    // SD_LISTEN_FDS_START: systemd passes them from fd 3 on.
+    (3..3 + count.max(0)).filter_map(|fd| adopt_fd(fd).ok()).collect()
+}
+
+/// Tell systemd (when `NOTIFY_SOCKET` is set) about the service's state:
+/// `READY=1`, `RELOADING=1`, `STOPPING=1`, `STATUS=...`.
+pub fn notify_systemd(message: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Ok(path) = std::env::var("NOTIFY_SOCKET") else { return };
+    let addr = match path.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
+        None => SocketAddr::from_pathname(&path),
+    };
+    let sent = addr.and_then(|addr| UnixDatagram::unbound()?.send_to_addr(message.as_bytes(), &addr));
+    if let Err(e) = sent {
+        log::debug!("cannot notify systemd at {path}: {e}");
+    }
+}
+
 /// Leave the process now, without running Rust destructors or flushing
 /// stdio buffers inherited from the master.
 pub fn exit_now(code: i32) -> ! {

@@ -1,0 +1,102 @@
+"""System integration: daemon mode with WINCH, systemd socket activation
+(LISTEN_FDS) and readiness notification (NOTIFY_SOCKET)."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from support import APPS_DIR, free_port, rwsgi_bin, server_env, wait_for
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split() if alive(int(p))]
+
+
+def get(port, path=b"/hello", timeout=5):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
+def test_daemon_mode_winch_and_ttin(tmp_path):
+    port = free_port()
+    pidfile, log = tmp_path / "rwsgi.pid", tmp_path / "error.log"
+    args = [rwsgi_bin(), "-D", "-w", "2", "-p", str(pidfile), "--error-logfile", str(log),
+            "-b", "127.0.0.1:%d" % port, "--chdir", APPS_DIR, "testapp:app"]
+    started = subprocess.run(args, env=server_env(), capture_output=True, timeout=15)
+    assert started.returncode == 0, started.stderr
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, message="the pidfile")
+    master = int(pidfile.read_text())
+    try:
+        assert master != os.getpid() and alive(master)
+        wait_for(lambda: get(port).startswith(b"HTTP/1.1 200"), 15, message="the daemon to serve")
+        wait_for(lambda: len(children(master)) == 2, 10, message="two workers")
+        os.kill(master, signal.SIGWINCH)
+        wait_for(lambda: children(master) == [], 15, message="WINCH to stop the workers")
+        assert alive(master)
+        os.kill(master, signal.SIGTTIN)
+        wait_for(lambda: get(port).startswith(b"HTTP/1.1 200"), 15, message="TTIN to bring one back")
+        assert len(children(master)) == 1
+    finally:
+        os.kill(master, signal.SIGTERM)
+    wait_for(lambda: not alive(master), 15, message="the daemon to stop")
+    assert not pidfile.exists()
+    assert "Handling signal: winch" in log.read_text()
+
+
+def test_systemd_socket_activation_and_notify(tmp_path):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    notify_path = str(tmp_path / "notify")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    notify.settimeout(15)
+
+    def pass_as_fd3():
+        os.dup2(listener.fileno(), 3)
+
+    env = server_env({"LISTEN_FDS": "1", "NOTIFY_SOCKET": notify_path})
+    # LISTEN_PID must be rwsgi's own pid: the shell's, which exec keeps.
+    cmd = ["sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh", rwsgi_bin(), "-w", "2", "--chdir", APPS_DIR,
+           "-b", "127.0.0.1:%d" % free_port(), "testapp:app"]
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=pass_as_fd3, close_fds=False,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "stderr", "w"))
+    listener.close()
+    try:
+        ready = notify.recv(4096).decode()
+        assert "READY=1" in ready and "MAINPID=%d" % proc.pid in ready, ready
+        # Served on the socket systemd passed, not on the configured bind.
+        assert get(port).startswith(b"HTTP/1.1 200")
+        os.kill(proc.pid, signal.SIGHUP)
+        messages = [notify.recv(4096).decode()]
+        while "READY=1" not in messages[-1]:
+            messages.append(notify.recv(4096).decode())
+        assert "RELOADING=1" in messages[0], messages
+        assert get(port).startswith(b"HTTP/1.1 200")
+        os.kill(proc.pid, signal.SIGTERM)
+        assert "STOPPING=1" in notify.recv(4096).decode()
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        notify.close()
+    log = (tmp_path / "stderr").read_text()
+    assert "systemd passed" in log, log
