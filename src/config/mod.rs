@@ -48,6 +48,8 @@ pub struct Config {
     /// Requests a worker serves before it restarts; `None` for no limit.
     pub max_requests: Option<u64>,
     pub max_requests_jitter: u64,
+    /// Resident memory (bytes) past which a worker restarts.
+    pub max_worker_memory: Option<u64>,
     pub limits: RequestLimits,
     pub chdir: Option<PathBuf>,
     pub pythonpath: Vec<PathBuf>,
@@ -378,6 +380,7 @@ impl Config {
             keepalive: seconds(uint("keepalive")?),
             max_requests: Some(uint("max_requests")?).filter(|n| *n > 0),
             max_requests_jitter: uint("max_requests_jitter")?,
+            max_worker_memory: Some(uint("max_worker_memory")?).filter(|n| *n > 0).map(|mb| mb.saturating_mul(1 << 20)),
             limits: RequestLimits {
                 request_line: request_line as usize,
                 fields: fields as usize,

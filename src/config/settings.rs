@@ -107,6 +107,9 @@ pub static SETTINGS: &[Setting] = &[
     setting!("max_requests_jitter", None, Some("max-requests-jitter"), Kind::Uint, "0", None, "INT", "Worker Processes",
         "Add a random number between 0 and this to each worker's --max-requests, so the workers \
          do not all restart at once."),
+    setting!("max_worker_memory", None, Some("max-worker-memory"), Kind::Uint, "0", None, "MB", "Worker Processes",
+        "Restart a worker (gracefully, after the request in hand) once its resident memory \
+         passes this many MiB. 0 disables it."),
     setting!("limit_request_line", None, Some("limit-request-line"), Kind::Uint, "4094", None, "INT", "Security",
         "The maximum size of the HTTP request line in bytes, from 0 (unlimited) to 8190. Longer lines get 414."),
     setting!("limit_request_fields", None, Some("limit-request-fields"), Kind::Uint, "100", None, "INT", "Security",

@@ -550,6 +550,16 @@ impl<'a> Server<'a> {
             log::info!("Autorestarting worker after current request ({} requests served).", self.served);
             self.begin_stop();
         }
+        if let (false, Some(limit)) = (self.stopping, cfg.max_worker_memory) {
+            if let Some(rss) = resident_memory().filter(|rss| *rss > limit) {
+                log::info!(
+                    "Autorestarting worker: resident memory {} MiB is over --max-worker-memory {} MiB",
+                    rss >> 20,
+                    limit >> 20
+                );
+                self.begin_stop();
+            }
+        }
         let mut reusable = outcome.reusable && !sys::stop_requested();
         let mut body = outcome.body;
         if reusable && !body.is_complete() {
@@ -644,6 +654,14 @@ impl<'a> Server<'a> {
             }
         }
     }
+}
+
+/// This process's resident memory in bytes (from /proc/self/statm).
+fn resident_memory() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
+    Some(pages * page as u64)
 }
 
 /// A number in `0..=max`, different for each worker (its pid and the

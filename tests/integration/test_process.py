@@ -465,3 +465,14 @@ def test_umask_applies_to_unix_socket_files(servers, short_tmp):
     path = os.path.join(short_tmp, "m.sock")
     servers.start(["-m", "0o077", "-b", "unix:" + path, "testapp:app"], bind=None, ready=path)
     assert os.stat(path).st_mode & 0o777 == 0o700
+
+
+def test_max_worker_memory_recycles_a_leaking_worker(servers):
+    srv = servers.start(["-w", "1", "--max-worker-memory", "100", "edge_app:app"])
+    (first,) = srv.wait_booted(1)
+    for _ in range(12):
+        assert srv.get("/leak").status == 200
+    # 12 x 16 MiB would be ~200 MiB: the worker restarted on the way.
+    wait_for(lambda: len(srv.booted_pids()) >= 2, 10, message="a replacement worker")
+    assert "over --max-worker-memory 100 MiB" in srv.stderr()
+    wait_for(lambda: not pid_alive(first), 10, message="the leaking worker to exit")

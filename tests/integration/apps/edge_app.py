@@ -3,6 +3,8 @@ header checks, Expect: 100-continue after the response started."""
 
 import json
 
+LEAKED = []
+
 
 def app(environ, start_response):
     path = environ["PATH_INFO"]
@@ -33,6 +35,11 @@ def app(environ, start_response):
         time.sleep(float(environ.get("QUERY_STRING") or 1))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"slept"]
+    if path == "/leak":
+        # 16 MiB kept for good on every request: a leaking app.
+        LEAKED.append(bytearray(16 << 20))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"leaked %d" % len(LEAKED)]
     if path == "/ids":
         import os
         start_response("200 OK", [("Content-Type", "application/json")])
