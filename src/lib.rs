@@ -26,7 +26,7 @@ use config::Config;
 
 /// Run rwsgi with resolved settings; `reloader` reads them again on HUP.
 /// Returns the process exit status.
-pub fn run(cfg: Config, reloader: master::Reloader) -> i32 {
+pub fn run(cfg: Config, argv: Vec<String>, reloader: master::Reloader) -> i32 {
     if cfg.print_config {
         print!("{}", cfg.to_toml());
         return 0;
@@ -65,7 +65,7 @@ pub fn run(cfg: Config, reloader: master::Reloader) -> i32 {
             return 1;
         }
     }
-    match master::Master::new(cfg, reloader, start_dir) {
+    match master::Master::new(cfg, argv, reloader, start_dir) {
         Ok(m) => m.run(),
         Err(e) => {
             log::error!("{e}");

@@ -13,11 +13,12 @@ fn main() {
         Ok(Outcome::Run(cfg)) => {
             // HUP reads the settings again: the same command line, the
             // config file and the environment as they are then.
+            let argv = args.clone();
             let reloader = Box::new(move || match config::load(args.clone(), &env)? {
                 Outcome::Run(cfg) => Ok(*cfg),
                 Outcome::Print(_) => Err(config::ConfigError("unexpected --help or --version".into())),
             });
-            rwsgi::run(*cfg, reloader)
+            rwsgi::run(*cfg, argv, reloader)
         }
         Err(e) => {
             let text = e.to_string();

@@ -60,6 +60,12 @@ pub fn render() -> String {
          once the new ones have booted; if they cannot boot, the old ones keep serving.\n\
          .TP\n\\fBTTIN\\fR, \\fBTTOU\\fR\nOne worker more, one fewer (never fewer than one).\n\
          .TP\n\\fBUSR1\\fR\nReopen the log files.\n\
+         .TP\n\\fBUSR2\\fR\nBinary upgrade: start a new master from the binary on disk with the \
+         listening sockets; TERM the old one once the new one serves.\n\
+         .TP\n\\fBWINCH\\fR\nWhen daemonized, stop all workers but keep the master.\n\
+         .TP\n\\fBUSR2\\fR\nBinary upgrade: start a new master from the binary on disk with the \
+         listening sockets; TERM the old one once the new one serves.\n\
+         .TP\n\\fBWINCH\\fR\nWhen daemonized, stop all workers but keep the master.\n\
          .SH EXIT STATUS\n0 after a requested stop; 1 for a configuration or start-up error; \
          3 when a worker cannot boot; 4 when the application cannot be loaded.\n\
          .SH FILES\n\\fI/etc/rwsgi/rwsgi.toml\\fR, an example config file (see \\fBconfig/rwsgi.toml\\fR in the sources).\n\

@@ -135,7 +135,11 @@ pub struct Master {
     next_age: u64,
     phase: Phase,
     /// Removed (if still ours) when the master is dropped.
-    _pidfile: Option<pidfile::Pidfile>,
+    pidfile: Option<pidfile::Pidfile>,
+    /// The master this one replaces (USR2), while it runs.
+    upgraded_from: Option<Pid>,
+    /// The command line, for USR2.
+    argv: Vec<String>,
     /// The listeners came from systemd (`LISTEN_FDS`): a reload keeps them
     /// rather than binding the configured addresses.
     socket_activated: bool,
@@ -150,8 +154,13 @@ pub struct Master {
 impl Master {
     /// Bind every listener and prepare the loop. Errors are one readable
     /// sentence each.
-    pub fn new(cfg: Config, reloader: Reloader, start_dir: std::path::PathBuf) -> Result<Master, String> {
-        let inherited = sys::systemd_listen_fds();
+    pub fn new(cfg: Config, argv: Vec<String>, reloader: Reloader, start_dir: std::path::PathBuf) -> Result<Master, String> {
+        let upgraded_from = std::env::var("RWSGI_UPGRADE_FROM").ok().and_then(|p| p.parse::<i32>().ok()).map(Pid::from_raw);
+        std::env::remove_var("RWSGI_UPGRADE_FROM");
+        let mut inherited = sys::upgrade_listen_fds();
+        if inherited.is_empty() {
+            inherited = sys::systemd_listen_fds();
+        }
         let socket_activated = !inherited.is_empty();
         let listeners = if socket_activated {
             inherited
@@ -162,7 +171,13 @@ impl Master {
         } else {
             bind_all(&cfg, &[])?
         };
-        let pidfile = cfg.pidfile.as_deref().map(pidfile::Pidfile::create).transpose()?;
+        // A master started by USR2 writes PIDFILE.2 while the old master
+        // holds PIDFILE, and takes PIDFILE over when the old one exits.
+        let pidfile = match (&cfg.pidfile, upgraded_from) {
+            (Some(path), Some(_)) => Some(pidfile::Pidfile::create(&pidfile::upgrade_path(path))?),
+            (Some(path), None) => Some(pidfile::Pidfile::create(path)?),
+            (None, _) => None,
+        };
         let board = Scoreboard::new().map_err(|e| format!("cannot map the scoreboard: {e}"))?;
         let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD])
@@ -183,7 +198,9 @@ impl Master {
             workers: HashMap::new(),
             next_age: 0,
             phase: Phase::Running,
-            _pidfile: pidfile,
+            pidfile,
+            upgraded_from,
+            argv,
             socket_activated,
             announced_ready: false,
             spawn_delay: Duration::ZERO,
@@ -220,6 +237,7 @@ impl Master {
             self.manage_workers();
             self.check_reload();
             self.announce_ready();
+            self.check_old_master();
         }
     }
 
@@ -277,7 +295,7 @@ impl Master {
                 }
                 self.signal_workers(Signal::SIGUSR1);
             }
-            Command::Upgrade => log::warning_unsupported("USR2 (binary upgrade)"),
+            Command::Upgrade => self.upgrade(),
             Command::Winch if self.current.cfg.daemon => {
                 // Gunicorn's meaning: stop the workers, keep the master
                 // (HUP or TTIN bring workers back).
@@ -366,6 +384,38 @@ impl Master {
             log::error!("Reload failed, old workers keep serving: new workers did not boot within {:?}", RELOAD_BOOT_LIMIT);
             self.abandon(p);
             sys::notify_systemd("READY=1\nSTATUS=reload failed; old workers serving");
+        }
+    }
+
+    /// USR2: start a new master from the binary on disk, handing it the
+    /// listening sockets (no bind gap); it runs beside this one until this
+    /// one is stopped.
+    fn upgrade(&mut self) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        log::info!("Handling signal: usr2; starting a new master");
+        let fds: Vec<i32> = self.current.listeners.iter().map(|l| l.as_raw_fd()).collect();
+        let program = self.argv.first().cloned().unwrap_or_else(|| "rwsgi".into());
+        match sys::spawn_upgraded_master(&program, &self.argv, &self.start_dir, &fds) {
+            Ok(pid) => log::info!("New master started (pid: {pid}); stop this one (TERM) once it serves"),
+            Err(e) => log::error!("Upgrade failed: {e}"),
+        }
+    }
+
+    /// A master started by USR2: once the old master is gone, take over
+    /// the pidfile.
+    fn check_old_master(&mut self) {
+        let Some(old) = self.upgraded_from else { return };
+        if kill(old, None).is_ok() && nix::unistd::getppid() == old {
+            return;
+        }
+        self.upgraded_from = None;
+        log::info!("The old master ({old}) is gone; this one takes over");
+        if let (Some(pidfile), Some(path)) = (self.pidfile.as_mut(), self.current.cfg.pidfile.as_ref()) {
+            if let Err(e) = pidfile.move_to(path) {
+                log::error!("{e}");
+            }
         }
     }
 
@@ -692,10 +742,3 @@ fn describe_exit(code: Option<i32>, signal: Option<Signal>) -> String {
     }
 }
 
-mod log {
-    pub use ::log::*;
-
-    pub fn warning_unsupported(what: &str) {
-        ::log::warn!("{what} is not supported by this version of rwsgi; ignored");
-    }
-}

@@ -49,6 +49,22 @@ impl Drop for Pidfile {
     }
 }
 
+/// Where a master started by USR2 writes its pid while the old one runs.
+pub fn upgrade_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".2");
+    PathBuf::from(name)
+}
+
+impl Pidfile {
+    /// Move this pidfile to `path` (the old master's, once it is gone).
+    pub fn move_to(&mut self, path: &Path) -> Result<(), String> {
+        std::fs::rename(&self.path, path).map_err(|e| format!("cannot move pidfile to {}: {e}", path.display()))?;
+        self.path = path.to_path_buf();
+        Ok(())
+    }
+}
+
 fn read_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }

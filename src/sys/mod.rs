@@ -258,6 +258,49 @@ pub fn systemd_listen_fds() -> Vec<OwnedFd> {
     (3..3 + count.max(0)).filter_map(|fd| adopt_fd(fd).ok()).collect()
 }
 
+/// Listening sockets handed over by the master this one replaces (USR2):
+/// `RWSGI_FDS=3,4` names them. Taken once; the variable is removed.
+pub fn upgrade_listen_fds() -> Vec<OwnedFd> {
+    let fds = std::env::var("RWSGI_FDS").unwrap_or_default();
+    // Single-threaded master, as above.
+    std::env::remove_var("RWSGI_FDS");
+    fds.split(',').filter_map(|n| n.trim().parse::<RawFd>().ok()).filter_map(|fd| adopt_fd(fd).ok()).collect()
+}
+
+/// USR2: start a new master from the binary at `program` (as found on
+/// PATH now, so an upgraded package's binary), with `args`, in `dir`,
+/// handing it the listening sockets `fds` (`RWSGI_FDS`) and this master's
+/// pid (`RWSGI_UPGRADE_FROM`). Returns the new master's pid.
+pub fn spawn_upgraded_master(program: &str, args: &[String], dir: &Path, fds: &[RawFd]) -> Result<nix::unistd::Pid, String> {
+    let c_args = args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| "an argument contains NUL".to_string())?;
+    let c_program = CString::new(program).map_err(|_| "the program path contains NUL".to_string())?;
+    let fd_list = fds.iter().map(|fd| fd.to_string()).collect::<Vec<_>>().join(",");
+    let master = std::process::id().to_string();
+    match fork().map_err(|e| format!("fork failed: {e}"))? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            // The master is single-threaded, so the child may allocate
+            // before exec. The listeners must survive exec (clear
+            // close-on-exec), and the signal mask that fork() set must not
+            // be inherited by the new master.
+            for fd in fds {
+                let _ = nix::fcntl::fcntl(borrow_fd(*fd), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+            }
+            let _ = std::env::set_current_dir(dir);
+            std::env::set_var("RWSGI_FDS", &fd_list);
+            std::env::set_var("RWSGI_UPGRADE_FROM", &master);
+            let _ = signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+            let err = nix::unistd::execvp(&c_program, &c_args).unwrap_err();
+            eprintln!("rwsgi: cannot exec {program}: {err}");
+            exit_now(127)
+        }
+    }
+}
+
 /// Tell systemd (when `NOTIFY_SOCKET` is set) about the service's state:
 /// `READY=1`, `RELOADING=1`, `STOPPING=1`, `STATUS=...`.
 pub fn notify_systemd(message: &str) {

@@ -119,3 +119,36 @@ def test_reload_with_broken_code_keeps_old_workers(servers, tmp_path):
     write_app(tmp_path, b"fixed")
     os.kill(srv.pid, signal.SIGHUP)
     wait_for(lambda: fetch(srv).startswith(b"fixed"), 20, message="the fixed code served")
+
+
+def test_usr2_binary_upgrade_under_load(servers, tmp_path):
+    """USR2 starts a new master on the same sockets (no bind gap); TERM to
+    the old one leaves the new one serving and owning the pidfile."""
+    write_app(tmp_path, b"v1")
+    pidfile = tmp_path / "rwsgi.pid"
+    srv = servers.start(["-w", "2", "-p", str(pidfile), "reload_app:app"], chdir=str(tmp_path))
+    srv.wait_booted(2)
+    old_master = srv.pid
+    with Load(srv) as load:
+        time.sleep(0.5)
+        write_app(tmp_path, b"v2")
+        os.kill(old_master, signal.SIGUSR2)
+        upgraded = tmp_path / "rwsgi.pid.2"
+        wait_for(lambda: upgraded.exists() and upgraded.read_text().strip(), 20, message="the new master's pidfile")
+        new_master = int(upgraded.read_text())
+        assert new_master != old_master
+        wait_for(lambda: any(fetch(srv).startswith(b"v2") for _ in range(10)), 20, message="the new master serving")
+        os.kill(old_master, signal.SIGTERM)
+        assert srv.wait(20) == 0
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() == str(new_master), 20,
+                 message="the new master to take over the pidfile")
+        time.sleep(0.5)
+    try:
+        print("USR2 under load: %d requests sent, %d failed" % (load.sent, len(load.failed)))
+        assert load.failed == [], load.failed[:5]
+        assert fetch(srv).startswith(b"v2")
+    finally:
+        os.kill(new_master, signal.SIGTERM)
+    wait_for(lambda: not os.path.exists("/proc/%d" % new_master) or
+             open("/proc/%d/stat" % new_master).read().rsplit(")", 1)[1].split()[0] == "Z", 20,
+             message="the new master to stop")
