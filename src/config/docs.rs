@@ -63,9 +63,6 @@ pub fn render() -> String {
          .TP\n\\fBUSR2\\fR\nBinary upgrade: start a new master from the binary on disk with the \
          listening sockets; TERM the old one once the new one serves.\n\
          .TP\n\\fBWINCH\\fR\nWhen daemonized, stop all workers but keep the master.\n\
-         .TP\n\\fBUSR2\\fR\nBinary upgrade: start a new master from the binary on disk with the \
-         listening sockets; TERM the old one once the new one serves.\n\
-         .TP\n\\fBWINCH\\fR\nWhen daemonized, stop all workers but keep the master.\n\
          .SH EXIT STATUS\n0 after a requested stop; 1 for a configuration or start-up error; \
          3 when a worker cannot boot; 4 when the application cannot be loaded.\n\
          .SH FILES\n\\fI/etc/rwsgi/rwsgi.toml\\fR, an example config file (see \\fBconfig/rwsgi.toml\\fR in the sources).\n\
