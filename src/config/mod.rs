@@ -186,7 +186,15 @@ pub fn command() -> Command {
             "Examples:\n  rwsgi -w 4 get_started:hello_world\n  \
              rwsgi -w 8 -b 0.0.0.0:8000 -b unix:/run/app.sock myproject.wsgi:application\n\n\
              Environment: RWSGI_CMD_ARGS (extra arguments), WEB_CONCURRENCY (default workers),\n\
-             PORT (default bind 0.0.0.0:$PORT), VIRTUAL_ENV, SCRIPT_NAME.",
+             PORT (default bind 0.0.0.0:$PORT), VIRTUAL_ENV, SCRIPT_NAME.\n\n\
+             Signals to the master:\n  \
+             TERM        graceful stop (requests in hand finish; --graceful-timeout)\n  \
+             INT, QUIT   fast stop\n  \
+             HUP         reload: new workers boot, then the old ones stop; a failed reload keeps the old\n  \
+             TTIN, TTOU  one worker more, one fewer\n  \
+             USR1        reopen log files\n  \
+             USR2        binary upgrade: a new master on the same sockets; then TERM the old one\n  \
+             WINCH       when daemonized: stop all workers, keep the master",
         )
         .next_line_help(false);
     for s in SETTINGS {

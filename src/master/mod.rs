@@ -210,7 +210,7 @@ impl Master {
 
     /// Supervise until stopped; returns the process exit status.
     pub fn run(mut self) -> i32 {
-        sys::set_process_name("rwsgi: master");
+        sys::set_process_title("rwsgi: master", &format!("rwsgi: master [{}]", self.current.cfg.proc_name));
         log::info!("Starting rwsgi {} [{}]", env!("CARGO_PKG_VERSION"), self.current.cfg.proc_name);
         for l in &self.current.listeners {
             log::info!("Listening at: {} ({})", l.describe(), std::process::id());

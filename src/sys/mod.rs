@@ -224,12 +224,39 @@ pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>) -> nix::Result<()> {
     Ok(())
 }
 
-/// Name this process for `ps -o comm`, `top` and `pkill` (at most 15
-/// bytes: "rwsgi: master", "rwsgi: worker").
-pub fn set_process_name(name: &str) {
-    if let Ok(name) = CString::new(name) {
+/// Set this process's title: the short name (`ps -o comm`, `top`,
+/// `pkill`; at most 15 bytes, "rwsgi: master") and the command line `ps`
+/// shows ("rwsgi: master [myapp]"), written over the original arguments
+/// in place (through /proc/self/mem, so no pointer games), cut to their
+/// length.
+pub fn set_process_title(short: &str, full: &str) {
+    if let Ok(name) = CString::new(short) {
         let _ = nix::sys::prctl::set_name(&name);
     }
+    if let Err(e) = write_cmdline(full) {
+        log::debug!("cannot set the process title: {e}");
+    }
+}
+
+fn write_cmdline(title: &str) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name in parentheses; arg_start and arg_end
+    // are fields 48 and 49 (proc(5)), i.e. 46 and 47 after it.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<u64> = after.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    let (start, end) = match (fields.get(45), fields.get(46)) {
+        (Some(&s), Some(&e)) if e > s => (s, e),
+        _ => return Err(std::io::Error::other("no argument area in /proc/self/stat")),
+    };
+    let len = (end - start) as usize;
+    let mut area = vec![0u8; len];
+    let text = title.as_bytes();
+    let n = text.len().min(len.saturating_sub(1));
+    area[..n].copy_from_slice(&text[..n]);
+    let mut mem = std::fs::OpenOptions::new().write(true).open("/proc/self/mem")?;
+    mem.seek(SeekFrom::Start(start))?;
+    mem.write_all(&area)
 }
 
 /// Detach into the background: fork (the parent exits), start a new

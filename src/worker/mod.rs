@@ -115,7 +115,7 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<(App, Option<AccessLog>), ExitReason> {
         Ok(false) => return Err(ExitReason::Stopped),
         Err(e) => log::warn!("cannot ask to be stopped with the master: {e}"),
     }
-    sys::set_process_name("rwsgi: worker");
+    sys::set_process_title("rwsgi: worker", &format!("rwsgi: worker [{}]", cfg.proc_name));
     log::info!("Booting worker with pid: {}", std::process::id());
     // Opened before privileges drop, like the error log the master opened.
     let access_log = match &cfg.accesslog {

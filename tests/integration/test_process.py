@@ -476,3 +476,40 @@ def test_max_worker_memory_recycles_a_leaking_worker(servers):
     wait_for(lambda: len(srv.booted_pids()) >= 2, 10, message="a replacement worker")
     assert "over --max-worker-memory 100 MiB" in srv.stderr()
     wait_for(lambda: not pid_alive(first), 10, message="the leaking worker to exit")
+
+
+def test_process_titles_show_role_and_name(servers):
+    srv = servers.start(["-w", "1", "-n", "shop", "testapp:app"])
+    (worker,) = srv.wait_booted(1)
+
+    def cmdline(pid):
+        return open("/proc/%d/cmdline" % pid, "rb").read().split(b"\0")[0]
+
+    wait_for(lambda: cmdline(worker) == b"rwsgi: worker [shop]", 5, message="the worker's title")
+    assert cmdline(srv.pid) == b"rwsgi: master [shop]"
+
+
+def test_term_lets_a_slow_request_finish(servers):
+    srv = servers.start(["-w", "1", "edge_app:app"])
+    srv.wait_booted(1)
+    result = {}
+
+    def slow():
+        with socket.create_connection((srv.host, srv.port), timeout=15) as s:
+            s.sendall(b"GET /sleep?2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            result["data"] = data
+
+    import threading
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.5)
+    srv.signal(signal.SIGTERM)
+    t.join(15)
+    assert result.get("data", b"").startswith(b"HTTP/1.1 200") and result["data"].endswith(b"slept"), result
+    assert srv.wait(15) == 0

@@ -152,3 +152,29 @@ def test_usr2_binary_upgrade_under_load(servers, tmp_path):
     wait_for(lambda: not os.path.exists("/proc/%d" % new_master) or
              open("/proc/%d/stat" % new_master).read().rsplit(")", 1)[1].split()[0] == "Z", 20,
              message="the new master to stop")
+
+
+def test_reload_applies_changed_binds(servers, tmp_path):
+    from support import free_port
+
+    write_app(tmp_path, b"v1")
+    old_port, new_port = free_port(), free_port()
+    config = tmp_path / "rwsgi.toml"
+    config.write_text('bind = ["127.0.0.1:%d"]\nworkers = 1\n' % old_port)
+    srv = servers.start(["-c", str(config), "reload_app:app"], chdir=str(tmp_path), bind=None,
+                        ready=("127.0.0.1", old_port))
+    srv.wait_booted(1)
+    config.write_text('bind = ["127.0.0.1:%d"]\nworkers = 2\n' % new_port)
+    os.kill(srv.pid, signal.SIGHUP)
+
+    def served_on(port):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                return s.recv(100).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+    wait_for(lambda: served_on(new_port), 20, message="the new bind to serve")
+    wait_for(lambda: not served_on(old_port), 20, message="the old bind to close")
+    wait_for(lambda: len(srv.booted_pids()) >= 3, 10, message="two new workers (workers = 2)")
