@@ -322,3 +322,24 @@ class ServerManager:
         for server in self.servers:
             server.stop()
         self.servers = []
+
+
+def exchange(address, raw, timeout=10.0):
+    """Send raw bytes on a new TCP connection to (host, port) and return
+    everything the server sends until it closes (a reset ends it too)."""
+    with socket.create_connection(address, timeout=timeout) as s:
+        s.sendall(raw)
+        data = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                return data
+            if not chunk:
+                return data
+            data += chunk
+
+
+def get_close(address, path=b"/hello", timeout=10.0):
+    """GET path with Connection: close; the raw response bytes."""
+    return exchange(address, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout)

@@ -10,6 +10,7 @@ from support import EXAMPLES_DIR
 
 
 def read_until_eof(sock, limit=1 << 22):
+    """Read from a socket the test drives itself until the server closes."""
     data = b""
     while len(data) < limit:
         chunk = sock.recv(65536)

@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-import rawhttp
 
 
 def fetch_environ(srv, target="/environ", method="GET", headers=(), body=b"", version="HTTP/1.1"):

@@ -5,16 +5,11 @@ import socket
 
 import pytest
 
+import support
+
 
 def exchange(srv, raw):
-    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
-        s.sendall(raw)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return data
-            data += chunk
+    return support.exchange((srv.host, srv.port), raw, timeout=5)
 
 
 @pytest.fixture(scope="module")

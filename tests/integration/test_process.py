@@ -12,12 +12,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
 import rawhttp
-from support import free_port, http_probe, ipv6_loopback_available, run_cli, wait_for
+from support import free_port, get_close, http_probe, ipv6_loopback_available, run_cli, wait_for
 
 
 def pid_alive(pid):
@@ -495,15 +494,7 @@ def test_term_lets_a_slow_request_finish(servers):
     result = {}
 
     def slow():
-        with socket.create_connection((srv.host, srv.port), timeout=15) as s:
-            s.sendall(b"GET /sleep?2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            result["data"] = data
+        result["data"] = get_close((srv.host, srv.port), b"/sleep?2", timeout=15)
 
     import threading
     t = threading.Thread(target=slow)

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from support import wait_for
+from support import exchange, wait_for
 
 APP = '''import os
 VERSION = {version!r}
@@ -25,16 +25,9 @@ def write_app(directory, version, broken=False):
     (directory / "reload_app.py").write_text(text)
 
 
-def fetch(srv, keep=None):
+def fetch(srv):
     """One GET on a new connection; returns the body or raises."""
-    with socket.create_connection((srv.host, srv.port), timeout=10) as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+    data = exchange((srv.host, srv.port), b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head, _, body = data.partition(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.1 200 "):
         raise AssertionError("bad response: %r" % data[:200])

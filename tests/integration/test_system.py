@@ -5,9 +5,8 @@ import os
 import signal
 import socket
 import subprocess
-import time
 
-from support import APPS_DIR, free_port, rwsgi_bin, server_env, wait_for
+from support import APPS_DIR, free_port, get_close, rwsgi_bin, server_env, wait_for
 
 
 def alive(pid):
@@ -24,14 +23,7 @@ def children(pid):
 
 
 def get(port, path=b"/hello", timeout=5):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return data
-            data += chunk
+    return get_close(("127.0.0.1", port), path, timeout)
 
 
 def test_daemon_mode_winch_and_ttin(tmp_path):

@@ -2,25 +2,13 @@
 --boot-timeout. A stuck worker is sent SIGABRT (CPython's faulthandler logs
 every thread's stack), then killed, and replaced; the others keep serving."""
 
-import socket
 import time
 
-from support import wait_for
+from support import get_close, wait_for
 
 
 def get(srv, path, timeout=10):
-    with socket.create_connection((srv.host, srv.port), timeout=timeout) as s:
-        s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            data += chunk
-    return data
+    return get_close((srv.host, srv.port), path, timeout)
 
 
 def test_request_stuck_past_timeout_kills_and_replaces_the_worker(servers):
