@@ -38,7 +38,9 @@ pub fn run(cfg: Config, argv: Vec<String>, reloader: master::Reloader) -> i32 {
             return 1;
         }
     }
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(cfg.umask));
+    if let Some(mask) = cfg.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
     if let Err(e) = logging::init_error_log(&cfg.errorlog, cfg.loglevel) {
         eprintln!("Error: {e}");
         return 1;
@@ -59,7 +61,9 @@ pub fn run(cfg: Config, argv: Vec<String>, reloader: master::Reloader) -> i32 {
             }
         };
     }
-    if cfg.daemon {
+    // A master started by USR2 stays the old master's child, so the old
+    // one can tell when it is gone; it is already in the background.
+    if cfg.daemon && std::env::var_os("RWSGI_UPGRADE_FROM").is_none() {
         if let Err(e) = sys::daemonize() {
             log::error!("cannot daemonize: {e}");
             return 1;

@@ -64,19 +64,22 @@ impl Listener {
                 socket::listen(&fd, backlog)?;
                 Ok(Listener::Unix(UnixListener::from(fd), Some(path.clone())))
             }
-            BindAddr::Fd(n) => Listener::adopt(sys::adopt_fd(*n)?),
+            BindAddr::Fd(n) => Listener::adopt(sys::adopt_fd(*n)?, false),
         }
     }
 
-    /// Wrap an inherited listening socket, whatever its family.
-    pub fn adopt(fd: OwnedFd) -> io::Result<Listener> {
+    /// Wrap an inherited listening socket, whatever its family. With
+    /// `owns_path`, a unix socket's file is this master's to remove on exit
+    /// (handed over by USR2; systemd keeps its own).
+    pub fn adopt(fd: OwnedFd, owns_path: bool) -> io::Result<Listener> {
         let accepting: bool = socket::getsockopt(&fd, sockopt::AcceptConn)?;
         if !accepting {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "the inherited fd is not a listening socket"));
         }
         let local: SockaddrStorage = socket::getsockname(fd.as_raw_fd())?;
-        Ok(if local.as_unix_addr().is_some() {
-            Listener::Unix(UnixListener::from(fd), None)
+        Ok(if let Some(unix) = local.as_unix_addr() {
+            let path = unix.path().filter(|_| owns_path).map(PathBuf::from);
+            Listener::Unix(UnixListener::from(fd), path)
         } else {
             Listener::Tcp(TcpListener::from(fd))
         })
@@ -256,7 +259,9 @@ impl DeadlineIo<'_> {
             // Waiting on a client is progress, not a stuck worker: beat,
             // and wait in slices short enough to keep beating.
             crate::sys::beat();
-            let slice = std::time::Duration::from_secs(1);
+            let slice = self.timeout.map_or(std::time::Duration::from_secs(1), |t| {
+                (t / 4).clamp(std::time::Duration::from_millis(50), std::time::Duration::from_secs(1))
+            });
             let left = match self.timeout {
                 None => slice,
                 Some(t) => {

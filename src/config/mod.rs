@@ -61,7 +61,7 @@ pub struct Config {
     /// Uid and gid the workers switch to.
     pub user: Option<u32>,
     pub group: Option<u32>,
-    pub umask: u32,
+    pub umask: Option<u32>,
     pub errorlog: LogTarget,
     pub loglevel: log::LevelFilter,
     pub accesslog: Option<LogTarget>,
@@ -362,7 +362,7 @@ impl Config {
             Some(g) => Some(lookup_group(&g)?),
             None => user.map(|(_, gid)| gid),
         };
-        let umask = parse_umask(&text("umask"))?;
+        let umask = Some(text("umask")).filter(|t| !t.is_empty()).map(|t| parse_umask(&t)).transpose()?;
         // Gunicorn's bound for the request line; a sane one for fields (the
         // worker buffers a whole head in memory).
         let request_line = uint("limit_request_line")?;

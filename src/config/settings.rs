@@ -128,9 +128,9 @@ pub static SETTINGS: &[Setting] = &[
     setting!("group", Some('g'), Some("group"), Kind::Text, "", None, "GROUP", "Server Mechanics",
         "Run the workers as this group (name or gid). Defaults to the user's group when --user \
          is given."),
-    setting!("umask", Some('m'), Some("umask"), Kind::Text, "0", None, "INT", "Server Mechanics",
-        "The umask of rwsgi's processes, e.g. 0o022 or 022 (octal); it applies to unix socket \
-         files too."),
+    setting!("umask", Some('m'), Some("umask"), Kind::Text, "", None, "INT", "Server Mechanics",
+        "Set the umask of rwsgi's processes, e.g. 0o022 or 022 (octal); it applies to unix \
+         socket files too. Unset, the umask rwsgi was started with is kept."),
     setting!("chdir", None, Some("chdir"), Kind::Text, "", None, "DIR", "Server Mechanics",
         "Change to this directory before binding sockets and loading the application."),
     setting!("pythonpath", None, Some("pythonpath"), Kind::Text, "", None, "DIRS", "Server Mechanics",

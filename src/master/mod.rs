@@ -114,11 +114,16 @@ const CRASH_WINDOW: Duration = Duration::from_secs(5);
 const SPAWN_DELAY_MIN: Duration = Duration::from_millis(100);
 const SPAWN_DELAY_MAX: Duration = Duration::from_secs(10);
 
+/// A loop gap this long means the master itself was paused.
+const PAUSE_GAP: Duration = Duration::from_secs(3);
+
 /// How long a stuck worker gets to write its stack before SIGKILL.
 const ABORT_GRACE: Duration = Duration::from_secs(2);
 
-/// How long a reload may take to boot its workers before it is abandoned.
-const RELOAD_BOOT_LIMIT: Duration = Duration::from_secs(120);
+/// Beyond --boot-timeout, how long a reload may take before it is
+/// abandoned (its workers are killed at --boot-timeout; this catches a
+/// generation that cannot even fork).
+const RELOAD_SLACK: Duration = Duration::from_secs(10);
 
 /// The supervisor.
 pub struct Master {
@@ -138,6 +143,14 @@ pub struct Master {
     pidfile: Option<pidfile::Pidfile>,
     /// The master this one replaces (USR2), while it runs.
     upgraded_from: Option<Pid>,
+    /// The master USR2 started, while it runs: one at a time, and this
+    /// master leaves the shared socket files to it.
+    upgrade_child: Option<Pid>,
+    /// Generations are numbered from this counter, never reused.
+    next_generation: u64,
+    /// When the loop last ran: after a long gap (the process was paused),
+    /// heartbeats are not judged until the workers have had a turn.
+    last_loop: Instant,
     /// The command line, for USR2.
     argv: Vec<String>,
     /// The listeners came from systemd (`LISTEN_FDS`): a reload keeps them
@@ -165,7 +178,7 @@ impl Master {
         let listeners = if socket_activated {
             inherited
                 .into_iter()
-                .map(|fd| Listener::adopt(fd).map(Rc::new))
+                .map(|fd| Listener::adopt(fd, upgraded_from.is_some()).map(Rc::new))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("cannot use the sockets systemd passed: {e}"))?
         } else {
@@ -200,6 +213,9 @@ impl Master {
             phase: Phase::Running,
             pidfile,
             upgraded_from,
+            upgrade_child: None,
+            next_generation: 1,
+            last_loop: Instant::now(),
             argv,
             socket_activated,
             announced_ready: false,
@@ -216,7 +232,8 @@ impl Master {
             log::info!("Listening at: {} ({})", l.describe(), std::process::id());
         }
         if self.socket_activated {
-            log::info!("Using the {} sockets systemd passed (LISTEN_FDS)", self.current.listeners.len());
+            let from = if self.upgraded_from.is_some() { "the old master" } else { "systemd (LISTEN_FDS)" };
+            log::info!("Using the {} sockets passed by {from}", self.current.listeners.len());
         }
         log::info!("Using worker: sync");
         let mut events = Events::with_capacity(16);
@@ -227,8 +244,11 @@ impl Master {
             }
             self.reap_workers();
             if let Some(code) = self.finished() {
-                for l in &self.current.listeners {
-                    l.remove_file();
+                // After USR2 the socket files belong to the new master.
+                if !self.upgrade_child_alive() {
+                    for l in &self.current.listeners {
+                        l.remove_file();
+                    }
                 }
                 log::info!("Shutting down: Master");
                 return code;
@@ -272,7 +292,7 @@ impl Master {
                 log::info!("Handling signal: hup");
                 sys::notify_systemd("RELOADING=1\nSTATUS=reloading");
                 self.reload();
-                if self.pending.is_none() {
+                if self.pending.is_none() && self.phase == Phase::Running {
                     // The reload failed at once; the old workers serve on.
                     sys::notify_systemd("READY=1\nSTATUS=reload failed; old workers serving");
                 }
@@ -300,6 +320,9 @@ impl Master {
                 // Gunicorn's meaning: stop the workers, keep the master
                 // (HUP or TTIN bring workers back).
                 log::info!("Handling signal: winch; stopping all workers gracefully");
+                if let Some(p) = self.pending.take() {
+                    self.abandon(p);
+                }
                 self.current.target = 0;
                 let id = self.current.id;
                 self.retire_generation(id, Signal::SIGTERM);
@@ -353,7 +376,8 @@ impl Master {
         }
         self.board.clear_boot_error();
         let target = cfg.workers.min(crate::sys::scoreboard::MAX_SLOTS);
-        let id = self.current.id + 1;
+        let id = self.next_generation;
+        self.next_generation += 1;
         self.pending = Some(PendingReload { generation: Generation { id, cfg, listeners, target }, started: Instant::now() });
     }
 
@@ -379,9 +403,9 @@ impl Master {
                     l.remove_file();
                 }
             }
-        } else if p.started.elapsed() > RELOAD_BOOT_LIMIT {
+        } else if p.generation.cfg.boot_timeout.is_some_and(|t| p.started.elapsed() > t + RELOAD_SLACK) {
             let p = self.pending.take().expect("checked above");
-            log::error!("Reload failed, old workers keep serving: new workers did not boot within {:?}", RELOAD_BOOT_LIMIT);
+            log::error!("Reload failed, old workers keep serving: new workers did not boot within --boot-timeout");
             self.abandon(p);
             sys::notify_systemd("READY=1\nSTATUS=reload failed; old workers serving");
         }
@@ -394,13 +418,24 @@ impl Master {
         if self.phase != Phase::Running {
             return;
         }
+        if self.upgrade_child_alive() {
+            log::warn!("Handling signal: usr2; a new master is already running, ignored");
+            return;
+        }
         log::info!("Handling signal: usr2; starting a new master");
         let fds: Vec<i32> = self.current.listeners.iter().map(|l| l.as_raw_fd()).collect();
         let program = self.argv.first().cloned().unwrap_or_else(|| "rwsgi".into());
         match sys::spawn_upgraded_master(&program, &self.argv, &self.start_dir, &fds) {
-            Ok(pid) => log::info!("New master started (pid: {pid}); stop this one (TERM) once it serves"),
+            Ok(pid) => {
+                log::info!("New master started (pid: {pid}); stop this one (TERM) once it serves");
+                self.upgrade_child = Some(pid);
+            }
             Err(e) => log::error!("Upgrade failed: {e}"),
         }
+    }
+
+    fn upgrade_child_alive(&self) -> bool {
+        self.upgrade_child.is_some_and(|pid| kill(pid, None).is_ok())
     }
 
     /// A master started by USR2: once the old master is gone, take over
@@ -436,9 +471,15 @@ impl Master {
         }
     }
 
-    /// Give up a reload: its workers go, its new sockets close.
+    /// Give up a reload: its workers go (gracefully where they already
+    /// serve), its new sockets close.
     fn abandon(&mut self, p: PendingReload) {
-        self.retire_generation(p.generation.id, Signal::SIGINT);
+        let deadline = Instant::now() + self.current.cfg.graceful_timeout;
+        for (pid, w) in self.workers.iter_mut().filter(|(_, w)| w.generation == p.generation.id && w.retiring.is_none()) {
+            w.retiring = Some(deadline);
+            let booting = self.board.state(w.slot) == SlotState::Booting;
+            let _ = kill(*pid, if booting { Signal::SIGINT } else { Signal::SIGTERM });
+        }
         for l in &p.generation.listeners {
             if !self.current.listeners.iter().any(|cur| Rc::ptr_eq(cur, l)) {
                 l.remove_file();
@@ -463,10 +504,12 @@ impl Master {
                 return;
             }
         }
-        if let Some(p) = self.pending.take() {
-            self.abandon(p);
+        // A pending generation's workers get the same signal as the rest.
+        self.pending = None;
+        if !self.upgrade_child_alive() {
+            // After USR2 the new master owns the service.
+            sys::notify_systemd("STOPPING=1\nSTATUS=stopping");
         }
-        sys::notify_systemd("STOPPING=1\nSTATUS=stopping");
         self.signal_workers(if graceful { Signal::SIGTERM } else { Signal::SIGINT });
         self.phase = Phase::Stopping { deadline: Instant::now() + limit, exit_code };
     }
@@ -489,6 +532,11 @@ impl Master {
                 WaitStatus::Signaled(pid, sig, _) => (pid, None, Some(sig)),
                 _ => continue,
             };
+            if self.upgrade_child == Some(pid) {
+                self.upgrade_child = None;
+                log::error!("The new master {pid} exited ({}); this one serves on", describe_exit(code, signal));
+                continue;
+            }
             let Some(entry) = self.workers.remove(&pid) else { continue };
             // A boot failure is a worker that never finished booting; the
             // same status from a serving worker (an app calling
@@ -500,7 +548,10 @@ impl Master {
                 .and_then(ExitReason::from_code)
                 .filter(|r| booting || matches!(r, ExitReason::Stopped | ExitReason::Panicked));
             let reloading = self.pending.as_ref().is_some_and(|p| p.generation.id == entry.generation);
-            if reloading && !stopping {
+            // A booted new worker recycling itself (max-requests, memory)
+            // is not a failed reload: it is simply replaced.
+            let recycled = reason == Some(ExitReason::Stopped) && !booting;
+            if reloading && !stopping && !recycled {
                 // Any death of a new-generation worker before the switch
                 // means the new code or settings do not work: keep the old.
                 let why = match (reason, self.board.boot_error()) {
@@ -519,8 +570,18 @@ impl Master {
                 log::info!("Worker exiting (pid: {pid}, {})", describe_exit(code, signal));
                 continue;
             }
-            self.note_lifetime(pid, &entry, reason, signal);
+            if self.phase == Phase::Running {
+                self.note_lifetime(pid, &entry, reason, signal);
+            }
             match (reason, signal) {
+                (Some(ExitReason::AppLoadError), _) if self.board.booted_once() => {
+                    // The service runs: a replacement that cannot load the
+                    // app (code changed on disk) must not take it down. The
+                    // crash-loop back-off paces the retries.
+                    let text = self.board.boot_error().unwrap_or_default();
+                    self.board.clear_boot_error();
+                    log::error!("Worker {pid} failed to load the application; other workers serve on:\n{text}");
+                }
                 (Some(ExitReason::AppLoadError), _) => {
                     // Printed once: the first failure stops the master, and
                     // only the first worker's text is on the board.
@@ -531,6 +592,9 @@ impl Master {
                         log::error!("Reason: App failed to load.");
                     }
                     self.stop(false, ExitReason::AppLoadError.code());
+                }
+                (Some(ExitReason::BootError), _) if self.board.booted_once() => {
+                    log::error!("Worker {pid} failed to boot; other workers serve on");
                 }
                 (Some(ExitReason::BootError), _) => {
                     log::error!("Worker {pid} failed to boot");
@@ -585,6 +649,17 @@ impl Master {
     /// if the worker is still there after a grace.
     fn murder_stuck_workers(&mut self) {
         let now = Instant::now();
+        let gap = now.duration_since(self.last_loop);
+        self.last_loop = now;
+        if gap > PAUSE_GAP {
+            // The whole process group was likely stopped (SIGSTOP, a
+            // paused container): nobody beat, nobody is stuck.
+            log::info!("The master was paused for {} ms; heartbeats start over", gap.as_millis());
+            for w in self.workers.values() {
+                self.board.beat(w.slot);
+            }
+            return;
+        }
         for (pid, w) in self.workers.iter_mut() {
             if let Some(at) = w.aborted {
                 if now.duration_since(at) >= ABORT_GRACE {
@@ -689,7 +764,6 @@ impl Master {
                     board: &self.board,
                     slot,
                     master,
-                    inherited: vec![self.poll.as_raw_fd()],
                 };
                 worker::run(spec)
             }

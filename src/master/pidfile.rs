@@ -3,6 +3,7 @@
 //! still ours.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::kill;
@@ -22,7 +23,9 @@ impl Pidfile {
         let pid = std::process::id() as i32;
         if let Some(other) = read_pid(path) {
             // kill(pid, 0) tests for existence without sending anything.
-            if other != pid && kill(Pid::from_raw(other), None).is_ok() {
+            // EPERM: it runs, as another user.
+            let running = !matches!(kill(Pid::from_raw(other), None), Err(nix::errno::Errno::ESRCH));
+            if other != pid && running {
                 return Err(format!("pidfile {} holds pid {other}, which is running", path.display()));
             }
         }
@@ -30,7 +33,14 @@ impl Pidfile {
             ".{}.{pid}.tmp",
             path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
         ));
-        let written = std::fs::File::create(&tmp)
+        // A fresh file, never through a symlink someone planted there.
+        let _ = std::fs::remove_file(&tmp);
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
             .and_then(|mut f| f.write_all(format!("{pid}\n").as_bytes()))
             .and_then(|()| std::fs::rename(&tmp, path));
         if let Err(e) = written {

@@ -132,6 +132,8 @@ pub fn ignore_sigpipe() -> nix::Result<()> {
 pub fn adopt_fd(fd: RawFd) -> nix::Result<OwnedFd> {
     // Fails with EBADF when `fd` is not open, so the check below is sound.
     nix::fcntl::fcntl(borrow_fd(fd), nix::fcntl::FcntlArg::F_GETFD)?;
+    // An adopted socket must not leak into programs the app executes.
+    nix::fcntl::fcntl(borrow_fd(fd), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
     // SAFETY: `fd` is open (checked above) and the caller hands its only
     // owner to us: nothing else in rwsgi knows this number.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -146,12 +148,22 @@ pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
-/// Close an fd this process inherited but does not use (the master's poll
-/// and signal pipe, in a worker).
-pub fn close_inherited(fd: RawFd) {
-    // SAFETY: the caller names an fd it owns by inheritance and will never
-    // use again; wrapping and dropping it closes it exactly once.
-    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+/// Close every descriptor this new worker inherited except stdio and
+/// `keep` (its own generation's listeners, the error log): the master's
+/// poll and signal pipe, other generations' listeners (which would keep a
+/// dropped port listening with nobody accepting), anything else.
+pub fn close_inherited_except(keep: &[RawFd]) {
+    let open: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
+        Err(_) => return,
+    };
+    for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
+        // SAFETY: the worker has just been forked and owns none of these
+        // yet: nothing else in this process will use or close them. The
+        // descriptor read_dir used is already closed, so closing its
+        // number again is a harmless EBADF.
+        unsafe { libc::close(fd) };
+    }
 }
 
 /// Start CPython in this process, as `program` would start (a virtualenv's

@@ -11,7 +11,6 @@
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 
@@ -47,15 +46,17 @@ impl SlotState {
 struct Slot {
     pid: AtomicI32,
     state: AtomicU32,
-    /// Milliseconds since the epoch of the last sign of life.
+    /// Monotonic milliseconds of the last sign of life.
     last_beat_ms: AtomicU64,
     requests: AtomicU64,
-    /// Milliseconds since the epoch the current request started; 0 if idle.
+    /// Monotonic milliseconds the current request started at; 0 if idle.
     request_start_ms: AtomicU64,
 }
 
 #[repr(C)]
 struct Board {
+    /// Set by the first worker that finishes booting: the service has run.
+    booted_once: AtomicU32,
     boot_error_claimed: AtomicU32,
     boot_error_len: AtomicU32,
     boot_error: [u8; BOOT_ERROR_LEN],
@@ -122,6 +123,9 @@ impl Scoreboard {
 
     /// A worker's state change; also a heartbeat.
     pub fn set_state(&self, index: usize, state: SlotState) {
+        if state == SlotState::Idle {
+            self.board().booted_once.store(1, Ordering::Release);
+        }
         let slot = self.slot(index);
         slot.state.store(state as u32, Ordering::Release);
         slot.last_beat_ms.store(now_ms(), Ordering::Relaxed);
@@ -174,6 +178,13 @@ impl Scoreboard {
         self.slot(index).requests.load(Ordering::Relaxed)
     }
 
+    /// Whether any worker has ever finished booting (the app loads, or
+    /// did): from then on, a worker that cannot load it does not stop the
+    /// service.
+    pub fn booted_once(&self) -> bool {
+        self.board().booted_once.load(Ordering::Acquire) == 1
+    }
+
     /// Leave a boot error for the master. Only the first caller across all
     /// processes writes; returns whether this call was it.
     pub fn report_boot_error(&self, text: &str) -> bool {
@@ -219,8 +230,11 @@ impl Drop for Scoreboard {
     }
 }
 
+/// Milliseconds on the system-wide monotonic clock: comparable between
+/// the master and the workers, and immune to wall-clock steps.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map_or(0, |t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
 }
 
 #[cfg(test)]

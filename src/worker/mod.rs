@@ -64,8 +64,6 @@ pub struct WorkerSpec<'a> {
     pub slot: usize,
     /// The master's pid: a worker whose master is gone stops.
     pub master: nix::unistd::Pid,
-    /// The master's own fds (poll, signal pipe) to close.
-    pub inherited: Vec<RawFd>,
 }
 
 /// Run a worker in a freshly forked child; never returns. A panic ends
@@ -106,9 +104,9 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<(App, Option<AccessLog>), ExitReason> {
         log::error!("cannot set up worker signals: {e}");
         return Err(ExitReason::BootError);
     }
-    for fd in &spec.inherited {
-        sys::close_inherited(*fd);
-    }
+    let mut keep: Vec<RawFd> = spec.listeners.iter().map(|l| l.as_raw_fd()).collect();
+    keep.push(crate::logging::error_log_fd());
+    sys::close_inherited_except(&keep);
     sys::set_heartbeat(spec.board, spec.slot);
     match sys::follow_master(spec.master) {
         Ok(true) => {}
@@ -370,7 +368,8 @@ impl<'a> Server<'a> {
             return Duration::ZERO;
         }
         let now = Instant::now();
-        let mut t = Duration::from_secs(1);
+        // Wake often enough to beat several times per --timeout.
+        let mut t = beat_interval(self.spec.cfg.timeout);
         if let Some(at) = self.accept_retry_at {
             t = t.min(at.saturating_duration_since(now));
         }
@@ -392,12 +391,11 @@ impl<'a> Server<'a> {
         for l in self.spec.listeners {
             let _ = self.poll.registry().deregister(&mut SourceFd(&l.as_raw_fd()));
         }
-        let idle: Vec<usize> = self.conns.iter().filter(|(_, c)| c.state == ConnState::Idle).map(|(t, _)| *t).collect();
-        for t in idle {
-            self.retire_idle(t);
-        }
+        // Idle keep-alive connections and fresh ones get a short grace: a
+        // request already on its way is served (with Connection: close)
+        // rather than met by a closed socket.
         let grace = Instant::now() + STOP_GRACE;
-        for c in self.conns.values_mut().filter(|c| c.state == ConnState::Fresh) {
+        for c in self.conns.values_mut().filter(|c| matches!(c.state, ConnState::Fresh | ConnState::Idle)) {
             c.deadline = Some(c.deadline.map_or(grace, |d| d.min(grace)));
         }
     }
@@ -611,11 +609,8 @@ impl<'a> Server<'a> {
     fn retire_idle(&mut self, token: usize) {
         self.on_readable(token);
         let now = Instant::now();
-        let stopping = self.stopping;
         let done = self.conns.get(&token).is_some_and(|c| {
-            matches!(c.state, ConnState::Fresh | ConnState::Idle)
-                && c.buf.is_empty()
-                && (stopping && c.state == ConnState::Idle || c.deadline.is_some_and(|d| d <= now))
+            matches!(c.state, ConnState::Fresh | ConnState::Idle) && c.buf.is_empty() && c.deadline.is_some_and(|d| d <= now)
         });
         if done {
             let mut conn = self.conns.remove(&token).expect("present: just looked it up");
@@ -662,6 +657,12 @@ fn resident_memory() -> Option<u64> {
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
     Some(pages * page as u64)
+}
+
+/// How often an idle worker wakes to beat: a quarter of the heartbeat
+/// timeout, at most a second.
+fn beat_interval(timeout: Option<Duration>) -> Duration {
+    timeout.map_or(Duration::from_secs(1), |t| (t / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)))
 }
 
 /// A number in `0..=max`, different for each worker (its pid and the

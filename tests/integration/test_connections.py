@@ -134,3 +134,26 @@ def test_write_from_close_cannot_corrupt_the_connection(servers):
     first, _, rest = data.partition(b"0\r\n\r\n")
     assert b"4\r\nbody\r\n" in first and b"LATE" not in data, data
     assert rest.startswith(b"HTTP/1.1 200 OK"), data
+
+
+def test_keep_alive_connection_survives_its_workers_recycling(servers):
+    """With --max-requests, a request sent on an idle keep-alive connection
+    just after the worker decided to recycle is still served (and told to
+    close), not met by a closed socket."""
+    # No readiness probe: it would count as one of the three requests.
+    srv = servers.start(["-w", "1", "--max-requests", "3", "get_started:hello_world"], chdir=EXAMPLES_DIR, ready=None)
+    srv.wait_booted(1)
+    a = socket.create_connection((srv.host, srv.port), timeout=5)
+    b = socket.create_connection((srv.host, srv.port), timeout=5)
+    try:
+        for conn in (a, b, a):  # the third request makes the worker recycle
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        time.sleep(0.05)
+        b.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = read_until_eof(b)
+        assert data.startswith(b"HTTP/1.1 200 OK"), data
+        assert b"Connection: close" in data
+    finally:
+        a.close()
+        b.close()

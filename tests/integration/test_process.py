@@ -504,3 +504,13 @@ def test_term_lets_a_slow_request_finish(servers):
     t.join(15)
     assert result.get("data", b"").startswith(b"HTTP/1.1 200") and result["data"].endswith(b"slept"), result
     assert srv.wait(15) == 0
+
+
+def test_files_keep_the_umask_rwsgi_started_with(servers, tmp_path):
+    pidfile = tmp_path / "rwsgi.pid"
+    old = os.umask(0o022)
+    try:
+        servers.start(["-p", str(pidfile), "testapp:app"])
+    finally:
+        os.umask(old)
+    assert pidfile.stat().st_mode & 0o777 == 0o644

@@ -119,13 +119,16 @@ def test_usr2_binary_upgrade_under_load(servers, tmp_path):
     the old one leaves the new one serving and owning the pidfile."""
     write_app(tmp_path, b"v1")
     pidfile = tmp_path / "rwsgi.pid"
-    srv = servers.start(["-w", "2", "-p", str(pidfile), "reload_app:app"], chdir=str(tmp_path))
+    sock = "/tmp/rwsgi-usr2-%d.sock" % os.getpid()
+    srv = servers.start(["-w", "2", "-p", str(pidfile), "-b", "unix:" + sock, "reload_app:app"], chdir=str(tmp_path))
     srv.wait_booted(2)
     old_master = srv.pid
     with Load(srv) as load:
         time.sleep(0.5)
         write_app(tmp_path, b"v2")
         os.kill(old_master, signal.SIGUSR2)
+        time.sleep(0.2)
+        os.kill(old_master, signal.SIGUSR2)  # a second USR2 starts no third master
         upgraded = tmp_path / "rwsgi.pid.2"
         wait_for(lambda: upgraded.exists() and upgraded.read_text().strip(), 20, message="the new master's pidfile")
         new_master = int(upgraded.read_text())
@@ -140,6 +143,13 @@ def test_usr2_binary_upgrade_under_load(servers, tmp_path):
         print("USR2 under load: %d requests sent, %d failed" % (load.sent, len(load.failed)))
         assert load.failed == [], load.failed[:5]
         assert fetch(srv).startswith(b"v2")
+        assert "a new master is already running" in srv.stderr()
+        # The old master left the unix socket file to the new one.
+        with socket.socket(socket.AF_UNIX) as u:
+            u.settimeout(5)
+            u.connect(sock)
+            u.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert u.recv(100).startswith(b"HTTP/1.1 200")
     finally:
         os.kill(new_master, signal.SIGTERM)
     wait_for(lambda: not os.path.exists("/proc/%d" % new_master) or
@@ -168,6 +178,42 @@ def test_reload_applies_changed_binds(servers, tmp_path):
         except OSError:
             return False
 
+    def refused(port):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return False
+        except ConnectionRefusedError:
+            return True
+
     wait_for(lambda: served_on(new_port), 20, message="the new bind to serve")
-    wait_for(lambda: not served_on(old_port), 20, message="the old bind to close")
+    # Closed for real: no process (not even a new worker) keeps it listening.
+    wait_for(lambda: refused(old_port), 20, message="the old bind to refuse connections")
     wait_for(lambda: len(srv.booted_pids()) >= 3, 10, message="two new workers (workers = 2)")
+
+
+def test_replacement_that_cannot_load_does_not_stop_a_running_service(servers, tmp_path):
+    """Code on disk breaks while the service runs; recycled workers cannot
+    load it. The master keeps going (pacing the retries) and recovers when
+    the code is fixed."""
+    write_app(tmp_path, b"ok")
+    # No readiness probe: it would count toward --max-requests.
+    srv = servers.start(["-w", "1", "--max-requests", "2", "reload_app:app"], chdir=str(tmp_path), ready=None)
+    srv.wait_booted(1)
+    wait_for(lambda: _fetch_ok(srv, b"ok"), 10, message="the first worker to serve")
+    write_app(tmp_path, b"bad", broken=True)
+    try:
+        fetch(srv)  # the second request: the worker recycles after it
+    except Exception:
+        pass
+    wait_for(lambda: "other workers serve on" in srv.stderr(), 15, message="the failed replacement to be logged")
+    time.sleep(1)
+    assert srv.alive(), srv.stderr()[-3000:]
+    write_app(tmp_path, b"fixed")
+    wait_for(lambda: _fetch_ok(srv, b"fixed"), 30, message="a worker with the fixed code")
+
+
+def _fetch_ok(srv, prefix):
+    try:
+        return fetch(srv).startswith(prefix)
+    except Exception:
+        return False

@@ -91,4 +91,4 @@ def test_systemd_socket_activation_and_notify(tmp_path):
             proc.kill()
         notify.close()
     log = (tmp_path / "stderr").read_text()
-    assert "systemd passed" in log, log
+    assert "passed by systemd" in log, log
