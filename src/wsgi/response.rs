@@ -120,10 +120,12 @@ impl ResponseState {
     /// which says nothing of the GET body's length.
     pub fn set_known_length(&mut self, len: u64) {
         let bodiless = (100..200).contains(&self.code) || self.code == 204 || self.code == 304;
-        if self.content_length.is_none() && !self.head_sent && !bodiless && !(self.is_head && len == 0) {
-            self.content_length = Some(len);
-            self.headers.push(("Content-Length".into(), len.to_string()));
+        let empty_head = self.is_head && len == 0;
+        if self.content_length.is_some() || self.head_sent || bodiless || empty_head {
+            return;
         }
+        self.content_length = Some(len);
+        self.headers.push(("Content-Length".into(), len.to_string()));
     }
 
     pub fn content_length(&self) -> Option<u64> {
