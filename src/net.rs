@@ -145,6 +145,11 @@ impl Listener {
         }
     }
 
+    /// Whether this is a unix socket whose file rwsgi created (and removes).
+    pub fn owns_file(&self) -> bool {
+        matches!(self, Listener::Unix(_, Some(_)))
+    }
+
     /// Remove the socket file rwsgi created (on a final stop).
     pub fn remove_file(&self) {
         if let Listener::Unix(_, Some(path)) = self {

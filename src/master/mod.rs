@@ -120,6 +120,9 @@ const PAUSE_GAP: Duration = Duration::from_secs(3);
 /// How long a stuck worker gets to write its stack before SIGKILL.
 const ABORT_GRACE: Duration = Duration::from_secs(2);
 
+/// A reload's limit when --boot-timeout is 0 (no limit for one worker).
+const RELOAD_LIMIT_UNBOUNDED_BOOT: Duration = Duration::from_secs(600);
+
 /// Beyond --boot-timeout, how long a reload may take before it is
 /// abandoned (its workers are killed at --boot-timeout; this catches a
 /// generation that cannot even fork).
@@ -172,13 +175,14 @@ impl Master {
         std::env::remove_var("RWSGI_UPGRADE_FROM");
         let mut inherited = sys::upgrade_listen_fds();
         if inherited.is_empty() {
-            inherited = sys::systemd_listen_fds();
+            // systemd keeps the socket files it made.
+            inherited = sys::systemd_listen_fds().into_iter().map(|fd| (fd, false)).collect();
         }
         let socket_activated = !inherited.is_empty();
         let listeners = if socket_activated {
             inherited
                 .into_iter()
-                .map(|fd| Listener::adopt(fd, upgraded_from.is_some()).map(Rc::new))
+                .map(|(fd, owns)| Listener::adopt(fd, owns).map(Rc::new))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("cannot use the sockets systemd passed: {e}"))?
         } else {
@@ -244,8 +248,10 @@ impl Master {
             }
             self.reap_workers();
             if let Some(code) = self.finished() {
-                // After USR2 the socket files belong to the new master.
-                if !self.upgrade_child_alive() {
+                // While the other master of a USR2 pair runs, the socket
+                // files are its too.
+                let other_master = self.upgrade_child_alive() || self.upgraded_from.is_some_and(|p| kill(p, None).is_ok());
+                if !other_master {
                     for l in &self.current.listeners {
                         l.remove_file();
                     }
@@ -403,7 +409,7 @@ impl Master {
                     l.remove_file();
                 }
             }
-        } else if p.generation.cfg.boot_timeout.is_some_and(|t| p.started.elapsed() > t + RELOAD_SLACK) {
+        } else if p.started.elapsed() > p.generation.cfg.boot_timeout.unwrap_or(RELOAD_LIMIT_UNBOUNDED_BOOT) + RELOAD_SLACK {
             let p = self.pending.take().expect("checked above");
             log::error!("Reload failed, old workers keep serving: new workers did not boot within --boot-timeout");
             self.abandon(p);
@@ -423,7 +429,7 @@ impl Master {
             return;
         }
         log::info!("Handling signal: usr2; starting a new master");
-        let fds: Vec<i32> = self.current.listeners.iter().map(|l| l.as_raw_fd()).collect();
+        let fds: Vec<(i32, bool)> = self.current.listeners.iter().map(|l| (l.as_raw_fd(), l.owns_file())).collect();
         let program = self.argv.first().cloned().unwrap_or_else(|| "rwsgi".into());
         match sys::spawn_upgraded_master(&program, &self.argv, &self.start_dir, &fds) {
             Ok(pid) => {
@@ -459,12 +465,7 @@ impl Master {
         if self.announced_ready || self.phase != Phase::Running {
             return;
         }
-        let id = self.current.id;
-        let booted = self
-            .workers
-            .values()
-            .filter(|w| w.generation == id && matches!(self.board.state(w.slot), SlotState::Idle | SlotState::Busy))
-            .count();
+        let booted = self.serving_workers();
         if booted >= self.current.target {
             self.announced_ready = true;
             sys::notify_systemd(&format!("READY=1\nMAINPID={}\nSTATUS={booted} workers serving", std::process::id()));
@@ -504,8 +505,21 @@ impl Master {
                 return;
             }
         }
-        // A pending generation's workers get the same signal as the rest.
-        self.pending = None;
+        // A pending generation's workers get the same signal as the rest,
+        // but those still importing are not worth waiting for, and the
+        // socket files only it made go.
+        if let Some(p) = self.pending.take() {
+            for l in &p.generation.listeners {
+                if !self.current.listeners.iter().any(|cur| Rc::ptr_eq(cur, l)) {
+                    l.remove_file();
+                }
+            }
+            for (pid, w) in &self.workers {
+                if w.generation == p.generation.id && self.board.state(w.slot) == SlotState::Booting {
+                    let _ = kill(*pid, Signal::SIGINT);
+                }
+            }
+        }
         if !self.upgrade_child_alive() {
             // After USR2 the new master owns the service.
             sys::notify_systemd("STOPPING=1\nSTATUS=stopping");
@@ -575,12 +589,16 @@ impl Master {
             }
             match (reason, signal) {
                 (Some(ExitReason::AppLoadError), _) if self.board.booted_once() => {
-                    // The service runs: a replacement that cannot load the
-                    // app (code changed on disk) must not take it down. The
-                    // crash-loop back-off paces the retries.
+                    // The service has run: a replacement that cannot load
+                    // the app (code changed on disk) must not take it down.
+                    // The crash-loop back-off paces the retries.
                     let text = self.board.boot_error().unwrap_or_default();
-                    self.board.clear_boot_error();
-                    log::error!("Worker {pid} failed to load the application; other workers serve on:\n{text}");
+                    if self.pending.is_none() {
+                        // (A pending reload's failure keeps its traceback.)
+                        self.board.clear_boot_error();
+                    }
+                    let serving = self.serving_workers();
+                    log::error!("Worker {pid} failed to load the application; {serving} workers serve on:\n{text}");
                 }
                 (Some(ExitReason::AppLoadError), _) => {
                     // Printed once: the first failure stops the master, and
@@ -622,7 +640,8 @@ impl Master {
     fn note_lifetime(&mut self, pid: Pid, entry: &WorkerEntry, reason: Option<ExitReason>, signal: Option<Signal>) {
         let lived = entry.started.elapsed();
         let crashed = signal.is_some() || reason != Some(ExitReason::Stopped);
-        if crashed && lived < CRASH_WINDOW {
+        // However long an import took, failing it again at once is useless.
+        if crashed && (lived < CRASH_WINDOW || reason == Some(ExitReason::AppLoadError)) {
             self.spawn_delay = (self.spawn_delay * 2).clamp(SPAWN_DELAY_MIN, SPAWN_DELAY_MAX);
             self.next_spawn = Instant::now() + self.spawn_delay;
             log::warn!(
@@ -741,8 +760,23 @@ impl Master {
     }
 
     /// Workers of a generation counted toward its target (not retiring).
+    /// Workers of the current generation that have booted and serve.
+    fn serving_workers(&self) -> usize {
+        let id = self.current.id;
+        self.workers
+            .values()
+            .filter(|w| w.generation == id && matches!(self.board.state(w.slot), SlotState::Idle | SlotState::Busy))
+            .count()
+    }
+
+    /// A worker stopping on its own (max-requests, memory) no longer
+    /// counts: its replacement boots while it drains.
     fn active_workers(&self, generation: u64) -> usize {
-        self.workers.values().filter(|w| w.generation == generation && w.retiring.is_none()).count()
+        self.workers
+            .values()
+            .filter(|w| w.generation == generation && w.retiring.is_none())
+            .filter(|w| self.board.state(w.slot) != SlotState::Stopping)
+            .count()
     }
 
     fn spawn_worker(&mut self, generation: u64) -> bool {

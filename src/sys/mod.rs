@@ -155,7 +155,12 @@ pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
 pub fn close_inherited_except(keep: &[RawFd]) {
     let open: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
         Ok(dir) => dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
-        Err(_) => return,
+        // No /proc (a chroot): try every number up to the fd limit.
+        Err(_) => {
+            let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map_or(1024, |(soft, _)| soft.min(65536));
+            (0..limit as RawFd).collect()
+        }
     };
     for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
         // SAFETY: the worker has just been forked and owns none of these
@@ -298,26 +303,33 @@ pub fn systemd_listen_fds() -> Vec<OwnedFd> {
 }
 
 /// Listening sockets handed over by the master this one replaces (USR2):
-/// `RWSGI_FDS=3,4` names them. Taken once; the variable is removed.
-pub fn upgrade_listen_fds() -> Vec<OwnedFd> {
+/// `RWSGI_FDS=3:own,4` names them, `:own` marking a unix socket whose file
+/// the old master created (and so this one removes on its final exit).
+/// Taken once; the variable is removed.
+pub fn upgrade_listen_fds() -> Vec<(OwnedFd, bool)> {
     let fds = std::env::var("RWSGI_FDS").unwrap_or_default();
     // Single-threaded master, as above.
     std::env::remove_var("RWSGI_FDS");
-    fds.split(',').filter_map(|n| n.trim().parse::<RawFd>().ok()).filter_map(|fd| adopt_fd(fd).ok()).collect()
+    fds.split(',')
+        .filter_map(|item| {
+            let (n, owns) = item.split_once(':').map_or((item, false), |(n, flag)| (n, flag == "own"));
+            Some((adopt_fd(n.trim().parse::<RawFd>().ok()?).ok()?, owns))
+        })
+        .collect()
 }
 
 /// USR2: start a new master from the binary at `program` (as found on
 /// PATH now, so an upgraded package's binary), with `args`, in `dir`,
 /// handing it the listening sockets `fds` (`RWSGI_FDS`) and this master's
 /// pid (`RWSGI_UPGRADE_FROM`). Returns the new master's pid.
-pub fn spawn_upgraded_master(program: &str, args: &[String], dir: &Path, fds: &[RawFd]) -> Result<nix::unistd::Pid, String> {
+pub fn spawn_upgraded_master(program: &str, args: &[String], dir: &Path, fds: &[(RawFd, bool)]) -> Result<nix::unistd::Pid, String> {
     let c_args = args
         .iter()
         .map(|a| CString::new(a.as_str()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| "an argument contains NUL".to_string())?;
     let c_program = CString::new(program).map_err(|_| "the program path contains NUL".to_string())?;
-    let fd_list = fds.iter().map(|fd| fd.to_string()).collect::<Vec<_>>().join(",");
+    let fd_list = fds.iter().map(|(fd, own)| if *own { format!("{fd}:own") } else { fd.to_string() }).collect::<Vec<_>>().join(",");
     let master = std::process::id().to_string();
     match fork().map_err(|e| format!("fork failed: {e}"))? {
         ForkResult::Parent { child } => Ok(child),
@@ -326,7 +338,7 @@ pub fn spawn_upgraded_master(program: &str, args: &[String], dir: &Path, fds: &[
             // before exec. The listeners must survive exec (clear
             // close-on-exec), and the signal mask that fork() set must not
             // be inherited by the new master.
-            for fd in fds {
+            for (fd, _) in fds {
                 let _ = nix::fcntl::fcntl(borrow_fd(*fd), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
             }
             let _ = std::env::set_current_dir(dir);

@@ -505,7 +505,10 @@ impl<'a> Server<'a> {
                 return linger(conn);
             }
             conn.state = ConnState::Idle;
-            conn.deadline = self.spec.cfg.keepalive.map(|k| Instant::now() + k);
+            // A stopping worker (a recycle decided during this request)
+            // keeps the connection only for the stop grace.
+            let idle = if self.stopping { Some(STOP_GRACE) } else { self.spec.cfg.keepalive };
+            conn.deadline = idle.map(|k| Instant::now() + k);
         }
         Next::Again
     }

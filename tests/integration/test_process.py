@@ -514,3 +514,17 @@ def test_files_keep_the_umask_rwsgi_started_with(servers, tmp_path):
     finally:
         os.umask(old)
     assert pidfile.stat().st_mode & 0o777 == 0o644
+
+
+def test_memory_recycle_does_not_wait_for_idle_keep_alive_clients(servers):
+    srv = servers.start(["-w", "1", "--max-worker-memory", "1", "--keep-alive", "30", "edge_app:app"], ready=None)
+    (first,) = srv.wait_booted(1)
+    idle = socket.create_connection((srv.host, srv.port), timeout=5)
+    try:
+        idle.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+        # Any worker is over 1 MiB: it recycles after that request, and
+        # must not keep the idle connection for the whole --keep-alive.
+        wait_for(lambda: not pid_alive(first), 10, message="the recycled worker to exit")
+    finally:
+        idle.close()

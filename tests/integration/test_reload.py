@@ -205,7 +205,7 @@ def test_replacement_that_cannot_load_does_not_stop_a_running_service(servers, t
         fetch(srv)  # the second request: the worker recycles after it
     except Exception:
         pass
-    wait_for(lambda: "other workers serve on" in srv.stderr(), 15, message="the failed replacement to be logged")
+    wait_for(lambda: "workers serve on" in srv.stderr(), 15, message="the failed replacement to be logged")
     time.sleep(1)
     assert srv.alive(), srv.stderr()[-3000:]
     write_app(tmp_path, b"fixed")
@@ -217,3 +217,24 @@ def _fetch_ok(srv, prefix):
         return fetch(srv).startswith(prefix)
     except Exception:
         return False
+
+
+def test_usr2_rollback_keeps_the_unix_socket(servers, tmp_path):
+    """USR2, then TERM the new master (a rollback): the old master serves
+    on, its unix socket file included."""
+    write_app(tmp_path, b"old")
+    sock = "/tmp/rwsgi-rollback-%d.sock" % os.getpid()
+    srv = servers.start(["-w", "1", "-b", "unix:" + sock, "reload_app:app"], chdir=str(tmp_path))
+    srv.wait_booted(1)
+    os.kill(srv.pid, signal.SIGUSR2)
+    wait_for(lambda: "New master started (pid: " in srv.stderr(), 15, message="the new master")
+    new_master = int(srv.stderr().split("New master started (pid: ")[1].split(")")[0])
+    # The new master logs to the same stderr: its worker's boot shows there.
+    wait_for(lambda: len(srv.booted_pids()) >= 2, 15, message="the new master's worker")
+    os.kill(new_master, signal.SIGTERM)
+    wait_for(lambda: "this one serves on" in srv.stderr(), 15, message="the old master to see the new one go")
+    with socket.socket(socket.AF_UNIX) as u:
+        u.settimeout(5)
+        u.connect(sock)
+        u.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert u.recv(100).startswith(b"HTTP/1.1 200")
