@@ -57,6 +57,8 @@ pub struct Config {
     pub raw_env: Vec<(String, String)>,
     pub proc_name: String,
     pub pidfile: Option<PathBuf>,
+    /// Peers whose scheme headers count; `None` trusts every peer (`*`).
+    pub forwarded_allow: Option<Vec<ipnet::IpNet>>,
     pub daemon: bool,
     /// Uid and gid the workers switch to.
     pub user: Option<u32>,
@@ -362,6 +364,7 @@ impl Config {
             Some(g) => Some(lookup_group(&g)?),
             None => user.map(|(_, gid)| gid),
         };
+        let forwarded_allow = parse_networks(&text("forwarded_allow_ips"))?;
         let umask = Some(text("umask")).filter(|t| !t.is_empty()).map(|t| parse_umask(&t)).transpose()?;
         // Gunicorn's bound for the request line; a sane one for fields (the
         // worker buffers a whole head in memory).
@@ -414,6 +417,7 @@ impl Config {
             }),
             errorlog: LogTarget::parse(&text("errorlog"), false),
             pidfile: optional_path("pidfile"),
+            forwarded_allow,
             daemon: flag("daemon"),
             user: user.map(|(uid, _)| uid),
             group,
@@ -469,6 +473,40 @@ fn lookup_group(name: &str) -> Result<u32, ConfigError> {
         Ok(Some(g)) => Ok(g.gid.as_raw()),
         Ok(None) => Err(ConfigError(format!("group: no group named '{name}'"))),
         Err(e) => Err(ConfigError(format!("group: cannot look up '{name}': {e}"))),
+    }
+}
+
+/// `*`, or comma-separated addresses and CIDR networks.
+fn parse_networks(text: &str) -> Result<Option<Vec<ipnet::IpNet>>, ConfigError> {
+    let items: Vec<&str> = text.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+    if items.contains(&"*") {
+        return Ok(None);
+    }
+    items
+        .iter()
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError(format!("forwarded_allow_ips: '{item}' is not an address or network")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+impl Config {
+    /// Whether `peer` may set the scheme headers.
+    pub fn trusts_proxy(&self, peer: Option<std::net::IpAddr>) -> bool {
+        match (&self.forwarded_allow, peer) {
+            (None, _) | (_, None) => true,
+            (Some(nets), Some(ip)) => {
+                // An IPv4 client on an IPv6 socket arrives as ::ffff:a.b.c.d.
+                let ip = match ip {
+                    std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+                    v4 => v4,
+                };
+                nets.iter().any(|n| n.contains(&ip))
+            }
+        }
     }
 }
 
@@ -675,6 +713,23 @@ mod tests {
         }
         let file = temp_file("typo.toml", "wrokers = 2\n");
         assert!(load_with(&["-c", &file], &[]).unwrap_err().0.contains("unknown setting 'wrokers'"));
+    }
+
+    #[test]
+    fn forwarded_allow_ips() {
+        let c = load_with(&["a:b"], &[]).unwrap();
+        assert!(c.trusts_proxy(Some("127.0.0.1".parse().unwrap())));
+        assert!(c.trusts_proxy(Some("::1".parse().unwrap())));
+        assert!(!c.trusts_proxy(Some("10.0.0.1".parse().unwrap())));
+        assert!(c.trusts_proxy(None), "unix socket peers are trusted");
+        let c = load_with(&["--forwarded-allow-ips", "10.0.0.0/8, 192.168.1.1", "a:b"], &[]).unwrap();
+        assert!(c.trusts_proxy(Some("10.2.3.4".parse().unwrap())));
+        assert!(c.trusts_proxy(Some("::ffff:10.2.3.4".parse().unwrap())));
+        assert!(c.trusts_proxy(Some("192.168.1.1".parse().unwrap())));
+        assert!(!c.trusts_proxy(Some("192.168.1.2".parse().unwrap())));
+        let c = load_with(&["--forwarded-allow-ips", "*", "a:b"], &[]).unwrap();
+        assert!(c.trusts_proxy(Some("8.8.8.8".parse().unwrap())));
+        assert!(load_with(&["--forwarded-allow-ips", "10.0.0.0/33", "a:b"], &[]).is_err());
     }
 
     #[test]

@@ -131,6 +131,11 @@ pub static SETTINGS: &[Setting] = &[
     setting!("umask", Some('m'), Some("umask"), Kind::Text, "", None, "INT", "Server Mechanics",
         "Set the umask of rwsgi's processes, e.g. 0o022 or 022 (octal); it applies to unix \
          socket files too. Unset, the umask rwsgi was started with is kept."),
+    setting!("forwarded_allow_ips", None, Some("forwarded-allow-ips"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
+        "Front-end proxies trusted to set the scheme headers (X-Forwarded-Proto: https, \
+         X-Forwarded-Ssl: on, X-Forwarded-Protocol: ssl, which make wsgi.url_scheme https): \
+         comma-separated IPs or CIDR networks, or '*' for any. Clients on unix sockets are \
+         always trusted. Contradicting scheme headers from a trusted proxy get 400."),
     setting!("chdir", None, Some("chdir"), Kind::Text, "", None, "DIR", "Server Mechanics",
         "Change to this directory before binding sockets and loading the application."),
     setting!("pythonpath", None, Some("pythonpath"), Kind::Text, "", None, "DIRS", "Server Mechanics",

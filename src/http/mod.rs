@@ -123,6 +123,8 @@ pub enum HttpError {
     RequestLineTooLong,
     TooManyHeaders,
     HeaderTooLarge,
+    /// Trusted scheme headers disagree (one says https, another not).
+    ConflictingScheme,
     InvalidChunk,
     ChunkTooLarge,
     TruncatedBody,
@@ -138,7 +140,9 @@ impl HttpError {
             Malformed | BareLineFeed | InvalidMethod | InvalidTarget | InvalidHeaderName
             | InvalidHeaderValue | ObsoleteLineFolding | MissingHost | DuplicateHost | InvalidHost
             | InvalidContentLength | ConflictingContentLength | ContentLengthWithTransferEncoding
-            | TransferEncodingOnHttp10 | ChunkedNotFinal | InvalidChunk | TruncatedBody => (400, "Bad Request"),
+            | TransferEncodingOnHttp10 | ChunkedNotFinal | InvalidChunk | TruncatedBody | ConflictingScheme => {
+                (400, "Bad Request")
+            }
             Timeout => (408, "Request Timeout"),
             ChunkTooLarge => (413, "Content Too Large"),
             RequestLineTooLong => (414, "URI Too Long"),
@@ -174,6 +178,7 @@ impl HttpError {
             RequestLineTooLong => "request line too long",
             TooManyHeaders => "too many header fields",
             HeaderTooLarge => "header field too large",
+            ConflictingScheme => "contradictory scheme headers",
             InvalidChunk => "invalid chunked encoding",
             ChunkTooLarge => "chunk size too large",
             TruncatedBody => "request body ended early",
@@ -474,6 +479,28 @@ fn parse_content_length(v: &[u8]) -> Result<u64, HttpError> {
     }
     v.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
         .ok_or(HttpError::InvalidContentLength)
+}
+
+/// Gunicorn's secure-scheme headers and the value that means https.
+const SECURE_SCHEME_HEADERS: [(&str, &[u8]); 3] =
+    [("x-forwarded-protocol", b"ssl"), ("x-forwarded-proto", b"https"), ("x-forwarded-ssl", b"on")];
+
+/// The scheme a trusted proxy reports: `Some(true)` for https,
+/// `Some(false)` for plain, `None` without any scheme header; headers that
+/// disagree are an error.
+pub fn forwarded_scheme_is_secure(req: &Request) -> Result<Option<bool>, HttpError> {
+    let mut verdict = None;
+    for h in &req.headers {
+        let Some((_, secure_value)) = SECURE_SCHEME_HEADERS.iter().find(|(n, _)| h.name.eq_ignore_ascii_case(n)) else {
+            continue;
+        };
+        let secure = h.value.eq_ignore_ascii_case(secure_value);
+        if verdict.is_some_and(|v| v != secure) {
+            return Err(HttpError::ConflictingScheme);
+        }
+        verdict = Some(secure);
+    }
+    Ok(verdict)
 }
 
 /// Trim SP and HTAB only (RFC 9110 §5.5 OWS); never other whitespace.

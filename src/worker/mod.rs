@@ -516,6 +516,22 @@ impl<'a> Server<'a> {
     /// Serve one request; returns whether the connection stays open.
     fn serve_request(&mut self, conn: &mut Conn, request: http::Request) -> bool {
         let cfg = self.spec.cfg;
+        // Scheme headers count only from a trusted proxy (--forwarded-allow-ips).
+        let peer_ip = match conn.peer {
+            Peer::Tcp(addr) => Some(addr.ip()),
+            Peer::Unix => None,
+        };
+        let https = if cfg.trusts_proxy(peer_ip) {
+            match http::forwarded_scheme_is_secure(&request) {
+                Ok(secure) => secure.unwrap_or(false),
+                Err(e) => {
+                    self.refuse(conn, e);
+                    return false;
+                }
+            }
+        } else {
+            false
+        };
         let started = Instant::now();
         self.spec.board.request_started(self.spec.slot);
         let leftover = conn.buf.split_off(request.head_len);
@@ -532,6 +548,7 @@ impl<'a> Server<'a> {
             leftover,
             timeout: cfg.timeout,
             keep_alive,
+            https,
             date: http_date(),
         };
         let outcome = Python::attach(|py| wsgi::handle(py, &self.app, ex));

@@ -160,6 +160,8 @@ pub struct Exchange<'a> {
     /// The server allows keep-alive for this request (not stopping,
     /// keep-alive enabled, the client asked for it).
     pub keep_alive: bool,
+    /// A trusted proxy said the client came over https.
+    pub https: bool,
     pub date: String,
 }
 
@@ -437,6 +439,9 @@ fn build_environ<'py>(
             }
             _ => env.set_item(key, value)?,
         }
+    }
+    if ex.https {
+        env.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
     }
     env.set_item(intern!(py, "wsgi.input"), Py::new(py, Input { state: input.clone() })?)?;
     Ok(env)
