@@ -57,6 +57,7 @@ pub struct Config {
     pub raw_env: Vec<(String, String)>,
     pub proc_name: String,
     pub pidfile: Option<PathBuf>,
+    pub header_map: HeaderMap,
     /// Peers whose scheme headers count; `None` trusts every peer (`*`).
     pub forwarded_allow: Option<Vec<ipnet::IpNet>>,
     pub daemon: bool,
@@ -79,6 +80,15 @@ pub struct RequestLimits {
     pub request_line: usize,
     pub fields: usize,
     pub field_size: usize,
+}
+
+/// What to do with request header names that contain `_`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderMap {
+    Drop,
+    Refuse,
+    /// Pass them on, colliding with dashed names in the environ.
+    Dangerous,
 }
 
 /// Where a log goes.
@@ -365,6 +375,12 @@ impl Config {
             None => user.map(|(_, gid)| gid),
         };
         let forwarded_allow = parse_networks(&text("forwarded_allow_ips"))?;
+        let header_map = match text("header_map").to_ascii_lowercase().as_str() {
+            "drop" => HeaderMap::Drop,
+            "refuse" => HeaderMap::Refuse,
+            "dangerous" => HeaderMap::Dangerous,
+            other => return Err(ConfigError(format!("header_map: unknown mode '{other}'"))),
+        };
         let umask = Some(text("umask")).filter(|t| !t.is_empty()).map(|t| parse_umask(&t)).transpose()?;
         // Gunicorn's bound for the request line; a sane one for fields (the
         // worker buffers a whole head in memory).
@@ -418,6 +434,7 @@ impl Config {
             errorlog: LogTarget::parse(&text("errorlog"), false),
             pidfile: optional_path("pidfile"),
             forwarded_allow,
+            header_map,
             daemon: flag("daemon"),
             user: user.map(|(uid, _)| uid),
             group,

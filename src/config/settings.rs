@@ -43,6 +43,7 @@ pub struct Setting {
 }
 
 const LOG_LEVELS: &[&str] = &["debug", "info", "warning", "error", "critical"];
+const HEADER_MAPS: &[&str] = &["drop", "refuse", "dangerous"];
 
 /// Gunicorn's default access log format.
 pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
@@ -131,6 +132,10 @@ pub static SETTINGS: &[Setting] = &[
     setting!("umask", Some('m'), Some("umask"), Kind::Text, "", None, "INT", "Server Mechanics",
         "Set the umask of rwsgi's processes, e.g. 0o022 or 022 (octal); it applies to unix \
          socket files too. Unset, the umask rwsgi was started with is kept."),
+    setting!("header_map", None, Some("header-map"), Kind::Choice(HEADER_MAPS), "drop", None, "MODE", "Security",
+        "Request header names with an underscore, which would collide with dashed names in the \
+         environ (X_Forwarded_For and X-Forwarded-For are both HTTP_X_FORWARDED_FOR): drop \
+         them, refuse the request (400), or, dangerously, pass them on."),
     setting!("forwarded_allow_ips", None, Some("forwarded-allow-ips"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
         "Front-end proxies trusted to set the scheme headers (X-Forwarded-Proto: https, \
          X-Forwarded-Ssl: on, X-Forwarded-Protocol: ssl, which make wsgi.url_scheme https): \

@@ -123,6 +123,8 @@ pub enum HttpError {
     RequestLineTooLong,
     TooManyHeaders,
     HeaderTooLarge,
+    /// A header name with `_` under `--header-map refuse`.
+    UnderscoreInHeaderName,
     /// Trusted scheme headers disagree (one says https, another not).
     ConflictingScheme,
     InvalidChunk,
@@ -140,7 +142,8 @@ impl HttpError {
             Malformed | BareLineFeed | InvalidMethod | InvalidTarget | InvalidHeaderName
             | InvalidHeaderValue | ObsoleteLineFolding | MissingHost | DuplicateHost | InvalidHost
             | InvalidContentLength | ConflictingContentLength | ContentLengthWithTransferEncoding
-            | TransferEncodingOnHttp10 | ChunkedNotFinal | InvalidChunk | TruncatedBody | ConflictingScheme => {
+            | TransferEncodingOnHttp10 | ChunkedNotFinal | InvalidChunk | TruncatedBody | ConflictingScheme
+            | UnderscoreInHeaderName => {
                 (400, "Bad Request")
             }
             Timeout => (408, "Request Timeout"),
@@ -179,6 +182,7 @@ impl HttpError {
             TooManyHeaders => "too many header fields",
             HeaderTooLarge => "header field too large",
             ConflictingScheme => "contradictory scheme headers",
+            UnderscoreInHeaderName => "header name with an underscore",
             InvalidChunk => "invalid chunked encoding",
             ChunkTooLarge => "chunk size too large",
             TruncatedBody => "request body ended early",

@@ -521,6 +521,10 @@ impl<'a> Server<'a> {
             Peer::Tcp(addr) => Some(addr.ip()),
             Peer::Unix => None,
         };
+        if cfg.header_map == crate::config::HeaderMap::Refuse && request.headers.iter().any(|h| h.name.contains('_')) {
+            self.refuse(conn, HttpError::UnderscoreInHeaderName);
+            return false;
+        }
         let https = if cfg.trusts_proxy(peer_ip) {
             match http::forwarded_scheme_is_secure(&request) {
                 Ok(secure) => secure.unwrap_or(false),
@@ -549,6 +553,7 @@ impl<'a> Server<'a> {
             timeout: cfg.timeout,
             keep_alive,
             https,
+            underscore_headers: cfg.header_map == crate::config::HeaderMap::Dangerous,
             date: http_date(),
         };
         let outcome = Python::attach(|py| wsgi::handle(py, &self.app, ex));

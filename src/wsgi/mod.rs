@@ -162,6 +162,8 @@ pub struct Exchange<'a> {
     pub keep_alive: bool,
     /// A trusted proxy said the client came over https.
     pub https: bool,
+    /// Header names with `_` reach the environ (`--header-map dangerous`).
+    pub underscore_headers: bool,
     pub date: String,
 }
 
@@ -409,9 +411,9 @@ fn build_environ<'py>(
         }
     }
     for h in &req.headers {
-        if h.name.contains('_') {
-            // Gunicorn's default: `X_Forwarded_For` would collide with
-            // `X-Forwarded-For` in the environ; drop it.
+        if h.name.contains('_') && !ex.underscore_headers {
+            // `X_Forwarded_For` would collide with `X-Forwarded-For` in
+            // the environ; drop it (Gunicorn's default).
             continue;
         }
         let key = if h.name.eq_ignore_ascii_case("content-type") {

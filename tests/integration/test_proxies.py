@@ -67,3 +67,19 @@ def test_unix_socket_peers_are_trusted(module_servers):
         assert body(data) == b"https"
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def forwarded_for(srv):
+    raw = (b"GET /forwarded-for HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+           b"X-Forwarded-For: 1.1.1.1\r\nX_Forwarded_For: 6.6.6.6\r\n\r\n")
+    return exchange((srv.host, srv.port), raw)
+
+
+@pytest.mark.parametrize("mode, want", [("drop", b"1.1.1.1"), ("refuse", None), ("dangerous", b"1.1.1.1,6.6.6.6")])
+def test_header_map(module_servers, mode, want):
+    srv = module_servers.start(["--header-map", mode, "edge_app:app"])
+    response = forwarded_for(srv)
+    if want is None:
+        assert response.startswith(b"HTTP/1.1 400 "), response
+    else:
+        assert body(response) == want

@@ -40,6 +40,9 @@ def app(environ, start_response):
         LEAKED.append(bytearray(16 << 20))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"leaked %d" % len(LEAKED)]
+    if path == "/forwarded-for":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ.get("HTTP_X_FORWARDED_FOR", "-").encode()]
     if path == "/scheme":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [environ["wsgi.url_scheme"].encode()]
