@@ -18,6 +18,8 @@ export PYTHONDONTWRITEBYTECODE=1
 # --- Debian packages (installed only when something is missing) -------------
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# pgrep, used by the process tests to find a master's workers.
+command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     # Debian's own python3 ships venv/ensurepip separately.
     missing+=(python3-venv)

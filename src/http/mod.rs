@@ -223,8 +223,17 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
         return Err(HttpError::HeaderTooLarge);
     }
 
-    let mut slots = vec![httparse::EMPTY_HEADER; limits.fields + 1];
-    let mut req = httparse::Request::new(&mut slots);
+    // One slot more than allowed, to tell "too many" from "exactly the
+    // limit"; on the stack for the usual limits, on the heap beyond.
+    let mut on_stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut on_heap = Vec::new();
+    let slots: &mut [httparse::Header<'_>] = if limits.fields < STACK_HEADERS {
+        &mut on_stack[..limits.fields + 1]
+    } else {
+        on_heap.resize(limits.fields + 1, httparse::EMPTY_HEADER);
+        &mut on_heap
+    };
+    let mut req = httparse::Request::new(slots);
     let status = httparse::ParserConfig::default().parse_request(&mut req, buf);
     let head_len = match status {
         Ok(httparse::Status::Complete(n)) => n,
@@ -261,6 +270,9 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
     apply_semantics(&mut request)?;
     Ok(Parse::Complete(request))
 }
+
+/// Header slots kept on the stack (the default limit is 100 fields).
+const STACK_HEADERS: usize = 128;
 
 /// Bytes of CRLF pairs before the request line.
 fn leading_empty_lines(buf: &[u8]) -> usize {

@@ -391,13 +391,7 @@ impl Master {
     /// give up on it when it takes too long.
     fn check_reload(&mut self) {
         let Some(p) = &self.pending else { return };
-        let id = p.generation.id;
-        let booted = self
-            .workers
-            .values()
-            .filter(|w| w.generation == id && w.retiring.is_none())
-            .filter(|w| matches!(self.board.state(w.slot), SlotState::Idle | SlotState::Busy))
-            .count();
+        let booted = self.serving_workers(p.generation.id);
         if booted >= p.generation.target {
             let p = self.pending.take().expect("checked above");
             let old = std::mem::replace(&mut self.current, p.generation);
@@ -465,7 +459,7 @@ impl Master {
         if self.announced_ready || self.phase != Phase::Running {
             return;
         }
-        let booted = self.serving_workers();
+        let booted = self.serving_workers(self.current.id);
         if booted >= self.current.target {
             self.announced_ready = true;
             sys::notify_systemd(&format!("READY=1\nMAINPID={}\nSTATUS={booted} workers serving", std::process::id()));
@@ -597,7 +591,7 @@ impl Master {
                         // (A pending reload's failure keeps its traceback.)
                         self.board.clear_boot_error();
                     }
-                    let serving = self.serving_workers();
+                    let serving = self.serving_workers(self.current.id);
                     log::error!("Worker {pid} failed to load the application; {serving} workers serve on:\n{text}");
                 }
                 (Some(ExitReason::AppLoadError), _) => {
@@ -760,12 +754,12 @@ impl Master {
     }
 
     /// Workers of a generation counted toward its target (not retiring).
-    /// Workers of the current generation that have booted and serve.
-    fn serving_workers(&self) -> usize {
-        let id = self.current.id;
+    /// Workers of a generation that have booted and serve (not retiring).
+    fn serving_workers(&self, generation: u64) -> usize {
         self.workers
             .values()
-            .filter(|w| w.generation == id && matches!(self.board.state(w.slot), SlotState::Idle | SlotState::Busy))
+            .filter(|w| w.generation == generation && w.retiring.is_none())
+            .filter(|w| matches!(self.board.state(w.slot), SlotState::Idle | SlotState::Busy))
             .count()
     }
 

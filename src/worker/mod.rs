@@ -279,6 +279,8 @@ struct Server<'a> {
     accept_failing: bool,
     /// Connections whose turn ended with input possibly left.
     again: Vec<usize>,
+    /// Tokens to handle this round (kept to reuse its allocation).
+    ready: Vec<usize>,
     max_head: usize,
     stopping: bool,
     /// Requests served so far, and the count after which to restart.
@@ -304,6 +306,7 @@ impl<'a> Server<'a> {
             accept_retry_at: None,
             accept_failing: false,
             again: Vec::new(),
+            ready: Vec::new(),
             max_head: max_head_len(&spec.cfg.limits),
             stopping: false,
             served: 0,
@@ -331,19 +334,22 @@ impl<'a> Server<'a> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            let mut ready: Vec<usize> = events.iter().map(|e| e.token().0).collect();
+            let mut ready = std::mem::take(&mut self.ready);
+            ready.clear();
+            ready.extend(events.iter().map(|e| e.token().0));
             ready.append(&mut self.again);
             // A connection both reported by the poll and queued for another
             // turn gets one turn, not two.
             ready.sort_unstable();
             ready.dedup();
-            for token in ready {
+            for &token in &ready {
                 if token < self.spec.listeners.len() {
                     self.accept_pending[token] = true;
                 } else {
                     self.on_readable(token);
                 }
             }
+            self.ready = ready;
             if self.accept_retry_at.is_some_and(|t| t <= Instant::now()) {
                 self.accept_retry_at = None;
                 self.accept_pending.iter_mut().for_each(|p| *p = true);
