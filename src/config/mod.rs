@@ -58,8 +58,16 @@ pub struct Config {
     pub proc_name: String,
     pub pidfile: Option<PathBuf>,
     pub header_map: HeaderMap,
-    /// Peers whose scheme headers count; `None` trusts every peer (`*`).
-    pub forwarded_allow: Option<Vec<ipnet::IpNet>>,
+    /// Peers whose scheme headers count.
+    pub forwarded_allow: AllowList,
+    /// What the listeners speak.
+    pub protocol: Protocol,
+    /// Peers that may speak the uwsgi protocol (`--protocol uwsgi`).
+    pub uwsgi_allow: AllowList,
+    /// Which PROXY protocol header to expect at the start of a connection.
+    pub proxy_protocol: ProxyProtocol,
+    /// Peers whose PROXY protocol header is believed.
+    pub proxy_allow: AllowList,
     pub daemon: bool,
     /// Uid and gid the workers switch to.
     pub user: Option<u32>,
@@ -80,6 +88,49 @@ pub struct RequestLimits {
     pub request_line: usize,
     pub fields: usize,
     pub field_size: usize,
+    /// Accept obs-fold (RFC 9112 §5.2) and replace it with a space, rather
+    /// than refuse the request.
+    pub permit_obsolete_folding: bool,
+}
+
+/// The protocol the listeners speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    /// The uwsgi binary protocol of nginx's `uwsgi_pass`.
+    Uwsgi,
+}
+
+/// The PROXY protocol header rwsgi expects (HAProxy's v1 text, v2 binary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    Off,
+    V1,
+    V2,
+    /// Either version, told apart by the first bytes.
+    Auto,
+}
+
+/// Peers allowed by an address list: anyone (`*`), or IPs and networks.
+/// A peer without an IP (a unix socket) is always allowed: only processes
+/// on this machine can reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowList(Option<Vec<ipnet::IpNet>>);
+
+impl AllowList {
+    pub fn allows(&self, peer: Option<std::net::IpAddr>) -> bool {
+        match (&self.0, peer) {
+            (None, _) | (_, None) => true,
+            (Some(nets), Some(ip)) => {
+                // An IPv4 client on an IPv6 socket arrives as ::ffff:a.b.c.d.
+                let ip = match ip {
+                    std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+                    v4 => v4,
+                };
+                nets.iter().any(|n| n.contains(&ip))
+            }
+        }
+    }
 }
 
 /// What to do with request header names that contain `_`.
@@ -225,6 +276,10 @@ pub fn command() -> Command {
             Kind::Choice(words) => arg.action(ArgAction::Set).value_parser(words.to_vec()).ignore_case(true),
             Kind::Text => arg.action(ArgAction::Set),
         };
+        if s.name == "proxy_protocol" {
+            // Gunicorn's `--proxy-protocol` without a mode means auto.
+            arg = arg.num_args(0..=1).default_missing_value("auto");
+        }
         if s.long.is_some() && s.kind != Kind::Flag && !s.default.is_empty() {
             arg = arg.hide_default_value(false).default_value(s.default);
         }
@@ -300,6 +355,8 @@ fn values_from_toml(text: &str) -> Result<BTreeMap<&'static str, Value>, String>
             ),
             (Kind::List, _) => return Err(wrong("a string or a list of strings")),
             (Kind::Text | Kind::Choice(_), toml::Value::String(v)) => Value::Text(v),
+            // `proxy_protocol = true`, as Gunicorn's older boolean form.
+            (Kind::Choice(_), toml::Value::Boolean(b)) if s.name == "proxy_protocol" => Value::Text(b.to_string()),
             (Kind::Text | Kind::Choice(_), _) => return Err(wrong("a string")),
         };
         out.insert(s.name, value);
@@ -374,7 +431,19 @@ impl Config {
             Some(g) => Some(lookup_group(&g)?),
             None => user.map(|(_, gid)| gid),
         };
-        let forwarded_allow = parse_networks(&text("forwarded_allow_ips"))?;
+        let forwarded_allow = parse_networks("forwarded_allow_ips", &text("forwarded_allow_ips"))?;
+        let protocol = match text("protocol").to_ascii_lowercase().as_str() {
+            "http" => Protocol::Http,
+            "uwsgi" => Protocol::Uwsgi,
+            other => return Err(ConfigError(format!("protocol: unknown protocol '{other}' (http or uwsgi)"))),
+        };
+        let proxy_protocol = match text("proxy_protocol").to_ascii_lowercase().as_str() {
+            "off" | "false" => ProxyProtocol::Off,
+            "v1" => ProxyProtocol::V1,
+            "v2" => ProxyProtocol::V2,
+            "auto" | "true" => ProxyProtocol::Auto,
+            other => return Err(ConfigError(format!("proxy_protocol: unknown mode '{other}' (off, v1, v2 or auto)"))),
+        };
         let header_map = match text("header_map").to_ascii_lowercase().as_str() {
             "drop" => HeaderMap::Drop,
             "refuse" => HeaderMap::Refuse,
@@ -412,6 +481,7 @@ impl Config {
                 request_line: request_line as usize,
                 fields: fields as usize,
                 field_size: field_size as usize,
+                permit_obsolete_folding: flag("permit_obsolete_folding"),
             },
             chdir: optional_path("chdir"),
             pythonpath: text("pythonpath")
@@ -434,6 +504,10 @@ impl Config {
             errorlog: LogTarget::parse(&text("errorlog"), false),
             pidfile: optional_path("pidfile"),
             forwarded_allow,
+            protocol,
+            uwsgi_allow: parse_networks("uwsgi_allow_ips", &text("uwsgi_allow_ips"))?,
+            proxy_protocol,
+            proxy_allow: parse_networks("proxy_allow_ips", &text("proxy_allow_ips"))?,
             header_map,
             daemon: flag("daemon"),
             user: user.map(|(uid, _)| uid),
@@ -493,38 +567,21 @@ fn lookup_group(name: &str) -> Result<u32, ConfigError> {
     }
 }
 
-/// `*`, or comma-separated addresses and CIDR networks.
-fn parse_networks(text: &str) -> Result<Option<Vec<ipnet::IpNet>>, ConfigError> {
+/// `*`, or comma-separated addresses and CIDR networks, for setting `name`.
+fn parse_networks(name: &str, text: &str) -> Result<AllowList, ConfigError> {
     let items: Vec<&str> = text.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
     if items.contains(&"*") {
-        return Ok(None);
+        return Ok(AllowList(None));
     }
     items
         .iter()
         .map(|item| {
             item.parse::<ipnet::IpNet>()
                 .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| ConfigError(format!("forwarded_allow_ips: '{item}' is not an address or network")))
+                .map_err(|_| ConfigError(format!("{name}: '{item}' is not an address or network")))
         })
         .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
-impl Config {
-    /// Whether `peer` may set the scheme headers.
-    pub fn trusts_proxy(&self, peer: Option<std::net::IpAddr>) -> bool {
-        match (&self.forwarded_allow, peer) {
-            (None, _) | (_, None) => true,
-            (Some(nets), Some(ip)) => {
-                // An IPv4 client on an IPv6 socket arrives as ::ffff:a.b.c.d.
-                let ip = match ip {
-                    std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-                    v4 => v4,
-                };
-                nets.iter().any(|n| n.contains(&ip))
-            }
-        }
-    }
+        .map(|nets| AllowList(Some(nets)))
 }
 
 /// `0o022`, `022` (octal, as umask(1) writes it), `0x12` or decimal.
@@ -674,7 +731,7 @@ mod tests {
         assert_eq!(c.backlog, 2048);
         assert_eq!(c.timeout, Some(Duration::from_secs(30)));
         assert_eq!(c.keepalive, Some(Duration::from_secs(2)));
-        assert_eq!(c.limits, RequestLimits { request_line: 4094, fields: 100, field_size: 8190 });
+        assert_eq!(c.limits, RequestLimits { request_line: 4094, fields: 100, field_size: 8190, permit_obsolete_folding: false });
         assert_eq!(c.errorlog, LogTarget::Stderr);
         assert_eq!(c.accesslog, None);
         assert_eq!(c.access_log_format, settings::DEFAULT_ACCESS_LOG_FORMAT);
@@ -735,17 +792,17 @@ mod tests {
     #[test]
     fn forwarded_allow_ips() {
         let c = load_with(&["a:b"], &[]).unwrap();
-        assert!(c.trusts_proxy(Some("127.0.0.1".parse().unwrap())));
-        assert!(c.trusts_proxy(Some("::1".parse().unwrap())));
-        assert!(!c.trusts_proxy(Some("10.0.0.1".parse().unwrap())));
-        assert!(c.trusts_proxy(None), "unix socket peers are trusted");
+        assert!(c.forwarded_allow.allows(Some("127.0.0.1".parse().unwrap())));
+        assert!(c.forwarded_allow.allows(Some("::1".parse().unwrap())));
+        assert!(!c.forwarded_allow.allows(Some("10.0.0.1".parse().unwrap())));
+        assert!(c.forwarded_allow.allows(None), "unix socket peers are trusted");
         let c = load_with(&["--forwarded-allow-ips", "10.0.0.0/8, 192.168.1.1", "a:b"], &[]).unwrap();
-        assert!(c.trusts_proxy(Some("10.2.3.4".parse().unwrap())));
-        assert!(c.trusts_proxy(Some("::ffff:10.2.3.4".parse().unwrap())));
-        assert!(c.trusts_proxy(Some("192.168.1.1".parse().unwrap())));
-        assert!(!c.trusts_proxy(Some("192.168.1.2".parse().unwrap())));
+        assert!(c.forwarded_allow.allows(Some("10.2.3.4".parse().unwrap())));
+        assert!(c.forwarded_allow.allows(Some("::ffff:10.2.3.4".parse().unwrap())));
+        assert!(c.forwarded_allow.allows(Some("192.168.1.1".parse().unwrap())));
+        assert!(!c.forwarded_allow.allows(Some("192.168.1.2".parse().unwrap())));
         let c = load_with(&["--forwarded-allow-ips", "*", "a:b"], &[]).unwrap();
-        assert!(c.trusts_proxy(Some("8.8.8.8".parse().unwrap())));
+        assert!(c.forwarded_allow.allows(Some("8.8.8.8".parse().unwrap())));
         assert!(load_with(&["--forwarded-allow-ips", "10.0.0.0/33", "a:b"], &[]).is_err());
     }
 

@@ -44,6 +44,8 @@ pub struct Setting {
 
 const LOG_LEVELS: &[&str] = &["debug", "info", "warning", "error", "critical"];
 const HEADER_MAPS: &[&str] = &["drop", "refuse", "dangerous"];
+const PROTOCOLS: &[&str] = &["http", "uwsgi"];
+const PROXY_PROTOCOLS: &[&str] = &["off", "v1", "v2", "auto"];
 
 /// Gunicorn's default access log format.
 pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
@@ -136,11 +138,30 @@ pub static SETTINGS: &[Setting] = &[
         "Request header names with an underscore, which would collide with dashed names in the \
          environ (X_Forwarded_For and X-Forwarded-For are both HTTP_X_FORWARDED_FOR): drop \
          them, refuse the request (400), or, dangerously, pass them on."),
+    setting!("permit_obsolete_folding", None, Some("permit-obsolete-folding"), Kind::Flag, "false", None, "", "Security",
+        "Accept header values continued on the next line (obs-fold, deprecated by RFC 9112 \
+         §5.2), joining the lines with a space, instead of answering 400."),
     setting!("forwarded_allow_ips", None, Some("forwarded-allow-ips"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
         "Front-end proxies trusted to set the scheme headers (X-Forwarded-Proto: https, \
          X-Forwarded-Ssl: on, X-Forwarded-Protocol: ssl, which make wsgi.url_scheme https): \
          comma-separated IPs or CIDR networks, or '*' for any. Clients on unix sockets are \
          always trusted. Contradicting scheme headers from a trusted proxy get 400."),
+    setting!("proxy_protocol", None, Some("proxy-protocol"), Kind::Choice(PROXY_PROTOCOLS), "off", None, "MODE", "Server Mechanics",
+        "Expect a PROXY protocol header (HAProxy, AWS NLB) at the start of every connection \
+         from the --proxy-allow-from peers: v1 (text), v2 (binary) or auto (either); the flag \
+         alone means auto. REMOTE_ADDR and REMOTE_PORT then name the client the proxy saw. A \
+         connection from an allowed peer without a valid header is closed; other peers are \
+         served as they are."),
+    setting!("proxy_allow_ips", None, Some("proxy-allow-from"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
+        "Peers whose PROXY protocol header is believed: comma-separated IPs or CIDR networks, or \
+         '*' for any. Clients on unix sockets are always allowed."),
+    setting!("protocol", None, Some("protocol"), Kind::Choice(PROTOCOLS), "http", None, "PROTOCOL", "Server Mechanics",
+        "What the listeners speak: http, or uwsgi, the binary protocol of nginx's uwsgi_pass \
+         (with 'include uwsgi_params;'). Under uwsgi the environ is built from the variables \
+         nginx sends, and each connection carries one request."),
+    setting!("uwsgi_allow_ips", None, Some("uwsgi-allow-from"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
+        "Peers allowed to send uwsgi protocol requests: comma-separated IPs or CIDR networks, or \
+         '*' for any; others get 403. Clients on unix sockets are always allowed."),
     setting!("chdir", None, Some("chdir"), Kind::Text, "", None, "DIR", "Server Mechanics",
         "Change to this directory before binding sockets and loading the application."),
     setting!("pythonpath", None, Some("pythonpath"), Kind::Text, "", None, "DIRS", "Server Mechanics",

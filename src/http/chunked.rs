@@ -51,6 +51,8 @@ pub struct ChunkedDecoder {
     remaining: u64,
     extension_len: usize,
     trailer_len: usize,
+    /// The trailer field line being read (allocated only for trailers).
+    line: Vec<u8>,
 }
 
 impl Default for ChunkedDecoder {
@@ -68,6 +70,7 @@ impl ChunkedDecoder {
             remaining: 0,
             extension_len: 0,
             trailer_len: 0,
+            line: Vec::new(),
         }
     }
 
@@ -154,16 +157,20 @@ impl ChunkedDecoder {
                 b'\r' => EndLf,
                 // A trailer line must start with a field name, never
                 // whitespace (no obs-fold).
-                _ if super::is_token(&[b]) => self.count_trailer(Trailer)?,
+                _ if super::is_token(&[b]) => self.trailer_byte(b)?,
                 _ => return Err(HttpError::InvalidChunk),
             },
             Trailer => match b {
                 b'\r' => TrailerLf,
                 b'\n' => return Err(HttpError::InvalidChunk),
-                _ => self.count_trailer(Trailer)?,
+                _ => self.trailer_byte(b)?,
             },
             TrailerLf => match b {
-                b'\n' => TrailerStart,
+                b'\n' => {
+                    check_trailer_field(&self.line)?;
+                    self.line.clear();
+                    TrailerStart
+                }
                 _ => return Err(HttpError::InvalidChunk),
             },
             EndLf => match b {
@@ -193,14 +200,62 @@ impl ChunkedDecoder {
         }
     }
 
-    fn count_trailer(&mut self, next: ChunkedState) -> Result<ChunkedState, HttpError> {
+    fn trailer_byte(&mut self, b: u8) -> Result<ChunkedState, HttpError> {
         self.trailer_len += 1;
         if self.trailer_len > MAX_TRAILER_LEN {
             return Err(HttpError::HeaderTooLarge);
         }
-        Ok(next)
+        self.line.push(b);
+        Ok(ChunkedState::Trailer)
     }
 }
+
+/// RFC 9112 §7.1.2: a trailer field line follows the header field rules
+/// (token name, no whitespace before the colon, a value without CTLs), and
+/// RFC 9110 §6.5.1 lists fields a sender must not put in trailers because
+/// they frame, route or authenticate the message; rwsgi refuses those
+/// rather than let a late field change what the head meant.
+fn check_trailer_field(line: &[u8]) -> Result<(), HttpError> {
+    let colon = line.iter().position(|&b| b == b':').ok_or(HttpError::InvalidTrailer)?;
+    let (name, value) = (&line[..colon], super::trim_ows(&line[colon + 1..]));
+    if !super::is_token(name) || !super::is_field_value(value) {
+        return Err(HttpError::InvalidTrailer);
+    }
+    if FORBIDDEN_TRAILERS.iter().any(|f| name.eq_ignore_ascii_case(f.as_bytes())) {
+        return Err(HttpError::ForbiddenTrailer);
+    }
+    Ok(())
+}
+
+/// Fields that must not be sent in a trailer section (RFC 9110 §6.5.1:
+/// framing, routing, request modifiers, authentication, content
+/// metadata) and the hop-by-hop fields (§7.6.1).
+const FORBIDDEN_TRAILERS: &[&str] = &[
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-range",
+    "content-type",
+    "expect",
+    "host",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "keep-alive",
+    "max-forwards",
+    "pragma",
+    "proxy-authorization",
+    "proxy-connection",
+    "range",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
 
 fn hex_value(b: u8) -> Option<u8> {
     match b {

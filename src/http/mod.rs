@@ -128,6 +128,10 @@ pub enum HttpError {
     /// Trusted scheme headers disagree (one says https, another not).
     ConflictingScheme,
     InvalidChunk,
+    /// A trailer field line that breaks the header field rules.
+    InvalidTrailer,
+    /// A field that must not be sent as a trailer (RFC 9110 §6.5.1).
+    ForbiddenTrailer,
     ChunkTooLarge,
     TruncatedBody,
     /// The client was too slow sending the head or the body.
@@ -143,7 +147,7 @@ impl HttpError {
             | InvalidHeaderValue | ObsoleteLineFolding | MissingHost | DuplicateHost | InvalidHost
             | InvalidContentLength | ConflictingContentLength | ContentLengthWithTransferEncoding
             | TransferEncodingOnHttp10 | ChunkedNotFinal | InvalidChunk | TruncatedBody | ConflictingScheme
-            | UnderscoreInHeaderName => {
+            | UnderscoreInHeaderName | InvalidTrailer | ForbiddenTrailer => {
                 (400, "Bad Request")
             }
             Timeout => (408, "Request Timeout"),
@@ -184,6 +188,8 @@ impl HttpError {
             ConflictingScheme => "contradictory scheme headers",
             UnderscoreInHeaderName => "header name with an underscore",
             InvalidChunk => "invalid chunked encoding",
+            InvalidTrailer => "invalid trailer field",
+            ForbiddenTrailer => "forbidden trailer field",
             ChunkTooLarge => "chunk size too large",
             TruncatedBody => "request body ended early",
             Timeout => "timed out reading the request",
@@ -208,6 +214,17 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
     let skip = leading_empty_lines(buf);
     let buf = &buf[skip..];
     check_line_ends(buf)?;
+    if limits.permit_obsolete_folding {
+        if let Some(result) = parse_folded(buf, limits) {
+            return result.map(|parsed| match parsed {
+                Parse::Complete(mut req) => {
+                    req.head_len += skip;
+                    Parse::Complete(req)
+                }
+                Parse::Partial => Parse::Partial,
+            });
+        }
+    }
     let line_end = buf.windows(2).position(|w| w == b"\r\n");
     // A read may end between CR and LF; the CR is not part of the line.
     let line_len = line_end.unwrap_or(buf.len() - usize::from(buf.last() == Some(&b'\r')));
@@ -269,6 +286,53 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
     };
     apply_semantics(&mut request)?;
     Ok(Parse::Complete(request))
+}
+
+/// Under `--permit-obsolete-folding`: a head with obs-fold is parsed from a
+/// copy where each fold (CRLF then SP/HTAB, with the whitespace around it)
+/// is one SP (RFC 9112 §5.2). `None` when `buf` has no fold, to parse it
+/// as it is. A fold right after the request line is not a continuation of
+/// anything and is left for the parser to refuse.
+fn parse_folded(buf: &[u8], limits: &RequestLimits) -> Option<Result<Parse<Request>, HttpError>> {
+    let first_line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let head_end = find_head_end(buf);
+    let fields = &buf[first_line_end + 2..head_end.unwrap_or(buf.len())];
+    let is_fold = |w: &[u8]| w[0] == b'\r' && w[1] == b'\n' && (w[2] == b' ' || w[2] == b'\t');
+    if !fields.windows(3).any(is_fold) {
+        return None;
+    }
+    let Some(head_end) = head_end else {
+        let too_big = buf.len() > max_head_len(limits);
+        return Some(if too_big { Err(HttpError::HeaderTooLarge) } else { Ok(Parse::Partial) });
+    };
+    let mut unfolded = Vec::with_capacity(head_end);
+    unfolded.extend_from_slice(&buf[..first_line_end + 2]);
+    let mut i = first_line_end + 2;
+    while i < head_end {
+        if i + 2 < head_end && is_fold(&buf[i..i + 3]) {
+            while unfolded.last().is_some_and(|b| *b == b' ' || *b == b'\t') {
+                unfolded.pop();
+            }
+            unfolded.push(b' ');
+            i += 2;
+            while i < head_end && (buf[i] == b' ' || buf[i] == b'\t') {
+                i += 1;
+            }
+        } else {
+            unfolded.push(buf[i]);
+            i += 1;
+        }
+    }
+    let strict = RequestLimits { permit_obsolete_folding: false, ..*limits };
+    Some(match parse_request(&unfolded, &strict) {
+        Ok(Parse::Complete(mut req)) => {
+            req.head_len = head_end;
+            Ok(Parse::Complete(req))
+        }
+        // The copy ends with the CRLFCRLF it was cut at: always whole.
+        Ok(Parse::Partial) => Err(HttpError::Malformed),
+        Err(e) => Err(e),
+    })
 }
 
 /// Header slots kept on the stack (the default limit is 100 fields).

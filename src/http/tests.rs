@@ -26,12 +26,16 @@ const V10: Version = Version::Http10;
 const V11: Version = Version::Http11;
 
 /// Gunicorn's defaults.
-const DEFAULT: RequestLimits = RequestLimits { request_line: 4094, fields: 100, field_size: 8190 };
+const DEFAULT: RequestLimits = RequestLimits { request_line: 4094, fields: 100, field_size: 8190, permit_obsolete_folding: false };
 /// Small limits so the boundaries are easy to write: `max_head_len` is
 /// (32 + 2) + 4 * (24 + 2) + 2 = 140.
-const SMALL: RequestLimits = RequestLimits { request_line: 32, fields: 4, field_size: 24 };
+const SMALL: RequestLimits = RequestLimits { request_line: 32, fields: 4, field_size: 24, permit_obsolete_folding: false };
+/// The defaults with `--permit-obsolete-folding`.
+const FOLD: RequestLimits = RequestLimits { permit_obsolete_folding: true, ..DEFAULT };
+/// Folding permitted, with a field size small enough to cross by folding.
+const FOLD_SMALL: RequestLimits = RequestLimits { field_size: 24, permit_obsolete_folding: true, ..DEFAULT };
 /// `0` = unlimited for the request line and field size.
-const UNLIMITED: RequestLimits = RequestLimits { request_line: 0, fields: 100, field_size: 0 };
+const UNLIMITED: RequestLimits = RequestLimits { request_line: 0, fields: 100, field_size: 0, permit_obsolete_folding: false };
 
 // ---------------------------------------------------------------------------
 // Table machinery
@@ -893,6 +897,19 @@ fn smuggling_and_split_cases() -> Vec<Case> {
         case("obs-fold of host", b"GET / HTTP/1.1\r\nHost: h\r\n x\r\n\r\n", fail(ObsoleteLineFolding)),
         case("whitespace before first field", b"GET / HTTP/1.1\r\n Host: h\r\n\r\n", fail(ObsoleteLineFolding)),
         case("htab before first field", b"GET / HTTP/1.1\r\n\tHost: h\r\n\r\n", fail(ObsoleteLineFolding)),
+        // RFC 9112 §5.2: a recipient that accepts obs-fold replaces each
+        // fold with SP before interpreting the value (--permit-obsolete-folding).
+        case("obs-fold permitted, sp", get11(b"X: a\r\n b\r\n"), ok("GET", "/", V11).hdrs(hdrs![("Host", b"h"), ("X", b"a b")])).with(FOLD),
+        case("obs-fold permitted, several lines", get11(b"X: a \r\n\t \tb\r\n  c\r\nY: d\r\n"),
+            ok("GET", "/", V11).hdrs(hdrs![("Host", b"h"), ("X", b"a b c"), ("Y", b"d")])).with(FOLD),
+        case_rest("obs-fold permitted, body follows", post11(b"Content-Length:\r\n 3\r\n"), b"abc",
+            ok("POST", "/", V11).framing(Length(3))).with(FOLD),
+        case("obs-fold permitted into an invalid host", b"GET / HTTP/1.1\r\nHost: h\r\n x\r\n\r\n", fail(InvalidHost)).with(FOLD),
+        case("obs-fold permitted, still not before the first field", b"GET / HTTP/1.1\r\n Host: h\r\nX: a\r\n b\r\n\r\n",
+            fail(ObsoleteLineFolding)).with(FOLD),
+        case("obs-fold permitted, folded line over the field limit", get11(b"X: 0123456789\r\n 0123456789abcdef\r\n"),
+            fail(HeaderTooLarge)).with(FOLD_SMALL),
+        case("obs-fold permitted, control byte in continuation", get11(b"X: a\r\n b\x01\r\n"), status(400)).with(FOLD),
         // RFC 9112 §3.2.3: CONNECT takes authority-form only.
         case("connect with absolute-form", b"CONNECT http://h:80/ HTTP/1.1\r\nHost: h\r\n\r\n", fail(InvalidTarget)),
     ]
@@ -1025,7 +1042,7 @@ fn max_head_len_counts_every_limit() {
 /// tiny bound in release builds, so every head read in pieces gets a 431.
 #[test]
 fn max_head_len_saturates_on_huge_limits() {
-    let huge = RequestLimits { request_line: usize::MAX - 1, fields: usize::MAX, field_size: usize::MAX - 2 };
+    let huge = RequestLimits { request_line: usize::MAX - 1, fields: usize::MAX, field_size: usize::MAX - 2, permit_obsolete_folding: false };
     assert_eq!(max_head_len(&huge), usize::MAX);
 }
 
@@ -1103,6 +1120,8 @@ fn chunked_valid() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
         ("one trailer", b"5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n".to_vec(), b"hello".to_vec()),
         ("two trailers", b"0\r\nA: 1\r\nB: 2 3\r\n\r\n".to_vec(), b"".to_vec()),
         ("trailer with obs-text", b"0\r\nA: \xe9\r\n\r\n".to_vec(), b"".to_vec()),
+        ("trailer with empty value", b"0\r\nA:\r\n\r\n".to_vec(), b"".to_vec()),
+        ("trailer with htab in value", b"0\r\nServer-Timing: a;\tdur=1\r\n\r\n".to_vec(), b"".to_vec()),
         // Data is opaque: CR, LF, NUL and what looks like framing.
         ("data with crlf inside", b"7\r\n0\r\n\r\nab\r\n0\r\n\r\n".to_vec(), b"0\r\n\r\nab".to_vec()),
         ("binary data", b"4\r\n\x00\xff\r\n\r\n0\r\n\r\n".to_vec(), b"\x00\xff\r\n".to_vec()),
@@ -1145,6 +1164,19 @@ fn chunked_invalid() -> Vec<(&'static str, Vec<u8>, HttpError)> {
         ("trailer folded", b"0\r\nA: 1\r\n 2\r\n\r\n".to_vec(), InvalidChunk),
         ("trailer starting with colon", b"0\r\n: 1\r\n\r\n".to_vec(), InvalidChunk),
         ("overlong extension", long_ext.into_bytes(), InvalidChunk),
+        // §7.1.2 + RFC 9110 §6.5.1: trailers follow the field rules, and
+        // fields that frame, route or authenticate are not allowed there.
+        ("trailer without colon", b"0\r\nA 1\r\n\r\n".to_vec(), InvalidTrailer),
+        ("trailer with space before colon", b"0\r\nA : 1\r\n\r\n".to_vec(), InvalidTrailer),
+        ("trailer name with slash", b"0\r\nA/B: 1\r\n\r\n".to_vec(), InvalidTrailer),
+        ("trailer value with nul", b"0\r\nA: 1\x002\r\n\r\n".to_vec(), InvalidTrailer),
+        ("trailer value with del", b"0\r\nA: 1\x7f\r\n\r\n".to_vec(), InvalidTrailer),
+        ("content-length trailer", b"5\r\nhello\r\n0\r\nContent-Length: 5\r\n\r\n".to_vec(), ForbiddenTrailer),
+        ("transfer-encoding trailer", b"0\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), ForbiddenTrailer),
+        ("host trailer", b"0\r\nhost: evil\r\n\r\n".to_vec(), ForbiddenTrailer),
+        ("authorization trailer", b"0\r\nX-A: 1\r\nAuthorization: Basic x\r\n\r\n".to_vec(), ForbiddenTrailer),
+        ("trailer trailer", b"0\r\nTRAILER: x\r\n\r\n".to_vec(), ForbiddenTrailer),
+        ("content-type trailer", b"0\r\nContent-Type: text/plain\r\n\r\n".to_vec(), ForbiddenTrailer),
         ("overlong trailer section", cat(&[b"0\r\n", "A: 1234567890\r\n".repeat(1400).as_bytes(), b"\r\n"]), HeaderTooLarge),
     ]
 }

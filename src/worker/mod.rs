@@ -531,7 +531,7 @@ impl<'a> Server<'a> {
             self.refuse(conn, HttpError::UnderscoreInHeaderName);
             return false;
         }
-        let https = if cfg.trusts_proxy(peer_ip) {
+        let https = if cfg.forwarded_allow.allows(peer_ip) {
             match http::forwarded_scheme_is_secure(&request) {
                 Ok(secure) => secure.unwrap_or(false),
                 Err(e) => {
