@@ -9,6 +9,8 @@
 //! - [`worker`]: a worker's boot order and its serve loop.
 //! - [`net`]: listening sockets, connections, reads and writes with deadlines.
 //! - [`http`]: pure HTTP/1.x parsing and framing over bytes.
+//! - [`uwsgi`]: the uwsgi binary protocol over bytes, into `http`'s request.
+//! - [`proxy`]: the PROXY protocol header (v1, v2) over bytes.
 //! - [`wsgi`]: PEP 3333 — the environ, `start_response`, `wsgi.input`,
 //!   calling the app and iterating its response.
 //! - [`logging`]: the error log and the access log.
@@ -18,7 +20,9 @@ pub mod http;
 pub mod logging;
 pub mod master;
 pub mod net;
+pub mod proxy;
 pub mod sys;
+pub mod uwsgi;
 pub mod worker;
 pub mod wsgi;
 

@@ -341,6 +341,7 @@ mod tests {
             keep_alive: true,
             expect_continue: false,
             head_len: 0,
+            params: Vec::new(),
         }
     }
 

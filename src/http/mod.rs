@@ -60,14 +60,24 @@ pub struct Request {
     pub keep_alive: bool,
     /// The client sent `Expect: 100-continue`.
     pub expect_continue: bool,
-    /// Bytes of the buffer the head took, CRLFCRLF included.
+    /// Bytes of the buffer the head took, CRLFCRLF included (for uwsgi,
+    /// the packet header and variables).
     pub head_len: usize,
+    /// CGI variables a uwsgi front end sent besides the request line and
+    /// headers (`REMOTE_ADDR`, `PATH_INFO`, `HTTPS`, ...); they go into the
+    /// environ as given. Empty for HTTP.
+    pub params: Vec<(String, Vec<u8>)>,
 }
 
 impl Request {
     /// The first header named `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_slice())
+    }
+
+    /// The last uwsgi variable named `name`.
+    pub fn param(&self, name: &str) -> Option<&[u8]> {
+        self.params.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
     }
 
     /// Path and query of the target (`/a/b`, `q=1`); absolute-form targets
@@ -136,6 +146,8 @@ pub enum HttpError {
     TruncatedBody,
     /// The client was too slow sending the head or the body.
     Timeout,
+    /// The peer may not use this protocol (`--uwsgi-allow-from`).
+    Forbidden,
 }
 
 impl HttpError {
@@ -151,6 +163,7 @@ impl HttpError {
                 (400, "Bad Request")
             }
             Timeout => (408, "Request Timeout"),
+            Forbidden => (403, "Forbidden"),
             ChunkTooLarge => (413, "Content Too Large"),
             RequestLineTooLong => (414, "URI Too Long"),
             UnsupportedExpectation => (417, "Expectation Failed"),
@@ -193,6 +206,7 @@ impl HttpError {
             ChunkTooLarge => "chunk size too large",
             TruncatedBody => "request body ended early",
             Timeout => "timed out reading the request",
+            Forbidden => "this peer may not send uwsgi requests",
         }
     }
 }
@@ -283,6 +297,7 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
         keep_alive: version == Version::Http11,
         expect_continue: false,
         head_len: skip + head_len,
+        params: Vec::new(),
     };
     apply_semantics(&mut request)?;
     Ok(Parse::Complete(request))
@@ -553,7 +568,7 @@ fn apply_semantics(req: &mut Request) -> Result<(), HttpError> {
 
 /// RFC 9110 §8.6: Content-Length = 1*DIGIT, nothing else (no sign, no
 /// spaces inside, no overflow).
-fn parse_content_length(v: &[u8]) -> Result<u64, HttpError> {
+pub fn parse_content_length(v: &[u8]) -> Result<u64, HttpError> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
         return Err(HttpError::InvalidContentLength);
     }
