@@ -32,6 +32,25 @@ pub enum Peer {
     Unix,
 }
 
+impl Peer {
+    /// The peer's IP address; `None` on a unix socket.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Peer::Tcp(addr) => Some(addr.ip()),
+            Peer::Unix => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(addr) => write!(f, "{addr}"),
+            Peer::Unix => f.write_str("a unix socket client"),
+        }
+    }
+}
+
 /// An accepted connection.
 #[derive(Debug)]
 pub enum Stream {

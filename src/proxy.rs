@@ -21,6 +21,8 @@ pub const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
 const V1_MAX: usize = 107;
 /// The largest v2 address block rwsgi accepts (addresses and TLVs).
 const V2_MAX_LEN: usize = 1024;
+/// The longest PROXY header rwsgi reads, of either version.
+pub const MAX_HEADER_LEN: usize = 16 + V2_MAX_LEN;
 
 /// A PROXY header that was read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -807,6 +807,31 @@ mod tests {
     }
 
     #[test]
+    fn protocols_and_proxy_headers() {
+        let c = load_with(&["a:b"], &[]).unwrap();
+        assert_eq!((c.protocol, c.proxy_protocol), (Protocol::Http, ProxyProtocol::Off));
+        assert!(!c.limits.permit_obsolete_folding);
+        // The flag alone is Gunicorn's `--proxy-protocol`: auto.
+        let c = load_with(&["--proxy-protocol", "--protocol", "uwsgi", "--permit-obsolete-folding", "a:b"], &[]).unwrap();
+        assert_eq!((c.protocol, c.proxy_protocol), (Protocol::Uwsgi, ProxyProtocol::Auto));
+        assert!(c.limits.permit_obsolete_folding);
+        let c = load_with(&["--proxy-protocol", "v2", "a:b"], &[]).unwrap();
+        assert_eq!(c.proxy_protocol, ProxyProtocol::V2);
+        let c = load_with(&["--proxy-protocol=v1", "a:b"], &[]).unwrap();
+        assert_eq!(c.proxy_protocol, ProxyProtocol::V1);
+        assert!(load_with(&["--proxy-protocol", "v3", "a:b"], &[]).is_err());
+        assert!(load_with(&["--protocol", "fastcgi", "a:b"], &[]).is_err());
+        let file = temp_file("proxy.toml", "proxy_protocol = true\nproxy_allow_ips = '10.0.0.0/8'\nuwsgi_allow_ips = '*'\n");
+        let c = load_with(&["-c", &file, "a:b"], &[]).unwrap();
+        assert_eq!(c.proxy_protocol, ProxyProtocol::Auto);
+        assert!(c.proxy_allow.allows(Some("10.1.1.1".parse().unwrap())));
+        assert!(!c.proxy_allow.allows(Some("127.0.0.1".parse().unwrap())));
+        assert!(c.uwsgi_allow.allows(Some("8.8.8.8".parse().unwrap())));
+        let e = load_with(&["--uwsgi-allow-from", "nowhere", "a:b"], &[]).unwrap_err();
+        assert!(e.0.starts_with("uwsgi_allow_ips:"), "{}", e.0);
+    }
+
+    #[test]
     fn umask_forms() {
         assert_eq!(parse_umask("0o022"), Ok(0o22));
         assert_eq!(parse_umask("022"), Ok(0o22));

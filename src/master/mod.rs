@@ -240,6 +240,13 @@ impl Master {
             log::info!("Using the {} sockets passed by {from}", self.current.listeners.len());
         }
         log::info!("Using worker: sync");
+        let cfg = &self.current.cfg;
+        if cfg.protocol == crate::config::Protocol::Uwsgi {
+            log::info!("Protocol: uwsgi (for nginx uwsgi_pass), not HTTP");
+        }
+        if cfg.proxy_protocol != crate::config::ProxyProtocol::Off {
+            log::info!("Expecting a PROXY protocol header ({:?}) from --proxy-allow-from peers", cfg.proxy_protocol);
+        }
         let mut events = Events::with_capacity(16);
         loop {
             self.wait(&mut events);

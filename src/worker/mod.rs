@@ -17,11 +17,12 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use pyo3::prelude::*;
 
-use crate::config::Config;
+use crate::config::{Config, Protocol, ProxyProtocol};
 use crate::http::response::error_response;
 use crate::http::{self, max_head_len, HttpError, Parse};
 use crate::logging::{AccessInfo, AccessLog};
 use crate::net::{DeadlineIo, Listener, Peer, Stream};
+use crate::uwsgi::UwsgiError;
 use crate::sys::{self, Scoreboard, SlotState};
 use crate::wsgi::{self, App, Exchange, ListenerInfo};
 
@@ -239,7 +240,13 @@ enum ConnState {
 
 struct Conn {
     stream: Arc<Stream>,
+    /// The socket's peer: what trust decisions look at.
     peer: Peer,
+    /// The client as the app sees it: the peer, or the client a PROXY
+    /// header named.
+    remote: Peer,
+    /// A PROXY protocol header is still to be read.
+    proxy_pending: bool,
     listener: usize,
     buf: Vec<u8>,
     state: ConnState,
@@ -307,7 +314,9 @@ impl<'a> Server<'a> {
             accept_failing: false,
             again: Vec::new(),
             ready: Vec::new(),
-            max_head: max_head_len(&spec.cfg.limits),
+            // Room for a PROXY header before the head, and for the largest
+            // uwsgi packet head.
+            max_head: max_head_len(&spec.cfg.limits).max(crate::uwsgi::MAX_PACKET_HEAD) + crate::proxy::MAX_HEADER_LEN,
             stopping: false,
             served: 0,
             max_requests: spec.cfg.max_requests.map(|n| n + jitter(spec.cfg.max_requests_jitter)),
@@ -416,11 +425,21 @@ impl<'a> Server<'a> {
                     log::error!("cannot watch a new connection: {e}");
                     return;
                 }
-                let deadline = self.spec.cfg.timeout.map(|t| Instant::now() + t);
-                let stream = Arc::new(stream);
-                let state = ConnState::Fresh;
-                let buf = Vec::new();
-                let conn = Conn { stream, peer, listener, buf, state, deadline, peer_closed: false, lingering_since: None };
+                let cfg = self.spec.cfg;
+                let deadline = cfg.timeout.map(|t| Instant::now() + t);
+                let proxy_pending = cfg.proxy_protocol != ProxyProtocol::Off && cfg.proxy_allow.allows(peer.ip());
+                let conn = Conn {
+                    stream: Arc::new(stream),
+                    remote: peer,
+                    peer,
+                    proxy_pending,
+                    listener,
+                    buf: Vec::new(),
+                    state: ConnState::Fresh,
+                    deadline,
+                    peer_closed: false,
+                    lingering_since: None,
+                };
                 self.conns.insert(token, conn);
                 self.accept_failing = false;
                 // Clients usually send the request with the connection.
@@ -481,29 +500,54 @@ impl<'a> Server<'a> {
                     }
                 }
             }
-            // RFC 9112 §2.2: empty lines before a request line are
-            // ignored; drop them here so they cannot fill the buffer.
-            let blank = conn.buf.chunks_exact(2).take_while(|pair| *pair == b"\r\n").count() * 2;
-            conn.buf.drain(..blank);
-            if conn.buf.is_empty() {
-                return if conn.peer_closed { Next::Close } else { Next::Park };
-            }
-            let request = match http::parse_request(&conn.buf, &self.spec.cfg.limits) {
-                Ok(Parse::Complete(r)) => r,
-                Ok(Parse::Partial) if conn.peer_closed => {
-                    log::debug!("client closed with an incomplete request");
-                    return Next::Close;
-                }
-                Ok(Parse::Partial) => {
-                    if conn.state != ConnState::ReadingHead {
-                        conn.state = ConnState::ReadingHead;
-                        conn.deadline = self.spec.cfg.timeout.map(|t| Instant::now() + t);
+            if conn.proxy_pending {
+                match crate::proxy::parse(&conn.buf, self.spec.cfg.proxy_protocol) {
+                    Ok(Parse::Complete(header)) => {
+                        if let Some(source) = header.source {
+                            conn.remote = Peer::Tcp(source);
+                        }
+                        conn.buf.drain(..header.len);
+                        conn.proxy_pending = false;
                     }
-                    return Next::Park;
+                    Ok(Parse::Partial) => return self.wait_for_head(conn),
+                    Err(e) => {
+                        log::warn!("closing a connection from {}: {}", conn.peer, e.0);
+                        return Next::Close;
+                    }
                 }
-                Err(e) => {
+            }
+            let parsed = match self.spec.cfg.protocol {
+                Protocol::Http => {
+                    // RFC 9112 §2.2: empty lines before a request line are
+                    // ignored; drop them here so they cannot fill the buffer.
+                    let blank = conn.buf.chunks_exact(2).take_while(|pair| *pair == b"\r\n").count() * 2;
+                    conn.buf.drain(..blank);
+                    if conn.buf.is_empty() {
+                        return if conn.peer_closed { Next::Close } else { Next::Park };
+                    }
+                    http::parse_request(&conn.buf, &self.spec.cfg.limits).map_err(UwsgiError::Http)
+                }
+                Protocol::Uwsgi if !self.spec.cfg.uwsgi_allow.allows(conn.peer.ip()) => {
+                    log::warn!("refusing a uwsgi request from {} (not in --uwsgi-allow-from)", conn.peer);
+                    Err(UwsgiError::Http(HttpError::Forbidden))
+                }
+                Protocol::Uwsgi => {
+                    if conn.buf.is_empty() {
+                        return if conn.peer_closed { Next::Close } else { Next::Park };
+                    }
+                    crate::uwsgi::parse_packet(&conn.buf, &self.spec.cfg.limits)
+                }
+            };
+            let request = match parsed {
+                Ok(Parse::Complete(r)) => r,
+                Ok(Parse::Partial) => return self.wait_for_head(conn),
+                Err(UwsgiError::Http(e)) => {
                     self.refuse(conn, e);
                     return linger(conn);
+                }
+                Err(UwsgiError::Malformed(why)) => {
+                    log::warn!("closing a connection from {}: {why}", conn.peer);
+                    return Next::Close;
                 }
             };
             if !self.serve_request(conn, request) {
@@ -519,14 +563,25 @@ impl<'a> Server<'a> {
         Next::Again
     }
 
+    /// Park a connection whose request head (or PROXY header) is not
+    /// whole yet; the head deadline starts with its first byte.
+    fn wait_for_head(&self, conn: &mut Conn) -> Next {
+        if conn.peer_closed {
+            log::debug!("client closed with an incomplete request");
+            return Next::Close;
+        }
+        if conn.state != ConnState::ReadingHead && !conn.buf.is_empty() {
+            conn.state = ConnState::ReadingHead;
+            conn.deadline = self.spec.cfg.timeout.map(|t| Instant::now() + t);
+        }
+        Next::Park
+    }
+
     /// Serve one request; returns whether the connection stays open.
     fn serve_request(&mut self, conn: &mut Conn, request: http::Request) -> bool {
         let cfg = self.spec.cfg;
         // Scheme headers count only from a trusted proxy (--forwarded-allow-ips).
-        let peer_ip = match conn.peer {
-            Peer::Tcp(addr) => Some(addr.ip()),
-            Peer::Unix => None,
-        };
+        let peer_ip = conn.peer.ip();
         if cfg.header_map == crate::config::HeaderMap::Refuse && request.headers.iter().any(|h| h.name.contains('_')) {
             self.refuse(conn, HttpError::UnderscoreInHeaderName);
             return false;
@@ -542,6 +597,12 @@ impl<'a> Server<'a> {
         } else {
             false
         };
+        let uwsgi = cfg.protocol == Protocol::Uwsgi;
+        let https = https || (uwsgi && crate::uwsgi::is_https(&request));
+        // A uwsgi front end names the client in REMOTE_ADDR/REMOTE_PORT.
+        if let (true, Some(addr)) = (uwsgi, uwsgi_client(&request)) {
+            conn.remote = Peer::Tcp(addr);
+        }
         let started = Instant::now();
         self.spec.board.request_started(self.spec.slot);
         let leftover = conn.buf.split_off(request.head_len);
@@ -552,7 +613,7 @@ impl<'a> Server<'a> {
             request.keep_alive && cfg.keepalive.is_some() && !last && !self.stopping && !sys::stop_requested();
         let ex = Exchange {
             request: &request,
-            peer: &conn.peer,
+            peer: &conn.remote,
             listener: conn.listener,
             stream: &conn.stream,
             leftover,
@@ -560,12 +621,13 @@ impl<'a> Server<'a> {
             keep_alive,
             https,
             underscore_headers: cfg.header_map == crate::config::HeaderMap::Dangerous,
+            close_delimited: uwsgi,
             date: http_date(),
         };
         let outcome = Python::attach(|py| wsgi::handle(py, &self.app, ex));
         if let Some(log) = &self.access_log {
             log.log(&AccessInfo {
-                peer: &conn.peer,
+                peer: &conn.remote,
                 request: &request,
                 status: &outcome.status,
                 response_headers: &outcome.headers,
@@ -680,6 +742,14 @@ impl<'a> Server<'a> {
             }
         }
     }
+}
+
+/// The client a uwsgi front end names, when REMOTE_ADDR and REMOTE_PORT
+/// are an IP address and a port.
+fn uwsgi_client(request: &http::Request) -> Option<std::net::SocketAddr> {
+    let ip = std::str::from_utf8(request.param("REMOTE_ADDR")?).ok()?.parse().ok()?;
+    let port = std::str::from_utf8(request.param("REMOTE_PORT")?).ok()?.parse().ok()?;
+    Some(std::net::SocketAddr::new(ip, port))
 }
 
 /// This process's resident memory in bytes (from /proc/self/statm).

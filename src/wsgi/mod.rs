@@ -164,6 +164,9 @@ pub struct Exchange<'a> {
     pub https: bool,
     /// Header names with `_` reach the environ (`--header-map dangerous`).
     pub underscore_headers: bool,
+    /// The response ends with the close, never chunked: a uwsgi front end
+    /// reads it that way.
+    pub close_delimited: bool,
     pub date: String,
 }
 
@@ -195,7 +198,7 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
         ex.stream.clone(),
         expect.clone(),
         ex.timeout,
-        req.version,
+        if ex.close_delimited { crate::http::Version::Http10 } else { req.version },
         req.method == "HEAD",
         ex.keep_alive,
         std::mem::take(&mut ex.date),
@@ -385,8 +388,21 @@ fn build_environ<'py>(
     let base = app.base_environs[ex.listener.min(app.base_environs.len() - 1)].bind(py);
     let env = base.copy()?;
     let (path, query) = req.path_and_query();
-    let mut path_info = latin1(&percent_decode(path.as_bytes()));
-    let script_name: String = base.get_item("SCRIPT_NAME")?.map(|s| s.extract()).transpose()?.unwrap_or_default();
+    // A uwsgi front end sends PATH_INFO (already decoded, after its
+    // rewrites), QUERY_STRING and maybe SCRIPT_NAME; HTTP derives them.
+    let mut path_info = match req.param("PATH_INFO") {
+        Some(p) => latin1(p),
+        None => latin1(&percent_decode(path.as_bytes())),
+    };
+    let script_name: String = match req.param("SCRIPT_NAME") {
+        Some(s) => {
+            let s = latin1(s).trim_end_matches('/').to_string();
+            env.set_item(intern!(py, "SCRIPT_NAME"), s.as_str())?;
+            s
+        }
+        None => base.get_item("SCRIPT_NAME")?.map(|s| s.extract()).transpose()?.unwrap_or_default(),
+    };
+    let query = req.param("QUERY_STRING").map_or_else(|| latin1(query.as_bytes()), latin1);
     // Strip SCRIPT_NAME only at a segment boundary: /app is a prefix of
     // /app/x, not of /application.
     if !script_name.is_empty() && path_info.starts_with(&script_name) {
@@ -397,7 +413,7 @@ fn build_environ<'py>(
     }
     env.set_item(intern!(py, "REQUEST_METHOD"), req.method.as_str())?;
     env.set_item(intern!(py, "PATH_INFO"), path_info)?;
-    env.set_item(intern!(py, "QUERY_STRING"), latin1(query.as_bytes()))?;
+    env.set_item(intern!(py, "QUERY_STRING"), query)?;
     env.set_item(intern!(py, "RAW_URI"), latin1(req.target.as_bytes()))?;
     env.set_item(intern!(py, "SERVER_PROTOCOL"), req.version.as_str())?;
     match ex.peer {
@@ -408,6 +424,14 @@ fn build_environ<'py>(
         Peer::Unix => {
             env.set_item(intern!(py, "REMOTE_ADDR"), "")?;
             env.set_item(intern!(py, "REMOTE_PORT"), "")?;
+        }
+    }
+    // The rest of a uwsgi front end's variables, as given (REMOTE_ADDR,
+    // SERVER_NAME, SERVER_PROTOCOL, DOCUMENT_ROOT, HTTPS, ...); never a
+    // `wsgi.` key, which holds the server's own objects.
+    for (key, value) in &req.params {
+        if !matches!(key.as_str(), "PATH_INFO" | "SCRIPT_NAME" | "QUERY_STRING") && !key.starts_with("wsgi.") {
+            env.set_item(key.as_str(), latin1(value))?;
         }
     }
     for h in &req.headers {
