@@ -1,0 +1,349 @@
+"""The uwsgi binary protocol (--protocol uwsgi), the PROXY protocol
+(--proxy-protocol), --permit-obsolete-folding and chunked trailer rules,
+driven over raw sockets against the real binary. nginx and HAProxy in
+front of rwsgi are in test_nginx.py and test_haproxy.py."""
+
+import json
+import os
+import socket
+import struct
+
+import pytest
+
+from support import exchange, wait_for
+
+
+# ---------------------------------------------------------------------------
+# uwsgi packets
+
+
+def uwsgi_packet(variables, modifier1=0, modifier2=0):
+    block = b""
+    for key, value in variables:
+        key = key.encode("latin-1") if isinstance(key, str) else key
+        value = value.encode("latin-1") if isinstance(value, str) else value
+        block += struct.pack("<H", len(key)) + key + struct.pack("<H", len(value)) + value
+    return bytes([modifier1]) + struct.pack("<H", len(block)) + bytes([modifier2]) + block
+
+
+def nginx_vars(method="GET", uri="/environ", body=b"", extra=()):
+    """The variables nginx's uwsgi_params sends, for a request to `uri`."""
+    path, _, query = uri.partition("?")
+    return [
+        ("QUERY_STRING", query),
+        ("REQUEST_METHOD", method),
+        ("CONTENT_TYPE", "text/plain" if body else ""),
+        ("CONTENT_LENGTH", str(len(body)) if body else ""),
+        ("REQUEST_URI", uri),
+        ("PATH_INFO", path),
+        ("DOCUMENT_ROOT", "/srv/www"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("REQUEST_SCHEME", "http"),
+        ("HTTPS", ""),
+        ("REMOTE_ADDR", "203.0.113.9"),
+        ("REMOTE_PORT", "40123"),
+        ("SERVER_PORT", "80"),
+        ("SERVER_NAME", "example.org"),
+        ("HTTP_HOST", "example.org"),
+        ("HTTP_USER_AGENT", "test/1"),
+    ] + list(extra)
+
+
+def uwsgi_exchange(address, data, timeout=10.0):
+    """Send a packet (and body), read the reply until the server closes."""
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(address)
+        s.sendall(data)
+        reply = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                return reply
+            if not chunk:
+                return reply
+            reply += chunk
+
+
+def split_reply(reply):
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower().decode()] = value.strip().decode("latin-1")
+    return lines[0], headers, body
+
+
+def environ_of(reply):
+    status, _, body = split_reply(reply)
+    assert status == b"HTTP/1.1 200 OK", reply[:300]
+    return {k: v.get("value") for k, v in json.loads(body).items()}
+
+
+@pytest.fixture(scope="module")
+def uwsgi_server(module_servers, tmp_path_factory):
+    sock = str(tmp_path_factory.mktemp("uwsgi") / "app.sock")
+    srv = module_servers.start(["--protocol", "uwsgi", "-b", "unix:" + sock, "testapp:app"], ready=None)
+    srv.wait_booted(1)
+    wait_for(lambda: os.path.exists(sock), message="unix socket")
+    srv.unix_path = sock
+    return srv
+
+
+def tcp(srv):
+    return (srv.host, srv.port)
+
+
+def test_uwsgi_get_builds_the_environ_from_nginx_vars(uwsgi_server):
+    env = environ_of(uwsgi_exchange(tcp(uwsgi_server), uwsgi_packet(nginx_vars(uri="/environ?a=1&b=%20"))))
+    assert env["REQUEST_METHOD"] == "GET"
+    assert env["PATH_INFO"] == "/environ"
+    assert env["QUERY_STRING"] == "a=1&b=%20"
+    assert env["RAW_URI"] == "/environ?a=1&b=%20"
+    assert env["REMOTE_ADDR"] == "203.0.113.9"
+    assert env["REMOTE_PORT"] == "40123"
+    assert env["SERVER_NAME"] == "example.org"
+    assert env["SERVER_PORT"] == "80"
+    assert env["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert env["DOCUMENT_ROOT"] == "/srv/www"
+    assert env["HTTP_HOST"] == "example.org"
+    assert env["HTTP_USER_AGENT"] == "test/1"
+    assert env["wsgi.url_scheme"] == "http"
+    assert "CONTENT_LENGTH" not in env and "CONTENT_TYPE" not in env
+
+
+def test_uwsgi_over_a_unix_socket_and_https(uwsgi_server):
+    packet = uwsgi_packet(nginx_vars(extra=[("HTTPS", "on")]))
+    env = environ_of(uwsgi_exchange(uwsgi_server.unix_path, packet))
+    assert env["wsgi.url_scheme"] == "https"
+    assert env["HTTPS"] == "on"
+
+
+def test_uwsgi_path_info_is_the_front_ends(uwsgi_server):
+    # nginx sends PATH_INFO decoded (and after its rewrites): it is used as given.
+    variables = [(k, "/path/a b" if k == "PATH_INFO" else v) for k, v in nginx_vars(uri="/path/a%20b")]
+    status, _, body = split_reply(uwsgi_exchange(tcp(uwsgi_server), uwsgi_packet(variables)))
+    assert status == b"HTTP/1.1 200 OK"
+    assert body == b"/path/a b?"
+
+
+def test_uwsgi_post_body_by_content_length(uwsgi_server):
+    body = os.urandom(300_000)
+    packet = uwsgi_packet(nginx_vars("POST", "/echo", body))
+    status, headers, got = split_reply(uwsgi_exchange(tcp(uwsgi_server), packet + body))
+    assert status == b"HTTP/1.1 200 OK"
+    assert got == body
+    assert headers["connection"] == "close"
+
+
+def test_uwsgi_streamed_response_is_close_delimited(uwsgi_server):
+    # The front end reads to the close: never chunked framing.
+    status, headers, body = split_reply(uwsgi_exchange(tcp(uwsgi_server), uwsgi_packet(nginx_vars(uri="/stream"))))
+    assert status == b"HTTP/1.1 200 OK"
+    assert "transfer-encoding" not in headers
+    assert "content-length" not in headers
+    assert body and b"0\r\n\r\n" not in body
+
+
+def test_uwsgi_app_error_is_a_500(uwsgi_server):
+    status, _, _ = split_reply(uwsgi_exchange(tcp(uwsgi_server), uwsgi_packet(nginx_vars(uri="/crash"))))
+    assert status == b"HTTP/1.1 500 Internal Server Error"
+
+
+def test_uwsgi_packet_split_into_single_bytes(uwsgi_server):
+    body = b"abc"
+    data = uwsgi_packet(nginx_vars("POST", "/echo", body)) + body
+    with socket.create_connection(tcp(uwsgi_server), timeout=10) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, len(data), 7):
+            s.sendall(data[i:i + 7])
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert split_reply(reply)[2] == body
+
+
+@pytest.mark.parametrize(
+    "name,data",
+    [
+        ("http request", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("modifier1 5", uwsgi_packet(nginx_vars(), modifier1=5)),
+        ("no request method", uwsgi_packet([("REQUEST_URI", "/")])),
+        ("pair past the block", b"\x00\x05\x00\x00\x05\x00ABC"),
+    ],
+)
+def test_uwsgi_malformed_packets_are_closed_with_a_log_line(uwsgi_server, name, data):
+    assert uwsgi_exchange(tcp(uwsgi_server), data) == b""
+    uwsgi_server.wait_stderr("closing a connection from 127.0.0.1")
+    # The worker is fine: the next request is served.
+    assert environ_of(uwsgi_exchange(tcp(uwsgi_server), uwsgi_packet(nginx_vars())))["REQUEST_METHOD"] == "GET"
+
+
+@pytest.mark.parametrize(
+    "variables,status",
+    [
+        (nginx_vars(extra=[("CONTENT_LENGTH", "12x")]), b"400"),
+        ([("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/" + "a" * 5000)], b"414"),
+        (nginx_vars(extra=[("HTTP_X_%d" % i, "v") for i in range(101)]), b"431"),
+        (nginx_vars(extra=[("HTTP_X", "a\x01b")]), b"400"),
+    ],
+)
+def test_uwsgi_bad_requests_get_a_status(uwsgi_server, variables, status):
+    reply = uwsgi_exchange(tcp(uwsgi_server), uwsgi_packet(variables))
+    assert reply.startswith(b"HTTP/1.1 " + status), reply[:200]
+
+
+def test_uwsgi_truncated_body_is_a_400(uwsgi_server):
+    packet = uwsgi_packet(nginx_vars("POST", "/echo", b"x" * 10))
+    with socket.create_connection(tcp(uwsgi_server), timeout=10) as s:
+        s.sendall(packet + b"short")
+        s.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
+
+
+def test_uwsgi_allow_from_refuses_other_peers_but_not_unix(servers, tmp_path):
+    sock = str(tmp_path / "u.sock")
+    srv = servers.start(
+        ["--protocol", "uwsgi", "--uwsgi-allow-from", "10.0.0.1", "-b", "unix:" + sock, "testapp:app"], ready=None
+    )
+    srv.wait_booted(1)
+    wait_for(lambda: os.path.exists(sock), message="unix socket")
+    reply = uwsgi_exchange(tcp(srv), uwsgi_packet(nginx_vars()))
+    assert reply.startswith(b"HTTP/1.1 403 Forbidden"), reply[:200]
+    srv.wait_stderr("not in --uwsgi-allow-from")
+    assert environ_of(uwsgi_exchange(sock, uwsgi_packet(nginx_vars())))["REMOTE_ADDR"] == "203.0.113.9"
+
+
+# ---------------------------------------------------------------------------
+# PROXY protocol
+
+
+def proxy_v1(src, sport, dst="127.0.0.1", dport=80, family="TCP4"):
+    return ("PROXY %s %s %s %d %d\r\n" % (family, src, dst, sport, dport)).encode()
+
+
+def proxy_v2(src, sport, dst="127.0.0.1", dport=80, command=0x21, tlvs=b""):
+    addresses = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack(">HH", sport, dport) + tlvs
+    return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([command, 0x11]) + struct.pack(">H", len(addresses)) + addresses
+
+
+def remote_of(reply):
+    env = environ_of(reply)
+    return env["REMOTE_ADDR"], env["REMOTE_PORT"]
+
+
+GET_ENVIRON = b"GET /environ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def proxy_server(module_servers):
+    srv = module_servers.start(["--proxy-protocol", "--access-logfile", "-", "testapp:app"], ready=None)
+    srv.wait_booted(1)
+    return srv
+
+
+def test_proxy_v1_sets_remote_addr_and_port(proxy_server):
+    assert remote_of(exchange(tcp(proxy_server), proxy_v1("198.51.100.4", 51000) + GET_ENVIRON)) == ("198.51.100.4", "51000")
+    v6 = proxy_v1("2001:db8::4", 6000, dst="::1", family="TCP6")
+    assert remote_of(exchange(tcp(proxy_server), v6 + GET_ENVIRON)) == ("2001:db8::4", "6000")
+    # The access log names the client, not the proxy.
+    proxy_server_log = lambda: "198.51.100.4 - -" in proxy_server.stdout()  # noqa: E731
+    wait_for(proxy_server_log, message="access log line with the proxied client")
+
+
+def test_proxy_v2_sets_remote_addr_and_skips_tlvs(proxy_server):
+    header = proxy_v2("192.0.2.77", 2222, tlvs=b"\x04\x00\x02ab")
+    assert remote_of(exchange(tcp(proxy_server), header + GET_ENVIRON)) == ("192.0.2.77", "2222")
+
+
+def test_proxy_local_command_and_unknown_keep_the_socket_peer(proxy_server):
+    local = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x20, 0x00]) + b"\x00\x00"
+    assert remote_of(exchange(tcp(proxy_server), local + GET_ENVIRON))[0] == "127.0.0.1"
+    assert remote_of(exchange(tcp(proxy_server), b"PROXY UNKNOWN\r\n" + GET_ENVIRON))[0] == "127.0.0.1"
+
+
+def test_proxy_header_holds_for_every_keep_alive_request(proxy_server):
+    two = GET_ENVIRON.replace(b"Connection: close\r\n", b"")
+    reply = exchange(tcp(proxy_server), proxy_v1("198.51.100.8", 1234) + two + GET_ENVIRON)
+    assert reply.count(b'"REMOTE_ADDR": {"type": "str", "value": "198.51.100.8"}') == 2
+
+
+def test_proxy_header_sent_in_pieces(proxy_server):
+    data = proxy_v2("192.0.2.5", 999) + GET_ENVIRON
+    with socket.create_connection(tcp(proxy_server), timeout=10) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, len(data), 5):
+            s.sendall(data[i:i + 5])
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert remote_of(reply) == ("192.0.2.5", "999")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        GET_ENVIRON,
+        b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 80\r\n" + GET_ENVIRON,
+        b"PROXY TCP4 not-an-ip 5.6.7.8 1 80\r\n" + GET_ENVIRON,
+        b"\r\n\r\n\x00\r\nQUIT\n\x31\x11\x00\x0c" + bytes(12) + GET_ENVIRON,
+    ],
+)
+def test_allowed_peer_without_a_valid_header_is_closed(proxy_server, data):
+    assert exchange(tcp(proxy_server), data) == b""
+    proxy_server.wait_stderr("PROXY")
+
+
+def test_peer_outside_proxy_allow_from_is_served_plain(servers):
+    srv = servers.start(["--proxy-protocol", "v1", "--proxy-allow-from", "10.0.0.0/8", "testapp:app"])
+    assert remote_of(exchange(tcp(srv), GET_ENVIRON))[0] == "127.0.0.1"
+    # Its PROXY line is not believed: it is not HTTP either.
+    assert exchange(tcp(srv), proxy_v1("1.2.3.4", 5) + GET_ENVIRON).startswith(b"HTTP/1.1 400")
+
+
+def test_proxy_protocol_with_uwsgi(servers):
+    srv = servers.start(["--proxy-protocol", "v2", "--protocol", "uwsgi", "testapp:app"], ready=None)
+    srv.wait_booted(1)
+    variables = [(k, v) for k, v in nginx_vars() if k not in ("REMOTE_ADDR", "REMOTE_PORT")]
+    reply = uwsgi_exchange(tcp(srv), proxy_v2("192.0.2.99", 4321) + uwsgi_packet(variables))
+    assert remote_of(reply) == ("192.0.2.99", "4321")
+
+
+# ---------------------------------------------------------------------------
+# obs-fold and trailers
+
+
+def test_obs_fold_refused_by_default_and_unfolded_when_permitted(servers):
+    folded = b"GET /environ HTTP/1.1\r\nHost: x\r\nX-Long: first\r\n \tsecond\r\nConnection: close\r\n\r\n"
+    strict = servers.start(["testapp:app"])
+    assert exchange(tcp(strict), folded).startswith(b"HTTP/1.1 400")
+    lenient = servers.start(["--permit-obsolete-folding", "testapp:app"])
+    assert environ_of(exchange(tcp(lenient), folded))["HTTP_X_LONG"] == "first second"
+
+
+@pytest.mark.parametrize(
+    "trailer,status",
+    [
+        (b"X-Checksum: abc", b"200"),
+        (b"Content-Length: 5", b"400"),
+        (b"Host: evil.example", b"400"),
+        (b"Transfer-Encoding: chunked", b"400"),
+        (b"Bad Name: x", b"400"),
+        (b"X-Ctl: a\x01b", b"400"),
+    ],
+)
+def test_chunked_trailer_rules(app_server, trailer, status):
+    raw = (
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n" + trailer + b"\r\n\r\n"
+    )
+    reply = exchange(tcp(app_server), raw)
+    assert reply.startswith(b"HTTP/1.1 " + status), reply[:200]
+    if status == b"200":
+        assert reply.endswith(b"\r\n\r\nhello")
