@@ -73,6 +73,7 @@ pub fn run(cfg: Config, argv: Vec<String>, reloader: master::Reloader) -> i32 {
             return 1;
         }
     }
+    sys::raise_fd_limit();
     match master::Master::new(cfg, argv, reloader, start_dir) {
         Ok(m) => m.run(),
         Err(e) => {

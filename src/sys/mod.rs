@@ -148,6 +148,22 @@ pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
+/// Raise the soft limit on open files to the hard limit, as nginx's
+/// `worker_rlimit_nofile` would: a worker's own connection cap, not a
+/// default soft limit of 1024 descriptors, then bounds what it holds.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                log::debug!("cannot raise the open file limit from {soft} to {hard}: {e}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => log::debug!("cannot read the open file limit: {e}"),
+    }
+}
+
 /// Close every descriptor this new worker inherited except stdio and
 /// `keep` (its own generation's listeners, the error log): the master's
 /// poll and signal pipe, other generations' listeners (which would keep a
