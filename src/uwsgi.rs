@@ -122,10 +122,14 @@ pub fn parse_packet(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request>
             target(&t, limits)?
         }
     };
+    // Apps written for uWSGI read REQUEST_URI from the environ.
+    req.params.push(("REQUEST_URI".into(), req.target.as_bytes().to_vec()));
     Ok(Parse::Complete(req))
 }
 
-/// The front end says the client came over https (nginx's `HTTPS $https`,
+/// The front end says the client came over https. Under uwsgi this is the
+/// only source of the scheme: X-Forwarded-* headers arrive as `HTTP_*`
+/// variables straight from the client, and nginx passes them on untouched. (nginx's `HTTPS $https`,
 /// `REQUEST_SCHEME $scheme`, or uWSGI's `UWSGI_SCHEME`).
 pub fn is_https(req: &Request) -> bool {
     let on = |name| req.param(name).is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1");
@@ -148,7 +152,8 @@ pub fn encode_packet(req: &Request) -> Option<Vec<u8>> {
         };
         vars.push((key, &h.value));
     }
-    vars.extend(req.params.iter().map(|(k, v)| (k.clone(), v.as_slice())));
+    // REQUEST_URI went out above, from the target.
+    vars.extend(req.params.iter().filter(|(k, _)| k != "REQUEST_URI").map(|(k, v)| (k.clone(), v.as_slice())));
     let mut block = Vec::new();
     for (k, v) in &vars {
         block.extend_from_slice(&u16::try_from(k.len()).ok()?.to_le_bytes());

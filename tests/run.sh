@@ -20,6 +20,13 @@ missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 # pgrep, used by the process tests to find a master's workers.
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
+# Real front ends for test_nginx.py and test_haproxy.py (run from their
+# sbin paths, which a non-root PATH may lack), ab for load through them, and
+# openssl for their self-signed test certificate.
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v ab >/dev/null 2>&1 || missing+=(apache2-utils)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     # Debian's own python3 ships venv/ensurepip separately.
     missing+=(python3-venv)

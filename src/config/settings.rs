@@ -145,7 +145,8 @@ pub static SETTINGS: &[Setting] = &[
         "Front-end proxies trusted to set the scheme headers (X-Forwarded-Proto: https, \
          X-Forwarded-Ssl: on, X-Forwarded-Protocol: ssl, which make wsgi.url_scheme https): \
          comma-separated IPs or CIDR networks, or '*' for any. Clients on unix sockets are \
-         always trusted. Contradicting scheme headers from a trusted proxy get 400."),
+         always trusted. Contradicting scheme headers from a trusted proxy get 400. Under \
+         --protocol uwsgi the scheme comes from nginx's HTTPS variable instead."),
     setting!("proxy_protocol", None, Some("proxy-protocol"), Kind::Choice(PROXY_PROTOCOLS), "off", None, "MODE", "Server Mechanics",
         "Expect a PROXY protocol header (HAProxy, AWS NLB) at the start of every connection \
          from the --proxy-allow-from peers: v1 (text), v2 (binary) or auto (either); the flag \

@@ -81,6 +81,7 @@ fn an_nginx_get() {
     assert_eq!(r.param("PATH_INFO"), Some(&b"/a b"[..]));
     assert_eq!(r.param("REMOTE_PORT"), Some(&b"51234"[..]));
     assert_eq!(r.param("REQUEST_METHOD"), None, "method is not a param");
+    assert_eq!(r.param("REQUEST_URI"), Some(&b"/a%20b?x=1"[..]));
     assert!(!is_https(&r));
     check_splits(&buf[..head_len], &Ok(Parse::Complete(r)));
 }
@@ -123,6 +124,7 @@ fn scheme_and_version_variables() {
 fn target_rebuilt_without_request_uri() {
     let r = complete(&packet(&[("REQUEST_METHOD", b"GET"), ("PATH_INFO", b"/p"), ("QUERY_STRING", b"q=1")]));
     assert_eq!(r.target, "/p?q=1");
+    assert_eq!(r.param("REQUEST_URI"), Some(&b"/p?q=1"[..]));
     let r = complete(&packet(&[("REQUEST_METHOD", b"GET")]));
     assert_eq!(r.target, "/");
 }

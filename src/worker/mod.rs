@@ -586,7 +586,12 @@ impl<'a> Server<'a> {
             self.refuse(conn, HttpError::UnderscoreInHeaderName);
             return false;
         }
-        let https = if cfg.forwarded_allow.allows(peer_ip) {
+        let uwsgi = cfg.protocol == Protocol::Uwsgi;
+        let https = if uwsgi {
+            // The front end's own variables say; the client's X-Forwarded-*
+            // headers reach rwsgi untouched through uwsgi_params.
+            crate::uwsgi::is_https(&request)
+        } else if cfg.forwarded_allow.allows(peer_ip) {
             match http::forwarded_scheme_is_secure(&request) {
                 Ok(secure) => secure.unwrap_or(false),
                 Err(e) => {
@@ -597,8 +602,6 @@ impl<'a> Server<'a> {
         } else {
             false
         };
-        let uwsgi = cfg.protocol == Protocol::Uwsgi;
-        let https = https || (uwsgi && crate::uwsgi::is_https(&request));
         // A uwsgi front end names the client in REMOTE_ADDR/REMOTE_PORT.
         if let (true, Some(addr)) = (uwsgi, uwsgi_client(&request)) {
             conn.remote = Peer::Tcp(addr);
