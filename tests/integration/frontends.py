@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from support import REPO_ROOT, free_port
+from support import REPO_ROOT, free_port, read_until_close
 
 NGINX = "/usr/sbin/nginx"
 HAPROXY = "/usr/sbin/haproxy"
@@ -340,13 +340,7 @@ class HAProxy(Frontend):
             s.settimeout(timeout)
             s.connect(str(self.stats_socket))
             s.sendall(command.encode() + b"\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return data.decode(errors="replace")
+            return read_until_close(s).decode(errors="replace")
 
     def server_stats(self, backend, server):
         """The `show stat` CSV row of one server, as a dict."""

@@ -324,20 +324,36 @@ class ServerManager:
         self.servers = []
 
 
-def exchange(address, raw, timeout=10.0):
-    """Send raw bytes on a new TCP connection to (host, port) and return
-    everything the server sends until it closes (a reset ends it too)."""
-    with socket.create_connection(address, timeout=timeout) as s:
-        s.sendall(raw)
-        data = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                return data
-            if not chunk:
-                return data
-            data += chunk
+def read_until_close(sock):
+    """Everything a connected socket receives until the peer closes (a
+    reset ends it too)."""
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def exchange(address, raw, timeout=10.0, piece=None):
+    """Send raw bytes on a new connection to (host, port), or to a unix
+    socket path, and return everything the server sends until it closes.
+    With `piece`, the bytes go out that many at a time (TCP_NODELAY)."""
+    family = socket.AF_UNIX if isinstance(address, str) else rawhttp.address_family(address)
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(address)
+        if piece is None:
+            s.sendall(raw)
+        else:
+            if family != socket.AF_UNIX:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i in range(0, len(raw), piece):
+                s.sendall(raw[i:i + piece])
+        return read_until_close(s)
 
 
 def get_close(address, path=b"/hello", timeout=10.0):

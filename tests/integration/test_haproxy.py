@@ -18,7 +18,7 @@ import requests
 
 import frontends
 import rawhttp
-from support import free_port, wait_for
+from support import free_port, read_until_close, wait_for
 
 pytestmark = pytest.mark.skipif(
     frontends.haproxy_missing_reason() is not None, reason=str(frontends.haproxy_missing_reason())
@@ -129,12 +129,7 @@ def test_explicit_client_port(stack):
         chosen = s.getsockname()[1]
         s.connect(("127.0.0.1", stack.haproxy.port))
         s.sendall(b"GET /environ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_until_close(s)
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), data[:500]
     env = {k: d.get("value") for k, d in json.loads(body).items()}

@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from support import exchange, wait_for
+from support import exchange, read_until_close, wait_for
 
 
 # ---------------------------------------------------------------------------
@@ -49,24 +49,6 @@ def nginx_vars(method="GET", uri="/environ", body=b"", extra=()):
     ] + list(extra)
 
 
-def uwsgi_exchange(address, data, timeout=10.0):
-    """Send a packet (and body), read the reply until the server closes."""
-    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(address)
-        s.sendall(data)
-        reply = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                return reply
-            if not chunk:
-                return reply
-            reply += chunk
-
-
 def split_reply(reply):
     head, _, body = reply.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
@@ -98,7 +80,7 @@ def tcp(srv):
 
 
 def test_uwsgi_get_builds_the_environ_from_nginx_vars(uwsgi_server):
-    env = environ_of(uwsgi_exchange(tcp(uwsgi_server), uwsgi_packet(nginx_vars(uri="/environ?a=1&b=%20"))))
+    env = environ_of(exchange(tcp(uwsgi_server), uwsgi_packet(nginx_vars(uri="/environ?a=1&b=%20"))))
     assert env["REQUEST_METHOD"] == "GET"
     assert env["PATH_INFO"] == "/environ"
     assert env["QUERY_STRING"] == "a=1&b=%20"
@@ -117,7 +99,7 @@ def test_uwsgi_get_builds_the_environ_from_nginx_vars(uwsgi_server):
 
 def test_uwsgi_over_a_unix_socket_and_https(uwsgi_server):
     packet = uwsgi_packet(nginx_vars(extra=[("HTTPS", "on")]))
-    env = environ_of(uwsgi_exchange(uwsgi_server.unix_path, packet))
+    env = environ_of(exchange(uwsgi_server.unix_path, packet))
     assert env["wsgi.url_scheme"] == "https"
     assert env["HTTPS"] == "on"
 
@@ -125,7 +107,7 @@ def test_uwsgi_over_a_unix_socket_and_https(uwsgi_server):
 def test_uwsgi_path_info_is_the_front_ends(uwsgi_server):
     # nginx sends PATH_INFO decoded (and after its rewrites): it is used as given.
     variables = [(k, "/path/a b" if k == "PATH_INFO" else v) for k, v in nginx_vars(uri="/path/a%20b")]
-    status, _, body = split_reply(uwsgi_exchange(tcp(uwsgi_server), uwsgi_packet(variables)))
+    status, _, body = split_reply(exchange(tcp(uwsgi_server), uwsgi_packet(variables)))
     assert status == b"HTTP/1.1 200 OK"
     assert body == b"/path/a b?"
 
@@ -133,7 +115,7 @@ def test_uwsgi_path_info_is_the_front_ends(uwsgi_server):
 def test_uwsgi_post_body_by_content_length(uwsgi_server):
     body = os.urandom(300_000)
     packet = uwsgi_packet(nginx_vars("POST", "/echo", body))
-    status, headers, got = split_reply(uwsgi_exchange(tcp(uwsgi_server), packet + body))
+    status, headers, got = split_reply(exchange(tcp(uwsgi_server), packet + body))
     assert status == b"HTTP/1.1 200 OK"
     assert got == body
     assert headers["connection"] == "close"
@@ -141,7 +123,7 @@ def test_uwsgi_post_body_by_content_length(uwsgi_server):
 
 def test_uwsgi_streamed_response_is_close_delimited(uwsgi_server):
     # The front end reads to the close: never chunked framing.
-    status, headers, body = split_reply(uwsgi_exchange(tcp(uwsgi_server), uwsgi_packet(nginx_vars(uri="/stream"))))
+    status, headers, body = split_reply(exchange(tcp(uwsgi_server), uwsgi_packet(nginx_vars(uri="/stream"))))
     assert status == b"HTTP/1.1 200 OK"
     assert "transfer-encoding" not in headers
     assert "content-length" not in headers
@@ -149,20 +131,13 @@ def test_uwsgi_streamed_response_is_close_delimited(uwsgi_server):
 
 
 def test_uwsgi_app_error_is_a_500(uwsgi_server):
-    status, _, _ = split_reply(uwsgi_exchange(tcp(uwsgi_server), uwsgi_packet(nginx_vars(uri="/crash"))))
+    status, _, _ = split_reply(exchange(tcp(uwsgi_server), uwsgi_packet(nginx_vars(uri="/crash"))))
     assert status == b"HTTP/1.1 500 Internal Server Error"
 
 
 def test_uwsgi_packet_split_into_single_bytes(uwsgi_server):
     body = b"abc"
-    data = uwsgi_packet(nginx_vars("POST", "/echo", body)) + body
-    with socket.create_connection(tcp(uwsgi_server), timeout=10) as s:
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for i in range(0, len(data), 7):
-            s.sendall(data[i:i + 7])
-        reply = b""
-        while chunk := s.recv(65536):
-            reply += chunk
+    reply = exchange(tcp(uwsgi_server), uwsgi_packet(nginx_vars("POST", "/echo", body)) + body, piece=7)
     assert split_reply(reply)[2] == body
 
 
@@ -176,10 +151,10 @@ def test_uwsgi_packet_split_into_single_bytes(uwsgi_server):
     ],
 )
 def test_uwsgi_malformed_packets_are_closed_with_a_log_line(uwsgi_server, name, data):
-    assert uwsgi_exchange(tcp(uwsgi_server), data) == b""
+    assert exchange(tcp(uwsgi_server), data) == b""
     uwsgi_server.wait_stderr("closing a connection from 127.0.0.1")
     # The worker is fine: the next request is served.
-    assert environ_of(uwsgi_exchange(tcp(uwsgi_server), uwsgi_packet(nginx_vars())))["REQUEST_METHOD"] == "GET"
+    assert environ_of(exchange(tcp(uwsgi_server), uwsgi_packet(nginx_vars())))["REQUEST_METHOD"] == "GET"
 
 
 @pytest.mark.parametrize(
@@ -192,7 +167,7 @@ def test_uwsgi_malformed_packets_are_closed_with_a_log_line(uwsgi_server, name, 
     ],
 )
 def test_uwsgi_bad_requests_get_a_status(uwsgi_server, variables, status):
-    reply = uwsgi_exchange(tcp(uwsgi_server), uwsgi_packet(variables))
+    reply = exchange(tcp(uwsgi_server), uwsgi_packet(variables))
     assert reply.startswith(b"HTTP/1.1 " + status), reply[:200]
 
 
@@ -201,9 +176,7 @@ def test_uwsgi_truncated_body_is_a_400(uwsgi_server):
     with socket.create_connection(tcp(uwsgi_server), timeout=10) as s:
         s.sendall(packet + b"short")
         s.shutdown(socket.SHUT_WR)
-        reply = b""
-        while chunk := s.recv(65536):
-            reply += chunk
+        reply = read_until_close(s)
     assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
 
 
@@ -214,10 +187,10 @@ def test_uwsgi_allow_from_refuses_other_peers_but_not_unix(servers, tmp_path):
     )
     srv.wait_booted(1)
     wait_for(lambda: os.path.exists(sock), message="unix socket")
-    reply = uwsgi_exchange(tcp(srv), uwsgi_packet(nginx_vars()))
+    reply = exchange(tcp(srv), uwsgi_packet(nginx_vars()))
     assert reply.startswith(b"HTTP/1.1 403 Forbidden"), reply[:200]
     srv.wait_stderr("not in --uwsgi-allow-from")
-    assert environ_of(uwsgi_exchange(sock, uwsgi_packet(nginx_vars())))["REMOTE_ADDR"] == "203.0.113.9"
+    assert environ_of(exchange(sock, uwsgi_packet(nginx_vars())))["REMOTE_ADDR"] == "203.0.113.9"
 
 
 # ---------------------------------------------------------------------------
@@ -275,14 +248,7 @@ def test_proxy_header_holds_for_every_keep_alive_request(proxy_server):
 
 
 def test_proxy_header_sent_in_pieces(proxy_server):
-    data = proxy_v2("192.0.2.5", 999) + GET_ENVIRON
-    with socket.create_connection(tcp(proxy_server), timeout=10) as s:
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for i in range(0, len(data), 5):
-            s.sendall(data[i:i + 5])
-        reply = b""
-        while chunk := s.recv(65536):
-            reply += chunk
+    reply = exchange(tcp(proxy_server), proxy_v2("192.0.2.5", 999) + GET_ENVIRON, piece=5)
     assert remote_of(reply) == ("192.0.2.5", "999")
 
 
@@ -311,7 +277,7 @@ def test_proxy_protocol_with_uwsgi(servers):
     srv = servers.start(["--proxy-protocol", "v2", "--protocol", "uwsgi", "testapp:app"], ready=None)
     srv.wait_booted(1)
     variables = [(k, v) for k, v in nginx_vars() if k not in ("REMOTE_ADDR", "REMOTE_PORT")]
-    reply = uwsgi_exchange(tcp(srv), proxy_v2("192.0.2.99", 4321) + uwsgi_packet(variables))
+    reply = exchange(tcp(srv), proxy_v2("192.0.2.99", 4321) + uwsgi_packet(variables))
     assert remote_of(reply) == ("192.0.2.99", "4321")
 
 
