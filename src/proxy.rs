@@ -57,12 +57,15 @@ pub fn parse(buf: &[u8], mode: ProxyProtocol) -> Result<Parse<ProxyHeader>, Prox
 }
 
 fn parse_v1(buf: &[u8]) -> Result<Parse<ProxyHeader>, ProxyError> {
+    // The line is printable ASCII up to its CR; the first other byte
+    // decides, so any split of the same bytes gives the same answer.
     let window = &buf[..buf.len().min(V1_MAX)];
-    let Some(cr) = window.iter().position(|&b| b == b'\r') else {
-        if buf.len() >= V1_MAX || window.contains(&b'\n') {
-            return Err(ProxyError("PROXY v1 line without CRLF within 107 bytes"));
-        }
-        return Ok(Parse::Partial);
+    let cr = match window.iter().position(|b| !(0x20..=0x7e).contains(b)) {
+        None if buf.len() >= V1_MAX => return Err(ProxyError("PROXY v1 line without CRLF within 107 bytes")),
+        None => return Ok(Parse::Partial),
+        Some(i) if window[i] == b'\r' && i + 2 <= V1_MAX => i,
+        Some(i) if window[i] == b'\r' => return Err(ProxyError("PROXY v1 line without CRLF within 107 bytes")),
+        Some(_) => return Err(ProxyError("PROXY v1 line with a control byte")),
     };
     match buf.get(cr + 1) {
         None => return Ok(Parse::Partial),
@@ -153,23 +156,30 @@ pub fn encode(version: ProxyProtocol, source: SocketAddr, dest: SocketAddr) -> V
                     out.extend_from_slice(&d.octets());
                 }
                 (s, d) => {
-                    let v6 = |ip: IpAddr| match ip {
-                        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-                        IpAddr::V6(v6) => v6,
-                    };
                     out.extend_from_slice(&[0x21, 0, 36]);
-                    out.extend_from_slice(&v6(s).octets());
-                    out.extend_from_slice(&v6(d).octets());
+                    out.extend_from_slice(&to_v6(s).octets());
+                    out.extend_from_slice(&to_v6(d).octets());
                 }
             }
             out.extend_from_slice(&source.port().to_be_bytes());
             out.extend_from_slice(&dest.port().to_be_bytes());
             out
         }
-        _ => {
-            let family = if source.is_ipv4() && dest.is_ipv4() { "TCP4" } else { "TCP6" };
-            format!("PROXY {family} {} {} {} {}\r\n", source.ip(), dest.ip(), source.port(), dest.port()).into_bytes()
+        _ if source.is_ipv4() && dest.is_ipv4() => {
+            format!("PROXY TCP4 {} {} {} {}\r\n", source.ip(), dest.ip(), source.port(), dest.port()).into_bytes()
         }
+        _ => {
+            // Mixed families go out as IPv6, IPv4 addresses mapped.
+            let (s, d) = (to_v6(source.ip()), to_v6(dest.ip()));
+            format!("PROXY TCP6 {s} {d} {} {}\r\n", source.port(), dest.port()).into_bytes()
+        }
+    }
+}
+
+fn to_v6(ip: IpAddr) -> Ipv6Addr {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
     }
 }
 
@@ -219,6 +229,13 @@ mod tests {
         ] {
             assert!(parse(bad, ProxyProtocol::V1).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
+        // An LF or control byte before the CR is refused on any split.
+        for bad in [&b"PROXY UNKNOWN \n\r\n"[..], b"PROXY UNKNOWN \x01\r\n"] {
+            assert!(parse(bad, ProxyProtocol::V1).is_err());
+            assert!(parse(&bad[..15], ProxyProtocol::V1).is_err());
+        }
+        let mixed = encode(ProxyProtocol::V1, addr("1.2.3.4:5"), addr("[::1]:6"));
+        assert_eq!(complete(&mixed, ProxyProtocol::V1).source, Some(addr("[::ffff:1.2.3.4]:5")));
         let long = format!("PROXY UNKNOWN {}\r\n", "x".repeat(100));
         assert!(parse(long.as_bytes(), ProxyProtocol::V1).is_err());
         assert!(parse(&long.as_bytes()[..V1_MAX], ProxyProtocol::V1).is_err(), "no CRLF in 107 bytes");

@@ -87,15 +87,20 @@ pub fn parse_packet(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request>
                 }
             }
             "CONTENT_TYPE" => {
-                if !value.is_empty() {
+                if !crate::http::trim_ows(value).is_empty() {
                     push_header(&mut req, limits, "Content-Type".into(), value)?;
                 }
             }
-            // nginx has already undone the chunked coding: the body that
-            // follows is CONTENT_LENGTH bytes.
-            "HTTP_TRANSFER_ENCODING" => {}
             _ if key.starts_with("HTTP_") && key.len() > 5 => {
-                push_header(&mut req, limits, key[5..].replace('_', "-"), value)?;
+                let name = key[5..].replace('_', "-");
+                // CONTENT_LENGTH and CONTENT_TYPE speak for the body (nginx
+                // also passes the client's headers of those names), and
+                // nginx has undone any chunked coding: the body that follows
+                // is CONTENT_LENGTH bytes.
+                let framing = ["content-length", "content-type", "transfer-encoding"];
+                if !framing.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+                    push_header(&mut req, limits, name, value)?;
+                }
             }
             _ => {
                 if key == "SERVER_PROTOCOL" && value == b"HTTP/1.0" {

@@ -316,10 +316,12 @@ fn parse_folded(buf: &[u8], limits: &RequestLimits) -> Option<Result<Parse<Reque
     if !fields.windows(3).any(is_fold) {
         return None;
     }
-    let Some(head_end) = head_end else {
-        let too_big = buf.len() > max_head_len(limits);
-        return Some(if too_big { Err(HttpError::HeaderTooLarge) } else { Ok(Parse::Partial) });
-    };
+    // Held to the limit as received, folds included, whether or not the
+    // head is whole yet: any split of the same bytes gives the same answer.
+    if head_end.unwrap_or(buf.len()) > max_head_len(limits) {
+        return Some(Err(HttpError::HeaderTooLarge));
+    }
+    let Some(head_end) = head_end else { return Some(Ok(Parse::Partial)) };
     let mut unfolded = Vec::with_capacity(head_end);
     unfolded.extend_from_slice(&buf[..first_line_end + 2]);
     let mut i = first_line_end + 2;

@@ -909,6 +909,9 @@ fn smuggling_and_split_cases() -> Vec<Case> {
             fail(ObsoleteLineFolding)).with(FOLD),
         case("obs-fold permitted, folded line over the field limit", get11(b"X: 0123456789\r\n 0123456789abcdef\r\n"),
             fail(HeaderTooLarge)).with(FOLD_SMALL),
+        case("obs-fold permitted, head over the limit as received",
+            cat(&[b"GET / HTTP/1.1\r\nHost: h\r\nX: a", "\r\n ".repeat(37).as_bytes(), b"b\r\n\r\n"]),
+            fail(HeaderTooLarge)).with(RequestLimits { permit_obsolete_folding: true, ..SMALL }),
         case("obs-fold permitted, control byte in continuation", get11(b"X: a\r\n b\x01\r\n"), status(400)).with(FOLD),
         // RFC 9112 §3.2.3: CONNECT takes authority-form only.
         case("connect with absolute-form", b"CONNECT http://h:80/ HTTP/1.1\r\nHost: h\r\n\r\n", fail(InvalidTarget)),

@@ -142,6 +142,22 @@ fn chunked_from_the_client_is_already_undone() {
 }
 
 #[test]
+fn content_variables_speak_for_the_body() {
+    // nginx sends the client's Content-Length/-Type as HTTP_* too; only
+    // CONTENT_LENGTH and CONTENT_TYPE count, whatever the case or dashes.
+    let r = complete(&packet(&[
+        ("REQUEST_METHOD", b"POST"),
+        ("REQUEST_URI", b"/"),
+        ("HTTP_CONTENT_LENGTH", b"99"),
+        ("HTTP_Content-Type", b"a/b"),
+        ("HTTP_TRANSFER-ENCODING", b"chunked"),
+        ("CONTENT_TYPE", b" "),
+    ]));
+    assert_eq!(r.framing, BodyFraming::Empty);
+    assert!(r.headers.is_empty(), "{:?}", r.headers);
+}
+
+#[test]
 fn refusals() {
     use HttpError::*;
     let get = |extra: &[(&str, &[u8])]| {
