@@ -22,7 +22,9 @@ use crate::http::response::error_response;
 use crate::http::{self, max_head_len, HttpError, Parse};
 use crate::logging::{AccessInfo, AccessLog};
 use crate::net::{DeadlineIo, Listener, Peer, Stream};
-use crate::uwsgi::UwsgiError;
+// A request refused with a status (`Http`) or by closing (`Malformed`),
+// in either protocol.
+use crate::uwsgi::UwsgiError as Refusal;
 use crate::sys::{self, Scoreboard, SlotState};
 use crate::wsgi::{self, App, Exchange, ListenerInfo};
 
@@ -525,11 +527,11 @@ impl<'a> Server<'a> {
                     if conn.buf.is_empty() {
                         return if conn.peer_closed { Next::Close } else { Next::Park };
                     }
-                    http::parse_request(&conn.buf, &self.spec.cfg.limits).map_err(UwsgiError::Http)
+                    http::parse_request(&conn.buf, &self.spec.cfg.limits).map_err(Refusal::Http)
                 }
                 Protocol::Uwsgi if !self.spec.cfg.uwsgi_allow.allows(conn.peer.ip()) => {
                     log::warn!("refusing a uwsgi request from {} (not in --uwsgi-allow-from)", conn.peer);
-                    Err(UwsgiError::Http(HttpError::Forbidden))
+                    Err(Refusal::Http(HttpError::Forbidden))
                 }
                 Protocol::Uwsgi => {
                     if conn.buf.is_empty() {
@@ -541,11 +543,11 @@ impl<'a> Server<'a> {
             let request = match parsed {
                 Ok(Parse::Complete(r)) => r,
                 Ok(Parse::Partial) => return self.wait_for_head(conn),
-                Err(UwsgiError::Http(e)) => {
+                Err(Refusal::Http(e)) => {
                     self.refuse(conn, e);
                     return linger(conn);
                 }
-                Err(UwsgiError::Malformed(why)) => {
+                Err(Refusal::Malformed(why)) => {
                     log::warn!("closing a connection from {}: {why}", conn.peer);
                     return Next::Close;
                 }
