@@ -116,13 +116,14 @@ pub fn parse_packet(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request>
     req.target = match uri {
         Some(u) => target(u, limits)?,
         None => {
-            // Without REQUEST_URI, rebuild it from PATH_INFO and QUERY_STRING.
+            // Without REQUEST_URI, rebuild it from PATH_INFO (decoded: encode
+            // it again) and QUERY_STRING.
             let path = req.param("PATH_INFO").filter(|p| !p.is_empty()).unwrap_or(b"/");
             let query = req.param("QUERY_STRING").unwrap_or_default();
-            let mut t = path.to_vec();
+            let mut t = percent_encode(path, b"%?#");
             if !query.is_empty() {
                 t.push(b'?');
-                t.extend_from_slice(query);
+                t.extend(percent_encode(query, b"#"));
             }
             target(&t, limits)?
         }
@@ -132,10 +133,10 @@ pub fn parse_packet(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request>
     Ok(Parse::Complete(req))
 }
 
-/// The front end says the client came over https. Under uwsgi this is the
-/// only source of the scheme: X-Forwarded-* headers arrive as `HTTP_*`
-/// variables straight from the client, and nginx passes them on untouched. (nginx's `HTTPS $https`,
-/// `REQUEST_SCHEME $scheme`, or uWSGI's `UWSGI_SCHEME`).
+/// The front end says the client came over https: nginx's `HTTPS $https`,
+/// `REQUEST_SCHEME $scheme`, or uWSGI's `UWSGI_SCHEME`. Under uwsgi this is
+/// the only source of the scheme: X-Forwarded-* headers arrive as `HTTP_*`
+/// variables straight from the client, passed on untouched.
 pub fn is_https(req: &Request) -> bool {
     let on = |name| req.param(name).is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1");
     let https = |name| req.param(name).is_some_and(|v| v.eq_ignore_ascii_case(b"https"));
@@ -194,8 +195,7 @@ impl<'a> Iterator for Vars<'a> {
         };
         let key_ok = !key.is_empty() && key.iter().all(|b| b.is_ascii_graphic());
         let key = if key_ok {
-            // Printable ASCII is UTF-8.
-            Ok(std::str::from_utf8(key).unwrap_or_default())
+            Ok(std::str::from_utf8(key).expect("printable ASCII is UTF-8"))
         } else {
             Err(UwsgiError::Malformed("a variable name that is empty or not printable ASCII"))
         };
@@ -230,16 +230,31 @@ fn push_header(req: &mut Request, limits: &RequestLimits, name: String, value: &
     Ok(())
 }
 
-/// The request target: printable ASCII (as in an HTTP request line),
+/// The request target, held to the rules of an HTTP request line: no
+/// space, control byte or DEL, UTF-8 (nginx passes raw UTF-8 on as sent),
 /// within `--limit-request-line`.
 fn target(t: &[u8], limits: &RequestLimits) -> Result<String, HttpError> {
     if limits.request_line > 0 && t.len() > limits.request_line {
         return Err(HttpError::RequestLineTooLong);
     }
-    if t.is_empty() || !t.iter().all(u8::is_ascii_graphic) {
+    if t.is_empty() || t.iter().any(|&b| b < 0x21 || b == 0x7f) {
         return Err(HttpError::InvalidTarget);
     }
-    Ok(ascii(t))
+    String::from_utf8(t.to_vec()).map_err(|_| HttpError::InvalidTarget)
+}
+
+/// `%XX` for bytes that cannot stand in a target as they are: controls,
+/// space, DEL, non-ASCII, and those in `also`.
+fn percent_encode(raw: &[u8], also: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    for &b in raw {
+        if b <= 0x20 || b >= 0x7f || also.contains(&b) {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        } else {
+            out.push(b);
+        }
+    }
+    out
 }
 
 /// Bytes already checked to be ASCII, as a `String`.

@@ -52,6 +52,10 @@ pub fn render() -> String {
          .TP\n\\fBPORT\\fR\nWhen set, the default bind is 0.0.0.0:$PORT.\n\
          .TP\n\\fBVIRTUAL_ENV\\fR\nThe default for \\-\\-virtualenv.\n\
          .TP\n\\fBSCRIPT_NAME\\fR\nThe WSGI SCRIPT_NAME; stripped from the front of PATH_INFO when it matches.\n\
+         .TP\n\\fBLISTEN_FDS\\fR, \\fBLISTEN_PID\\fR\nSockets passed by systemd socket activation (when \
+         LISTEN_PID is rwsgi's pid): rwsgi serves them instead of binding \\-\\-bind, and keeps them across reloads.\n\
+         .TP\n\\fBNOTIFY_SOCKET\\fR\nWhere rwsgi reports READY=1 once its first workers have booted, RELOADING=1 \
+         and READY=1 around a reload, and STOPPING=1 (systemd's Type=notify).\n\
          .SH SIGNALS\n\
          .TP\n\\fBTERM\\fR\nGraceful stop: workers finish the requests in hand, then exit; after \
          \\-\\-graceful\\-timeout they are killed.\n\
@@ -75,9 +79,48 @@ pub fn render() -> String {
          .PP\nBehind HAProxy with \\fBsend\\-proxy\\-v2\\fR, so REMOTE_ADDR is the client's address:\n\
          .PP\n.RS\nrwsgi \\-\\-proxy\\-protocol v2 \\-\\-proxy\\-allow\\-from 10.0.0.5 \\-b 0.0.0.0:8000 app:app\n.RE\n\
          .PP\nComplete nginx site files and an HAProxy example are in \\fBconfig/nginx/\\fR and \
-         \\fBconfig/haproxy/\\fR in the sources.\n\
-         .SH FILES\n\\fI/etc/rwsgi/rwsgi.toml\\fR, an example config file (see \\fBconfig/rwsgi.toml\\fR in the sources).\n\
-         .SH SEE ALSO\n\\fBgunicorn\\fR(1), \\fBnginx\\fR(8)\n",
+         \\fBconfig/haproxy/\\fR in the sources, and in \\fI/usr/share/doc/rwsgi/examples/\\fR once \
+         the package is installed.\n\
+         .PP\nUnder systemd, with the Debian or RPM package: one instance per application, configured by \
+         \\fI/etc/rwsgi/\\fRNAME\\fI.toml\\fR, run as the \\fBrwsgi\\fR user. With the socket unit, \
+         systemd listens on \\fI/run/rwsgi/myapp.sock\\fR and hands it to rwsgi, so the socket stays open \
+         across restarts:\n\
+         .PP\n.RS\n.nf\n\
+         cp /etc/rwsgi/example.toml /etc/rwsgi/myapp.toml\n\
+         editor /etc/rwsgi/myapp.toml     # wsgi_app, chdir, workers\n\
+         systemctl enable \\-\\-now rwsgi@myapp.socket\n\
+         systemctl reload rwsgi@myapp     # HUP: graceful reload\n\
+         journalctl \\-u rwsgi@myapp       # the error log\n\
+         .fi\n.RE\n\
+         .PP\nWithout the socket unit, \\fBsystemctl enable \\-\\-now rwsgi@myapp\\fR makes rwsgi bind \
+         the \\fBbind\\fR addresses of the config file itself. A unit of your own needs \\fBType=notify\\fR:\n\
+         .PP\n.RS\n.nf\n\
+         [Service]\n\
+         Type=notify\n\
+         NotifyAccess=all\n\
+         ExecStart=/usr/bin/rwsgi \\-\\-config /etc/rwsgi/myapp.toml\n\
+         ExecReload=/bin/kill \\-s HUP $MAINPID\n\
+         KillMode=mixed\n\
+         .fi\n.RE\n\
+         .SH FILES\n\
+         The Debian and RPM packages install:\n\
+         .TP\n\\fI/usr/bin/rwsgi\\fR\nThe server.\n\
+         .TP\n\\fI/etc/rwsgi/example.toml\\fR\nAn annotated config file with every setting at its default \
+         (\\fBconfig/rwsgi.toml\\fR in the sources). Copy it to \\fI/etc/rwsgi/\\fRNAME\\fI.toml\\fR \
+         to configure the instance NAME.\n\
+         .TP\n\\fI/usr/lib/systemd/system/rwsgi@.service\\fR, \\fIrwsgi@.socket\\fR\nThe systemd units \
+         of an instance: the server, run as the \\fBrwsgi\\fR user with \\fI/etc/rwsgi/\\fRNAME\\fI.toml\\fR, \
+         and its optional socket, \\fI/run/rwsgi/\\fRNAME\\fI.sock\\fR.\n\
+         .TP\n\\fI/usr/lib/systemd/system/rwsgi.service\\fR\nStarting, stopping, restarting or reloading it \
+         does the same to every instance.\n\
+         .TP\n\\fI/etc/init.d/rwsgi\\fR, \\fI/etc/default/rwsgi\\fR\nThe SysV init script (Debian) and its \
+         settings: INSTANCES names the instances it runs, none by default. On RPM systems \
+         \\fI/etc/rc.d/init.d/rwsgi\\fR and \\fI/etc/sysconfig/rwsgi\\fR.\n\
+         .TP\n\\fI/run/rwsgi/\\fR\nPidfiles (NAME.pid, under SysV init) and unix sockets.\n\
+         .TP\n\\fI/var/log/rwsgi/\\fR\nLog files: under SysV init each instance's error log goes to \
+         NAME.log unless its config file sets \\fBerrorlog\\fR (under systemd, to the journal). \
+         \\fI/etc/logrotate.d/rwsgi\\fR rotates them and sends USR1.\n\
+         .SH SEE ALSO\n\\fBgunicorn\\fR(1), \\fBnginx\\fR(8), \\fBsystemd.service\\fR(5), \\fBsystemd.socket\\fR(5), \\fBlogrotate\\fR(8)\n",
     );
     out
 }

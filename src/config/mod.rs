@@ -196,7 +196,7 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// file and the environment.
 pub fn load(args: Vec<String>, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
     let command = command();
-    let cli = match command.clone().try_get_matches_from(&args) {
+    let cli = match command.clone().try_get_matches_from(proxy_mode_explicit(args)) {
         Ok(m) => m,
         Err(e) => {
             return match e.kind() {
@@ -214,7 +214,7 @@ pub fn load(args: Vec<String>, env: EnvLookup<'_>) -> Result<Outcome, ConfigErro
                 .ok_or_else(|| ConfigError("RWSGI_CMD_ARGS: unbalanced quotes".into()))?;
             words.insert(0, "rwsgi".into());
             let m = command
-                .try_get_matches_from(words)
+                .try_get_matches_from(proxy_mode_explicit(words))
                 .map_err(|e| ConfigError(format!("RWSGI_CMD_ARGS: {}", e.render().to_string().trim_end())))?;
             values_from_matches(&m)
         }
@@ -276,16 +276,31 @@ pub fn command() -> Command {
             Kind::Choice(words) => arg.action(ArgAction::Set).value_parser(words.to_vec()).ignore_case(true),
             Kind::Text => arg.action(ArgAction::Set),
         };
-        if s.name == "proxy_protocol" {
-            // Gunicorn's `--proxy-protocol` without a mode means auto.
-            arg = arg.num_args(0..=1).default_missing_value("auto");
-        }
         if s.long.is_some() && s.kind != Kind::Flag && !s.default.is_empty() {
             arg = arg.hide_default_value(false).default_value(s.default);
         }
         cmd = cmd.arg(arg);
     }
     cmd
+}
+
+/// Gunicorn's `--proxy-protocol` takes no value; rwsgi's takes a mode.
+/// Where no mode follows the flag (`--proxy-protocol app:app`), it means
+/// `auto`: say so before clap reads the words.
+fn proxy_mode_explicit(mut args: Vec<String>) -> Vec<String> {
+    let modes = ["off", "v1", "v2", "auto"];
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "--" {
+            break;
+        }
+        let mode_follows = args.get(i + 1).is_some_and(|next| modes.iter().any(|m| next.eq_ignore_ascii_case(m)));
+        if args[i] == "--proxy-protocol" && !mode_follows {
+            args.insert(i + 1, "auto".into());
+        }
+        i += 1;
+    }
+    args
 }
 
 /// Values given explicitly on a command line (defaults shown in `--help`
@@ -819,6 +834,12 @@ mod tests {
         assert_eq!(c.proxy_protocol, ProxyProtocol::V2);
         let c = load_with(&["--proxy-protocol=v1", "a:b"], &[]).unwrap();
         assert_eq!(c.proxy_protocol, ProxyProtocol::V1);
+        // Gunicorn's form: the flag, then the app.
+        let c = load_with(&["--proxy-protocol", "a:b"], &[]).unwrap();
+        assert_eq!(c.proxy_protocol, ProxyProtocol::Auto);
+        assert_eq!(c.app.map(|a| a.to_string()), Some("a:b".into()));
+        let c = load_with(&["a:b"], &[("RWSGI_CMD_ARGS", "--proxy-protocol")]).unwrap();
+        assert_eq!(c.proxy_protocol, ProxyProtocol::Auto);
         assert!(load_with(&["--proxy-protocol", "v3", "a:b"], &[]).is_err());
         assert!(load_with(&["--protocol", "fastcgi", "a:b"], &[]).is_err());
         let file = temp_file("proxy.toml", "proxy_protocol = true\nproxy_allow_ips = '10.0.0.0/8'\nuwsgi_allow_ips = '*'\n");

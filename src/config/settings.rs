@@ -140,7 +140,9 @@ pub static SETTINGS: &[Setting] = &[
          them, refuse the request (400), or, dangerously, pass them on."),
     setting!("permit_obsolete_folding", None, Some("permit-obsolete-folding"), Kind::Flag, "false", None, "", "Security",
         "Accept header values continued on the next line (obs-fold, deprecated by RFC 9112 \
-         §5.2), joining the lines with a space, instead of answering 400."),
+         §5.2), joining the lines with a space, instead of answering 400. Safe only when every \
+         front end also unfolds or refuses obs-fold: one that read a folded line as a header of \
+         its own would disagree with rwsgi on the request."),
     setting!("forwarded_allow_ips", None, Some("forwarded-allow-ips"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
         "Front-end proxies trusted to set the scheme headers (X-Forwarded-Proto: https, \
          X-Forwarded-Ssl: on, X-Forwarded-Protocol: ssl, which make wsgi.url_scheme https): \

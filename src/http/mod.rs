@@ -146,7 +146,7 @@ pub enum HttpError {
     TruncatedBody,
     /// The client was too slow sending the head or the body.
     Timeout,
-    /// The peer may not use this protocol (`--uwsgi-allow-from`).
+    /// The peer may not send requests on this listener (`--uwsgi-allow-from`).
     Forbidden,
 }
 
@@ -206,7 +206,7 @@ impl HttpError {
             ChunkTooLarge => "chunk size too large",
             TruncatedBody => "request body ended early",
             Timeout => "timed out reading the request",
-            Forbidden => "this peer may not send uwsgi requests",
+            Forbidden => "this peer may not send requests here",
         }
     }
 }

@@ -936,7 +936,6 @@ fn case_count() {
         + limit_cases().len()
         + smuggling_and_split_cases().len();
     assert!(n >= 150, "only {n} request cases");
-    println!("{n} request cases");
 }
 
 // ---------------------------------------------------------------------------

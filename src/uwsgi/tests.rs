@@ -127,6 +127,15 @@ fn target_rebuilt_without_request_uri() {
     assert_eq!(r.param("REQUEST_URI"), Some(&b"/p?q=1"[..]));
     let r = complete(&packet(&[("REQUEST_METHOD", b"GET")]));
     assert_eq!(r.target, "/");
+    // PATH_INFO is decoded: what cannot stand in a target is encoded again.
+    let r = complete(&packet(&[("REQUEST_METHOD", b"GET"), ("PATH_INFO", "/a b/é%?#".as_bytes()), ("QUERY_STRING", b"x=a b#")]));
+    assert_eq!(r.target, "/a%20b/%C3%A9%25%3F%23?x=a%20b%23");
+}
+
+#[test]
+fn raw_utf8_in_the_uri_is_kept() {
+    let r = complete(&packet(&[("REQUEST_METHOD", b"GET"), ("REQUEST_URI", "/café?q=é".as_bytes())]));
+    assert_eq!(r.target, "/café?q=é");
 }
 
 #[test]
@@ -184,7 +193,8 @@ fn refusals() {
         ("bad content length", get(&[("CONTENT_LENGTH", b"-1")]), UwsgiError::Http(InvalidContentLength)),
         ("content length with space", get(&[("CONTENT_LENGTH", b"1 2")]), UwsgiError::Http(InvalidContentLength)),
         ("target with space", packet(&[("REQUEST_METHOD", b"GET"), ("REQUEST_URI", b"/a b")]), UwsgiError::Http(InvalidTarget)),
-        ("target with raw utf-8", packet(&[("REQUEST_METHOD", b"GET"), ("REQUEST_URI", "/é".as_bytes())]), UwsgiError::Http(InvalidTarget)),
+        ("target not utf-8", packet(&[("REQUEST_METHOD", b"GET"), ("REQUEST_URI", b"/\xe9")]), UwsgiError::Http(InvalidTarget)),
+        ("target with del", packet(&[("REQUEST_METHOD", b"GET"), ("REQUEST_URI", b"/\x7f")]), UwsgiError::Http(InvalidTarget)),
         ("target too long", packet(&[("REQUEST_METHOD", b"GET"), ("REQUEST_URI", long_uri.as_bytes())]), UwsgiError::Http(RequestLineTooLong)),
         ("header value with cr", get(&[("HTTP_X", b"a\rb")]), UwsgiError::Http(InvalidHeaderValue)),
         ("header name not a token", get(&[("HTTP_X/Y", b"a")]), UwsgiError::Http(InvalidHeaderName)),

@@ -318,7 +318,7 @@ impl<'a> Server<'a> {
             ready: Vec::new(),
             // Room for a PROXY header before the head, and for the largest
             // uwsgi packet head.
-            max_head: max_head_len(&spec.cfg.limits).max(crate::uwsgi::MAX_PACKET_HEAD) + crate::proxy::MAX_HEADER_LEN,
+            max_head: max_head_len(&spec.cfg.limits).max(crate::uwsgi::MAX_PACKET_HEAD).saturating_add(crate::proxy::MAX_HEADER_LEN),
             stopping: false,
             served: 0,
             max_requests: spec.cfg.max_requests.map(|n| n + jitter(spec.cfg.max_requests_jitter)),
@@ -530,7 +530,9 @@ impl<'a> Server<'a> {
                     http::parse_request(&conn.buf, &self.spec.cfg.limits).map_err(Refusal::Http)
                 }
                 Protocol::Uwsgi if !self.spec.cfg.uwsgi_allow.allows(conn.peer.ip()) => {
-                    log::warn!("refusing a uwsgi request from {} (not in --uwsgi-allow-from)", conn.peer);
+                    // Debug, not warning: any host that reaches the port
+                    // could fill the log.
+                    log::debug!("refusing a uwsgi request from {} (not in --uwsgi-allow-from)", conn.peer);
                     Err(Refusal::Http(HttpError::Forbidden))
                 }
                 Protocol::Uwsgi => {
@@ -605,8 +607,10 @@ impl<'a> Server<'a> {
             false
         };
         // A uwsgi front end names the client in REMOTE_ADDR/REMOTE_PORT.
-        if let (true, Some(addr)) = (uwsgi, uwsgi_client(&request)) {
-            conn.remote = Peer::Tcp(addr);
+        if uwsgi {
+            if let Some(addr) = uwsgi_client(&request) {
+                conn.remote = Peer::Tcp(addr);
+            }
         }
         let started = Instant::now();
         self.spec.board.request_started(self.spec.slot);
@@ -749,11 +753,11 @@ impl<'a> Server<'a> {
     }
 }
 
-/// The client a uwsgi front end names, when REMOTE_ADDR and REMOTE_PORT
-/// are an IP address and a port.
+/// The client a uwsgi front end names, when REMOTE_ADDR is an IP address
+/// (REMOTE_PORT may be empty: nginx's realip module knows no port).
 fn uwsgi_client(request: &http::Request) -> Option<std::net::SocketAddr> {
     let ip = std::str::from_utf8(request.param("REMOTE_ADDR")?).ok()?.parse().ok()?;
-    let port = std::str::from_utf8(request.param("REMOTE_PORT")?).ok()?.parse().ok()?;
+    let port = request.param("REMOTE_PORT").and_then(|p| std::str::from_utf8(p).ok()?.parse().ok()).unwrap_or(0);
     Some(std::net::SocketAddr::new(ip, port))
 }
 

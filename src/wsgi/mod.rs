@@ -429,6 +429,10 @@ fn build_environ<'py>(
     // The rest of a uwsgi front end's variables, as given (REMOTE_ADDR,
     // SERVER_NAME, SERVER_PROTOCOL, DOCUMENT_ROOT, HTTPS, ...); never a
     // `wsgi.` key, which holds the server's own objects.
+    if req.param("REMOTE_ADDR").is_some() && req.param("REMOTE_PORT").is_none() {
+        // The client's address without a port: not the front end's port.
+        env.set_item(intern!(py, "REMOTE_PORT"), "")?;
+    }
     for (key, value) in &req.params {
         if !matches!(key.as_str(), "PATH_INFO" | "SCRIPT_NAME" | "QUERY_STRING") && !key.starts_with("wsgi.") {
             env.set_item(key.as_str(), latin1(value))?;

@@ -112,6 +112,26 @@ def test_uwsgi_path_info_is_the_front_ends(uwsgi_server):
     assert body == b"/path/a b?"
 
 
+def test_uwsgi_raw_utf8_uri(uwsgi_server):
+    # nginx passes a raw UTF-8 request line on as sent, as REQUEST_URI.
+    uri = "/path/caf\u00e9".encode("utf-8").decode("latin-1")
+    variables = [(k, uri if k in ("REQUEST_URI", "PATH_INFO") else v) for k, v in nginx_vars(uri="/x")]
+    status, _, body = split_reply(exchange(tcp(uwsgi_server), uwsgi_packet(variables)))
+    assert status == b"HTTP/1.1 200 OK"
+    # PATH_INFO is the bytes as latin-1 (PEP 3333); the app answers in UTF-8.
+    assert body == (uri + "?").encode("utf-8")
+
+
+def test_uwsgi_remote_addr_without_port(uwsgi_server):
+    # nginx's realip module gives an address without a port.
+    variables = [(k, "" if k == "REMOTE_PORT" else v) for k, v in nginx_vars()]
+    env = environ_of(exchange(tcp(uwsgi_server), uwsgi_packet(variables)))
+    assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("203.0.113.9", "")
+    variables = [(k, v) for k, v in nginx_vars() if k != "REMOTE_PORT"]
+    env = environ_of(exchange(tcp(uwsgi_server), uwsgi_packet(variables)))
+    assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("203.0.113.9", "")
+
+
 def test_uwsgi_post_body_by_content_length(uwsgi_server):
     body = os.urandom(300_000)
     packet = uwsgi_packet(nginx_vars("POST", "/echo", body))
@@ -183,7 +203,8 @@ def test_uwsgi_truncated_body_is_a_400(uwsgi_server):
 def test_uwsgi_allow_from_refuses_other_peers_but_not_unix(servers, tmp_path):
     sock = str(tmp_path / "u.sock")
     srv = servers.start(
-        ["--protocol", "uwsgi", "--uwsgi-allow-from", "10.0.0.1", "-b", "unix:" + sock, "testapp:app"], ready=None
+        ["--protocol", "uwsgi", "--uwsgi-allow-from", "10.0.0.1", "--log-level", "debug", "-b", "unix:" + sock, "testapp:app"],
+        ready=None,
     )
     srv.wait_booted(1)
     wait_for(lambda: os.path.exists(sock), message="unix socket")
