@@ -40,6 +40,10 @@ pub struct Config {
     pub binds: Vec<BindAddr>,
     pub backlog: i32,
     pub workers: usize,
+    /// Request threads per worker (1: requests run on the main thread).
+    pub threads: usize,
+    /// Most connections a worker holds, active and idle.
+    pub worker_connections: usize,
     pub timeout: Option<Duration>,
     pub boot_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
@@ -417,6 +421,14 @@ impl Config {
         if workers == 0 {
             return Err(ConfigError("workers: must be at least 1".into()));
         }
+        let threads = usize::try_from(uint("threads")?).unwrap_or(usize::MAX);
+        if threads == 0 || threads > 1024 {
+            return Err(ConfigError("threads: must be between 1 and 1024".into()));
+        }
+        let worker_connections = usize::try_from(uint("worker_connections")?).unwrap_or(usize::MAX);
+        if worker_connections == 0 {
+            return Err(ConfigError("worker_connections: must be at least 1".into()));
+        }
         let fields = uint("limit_request_fields")?;
         if fields == 0 || fields > 32768 {
             return Err(ConfigError("limit_request_fields: must be between 1 and 32768".into()));
@@ -484,6 +496,8 @@ impl Config {
             binds,
             backlog: i32::try_from(backlog.max(1)).unwrap_or(i32::MAX),
             workers: usize::try_from(workers).unwrap_or(usize::MAX),
+            threads,
+            worker_connections,
             timeout: seconds(uint("timeout")?),
             boot_timeout: seconds(uint("boot_timeout")?),
             request_timeout: seconds(uint("request_timeout")?),

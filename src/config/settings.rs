@@ -88,6 +88,15 @@ pub static SETTINGS: &[Setting] = &[
         "The maximum number of pending connections on each listening socket."),
     setting!("workers", Some('w'), Some("workers"), Kind::Uint, "1", Some("WEB_CONCURRENCY"), "INT", "Worker Processes",
         "The number of worker processes. Defaults to $WEB_CONCURRENCY, or 1."),
+    setting!("threads", None, Some("threads"), Kind::Uint, "1", None, "INT", "Worker Processes",
+        "Requests each worker serves at once, on this many threads sharing its interpreter \
+         (wsgi.multithread is then true), for applications that wait on databases and APIs. \
+         Python's GIL is released around every socket wait. 1 serves requests one at a time \
+         on the worker's main thread."),
+    setting!("worker_connections", None, Some("worker-connections"), Kind::Uint, "1000", None, "INT", "Worker Processes",
+        "Most connections one worker holds, requests in progress and idle keep-alive ones \
+         together; past it the worker stops accepting until one closes, so other workers take \
+         the load."),
     setting!("timeout", Some('t'), Some("timeout"), Kind::Uint, "30", None, "INT", "Worker Processes",
         "Heartbeat: a worker that makes no progress for this many seconds (stuck in \
          application code) is killed, after logging the Python stack of every thread, and \

@@ -23,10 +23,53 @@ pub fn set_heartbeat(board: &Scoreboard, index: usize) {
     HEARTBEAT.store(std::ptr::from_ref(board.beat_cell(index)).cast_mut(), Ordering::Release);
 }
 
+thread_local! {
+    /// A request thread's own progress cell, which [`beat`] writes instead
+    /// of the worker's slot: the worker's heartbeat is then its slowest
+    /// busy thread's, so one thread stuck in the app is noticed while the
+    /// others make progress.
+    static THREAD_BEAT: std::cell::Cell<Option<&'static AtomicU64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Make [`beat`] on this thread write to `cell` (a request thread).
+pub fn set_thread_heartbeat(cell: &'static AtomicU64) {
+    THREAD_BEAT.with(|t| t.set(Some(cell)));
+}
+
+/// Monotonic milliseconds, the scoreboard's clock.
+pub fn now_ms() -> u64 {
+    scoreboard::now_ms()
+}
+
+/// Block, in the calling thread, the signals the worker handles, so they
+/// are delivered to its main thread (whose poll they interrupt).
+pub fn block_worker_signals_in_thread() -> nix::Result<()> {
+    let mut set = SigSet::empty();
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGUSR1,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGCHLD,
+        Signal::SIGHUP,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
+        set.add(sig);
+    }
+    signal::pthread_sigmask(signal::SigmaskHow::SIG_BLOCK, Some(&set), None)
+}
+
 /// Tell the master this worker is making progress. Called from the serve
 /// loop and while waiting on a client; never from application code, so a
 /// worker stuck in the app stops beating.
 pub fn beat() {
+    if let Some(cell) = THREAD_BEAT.with(std::cell::Cell::get) {
+        cell.store(scoreboard::now_ms(), Ordering::Relaxed);
+        return;
+    }
     let cell = HEARTBEAT.load(Ordering::Acquire);
     if cell.is_null() {
         return;

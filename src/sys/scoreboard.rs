@@ -174,6 +174,25 @@ impl Scoreboard {
         slot.state.store(SlotState::Idle as u32, Ordering::Release);
     }
 
+    /// Set slot `index` from a worker's request threads: its heartbeat is
+    /// the last progress of its slowest busy thread, its request start
+    /// that of its oldest request (0: none), its state busy or idle.
+    pub fn set_threads_progress(&self, index: usize, beat_ms: u64, oldest_start_ms: u64) {
+        let slot = self.slot(index);
+        slot.last_beat_ms.store(beat_ms, Ordering::Relaxed);
+        slot.request_start_ms.store(oldest_start_ms, Ordering::Relaxed);
+        let state = if oldest_start_ms == 0 { SlotState::Idle } else { SlotState::Busy };
+        // A stopping worker stays marked so.
+        let _ = slot.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+            (s != SlotState::Stopping as u32).then_some(state as u32)
+        });
+    }
+
+    /// Count a request finished by one of worker `index`'s threads.
+    pub fn count_request(&self, index: usize) {
+        self.slot(index).requests.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn requests(&self, index: usize) -> u64 {
         self.slot(index).requests.load(Ordering::Relaxed)
     }

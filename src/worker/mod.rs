@@ -4,11 +4,15 @@
 //! keep-alive ones and those whose request head is still arriving) with
 //! mio, so a slow or idle client never blocks the worker. When a head is
 //! complete the request is served to the end — app call, body, response —
-//! with every socket wait bounded by `--timeout`. The worker never forks
-//! and never touches another worker.
+//! with every socket wait bounded by `--timeout`: on the loop's own thread
+//! (`--threads 1`), or on one of the request threads (see `threads`). The
+//! worker never forks and never touches another worker.
+
+mod handler;
+mod threads;
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,15 +22,16 @@ use mio::{Events, Interest, Poll, Token};
 use pyo3::prelude::*;
 
 use crate::config::{Config, Protocol, ProxyProtocol};
-use crate::http::response::error_response;
 use crate::http::{self, max_head_len, HttpError, Parse};
-use crate::logging::{AccessInfo, AccessLog};
-use crate::net::{DeadlineIo, Listener, Peer, Stream};
+use crate::logging::AccessLog;
+use crate::net::{Listener, Peer, Stream};
+use handler::{refuse, Handler};
+use threads::{Done, Job, Pool};
 // A request refused with a status (`Http`) or by closing (`Malformed`),
 // in either protocol.
 use crate::uwsgi::UwsgiError as Refusal;
 use crate::sys::{self, Scoreboard, SlotState};
-use crate::wsgi::{self, App, Exchange, ListenerInfo};
+use crate::wsgi::{self, App, ListenerInfo};
 
 /// Why a worker process ends; the master reads it from the exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +81,8 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
     let reason = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match boot(&spec) {
         Ok((app, access_log)) => {
             spec.board.set_state(spec.slot, SlotState::Idle);
-            if let Err(e) = Server::new(&spec, app, access_log).and_then(|mut s| s.serve()) {
+            let handler = Handler { cfg: spec.cfg, board: spec.board, slot: spec.slot, app, access_log };
+            if let Err(e) = serve(&spec, &handler) {
                 log::error!("worker failed: {e}");
             }
             flush_python();
@@ -168,6 +174,35 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<(App, Option<AccessLog>), ExitReason> {
     };
     Ok((app, access_log))
 }
+
+/// Serve until stopped: on this thread alone, or with request threads.
+fn serve(spec: &WorkerSpec<'_>, handler: &Handler<'_>) -> io::Result<()> {
+    let poll = Poll::new()?;
+    let threads = spec.cfg.threads;
+    if threads <= 1 {
+        return Server::new(spec, handler, poll, None)?.serve();
+    }
+    let pool = Pool::new(mio::Waker::new(poll.registry(), WAKER)?, threads);
+    let pool = &pool;
+    std::thread::scope(|scope| {
+        for i in 0..threads {
+            let spawned = std::thread::Builder::new()
+                .name(format!("rwsgi-request-{i}"))
+                .spawn_scoped(scope, move || pool.run_thread(i, handler));
+            if let Err(e) = spawned {
+                // The threads already running leave once the pool closes.
+                pool.close();
+                return Err(e);
+            }
+        }
+        let result = Server::new(spec, handler, poll, Some(pool)).and_then(|mut s| s.serve());
+        pool.close();
+        result
+    })
+}
+
+/// The poll token of the request threads' waker.
+const WAKER: Token = Token(usize::MAX);
 
 /// Apply `-e`, then start CPython (inside `--virtualenv` when set).
 fn prepare_python(cfg: &Config) -> Result<(), (ExitReason, String)> {
@@ -268,13 +303,20 @@ enum Next {
     /// blocking in the poll (readiness is edge-triggered).
     Again,
     Close,
+    /// A request head is complete: hand the connection to a request thread.
+    Dispatch(Box<http::Request>),
 }
 
 /// The serve loop's state.
 struct Server<'a> {
     spec: &'a WorkerSpec<'a>,
-    app: App,
-    access_log: Option<AccessLog>,
+    handler: &'a Handler<'a>,
+    /// The request threads; `None` with `--threads 1`.
+    pool: Option<&'a Pool>,
+    /// Requests handed to the threads and not yet back.
+    in_flight: usize,
+    /// Finished requests taken from the pool (kept to reuse its allocation).
+    done: Vec<Done>,
     poll: Poll,
     conns: HashMap<usize, Conn>,
     next_token: usize,
@@ -292,22 +334,23 @@ struct Server<'a> {
     ready: Vec<usize>,
     max_head: usize,
     stopping: bool,
-    /// Requests served so far, and the count after which to restart.
-    served: u64,
+    /// Requests started so far, and the count after which to restart.
+    started: u64,
     max_requests: Option<u64>,
 }
 
 impl<'a> Server<'a> {
-    fn new(spec: &'a WorkerSpec<'a>, app: App, access_log: Option<AccessLog>) -> io::Result<Self> {
-        let poll = Poll::new()?;
+    fn new(spec: &'a WorkerSpec<'a>, handler: &'a Handler<'a>, poll: Poll, pool: Option<&'a Pool>) -> io::Result<Self> {
         for (i, l) in spec.listeners.iter().enumerate() {
             l.set_nonblocking()?;
             poll.registry().register(&mut SourceFd(&l.as_raw_fd()), Token(i), Interest::READABLE)?;
         }
         Ok(Server {
             spec,
-            app,
-            access_log,
+            handler,
+            pool,
+            in_flight: 0,
+            done: Vec::new(),
             poll,
             conns: HashMap::new(),
             next_token: spec.listeners.len(),
@@ -320,7 +363,7 @@ impl<'a> Server<'a> {
             // uwsgi packet head.
             max_head: max_head_len(&spec.cfg.limits).max(crate::uwsgi::MAX_PACKET_HEAD).saturating_add(crate::proxy::MAX_HEADER_LEN),
             stopping: false,
-            served: 0,
+            started: 0,
             max_requests: spec.cfg.max_requests.map(|n| n + jitter(spec.cfg.max_requests_jitter)),
         })
     }
@@ -332,13 +375,13 @@ impl<'a> Server<'a> {
             if sys::stop_requested() && !self.stopping {
                 self.begin_stop();
             }
-            if self.stopping && self.conns.is_empty() {
+            if self.stopping && self.conns.is_empty() && self.in_flight == 0 {
                 return Ok(());
             }
             if sys::take_reopen_request() {
                 self.reopen_logs();
             }
-            self.spec.board.beat(self.spec.slot);
+            self.beat();
             let timeout = self.poll_timeout();
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
@@ -354,6 +397,9 @@ impl<'a> Server<'a> {
             ready.sort_unstable();
             ready.dedup();
             for &token in &ready {
+                if token == WAKER.0 {
+                    continue;
+                }
                 if token < self.spec.listeners.len() {
                     self.accept_pending[token] = true;
                 } else {
@@ -361,6 +407,7 @@ impl<'a> Server<'a> {
                 }
             }
             self.ready = ready;
+            self.take_back_finished();
             if self.accept_retry_at.is_some_and(|t| t <= Instant::now()) {
                 self.accept_retry_at = None;
                 self.accept_pending.iter_mut().for_each(|p| *p = true);
@@ -376,8 +423,97 @@ impl<'a> Server<'a> {
         }
     }
 
+    /// Accept only with room for the connection, and, with request
+    /// threads, only while one is free: a busy worker leaves new clients
+    /// to the others.
     fn can_accept(&self) -> bool {
-        !self.stopping && self.conns.len() < MAX_CONNECTIONS
+        !self.stopping
+            && self.conns.len() + self.in_flight < self.spec.cfg.worker_connections
+            && self.in_flight < self.spec.cfg.threads
+    }
+
+    /// The worker's heartbeat in its scoreboard slot: now, or with request
+    /// threads, the last progress of the slowest busy one.
+    fn beat(&self) {
+        match self.pool {
+            Some(pool) => {
+                let (beat, oldest) = pool.progress(sys::now_ms());
+                self.spec.board.set_threads_progress(self.spec.slot, beat, oldest);
+            }
+            None => self.spec.board.beat(self.spec.slot),
+        }
+    }
+
+    /// A request is about to start: count it toward --max-requests and
+    /// say whether its connection may stay open after it.
+    fn admit(&mut self) -> bool {
+        self.started += 1;
+        let last = self.max_requests.is_some_and(|max| self.started >= max);
+        if last && !self.stopping {
+            log::info!("Autorestarting worker after current request ({} requests).", self.started);
+            self.begin_stop();
+        }
+        !last && !self.stopping && !sys::stop_requested()
+    }
+
+    /// A request has finished: restart past --max-worker-memory.
+    fn after_request(&mut self) {
+        if let (false, Some(limit)) = (self.stopping, self.spec.cfg.max_worker_memory) {
+            if let Some(rss) = resident_memory().filter(|rss| *rss > limit) {
+                log::info!(
+                    "Autorestarting worker: resident memory {} MiB is over --max-worker-memory {} MiB",
+                    rss >> 20,
+                    limit >> 20
+                );
+                self.begin_stop();
+            }
+        }
+    }
+
+    /// Serve a request on this thread (`--threads 1`).
+    fn serve_inline(&mut self, conn: &mut Conn, request: http::Request) -> bool {
+        let keep_alive_allowed = self.admit();
+        self.spec.board.request_started(self.spec.slot);
+        let reusable = self.handler.serve(conn, request, keep_alive_allowed);
+        self.spec.board.request_finished(self.spec.slot);
+        self.after_request();
+        reusable
+    }
+
+    /// Take back the connections whose requests the threads finished.
+    fn take_back_finished(&mut self) {
+        let Some(pool) = self.pool else { return };
+        let mut done = std::mem::take(&mut self.done);
+        pool.take_done(&mut done);
+        for Done { token, mut conn, reusable } in done.drain(..) {
+            self.in_flight -= 1;
+            self.after_request();
+            if reusable {
+                self.park_idle(&mut conn);
+                self.conns.insert(token, conn);
+                // A pipelined request may be buffered, or input may have
+                // arrived while the thread had the connection.
+                self.again.push(token);
+            } else {
+                start_lingering(&mut conn);
+                match linger(&conn) {
+                    Next::Close => self.finish_conn(conn),
+                    _ => {
+                        self.conns.insert(token, conn);
+                    }
+                }
+            }
+        }
+        self.done = done;
+    }
+
+    /// After a request, wait for the next one on a keep-alive connection.
+    fn park_idle(&self, conn: &mut Conn) {
+        conn.state = ConnState::Idle;
+        // A stopping worker (a recycle decided during this request)
+        // keeps the connection only for the stop grace.
+        let idle = if self.stopping { Some(STOP_GRACE) } else { self.spec.cfg.keepalive };
+        conn.deadline = idle.map(|k| Instant::now() + k);
     }
 
     fn poll_timeout(&self) -> Duration {
@@ -487,6 +623,12 @@ impl<'a> Server<'a> {
                 self.again.push(token);
             }
             Next::Close => self.finish_conn(conn),
+            Next::Dispatch(request) => {
+                let keep_alive_allowed = self.admit();
+                let pool = self.pool.expect("only a worker with request threads dispatches");
+                pool.submit(Job { token, conn, request: *request, keep_alive_allowed });
+                self.in_flight += 1;
+            }
         }
     }
 
@@ -546,7 +688,7 @@ impl<'a> Server<'a> {
                 Ok(Parse::Complete(r)) => r,
                 Ok(Parse::Partial) => return self.wait_for_head(conn),
                 Err(Refusal::Http(e)) => {
-                    self.refuse(conn, e);
+                    refuse(conn, e);
                     return linger(conn);
                 }
                 Err(Refusal::Malformed(why)) => {
@@ -554,15 +696,14 @@ impl<'a> Server<'a> {
                     return Next::Close;
                 }
             };
-            if !self.serve_request(conn, request) {
+            if self.pool.is_some() {
+                return Next::Dispatch(Box::new(request));
+            }
+            if !self.serve_inline(conn, request) {
                 start_lingering(conn);
                 return linger(conn);
             }
-            conn.state = ConnState::Idle;
-            // A stopping worker (a recycle decided during this request)
-            // keeps the connection only for the stop grace.
-            let idle = if self.stopping { Some(STOP_GRACE) } else { self.spec.cfg.keepalive };
-            conn.deadline = idle.map(|k| Instant::now() + k);
+            self.park_idle(conn);
         }
         Next::Again
     }
@@ -581,108 +722,6 @@ impl<'a> Server<'a> {
         Next::Park
     }
 
-    /// Serve one request; returns whether the connection stays open.
-    fn serve_request(&mut self, conn: &mut Conn, request: http::Request) -> bool {
-        let cfg = self.spec.cfg;
-        // Scheme headers count only from a trusted proxy (--forwarded-allow-ips).
-        let peer_ip = conn.peer.ip();
-        if cfg.header_map == crate::config::HeaderMap::Refuse && request.headers.iter().any(|h| h.name.contains('_')) {
-            self.refuse(conn, HttpError::UnderscoreInHeaderName);
-            return false;
-        }
-        let uwsgi = cfg.protocol == Protocol::Uwsgi;
-        let https = if uwsgi {
-            // The front end's own variables say; the client's X-Forwarded-*
-            // headers reach rwsgi untouched through uwsgi_params.
-            crate::uwsgi::is_https(&request)
-        } else if cfg.forwarded_allow.allows(peer_ip) {
-            match http::forwarded_scheme_is_secure(&request) {
-                Ok(secure) => secure.unwrap_or(false),
-                Err(e) => {
-                    self.refuse(conn, e);
-                    return false;
-                }
-            }
-        } else {
-            false
-        };
-        // A uwsgi front end names the client in REMOTE_ADDR/REMOTE_PORT.
-        if uwsgi {
-            if let Some(addr) = uwsgi_client(&request) {
-                conn.remote = Peer::Tcp(addr);
-            }
-        }
-        let started = Instant::now();
-        self.spec.board.request_started(self.spec.slot);
-        let leftover = conn.buf.split_off(request.head_len);
-        conn.buf.clear();
-        // The last request before a max-requests restart says so.
-        let last = self.max_requests.is_some_and(|max| self.served + 1 >= max);
-        let keep_alive =
-            request.keep_alive && cfg.keepalive.is_some() && !last && !self.stopping && !sys::stop_requested();
-        let ex = Exchange {
-            request: &request,
-            peer: &conn.remote,
-            listener: conn.listener,
-            stream: &conn.stream,
-            leftover,
-            timeout: cfg.timeout,
-            keep_alive,
-            https,
-            underscore_headers: cfg.header_map == crate::config::HeaderMap::Dangerous,
-            close_delimited: uwsgi,
-            date: http_date(),
-        };
-        let outcome = Python::attach(|py| wsgi::handle(py, &self.app, ex));
-        if let Some(log) = &self.access_log {
-            log.log(&AccessInfo {
-                peer: &conn.remote,
-                request: &request,
-                status: &outcome.status,
-                response_headers: &outcome.headers,
-                body_bytes: outcome.body_bytes,
-                duration: started.elapsed(),
-            });
-        }
-        self.spec.board.request_finished(self.spec.slot);
-        self.served += 1;
-        if !self.stopping && self.max_requests.is_some_and(|max| self.served >= max) {
-            log::info!("Autorestarting worker after current request ({} requests served).", self.served);
-            self.begin_stop();
-        }
-        if let (false, Some(limit)) = (self.stopping, cfg.max_worker_memory) {
-            if let Some(rss) = resident_memory().filter(|rss| *rss > limit) {
-                log::info!(
-                    "Autorestarting worker: resident memory {} MiB is over --max-worker-memory {} MiB",
-                    rss >> 20,
-                    limit >> 20
-                );
-                self.begin_stop();
-            }
-        }
-        let mut reusable = outcome.reusable && !sys::stop_requested();
-        let mut body = outcome.body;
-        if reusable && !body.is_complete() {
-            // The app left body unread: drain a bounded amount, in bounded
-            // time, so the next request starts where it should, or give up
-            // on the connection. A client still waiting for `100 Continue`
-            // may never send its body: only what is already here counts.
-            let wait = if outcome.continue_unsent { Duration::ZERO } else { DRAIN_TIME };
-            let mut io = DrainIo { stream: &conn.stream, until: Instant::now() + wait };
-            reusable = matches!(body.drain(&mut io, DRAIN_LIMIT), Ok(true));
-        }
-        conn.buf = body.into_leftover();
-        reusable
-    }
-
-    /// Answer a bad request with its status, then linger and close.
-    fn refuse(&mut self, conn: &mut Conn, e: HttpError) {
-        log::debug!("bad request from {:?}: {}", conn.peer, e.describe());
-        let mut io = DeadlineIo { stream: &conn.stream, timeout: Some(Duration::from_secs(1)) };
-        let _ = io.write_all(&error_response(e, &http_date()));
-        start_lingering(conn);
-    }
-
     fn expire_connections(&mut self) {
         let now = Instant::now();
         let expired: Vec<usize> = self
@@ -696,7 +735,7 @@ impl<'a> Server<'a> {
                 Some(ConnState::ReadingHead) => {
                     let mut c = self.conns.remove(&t).expect("present: just looked it up");
                     // A slow client gets its 408 and the close at once.
-                    self.refuse(&mut c, HttpError::Timeout);
+                    refuse(&mut c, HttpError::Timeout);
                     self.finish_conn(c);
                 }
                 Some(ConnState::Fresh | ConnState::Idle) => self.retire_idle(t),
@@ -719,7 +758,7 @@ impl<'a> Server<'a> {
             start_lingering(&mut conn);
             match linger(&conn) {
                 Next::Close => self.finish_conn(conn),
-                Next::Park | Next::Again => {
+                _ => {
                     self.conns.insert(token, conn);
                 }
             }
@@ -745,20 +784,12 @@ impl<'a> Server<'a> {
             log::error!("{e}");
         }
         enable_faulthandler();
-        if let Some(l) = &self.access_log {
+        if let Some(l) = &self.handler.access_log {
             if let Err(e) = l.reopen() {
                 log::error!("{e}");
             }
         }
     }
-}
-
-/// The client a uwsgi front end names, when REMOTE_ADDR is an IP address
-/// (REMOTE_PORT may be empty: nginx's realip module knows no port).
-fn uwsgi_client(request: &http::Request) -> Option<std::net::SocketAddr> {
-    let ip = std::str::from_utf8(request.param("REMOTE_ADDR")?).ok()?.parse().ok()?;
-    let port = request.param("REMOTE_PORT").and_then(|p| std::str::from_utf8(p).ok()?.parse().ok()).unwrap_or(0);
-    Some(std::net::SocketAddr::new(ip, port))
 }
 
 /// This process's resident memory in bytes (from /proc/self/statm).
@@ -786,14 +817,8 @@ fn jitter(max: u64) -> u64 {
     seed % (max + 1)
 }
 
-/// Most body bytes read and thrown away to keep a connection alive.
-const DRAIN_LIMIT: usize = 1024 * 1024;
-/// Longest time spent draining an unread body.
-const DRAIN_TIME: Duration = Duration::from_secs(2);
 /// Requests served from one connection before the others get a turn.
 const REQUESTS_PER_TURN: usize = 8;
-/// Most connections one worker holds, active and parked.
-const MAX_CONNECTIONS: usize = 1000;
 /// Pause after an accept error before accepting again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// How long a connection that sent nothing is kept after a stop begins.
@@ -812,27 +837,6 @@ fn start_lingering(conn: &mut Conn) {
     let now = Instant::now();
     conn.deadline = Some(now + LINGER);
     conn.lingering_since = Some(now);
-}
-
-/// Reads for draining an unread body: each waits at most until `until`.
-struct DrainIo<'a> {
-    stream: &'a Stream,
-    until: Instant,
-}
-
-impl Read for DrainIo<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.until.saturating_duration_since(Instant::now());
-        match (&*self.stream).read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && left.is_zero() => {
-                Err(io::Error::new(io::ErrorKind::TimedOut, "drain time is up"))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                DeadlineIo { stream: self.stream, timeout: Some(left) }.read(buf)
-            }
-            other => other,
-        }
-    }
 }
 
 /// Read and drop a lingering connection's input; close at EOF.
@@ -868,19 +872,4 @@ fn fill_nonblocking(stream: &Stream, buf: &mut Vec<u8>, limit: usize) -> io::Res
         }
     }
     Ok(FillResult::Open)
-}
-
-/// The `Date` header value, formatted once per second.
-fn http_date() -> String {
-    thread_local! {
-        static CACHE: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
-    }
-    let now = chrono::Utc::now();
-    CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.0 != now.timestamp() {
-            *c = (now.timestamp(), now.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
-        }
-        c.1.clone()
-    })
 }

@@ -133,7 +133,7 @@ impl App {
             env.set_item("wsgi.version", (1, 0))?;
             env.set_item("wsgi.url_scheme", "http")?;
             env.set_item("wsgi.errors", errors.clone_ref(py))?;
-            env.set_item("wsgi.multithread", false)?;
+            env.set_item("wsgi.multithread", cfg.threads > 1)?;
             env.set_item("wsgi.multiprocess", cfg.workers > 1)?;
             env.set_item("wsgi.run_once", false)?;
             env.set_item("wsgi.file_wrapper", FileWrapper::type_object(py))?;
