@@ -291,6 +291,8 @@ struct Conn {
     /// The client shut down its sending side: serve what is buffered, then
     /// close.
     peer_closed: bool,
+    /// The last read found the socket empty.
+    drained: bool,
     /// When lingering started (the total linger time is capped).
     lingering_since: Option<Instant>,
 }
@@ -317,6 +319,9 @@ struct Server<'a> {
     in_flight: usize,
     /// Finished requests taken from the pool (kept to reuse its allocation).
     done: Vec<Done>,
+    /// Where socket reads land before they join a connection's buffer
+    /// (allocated once: no per-read zeroing).
+    scratch: Vec<u8>,
     poll: Poll,
     conns: HashMap<usize, Conn>,
     next_token: usize,
@@ -351,6 +356,7 @@ impl<'a> Server<'a> {
             pool,
             in_flight: 0,
             done: Vec::new(),
+            scratch: vec![0; READ_CHUNK],
             poll,
             conns: HashMap::new(),
             next_token: spec.listeners.len(),
@@ -489,6 +495,8 @@ impl<'a> Server<'a> {
             self.in_flight -= 1;
             self.after_request();
             if reusable {
+                // Input may have come while the thread had the connection.
+                conn.drained = false;
                 self.park_idle(&mut conn);
                 self.conns.insert(token, conn);
                 // A pipelined request may be buffered, or input may have
@@ -576,6 +584,7 @@ impl<'a> Server<'a> {
                     state: ConnState::Fresh,
                     deadline,
                     peer_closed: false,
+                    drained: false,
                     lingering_since: None,
                 };
                 self.conns.insert(token, conn);
@@ -633,11 +642,17 @@ impl<'a> Server<'a> {
     }
 
     fn drive(&mut self, conn: &mut Conn) -> Next {
-        for _ in 0..REQUESTS_PER_TURN {
-            if !conn.peer_closed {
-                match fill_nonblocking(&conn.stream, &mut conn.buf, self.max_head.saturating_add(1)) {
+        for turn in 0..REQUESTS_PER_TURN {
+            // After a request, a socket last seen empty needs no read: input
+            // that came since raised a poll event of its own (epoll(7) on
+            // edge-triggered stream sockets), which brings the connection
+            // back here.
+            let nothing_new = turn > 0 && conn.drained;
+            if !conn.peer_closed && !nothing_new {
+                match fill_nonblocking(&conn.stream, &mut conn.buf, self.max_head.saturating_add(1), &mut self.scratch) {
                     Ok(FillResult::Eof) => conn.peer_closed = true,
-                    Ok(FillResult::Open) => {}
+                    Ok(FillResult::Drained) => conn.drained = true,
+                    Ok(FillResult::Full) => conn.drained = false,
                     Err(e) => {
                         log::debug!("read failed: {e}");
                         return Next::Close;
@@ -817,6 +832,8 @@ fn jitter(max: u64) -> u64 {
     seed % (max + 1)
 }
 
+/// Bytes asked for by one read of a connection.
+const READ_CHUNK: usize = 16 * 1024;
 /// Requests served from one connection before the others get a turn.
 const REQUESTS_PER_TURN: usize = 8;
 /// Pause after an accept error before accepting again.
@@ -854,22 +871,31 @@ fn linger(conn: &Conn) -> Next {
 }
 
 enum FillResult {
-    Open,
+    /// The socket has nothing more to read for now.
+    Drained,
+    /// `buf` reached its limit; more may be waiting.
+    Full,
     Eof,
 }
 
 /// Read without blocking until the socket is drained or `buf` holds
-/// `limit` bytes.
-fn fill_nonblocking(stream: &Stream, buf: &mut Vec<u8>, limit: usize) -> io::Result<FillResult> {
-    let mut chunk = [0u8; 16 * 1024];
+/// `limit` bytes, through `chunk`. A read shorter than asked for means
+/// the socket's queue is empty (a stream socket), so no second read is
+/// spent to hear EAGAIN.
+fn fill_nonblocking(stream: &Stream, buf: &mut Vec<u8>, limit: usize, chunk: &mut [u8]) -> io::Result<FillResult> {
     while buf.len() < limit {
-        match (&*stream).read(&mut chunk) {
+        match (&*stream).read(chunk) {
             Ok(0) => return Ok(FillResult::Eof),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if n < chunk.len() {
+                    return Ok(FillResult::Drained);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(FillResult::Drained),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(FillResult::Open)
+    Ok(FillResult::Full)
 }
