@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: builds rwsgi, runs the Rust tests, then the
-# Python integration suite against the freshly built binary.
+# Python integration suite against the freshly built binary, then the
+# package install test (packaging/test.sh; RWSGI_SKIP_PACKAGING=1 skips it).
 #
 #   bash tests/run.sh            (from anywhere; it works from the repo root)
 #
@@ -68,3 +69,12 @@ export RWSGI_BIN
 
 step "pytest tests/integration"
 "$VENV/bin/python" -m pytest tests/integration -q -p no:cacheprovider "$@"
+
+# --- Packages: build the .deb and .rpm, install them into a fresh Debian root
+# (slower; needs root for debootstrap, mounts and systemd-nspawn).
+if [ "${RWSGI_SKIP_PACKAGING:-0}" = 1 ]; then
+    step "packaging test skipped (RWSGI_SKIP_PACKAGING=1)"
+else
+    step "packaging/test.sh"
+    bash packaging/test.sh
+fi

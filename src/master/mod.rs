@@ -239,7 +239,11 @@ impl Master {
             let from = if self.upgraded_from.is_some() { "the old master" } else { "systemd (LISTEN_FDS)" };
             log::info!("Using the {} sockets passed by {from}", self.current.listeners.len());
         }
-        log::info!("Using worker: sync");
+        match self.current.cfg.threads {
+            1 => log::info!("Using worker: sync"),
+            // Gunicorn's name for a sync worker with threads.
+            n => log::info!("Using worker: gthread ({n} threads)"),
+        }
         let cfg = &self.current.cfg;
         if cfg.protocol == crate::config::Protocol::Uwsgi {
             log::info!("Protocol: uwsgi (for nginx uwsgi_pass), not HTTP");
@@ -640,7 +644,8 @@ impl Master {
     /// forget it once one lives long enough.
     fn note_lifetime(&mut self, pid: Pid, entry: &WorkerEntry, reason: Option<ExitReason>, signal: Option<Signal>) {
         let lived = entry.started.elapsed();
-        let crashed = signal.is_some() || reason != Some(ExitReason::Stopped);
+        // A worker the master killed as stuck did not crash by itself.
+        let crashed = (signal.is_some() || reason != Some(ExitReason::Stopped)) && entry.aborted.is_none();
         // However long an import took, failing it again at once is useless.
         if crashed && (lived < CRASH_WINDOW || reason == Some(ExitReason::AppLoadError)) {
             self.spawn_delay = (self.spawn_delay * 2).clamp(SPAWN_DELAY_MIN, SPAWN_DELAY_MAX);
