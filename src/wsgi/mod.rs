@@ -167,7 +167,8 @@ pub struct Exchange<'a> {
     /// The response ends with the close, never chunked: a uwsgi front end
     /// reads it that way.
     pub close_delimited: bool,
-    pub date: String,
+    /// The `Date` header value (shared: it changes once a second).
+    pub date: Arc<str>,
 }
 
 /// What became of a request.
@@ -201,7 +202,7 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
         if ex.close_delimited { crate::http::Version::Http10 } else { req.version },
         req.method == "HEAD",
         ex.keep_alive,
-        std::mem::take(&mut ex.date),
+        ex.date.clone(),
     )));
 
     let result = run_app(py, app, &ex, &input, &state);
@@ -263,10 +264,15 @@ fn run_app(
     let start_response = Py::new(py, StartResponse { state: state.clone() }).map_err(Failure::App)?;
     let iterable = app.callable.bind(py).call1((environ, start_response)).map_err(Failure::App)?;
     let result = write_iterable(py, &iterable, state);
-    // PEP 3333: close() is called on every path, even when iteration failed.
-    if let Ok(close) = iterable.getattr(intern!(py, "close")) {
-        if let Err(e) = close.call0() {
-            log_py_err(py, "Error closing the response iterable", &e);
+    // PEP 3333: close() is called on every path, even when iteration
+    // failed. A plain list or tuple has none (and asking would build an
+    // AttributeError per request).
+    let plain = iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>();
+    if !plain {
+        if let Ok(close) = iterable.getattr(intern!(py, "close")) {
+            if let Err(e) = close.call0() {
+                log_py_err(py, "Error closing the response iterable", &e);
+            }
         }
     }
     result

@@ -22,7 +22,7 @@ pub struct ResponseState {
     pub is_head: bool,
     /// The connection may stay open, as far as the request and server go.
     pub keep_alive: bool,
-    pub date: String,
+    pub date: Arc<str>,
     /// `200 OK`, once `start_response` ran.
     pub status: Option<String>,
     pub code: u16,
@@ -47,7 +47,7 @@ impl ResponseState {
         version: Version,
         is_head: bool,
         keep_alive: bool,
-        date: String,
+        date: Arc<str>,
     ) -> Self {
         ResponseState {
             stream: Some(stream),
