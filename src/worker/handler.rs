@@ -82,6 +82,7 @@ impl Handler<'_> {
             underscore_headers: cfg.header_map == HeaderMap::Dangerous,
             close_delimited: uwsgi,
             date: http_date(),
+            remote_cache: &mut conn.remote_strings,
         };
         let outcome = Python::attach(|py| wsgi::handle(py, &self.app, ex));
         if let Some(log) = &self.access_log {

@@ -293,6 +293,8 @@ struct Conn {
     peer_closed: bool,
     /// The last read found the socket empty.
     drained: bool,
+    /// The client's environ strings, made at its first request.
+    remote_strings: wsgi::RemoteCache,
     /// When lingering started (the total linger time is capped).
     lingering_since: Option<Instant>,
 }
@@ -585,6 +587,7 @@ impl<'a> Server<'a> {
                     deadline,
                     peer_closed: false,
                     drained: false,
+                    remote_strings: None,
                     lingering_since: None,
                 };
                 self.conns.insert(token, conn);

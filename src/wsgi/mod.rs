@@ -9,6 +9,7 @@
 pub mod objects;
 pub mod response;
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ pub struct App {
     /// One prepared environ per listener (SERVER_NAME/PORT differ); each
     /// request copies one.
     base_environs: Vec<Py<PyDict>>,
+    /// `SCRIPT_NAME` from the environment, without a trailing slash.
+    script_name: String,
 }
 
 /// Why the application could not be loaded.
@@ -144,7 +147,7 @@ impl App {
             env.set_item("SCRIPT_NAME", script_name.as_str())?;
             base_environs.push(env.unbind());
         }
-        Ok(App { callable, base_environs })
+        Ok(App { callable, base_environs, script_name })
     }
 }
 
@@ -169,6 +172,28 @@ pub struct Exchange<'a> {
     pub close_delimited: bool,
     /// The `Date` header value (shared: it changes once a second).
     pub date: Arc<str>,
+    /// The connection's REMOTE_ADDR and REMOTE_PORT strings, kept for its
+    /// next requests.
+    pub remote_cache: &'a mut RemoteCache,
+}
+
+/// A client address as environ strings, made once per connection.
+pub type RemoteCache = Option<(Peer, Py<PyString>, Py<PyString>)>;
+
+/// REMOTE_ADDR and REMOTE_PORT for `peer`, from `cache` when it is the same
+/// peer as last time.
+fn remote_strings<'py>(py: Python<'py>, peer: &Peer, cache: &mut RemoteCache) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
+    if let Some((cached, addr, port)) = cache {
+        if cached == peer {
+            return (addr.bind(py).clone(), port.bind(py).clone());
+        }
+    }
+    let (addr, port) = match peer {
+        Peer::Tcp(a) => (PyString::new(py, &a.ip().to_string()), PyString::new(py, &a.port().to_string())),
+        Peer::Unix => (intern!(py, "").clone(), intern!(py, "").clone()),
+    };
+    *cache = Some((*peer, addr.clone().unbind(), port.clone().unbind()));
+    (addr, port)
 }
 
 /// What became of a request.
@@ -205,7 +230,8 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
         ex.date.clone(),
     )));
 
-    let result = run_app(py, app, &ex, &input, &state);
+    let remote = remote_strings(py, ex.peer, ex.remote_cache);
+    let result = run_app(py, app, &ex, &input, &state, remote);
 
     if let Err(failure) = result {
         let body_error = lock(&input).body.error();
@@ -259,8 +285,9 @@ fn run_app(
     ex: &Exchange<'_>,
     input: &Arc<Mutex<InputState>>,
     state: &Arc<Mutex<ResponseState>>,
+    remote: (Bound<'_, PyString>, Bound<'_, PyString>),
 ) -> Result<(), Failure> {
-    let environ = build_environ(py, app, ex, input).map_err(Failure::App)?;
+    let environ = build_environ(py, app, ex, input, remote).map_err(Failure::App)?;
     let start_response = Py::new(py, StartResponse { state: state.clone() }).map_err(Failure::App)?;
     let iterable = app.callable.bind(py).call1((environ, start_response)).map_err(Failure::App)?;
     let result = write_iterable(py, &iterable, state);
@@ -389,6 +416,7 @@ fn build_environ<'py>(
     app: &App,
     ex: &Exchange<'_>,
     input: &Arc<Mutex<InputState>>,
+    remote: (Bound<'py, PyString>, Bound<'py, PyString>),
 ) -> PyResult<Bound<'py, PyDict>> {
     let req = ex.request;
     let base = app.base_environs[ex.listener.min(app.base_environs.len() - 1)].bind(py);
@@ -396,42 +424,44 @@ fn build_environ<'py>(
     let (path, query) = req.path_and_query();
     // A uwsgi front end sends PATH_INFO (already decoded, after its
     // rewrites), QUERY_STRING and maybe SCRIPT_NAME; HTTP derives them.
-    let mut path_info = match req.param("PATH_INFO") {
+    let mut path_info: Cow<'_, str> = match req.param("PATH_INFO") {
         Some(p) => latin1(p),
-        None => latin1(&percent_decode(path.as_bytes())),
+        None if !path.contains('%') => Cow::Borrowed(path),
+        None => Cow::Owned(latin1(&percent_decode(path.as_bytes())).into_owned()),
     };
-    let script_name: String = match req.param("SCRIPT_NAME") {
+    let script_name: Cow<'_, str> = match req.param("SCRIPT_NAME") {
         Some(s) => {
             let s = latin1(s).trim_end_matches('/').to_string();
             env.set_item(intern!(py, "SCRIPT_NAME"), s.as_str())?;
-            s
+            Cow::Owned(s)
         }
-        None => base.get_item("SCRIPT_NAME")?.map(|s| s.extract()).transpose()?.unwrap_or_default(),
+        None => Cow::Borrowed(app.script_name.as_str()),
     };
     let query = req.param("QUERY_STRING").map_or_else(|| latin1(query.as_bytes()), latin1);
     // Strip SCRIPT_NAME only at a segment boundary: /app is a prefix of
     // /app/x, not of /application.
-    if !script_name.is_empty() && path_info.starts_with(&script_name) {
+    if !script_name.is_empty() && path_info.starts_with(script_name.as_ref()) {
         let rest = &path_info[script_name.len()..];
         if rest.is_empty() || rest.starts_with('/') {
-            path_info = rest.to_string();
+            path_info = Cow::Owned(rest.to_string());
         }
     }
-    env.set_item(intern!(py, "REQUEST_METHOD"), req.method.as_str())?;
-    env.set_item(intern!(py, "PATH_INFO"), path_info)?;
-    env.set_item(intern!(py, "QUERY_STRING"), query)?;
-    env.set_item(intern!(py, "RAW_URI"), latin1(req.target.as_bytes()))?;
-    env.set_item(intern!(py, "SERVER_PROTOCOL"), req.version.as_str())?;
-    match ex.peer {
-        Peer::Tcp(addr) => {
-            env.set_item(intern!(py, "REMOTE_ADDR"), addr.ip().to_string())?;
-            env.set_item(intern!(py, "REMOTE_PORT"), addr.port().to_string())?;
-        }
-        Peer::Unix => {
-            env.set_item(intern!(py, "REMOTE_ADDR"), "")?;
-            env.set_item(intern!(py, "REMOTE_PORT"), "")?;
-        }
+    env.set_item(intern!(py, "REQUEST_METHOD"), method_str(py, &req.method))?;
+    env.set_item(intern!(py, "PATH_INFO"), path_info.as_ref())?;
+    if query.is_empty() {
+        env.set_item(intern!(py, "QUERY_STRING"), intern!(py, ""))?;
+    } else {
+        env.set_item(intern!(py, "QUERY_STRING"), query.as_ref())?;
     }
+    env.set_item(intern!(py, "RAW_URI"), latin1(req.target.as_bytes()).as_ref())?;
+    let protocol = match req.version {
+        crate::http::Version::Http11 => intern!(py, "HTTP/1.1"),
+        crate::http::Version::Http10 => intern!(py, "HTTP/1.0"),
+    };
+    env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
+    let (addr, port) = remote;
+    env.set_item(intern!(py, "REMOTE_ADDR"), addr)?;
+    env.set_item(intern!(py, "REMOTE_PORT"), port)?;
     // The rest of a uwsgi front end's variables, as given (REMOTE_ADDR,
     // SERVER_NAME, SERVER_PROTOCOL, DOCUMENT_ROOT, HTTPS, ...); never a
     // `wsgi.` key, which holds the server's own objects.
@@ -441,7 +471,7 @@ fn build_environ<'py>(
     }
     for (key, value) in &req.params {
         if !matches!(key.as_str(), "PATH_INFO" | "SCRIPT_NAME" | "QUERY_STRING") && !key.starts_with("wsgi.") {
-            env.set_item(key.as_str(), latin1(value))?;
+            env.set_item(key.as_str(), latin1(value).as_ref())?;
         }
     }
     for h in &req.headers {
@@ -451,7 +481,7 @@ fn build_environ<'py>(
             continue;
         }
         let key = if h.name.eq_ignore_ascii_case("content-type") {
-            "CONTENT_TYPE".to_string()
+            intern!(py, "CONTENT_TYPE").clone()
         } else if h.name.eq_ignore_ascii_case("content-length") {
             // The parsed length, not the header text (`5, 5` is one length).
             let n = match req.framing {
@@ -461,19 +491,15 @@ fn build_environ<'py>(
             env.set_item(intern!(py, "CONTENT_LENGTH"), n.to_string())?;
             continue;
         } else {
-            let mut k = String::with_capacity(5 + h.name.len());
-            k.push_str("HTTP_");
-            k.extend(h.name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
-            k
+            header_key(py, &h.name)
         };
         let value = latin1(&h.value);
-        let key = PyString::new(py, &key);
         match env.get_item(&key)? {
             Some(prev) if key.to_str()?.starts_with("HTTP_") => {
                 let joined = format!("{},{}", prev.extract::<String>()?, value);
                 env.set_item(key, joined)?;
             }
-            _ => env.set_item(key, value)?,
+            _ => env.set_item(key, value.as_ref())?,
         }
     }
     if ex.https {
@@ -483,11 +509,59 @@ fn build_environ<'py>(
     Ok(env)
 }
 
-/// Bytes read as latin-1 (PEP 3333 native strings).
-fn latin1(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) if s.is_ascii() => s.to_string(),
-        _ => bytes.iter().map(|&b| char::from(b)).collect(),
+/// The method as a Python string; the common ones are interned.
+fn method_str<'py>(py: Python<'py>, method: &str) -> Bound<'py, PyString> {
+    match method {
+        "GET" => intern!(py, "GET").clone(),
+        "POST" => intern!(py, "POST").clone(),
+        "HEAD" => intern!(py, "HEAD").clone(),
+        "PUT" => intern!(py, "PUT").clone(),
+        "DELETE" => intern!(py, "DELETE").clone(),
+        "PATCH" => intern!(py, "PATCH").clone(),
+        "OPTIONS" => intern!(py, "OPTIONS").clone(),
+        other => PyString::new(py, other),
+    }
+}
+
+/// The environ key of a request header: `HTTP_` and the name upper-cased
+/// with `-` as `_`; the keys of common headers are interned.
+fn header_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+    macro_rules! known {
+        ($($header:literal => $key:literal),* $(,)?) => {
+            $(if name.eq_ignore_ascii_case($header) {
+                return intern!(py, $key).clone();
+            })*
+        };
+    }
+    known! {
+        "host" => "HTTP_HOST",
+        "user-agent" => "HTTP_USER_AGENT",
+        "accept" => "HTTP_ACCEPT",
+        "accept-encoding" => "HTTP_ACCEPT_ENCODING",
+        "accept-language" => "HTTP_ACCEPT_LANGUAGE",
+        "connection" => "HTTP_CONNECTION",
+        "cookie" => "HTTP_COOKIE",
+        "referer" => "HTTP_REFERER",
+        "cache-control" => "HTTP_CACHE_CONTROL",
+        "authorization" => "HTTP_AUTHORIZATION",
+        "origin" => "HTTP_ORIGIN",
+        "x-forwarded-for" => "HTTP_X_FORWARDED_FOR",
+        "x-forwarded-proto" => "HTTP_X_FORWARDED_PROTO",
+        "x-real-ip" => "HTTP_X_REAL_IP",
+        "x-request-id" => "HTTP_X_REQUEST_ID",
+    }
+    let mut k = String::with_capacity(5 + name.len());
+    k.push_str("HTTP_");
+    k.extend(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+    PyString::new(py, &k)
+}
+
+/// Bytes read as latin-1 (PEP 3333 native strings); ASCII is borrowed.
+fn latin1(bytes: &[u8]) -> Cow<'_, str> {
+    if bytes.is_ascii() {
+        Cow::Borrowed(std::str::from_utf8(bytes).expect("ASCII is UTF-8"))
+    } else {
+        Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect())
     }
 }
 
