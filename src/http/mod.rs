@@ -227,7 +227,8 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
     // line. Skip them here so every check below sees the real head.
     let skip = leading_empty_lines(buf);
     let buf = &buf[skip..];
-    check_line_ends(buf)?;
+    let head_end = find_head_end(buf);
+    check_line_ends(&buf[..head_end.unwrap_or(buf.len())])?;
     if limits.permit_obsolete_folding {
         if let Some(result) = parse_folded(buf, limits) {
             return result.map(|parsed| match parsed {
@@ -246,7 +247,6 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
         return Err(HttpError::RequestLineTooLong);
     }
     let Some(line_end) = line_end else { return Ok(Parse::Partial) };
-    let head_end = find_head_end(buf);
     check_field_lines(&buf[line_end + 2..head_end.unwrap_or(buf.len())], limits.field_size)?;
     // httparse stops at the first oversize field only once it has the whole
     // head; refuse a head that has outgrown every limit without waiting.
@@ -377,10 +377,8 @@ fn check_field_lines(fields: &[u8], field_size: usize) -> Result<(), HttpError> 
 }
 
 /// RFC 9112 §2.2: a bare CR, or LF not preceded by CR, in the head is an
-/// error. Only the head is scanned; a body may hold any bytes.
-fn check_line_ends(buf: &[u8]) -> Result<(), HttpError> {
-    let end = find_head_end(buf).map_or(buf.len(), |n| n);
-    let head = &buf[..end];
+/// error. Only the head is given; a body may hold any bytes.
+fn check_line_ends(head: &[u8]) -> Result<(), HttpError> {
     for (i, &b) in head.iter().enumerate() {
         match b {
             b'\n' if i == 0 || head[i - 1] != b'\r' => return Err(HttpError::BareLineFeed),
@@ -393,7 +391,8 @@ fn check_line_ends(buf: &[u8]) -> Result<(), HttpError> {
 
 /// Offset just past the CRLFCRLF that ends the head, if present.
 fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+    // Look at each LF only: the common case is a short head.
+    (3..buf.len()).find(|&i| buf[i] == b'\n' && buf[i - 1] == b'\r' && buf[i - 2] == b'\n' && buf[i - 3] == b'\r').map(|i| i + 1)
 }
 
 fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> HttpError {
