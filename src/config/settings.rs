@@ -128,6 +128,15 @@ pub static SETTINGS: &[Setting] = &[
         "The maximum number of header fields in a request (at most 32768). More get 431."),
     setting!("limit_request_field_size", None, Some("limit-request-field_size"), Kind::Uint, "8190", None, "INT", "Security",
         "The maximum size of one request header field line in bytes, from 0 (no limit of its own) to 1048576. Larger get 431."),
+    setting!("header_map", None, Some("header-map"), Kind::Choice(HEADER_MAPS), "drop", None, "MODE", "Security",
+        "Request header names with an underscore, which would collide with dashed names in the \
+         environ (X_Forwarded_For and X-Forwarded-For are both HTTP_X_FORWARDED_FOR): drop \
+         them, refuse the request (400), or, dangerously, pass them on."),
+    setting!("permit_obsolete_folding", None, Some("permit-obsolete-folding"), Kind::Flag, "false", None, "", "Security",
+        "Accept header values continued on the next line (obs-fold, deprecated by RFC 9112 \
+         §5.2), joining the lines with a space, instead of answering 400. Safe only when every \
+         front end also unfolds or refuses obs-fold: one that read a folded line as a header of \
+         its own would disagree with rwsgi on the request."),
     setting!("daemon", Some('D'), Some("daemon"), Kind::Flag, "false", None, "", "Server Mechanics",
         "Detach from the terminal and run in the background (log to --error-logfile, since \
          stderr goes to /dev/null). Under systemd, do not use it."),
@@ -143,15 +152,6 @@ pub static SETTINGS: &[Setting] = &[
     setting!("umask", Some('m'), Some("umask"), Kind::Text, "", None, "INT", "Server Mechanics",
         "Set the umask of rwsgi's processes, e.g. 0o022 or 022 (octal); it applies to unix \
          socket files too. Unset, the umask rwsgi was started with is kept."),
-    setting!("header_map", None, Some("header-map"), Kind::Choice(HEADER_MAPS), "drop", None, "MODE", "Security",
-        "Request header names with an underscore, which would collide with dashed names in the \
-         environ (X_Forwarded_For and X-Forwarded-For are both HTTP_X_FORWARDED_FOR): drop \
-         them, refuse the request (400), or, dangerously, pass them on."),
-    setting!("permit_obsolete_folding", None, Some("permit-obsolete-folding"), Kind::Flag, "false", None, "", "Security",
-        "Accept header values continued on the next line (obs-fold, deprecated by RFC 9112 \
-         §5.2), joining the lines with a space, instead of answering 400. Safe only when every \
-         front end also unfolds or refuses obs-fold: one that read a folded line as a header of \
-         its own would disagree with rwsgi on the request."),
     setting!("forwarded_allow_ips", None, Some("forwarded-allow-ips"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
         "Front-end proxies trusted to set the scheme headers (X-Forwarded-Proto: https, \
          X-Forwarded-Ssl: on, X-Forwarded-Protocol: ssl, which make wsgi.url_scheme https): \
@@ -219,6 +219,19 @@ mod tests {
                 assert_ne!(a.name, b.name);
                 assert!(a.long.is_none() || a.long != b.long, "{}", a.name);
                 assert!(a.short.is_none() || a.short != b.short, "{}", a.name);
+            }
+        }
+    }
+
+    #[test]
+    fn sections_are_contiguous() {
+        // `--help`, the man page and the example config show one heading
+        // per section: a section's settings must stand together.
+        let mut seen: Vec<&str> = Vec::new();
+        for s in SETTINGS {
+            if seen.last() != Some(&s.section) {
+                assert!(!seen.contains(&s.section), "section {} is split at {}", s.section, s.name);
+                seen.push(s.section);
             }
         }
     }

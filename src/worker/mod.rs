@@ -431,13 +431,13 @@ impl<'a> Server<'a> {
         }
     }
 
-    /// Accept only with room for the connection, and, with request
-    /// threads, only while one is free: a busy worker leaves new clients
-    /// to the others.
+    /// Accept while there is room for the connection. A worker whose
+    /// threads are all busy still accepts: its requests queue in arrival
+    /// order, so under overload every client gets its turn (waiting for a
+    /// free thread to accept would starve clients still in the backlog
+    /// behind busy keep-alive connections).
     fn can_accept(&self) -> bool {
-        !self.stopping
-            && self.conns.len() + self.in_flight < self.spec.cfg.worker_connections
-            && self.in_flight < self.spec.cfg.threads
+        !self.stopping && self.conns.len() + self.in_flight < self.spec.cfg.worker_connections
     }
 
     /// The worker's heartbeat in its scoreboard slot: now, or with request
