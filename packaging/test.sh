@@ -69,6 +69,19 @@ PYTHON=${RWSGI_PACKAGE_PYTHON:-/usr/bin/python3}
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# --- Host tools (installed when missing; build.sh installs its own) ----------
+tools=()
+command -v debootstrap >/dev/null 2>&1 || tools+=(debootstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || tools+=(systemd-container)
+command -v man >/dev/null 2>&1 || tools+=(man-db)
+command -v cpio >/dev/null 2>&1 || tools+=(cpio)
+if ((${#tools[@]})); then
+    step "Installing Debian packages: ${tools[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${tools[@]}"
+fi
+
 # --- Checks ------------------------------------------------------------------
 PASSED=0
 FAILED=0
@@ -284,9 +297,6 @@ check "rpm: packaged units are the deb's" bash -c \
 # ============================================================================
 if [ ! -e "$BASE/.complete" ]; then
     step "debootstrap $SUITE into $BASE (once; cached)"
-    command -v debootstrap >/dev/null 2>&1 || {
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap
-    }
     rm -rf "$BASE" "$BASE.tmp"
     timeout 1200 debootstrap --variant=minbase --include=curl,procps,systemd,logrotate \
         "$SUITE" "$BASE.tmp" "$MIRROR"
@@ -391,15 +401,16 @@ check "error log /var/log/rwsgi/hello.log records the start" grep -q "Listening 
 OLD_WORKERS=$(workers_of "$MASTER")
 sed -i 's/^workers = 2/workers = 3/' "$CHROOT/etc/rwsgi/hello.toml"
 check_show "/etc/init.d/rwsgi reload (HUP)" in_root /etc/init.d/rwsgi reload
-new_workers_replace_old() {
+# workers_replaced N: MASTER has N workers, none of them in OLD_WORKERS.
+workers_replaced() {
     local now w
     now=$(workers_of "$MASTER")
-    [ "$(worker_count "$MASTER")" = 3 ] || return 1
+    [ "$(worker_count "$MASTER")" = "$1" ] || return 1
     for w in $OLD_WORKERS; do
         case " $now " in *" $w "*) return 1 ;; esac
     done
 }
-check "reload: three new workers (config re-read), none of the old ones [$OLD_WORKERS]" wait_for 40 new_workers_replace_old
+check "reload: three new workers (config re-read), none of the old ones [$OLD_WORKERS]" wait_for 40 workers_replaced 3
 echo "      workers now: $(workers_of "$MASTER")"
 check "reload: same master" bash -c '[ "$(cat "$1/run/rwsgi/hello.pid")" = "$2" ] && kill -0 "$2"' _ "$CHROOT" "$MASTER"
 check "curl after reload" curl_hello
@@ -469,15 +480,7 @@ check "rpm script: curl" wait_for 30 curl_hello
 OLD_WORKERS=$(workers_of "$MASTER")
 sed -i 's/^workers = 3/workers = 2/' "$CHROOT/etc/rwsgi/hello.toml"
 check_show "rpm script: reload" in_root /etc/rc.d/init.d/rwsgi reload
-new_workers_replace_old_2() {
-    local now w
-    now=$(workers_of "$MASTER")
-    [ "$(worker_count "$MASTER")" = 2 ] || return 1
-    for w in $OLD_WORKERS; do
-        case " $now " in *" $w "*) return 1 ;; esac
-    done
-}
-check "rpm script: reload replaced the workers" wait_for 40 new_workers_replace_old_2
+check "rpm script: reload replaced the workers" wait_for 40 workers_replaced 2
 check_show "rpm script: stop" in_root /etc/rc.d/init.d/rwsgi stop
 check "rpm script: master gone, port closed" bash -c '! kill -0 "$1" 2>/dev/null && ! chroot "$2" curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$3/"' _ "$MASTER" "$CHROOT" "$PORT"
 check "rpm script: status says stopped (exit 3)" bash -c 'chroot "$1" /etc/rc.d/init.d/rwsgi status; [ $? = 3 ]' _ "$CHROOT"
@@ -551,9 +554,6 @@ check "purge: no rwsgi process left" no_rwsgi_procs
 # the units run for real (hardening included) and the maintainer scripts
 # take their systemd branches. Needs systemd-nspawn (systemd-container).
 step "systemd: boot the root with systemd-nspawn"
-if ! command -v systemd-nspawn >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd-container >/dev/null 2>&1 || true
-fi
 if ! command -v systemd-nspawn >/dev/null 2>&1; then
     fail "systemd-nspawn is available (apt-get install systemd-container)"
     exit 1

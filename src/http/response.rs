@@ -10,20 +10,22 @@ pub enum ResponseFraming {
     NoBody,
     /// The app's Content-Length; at most that many bytes are sent.
     Length(u64),
-    /// HTTP/1.1 without a known length.
+    /// No known length, where chunked is allowed (HTTP/1.1).
     Chunked,
-    /// HTTP/1.0 without a known length: the end of the body is the close.
+    /// No known length otherwise (HTTP/1.0, a uwsgi front end): the end of
+    /// the body is the close.
     CloseDelimited,
 }
 
 impl ResponseFraming {
-    /// Choose the framing for a response.
-    pub fn choose(is_head: bool, status: u16, content_length: Option<u64>, version: Version) -> Self {
+    /// Choose the framing for a response; `chunked_allowed` when the
+    /// reader understands chunked bodies.
+    pub fn choose(is_head: bool, status: u16, content_length: Option<u64>, chunked_allowed: bool) -> Self {
         if is_head || (100..200).contains(&status) || status == 204 || status == 304 {
             ResponseFraming::NoBody
         } else if let Some(n) = content_length {
             ResponseFraming::Length(n)
-        } else if version == Version::Http11 {
+        } else if chunked_allowed {
             ResponseFraming::Chunked
         } else {
             ResponseFraming::CloseDelimited
@@ -128,8 +130,7 @@ mod tests {
     #[test]
     fn framing_table() {
         use ResponseFraming::*;
-        let v11 = Version::Http11;
-        let v10 = Version::Http10;
+        let (v11, v10) = (true, false);
         assert_eq!(ResponseFraming::choose(true, 200, Some(5), v11), NoBody);
         assert_eq!(ResponseFraming::choose(false, 204, None, v11), NoBody);
         assert_eq!(ResponseFraming::choose(false, 304, Some(9), v11), NoBody);

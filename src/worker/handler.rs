@@ -106,7 +106,13 @@ impl Handler<'_> {
             let mut io = DrainIo { stream: &conn.stream, until: Instant::now() + wait };
             reusable = matches!(body.drain(&mut io, DRAIN_LIMIT), Ok(true));
         }
-        conn.buf = body.into_leftover();
+        // Bytes past the body (a pipelined request) become the buffer;
+        // without any, the emptied buffer keeps its allocation for the
+        // next request.
+        let rest = body.into_leftover();
+        if !rest.is_empty() {
+            conn.buf = rest;
+        }
         reusable
     }
 }

@@ -220,15 +220,17 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
         timeout: ex.timeout,
         expect: expect.clone(),
     }));
-    let state = Arc::new(Mutex::new(ResponseState::new(
+    let mut response = ResponseState::new(
         ex.stream.clone(),
         expect.clone(),
         ex.timeout,
-        if ex.close_delimited { crate::http::Version::Http10 } else { req.version },
+        req.version,
         req.method == "HEAD",
         ex.keep_alive,
         ex.date.clone(),
-    )));
+    );
+    response.close_delimited = ex.close_delimited;
+    let state = Arc::new(Mutex::new(response));
 
     let remote = remote_strings(py, ex.peer, ex.remote_cache);
     let result = run_app(py, app, &ex, &input, &state, remote);

@@ -19,6 +19,9 @@ pub struct ResponseState {
     pub expect: Arc<Continue>,
     pub timeout: Option<Duration>,
     pub version: Version,
+    /// The body may not be chunked even on HTTP/1.1: a uwsgi front end
+    /// reads the response to the close.
+    pub close_delimited: bool,
     pub is_head: bool,
     /// The connection may stay open, as far as the request and server go.
     pub keep_alive: bool,
@@ -54,6 +57,7 @@ impl ResponseState {
             expect,
             timeout,
             version,
+            close_delimited: false,
             is_head,
             keep_alive,
             date,
@@ -184,7 +188,8 @@ impl ResponseState {
 
     /// The framing the head will announce (computed, not yet sent).
     pub fn planned_framing(&self) -> ResponseFraming {
-        ResponseFraming::choose(self.is_head, self.code, self.content_length, self.version)
+        let chunked_allowed = self.version == Version::Http11 && !self.close_delimited;
+        ResponseFraming::choose(self.is_head, self.code, self.content_length, chunked_allowed)
     }
 
     /// Body bytes sent so far.

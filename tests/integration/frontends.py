@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from support import REPO_ROOT, free_port, read_until_close
+from support import REPO_ROOT, free_port, read_until_close, stop_process_group
 
 NGINX = "/usr/sbin/nginx"
 HAPROXY = "/usr/sbin/haproxy"
@@ -265,21 +265,7 @@ class Frontend:
 
     def stop(self, sig=signal.SIGTERM):
         """Stop and reap the process and anything left in its group. Never raises."""
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(sig)
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except (subprocess.TimeoutExpired, OSError):
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        return self.proc.returncode
+        return stop_process_group(self.proc, sig, STOP_TIMEOUT)
 
 
 class Nginx(Frontend):

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -175,6 +176,18 @@ class Server:
         except AssertionError:
             raise AssertionError("%r did not appear in stderr within %.0fs; stderr:\n%s" % (pattern, timeout, self.stderr()))
 
+    def count_stderr(self, pattern):
+        """How many times the regex pattern matches the error log."""
+        return len(re.findall(pattern, self.stderr(), re.M))
+
+    def wait_new_stderr(self, pattern, before, timeout=10.0):
+        """Wait until pattern matches more often than `before` times: a
+        line logged since, even in a log shared by several tests."""
+        try:
+            wait_for(lambda: self.count_stderr(pattern) > before, timeout)
+        except AssertionError:
+            raise AssertionError("no new %r in stderr within %.0fs; stderr:\n%s" % (pattern, timeout, self.stderr()))
+
     def booted_pids(self):
         return [int(m) for m in BOOT_RE.findall(self.stderr())]
 
@@ -199,30 +212,56 @@ class Server:
 
     def stop(self, timeout=STOP_TIMEOUT):
         """SIGTERM, wait, then SIGKILL the whole process group. Never raises."""
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-            except OSError:
-                pass
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        # Workers left behind by a master that died are killed too: they are
-        # in the process group this suite created for the server.
+        return stop_process_group(self.proc, signal.SIGTERM, timeout)
+
+
+def stop_process_group(proc, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+    """Send `sig` to a process started in a session of its own, wait up to
+    `timeout`, then SIGKILL whatever is left in its process group (workers
+    of a master that died are there too) and reap it. Never raises;
+    returns the exit status."""
+    if proc.poll() is None:
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
+            proc.send_signal(sig)
+            proc.wait(timeout=timeout)
+        except (subprocess.TimeoutExpired, OSError):
             pass
-        return self.proc.returncode
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    return proc.returncode
+
+
+class ClientThreads:
+    """Client threads that each call `self.request()` back to back until
+    the `with` block ends (subclasses define `request`)."""
+
+    def __init__(self, clients):
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(clients)]
+
+    def _loop(self):
+        while not self.stopping.is_set():
+            self.request()
+
+    def request(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(15)
 
 
 _AUTO = object()

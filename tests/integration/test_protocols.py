@@ -162,17 +162,19 @@ def test_uwsgi_packet_split_into_single_bytes(uwsgi_server):
 
 
 @pytest.mark.parametrize(
-    "name,data",
+    "data,reason",
     [
-        ("http request", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
-        ("modifier1 5", uwsgi_packet(nginx_vars(), modifier1=5)),
-        ("no request method", uwsgi_packet([("REQUEST_URI", "/")])),
-        ("pair past the block", b"\x00\x05\x00\x00\x05\x00ABC"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "this looks like HTTP"),
+        (uwsgi_packet(nginx_vars(), modifier1=5), "unsupported modifier"),
+        (uwsgi_packet([("REQUEST_URI", "/")]), "no REQUEST_METHOD variable"),
+        (b"\x00\x05\x00\x00\x05\x00ABC", "a variable runs past the end of the block"),
     ],
 )
-def test_uwsgi_malformed_packets_are_closed_with_a_log_line(uwsgi_server, name, data):
+def test_uwsgi_malformed_packets_are_closed_with_a_log_line(uwsgi_server, data, reason):
+    line = "closing a connection from 127.0.0.1:[0-9]+: " + reason
+    before = uwsgi_server.count_stderr(line)
     assert exchange(tcp(uwsgi_server), data) == b""
-    uwsgi_server.wait_stderr("closing a connection from 127.0.0.1")
+    uwsgi_server.wait_new_stderr(line, before)
     # The worker is fine: the next request is served.
     assert environ_of(exchange(tcp(uwsgi_server), uwsgi_packet(nginx_vars())))["REQUEST_METHOD"] == "GET"
 
@@ -274,17 +276,19 @@ def test_proxy_header_sent_in_pieces(proxy_server):
 
 
 @pytest.mark.parametrize(
-    "data",
+    "data,reason",
     [
-        GET_ENVIRON,
-        b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 80\r\n" + GET_ENVIRON,
-        b"PROXY TCP4 not-an-ip 5.6.7.8 1 80\r\n" + GET_ENVIRON,
-        b"\r\n\r\n\x00\r\nQUIT\n\x31\x11\x00\x0c" + bytes(12) + GET_ENVIRON,
+        (GET_ENVIRON, "no PROXY protocol header"),
+        (b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 80\r\n" + GET_ENVIRON, "bad port in PROXY v1 line"),
+        (b"PROXY TCP4 not-an-ip 5.6.7.8 1 80\r\n" + GET_ENVIRON, "bad address in PROXY v1 line"),
+        (b"\r\n\r\n\x00\r\nQUIT\n\x31\x11\x00\x0c" + bytes(12) + GET_ENVIRON, "version other than 2"),
     ],
 )
-def test_allowed_peer_without_a_valid_header_is_closed(proxy_server, data):
+def test_allowed_peer_without_a_valid_header_is_closed(proxy_server, data, reason):
+    line = "closing a connection from 127.0.0.1:[0-9]+: .*" + reason
+    before = proxy_server.count_stderr(line)
     assert exchange(tcp(proxy_server), data) == b""
-    proxy_server.wait_stderr("PROXY")
+    proxy_server.wait_new_stderr(line, before)
 
 
 def test_peer_outside_proxy_allow_from_is_served_plain(servers):

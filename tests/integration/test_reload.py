@@ -4,10 +4,9 @@ the old one is stopped only once the new one serves; nothing is lost."""
 import os
 import signal
 import socket
-import threading
 import time
 
-from support import exchange, wait_for
+from support import ClientThreads, exchange, wait_for
 
 APP = '''import os
 VERSION = {version!r}
@@ -34,39 +33,26 @@ def fetch(srv):
     return body
 
 
-class Load:
+class Load(ClientThreads):
     """Requests sent back to back from two threads until stopped."""
 
     def __init__(self, srv, threads=2):
+        super().__init__(threads)
         self.srv = srv
         self.sent = 0
         self.failed = []
         self.bodies = set()
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
 
-    def run(self):
-        while not self.stopping.is_set():
-            try:
-                body = fetch(self.srv)
-                with self.lock:
-                    self.sent += 1
-                    self.bodies.add(body.split(b" ")[0])
-            except Exception as e:  # noqa: BLE001 - every failure counts
-                with self.lock:
-                    self.sent += 1
-                    self.failed.append(repr(e))
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(15)
+    def request(self):
+        try:
+            body = fetch(self.srv)
+            with self.lock:
+                self.sent += 1
+                self.bodies.add(body.split(b" ")[0])
+        except Exception as e:  # noqa: BLE001 - every failure counts
+            with self.lock:
+                self.sent += 1
+                self.failed.append(repr(e))
 
 
 def test_three_reloads_under_load_lose_nothing(servers, tmp_path):

@@ -27,14 +27,13 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import quote
 
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
 import rawhttp
-from support import get_close, run_cli, wait_for
+from support import ClientThreads, get_close, run_cli, wait_for
 from test_reload import APP as RELOAD_APP, Load, fetch
 
 APP = "threads_app:app"
@@ -404,42 +403,29 @@ def test_hup_under_load_with_threads_loses_nothing(servers, tmp_path):
 # -- stuck threads: heartbeat and --request-timeout -----------------------------------
 
 
-class Background:
+class Background(ClientThreads):
     """Clients sending GET `target` back to back, each on a new connection,
     until stopped. A failure counts as expected only once the master has
     logged the worker's timeout (it logs before it kills)."""
 
     def __init__(self, srv, target, clients):
+        super().__init__(clients)
         self.srv = srv
         self.target = target
         self.pids = []
         self.unexpected = []
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
 
-    def run(self):
-        while not self.stopping.is_set():
-            try:
-                resp = self.srv.get(self.target, timeout=10)
-                if resp.status != 200:
-                    raise AssertionError("status %d" % resp.status)
+    def request(self):
+        try:
+            resp = self.srv.get(self.target, timeout=10)
+            if resp.status != 200:
+                raise AssertionError("status %d" % resp.status)
+            with self.lock:
+                self.pids.append(pid_of(resp))
+        except Exception as e:  # noqa: BLE001 - classified here
+            if "WORKER TIMEOUT" not in self.srv.stderr():
                 with self.lock:
-                    self.pids.append(pid_of(resp))
-            except Exception as e:  # noqa: BLE001 - classified here
-                if "WORKER TIMEOUT" not in self.srv.stderr():
-                    with self.lock:
-                        self.unexpected.append(repr(e))
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(15)
+                    self.unexpected.append(repr(e))
 
 
 def start_stuck(srv, target):

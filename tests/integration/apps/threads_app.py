@@ -2,15 +2,17 @@
 
 State shared by the request threads of one worker lives in module globals,
 guarded by one lock: how many requests are in the app at once (and the most
-seen), and which requests are in progress by name. Only the standard
-library is used.
+seen), and which requests are in progress by name. The response helpers
+are testapp's.
 """
 
 import json
 import os
 import threading
 import time
-from urllib.parse import parse_qs
+
+import testapp
+from testapp import _query
 
 _lock = threading.Lock()
 _in_flight = 0
@@ -21,19 +23,9 @@ _threads_seen = set()
 _running = {}
 
 
-def _query(environ):
-    return {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
-
-
 def _respond(start_response, body, status="200 OK", content_type="text/plain", headers=()):
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    start_response(
-        status,
-        [("Content-Type", content_type), ("Content-Length", str(len(body))), ("X-Pid", str(os.getpid()))]
-        + list(headers),
-    )
-    return [body]
+    """testapp's response, with the worker's pid in X-Pid."""
+    return testapp._respond(start_response, body, status, content_type, [("X-Pid", str(os.getpid()))] + list(headers))
 
 
 def _json(start_response, obj):
