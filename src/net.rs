@@ -370,6 +370,41 @@ impl DeadlineIo<'_> {
     }
 }
 
+/// A writer that never waits: what the socket does not take at once, and
+/// everything after it, is appended to `spill` (for the caller to send
+/// later, once it may wait).
+pub struct SpillIo<'a> {
+    pub stream: &'a Stream,
+    pub spill: &'a mut Vec<u8>,
+}
+
+impl Write for SpillIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        if self.spill.is_empty() {
+            crate::sys::beat();
+            loop {
+                match (&*self.stream).write_vectored(bufs) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => return other,
+                }
+            }
+        }
+        for b in bufs {
+            self.spill.extend_from_slice(b);
+        }
+        Ok(bufs.iter().map(|b| b.len()).sum())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// `write_all` for several buffers at once: one `writev` in the common case.
 pub fn write_all_vectored(w: &mut impl Write, mut bufs: &mut [io::IoSlice<'_>]) -> io::Result<()> {
     io::IoSlice::advance_slices(&mut bufs, 0);

@@ -62,6 +62,19 @@ pub fn block_worker_signals_in_thread() -> nix::Result<()> {
     signal::pthread_sigmask(signal::SigmaskHow::SIG_BLOCK, Some(&set), None)
 }
 
+/// Run the calling thread under SCHED_BATCH: when it is woken it does not
+/// preempt the thread running (the worker's poller), which finishes its
+/// turn first; its nice value and share of the CPU are unchanged.
+pub fn set_thread_batch_scheduling() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: param is a valid sched_param; 0 is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Tell the master this worker is making progress. Called from the serve
 /// loop and while waiting on a client; never from application code, so a
 /// worker stuck in the app stops beating.

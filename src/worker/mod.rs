@@ -319,6 +319,10 @@ struct Server<'a> {
     pool: Option<&'a Pool>,
     /// Requests handed to the threads and not yet back.
     in_flight: usize,
+    /// The connections away with a thread, by token: whether input may be
+    /// waiting in the socket when it comes back (it was not read empty
+    /// before the hand-over, or a poll event came for it meanwhile).
+    away: HashMap<usize, bool>,
     /// Finished requests taken from the pool (kept to reuse its allocation).
     done: Vec<Done>,
     /// Where socket reads land before they join a connection's buffer
@@ -357,6 +361,7 @@ impl<'a> Server<'a> {
             handler,
             pool,
             in_flight: 0,
+            away: HashMap::new(),
             done: Vec::new(),
             scratch: vec![0; READ_CHUNK],
             poll,
@@ -390,8 +395,15 @@ impl<'a> Server<'a> {
                 self.reopen_logs();
             }
             self.beat();
-            let timeout = self.poll_timeout();
-            match self.poll.poll(&mut events, Some(timeout)) {
+            let mut timeout = self.poll_timeout();
+            if self.pool.is_some_and(|pool| !pool.poller_may_sleep()) {
+                timeout = Duration::ZERO;
+            }
+            let polled = self.poll.poll(&mut events, Some(timeout));
+            if let Some(pool) = self.pool {
+                pool.poller_awake();
+            }
+            match polled {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -410,6 +422,8 @@ impl<'a> Server<'a> {
                 }
                 if token < self.spec.listeners.len() {
                     self.accept_pending[token] = true;
+                } else if let Some(input) = self.away.get_mut(&token) {
+                    *input = true;
                 } else {
                     self.on_readable(token);
                 }
@@ -495,15 +509,21 @@ impl<'a> Server<'a> {
         pool.take_done(&mut done);
         for Done { token, mut conn, reusable } in done.drain(..) {
             self.in_flight -= 1;
+            let input = self.away.remove(&token).unwrap_or(true);
             self.after_request();
             if reusable {
-                // Input may have come while the thread had the connection.
-                conn.drained = false;
                 self.park_idle(&mut conn);
+                // Read again only when there may be something to read: a
+                // pipelined request already buffered, input the poll saw
+                // while the thread had the connection, or input left in the
+                // socket before the hand-over. Anything that came after
+                // that raises a poll event of its own (edge-triggered).
+                let again = input || conn.peer_closed || !conn.buf.is_empty();
+                conn.drained = !again;
                 self.conns.insert(token, conn);
-                // A pipelined request may be buffered, or input may have
-                // arrived while the thread had the connection.
-                self.again.push(token);
+                if again {
+                    self.again.push(token);
+                }
             } else {
                 start_lingering(&mut conn);
                 match linger(&conn) {
@@ -638,6 +658,7 @@ impl<'a> Server<'a> {
             Next::Dispatch(request) => {
                 let keep_alive_allowed = self.admit();
                 let pool = self.pool.expect("only a worker with request threads dispatches");
+                self.away.insert(token, !conn.drained);
                 pool.submit(Job { token, conn, request: *request, keep_alive_allowed });
                 self.in_flight += 1;
             }

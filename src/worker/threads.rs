@@ -14,6 +14,13 @@
 //!   list (a lock each), and the progress stamps (atomics: each written by
 //!   its own thread, read by the poller).
 //!
+//! Thread switches are what short requests cost here, so they are few:
+//! a submit wakes a thread only if one waits (a busy thread takes the next
+//! job itself), a finished request wakes the poller only if it sleeps in
+//! its poll (and once per sleep), and request threads run under
+//! SCHED_BATCH, so a woken thread does not preempt the poller before it has
+//! queued every request of its turn.
+//!
 //! The heartbeat stays honest: each thread's socket waits beat its own
 //! stamp, and the poller reports the worker's heartbeat as that of its
 //! slowest busy thread, so a thread stuck in application code gets the
@@ -62,13 +69,22 @@ struct Queue {
     jobs: VecDeque<Job>,
     /// No more jobs will come: threads leave once the queue is empty.
     closed: bool,
+    /// Threads waiting for a job.
+    idle: usize,
+}
+
+/// The finished requests, and whether the poller sleeps in its poll (a
+/// thread wakes it only then, and only once per sleep).
+struct DoneList {
+    items: Vec<Done>,
+    poller_asleep: bool,
 }
 
 /// The job queue, the done list and the threads' stamps.
 pub(super) struct Pool {
     queue: Mutex<Queue>,
     job_ready: Condvar,
-    done: Mutex<Vec<Done>>,
+    done: Mutex<DoneList>,
     /// Wakes the poller when a request is done.
     waker: mio::Waker,
     /// Leaked once per worker process: a thread's heartbeat cell must
@@ -80,22 +96,44 @@ impl Pool {
     pub fn new(waker: mio::Waker, threads: usize) -> Pool {
         let stamps: Vec<Stamp> = (0..threads).map(|_| Stamp::default()).collect();
         Pool {
-            queue: Mutex::new(Queue { jobs: VecDeque::new(), closed: false }),
+            queue: Mutex::new(Queue { jobs: VecDeque::new(), closed: false, idle: 0 }),
             job_ready: Condvar::new(),
-            done: Mutex::new(Vec::new()),
+            done: Mutex::new(DoneList { items: Vec::new(), poller_asleep: false }),
             waker,
             stamps: Box::leak(stamps.into_boxed_slice()),
         }
     }
 
+    /// Queue a job. Only a waiting thread needs waking (a system call): a
+    /// busy one takes the job itself when it is done with its own.
     pub fn submit(&self, job: Job) {
-        lock(&self.queue).jobs.push_back(job);
-        self.job_ready.notify_one();
+        let mut queue = lock(&self.queue);
+        queue.jobs.push_back(job);
+        let wake = queue.idle > 0;
+        drop(queue);
+        if wake {
+            self.job_ready.notify_one();
+        }
     }
 
     /// Move the finished requests into `out`.
     pub fn take_done(&self, out: &mut Vec<Done>) {
-        out.append(&mut lock(&self.done));
+        out.append(&mut lock(&self.done).items);
+    }
+
+    /// The poller is about to sleep in its poll: false when a finished
+    /// request already waits (poll without sleeping then). From here until
+    /// [`Pool::poller_awake`], the next finished request wakes it.
+    pub fn poller_may_sleep(&self) -> bool {
+        let mut done = lock(&self.done);
+        done.poller_asleep = done.items.is_empty();
+        done.poller_asleep
+    }
+
+    /// The poller is back from its poll: it takes the finished requests
+    /// itself before it sleeps again.
+    pub fn poller_awake(&self) {
+        lock(&self.done).poller_asleep = false;
     }
 
     /// No more jobs: each thread finishes what is queued, then returns.
@@ -124,6 +162,9 @@ impl Pool {
         if let Err(e) = sys::block_worker_signals_in_thread() {
             log::warn!("request thread {index}: cannot block signals: {e}");
         }
+        if let Err(e) = sys::set_thread_batch_scheduling() {
+            log::debug!("request thread {index}: cannot use SCHED_BATCH: {e}");
+        }
         let stamp = &self.stamps[index];
         sys::set_thread_heartbeat(&stamp.progress_ms);
         // Attached once and detached at once: the thread keeps one Python
@@ -148,15 +189,22 @@ impl Pool {
                         log::error!("request thread {index} panicked serving a request; closing its connection");
                         false
                     });
-                    lock(&self.done).push(Done { token, conn, reusable });
-                    if let Err(e) = self.waker.wake() {
-                        log::error!("request thread {index}: cannot wake the poller: {e}");
+                    let wake = {
+                        let mut done = lock(&self.done);
+                        done.items.push(Done { token, conn, reusable });
+                        std::mem::replace(&mut done.poller_asleep, false)
+                    };
+                    if wake {
+                        if let Err(e) = self.waker.wake() {
+                            log::error!("request thread {index}: cannot wake the poller: {e}");
+                        }
                     }
                 }
             });
         });
     }
 
+    /// The next job, waiting for one if need be.
     fn next_job(&self) -> Option<Job> {
         let mut queue = lock(&self.queue);
         loop {
@@ -166,7 +214,9 @@ impl Pool {
             if queue.closed {
                 return None;
             }
+            queue.idle += 1;
             queue = self.job_ready.wait(queue).unwrap_or_else(std::sync::PoisonError::into_inner);
+            queue.idle -= 1;
         }
     }
 }

@@ -307,6 +307,10 @@ fn run_app(
     result
 }
 
+/// The largest response piece offered to the socket with the GIL held
+/// (what the socket cannot take is copied aside, so this bounds the copy).
+const SEND_HOLDING_GIL_MAX: usize = 64 * 1024;
+
 fn write_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>, state: &Arc<Mutex<ResponseState>>) -> Result<(), Failure> {
     let not_started = || Failure::App(pyo3::exceptions::PyAssertionError::new_err("the application returned without calling start_response()"));
     // A file wrapper over a real file goes out with sendfile.
@@ -341,13 +345,32 @@ fn write_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>, state: &Arc<Mutex
         if data.is_empty() {
             continue;
         }
-        if lock(state).status.is_none() {
+        let mut st = lock(state);
+        if st.status.is_none() {
             return Err(not_started());
         }
+        // A small piece is offered to the socket without releasing the
+        // GIL: it almost always fits, and another request thread then does
+        // not take the GIL for the time of one system call. Whatever does
+        // not fit is sent below with the GIL released.
+        if data.len() <= SEND_HOLDING_GIL_MAX {
+            if !st.send_without_waiting(data).map_err(|e| client_gone(&e))? {
+                drop(st);
+                py.detach(|| lock(state).flush()).map_err(|e| client_gone(&e))?;
+            }
+            continue;
+        }
+        drop(st);
         py.detach(|| lock(state).send(data)).map_err(|e| client_gone(&e))?;
     }
-    if lock(state).status.is_none() {
-        return Err(not_started());
+    {
+        let mut st = lock(state);
+        if st.status.is_none() {
+            return Err(not_started());
+        }
+        if st.finish_without_write() {
+            return Ok(());
+        }
     }
     py.detach(|| lock(state).finish()).map_err(|e| client_gone(&e))
 }

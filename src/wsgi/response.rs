@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::http::response::{is_hop_by_hop, write_head, BodyEncoder, ResponseFraming};
 use crate::http::{is_field_value, is_token, Version};
-use crate::net::{DeadlineIo, Stream};
+use crate::net::{DeadlineIo, SpillIo, Stream};
+use std::io::Write as _;
 use super::objects::Continue;
 
 /// One response in the making.
@@ -40,6 +41,9 @@ pub struct ResponseState {
     /// The body is ended; nothing more may be written (a `write()` from
     /// the iterable's `close()` would land after the last chunk).
     finished: bool,
+    /// Bytes a send that does not wait could not put on the socket; they go
+    /// out first at the next send that waits.
+    pending: Vec<u8>,
 }
 
 impl ResponseState {
@@ -67,6 +71,7 @@ impl ResponseState {
             content_length: None,
             app_wants_close: false,
             head_sent: false,
+            pending: Vec::new(),
             encoder: None,
             broken: false,
             finished: false,
@@ -138,20 +143,54 @@ impl ResponseState {
 
     /// Send body data, with the head first if it is not out yet.
     pub fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        let stream = self.writable()?;
+        let head = self.take_head();
+        let mut io = DeadlineIo { stream: &stream, timeout: self.timeout };
+        let result = self.flush_pending(&mut io).and_then(|()| match self.encoder.as_mut() {
+            Some(enc) => enc.write(&mut io, &head, data),
+            None => Ok(()),
+        });
+        self.note(result)
+    }
+
+    /// [`ResponseState::send`] without waiting on the socket, for a caller
+    /// that holds the GIL: what the socket cannot take at once is kept, in
+    /// order, for the next send that waits. True when all of it went out.
+    pub fn send_without_waiting(&mut self, data: &[u8]) -> io::Result<bool> {
+        let stream = self.writable()?;
+        let head = self.take_head();
+        let mut io = SpillIo { stream: &stream, spill: &mut self.pending };
+        let result = match self.encoder.as_mut() {
+            Some(enc) => enc.write(&mut io, &head, data),
+            None => Ok(()),
+        };
+        self.note(result)?;
+        Ok(self.pending.is_empty())
+    }
+
+    /// Send what [`ResponseState::send_without_waiting`] kept, waiting as
+    /// long as the timeout allows.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.send(b"")
+    }
+
+    /// The stream, if the response may still be written to.
+    fn writable(&self) -> io::Result<Arc<Stream>> {
         if self.status.is_none() {
             return Err(io::Error::other("write() before start_response()"));
         }
         if self.finished {
             return Err(finished());
         }
-        let stream = self.stream.clone().ok_or_else(finished)?;
-        let head = self.take_head();
-        let mut io = DeadlineIo { stream: &stream, timeout: self.timeout };
-        let result = match self.encoder.as_mut() {
-            Some(enc) => enc.write(&mut io, &head, data),
-            None => Ok(()),
-        };
-        self.note(result)
+        self.stream.clone().ok_or_else(finished)
+    }
+
+    fn flush_pending(&mut self, io: &mut DeadlineIo<'_>) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            io.write_all(&self.pending)?;
+            self.pending = Vec::new();
+        }
+        Ok(())
     }
 
     /// End the body (sending the head first if the body was empty).
@@ -163,11 +202,23 @@ impl ResponseState {
         let stream = self.stream.clone().ok_or_else(finished)?;
         let head = self.take_head();
         let mut io = DeadlineIo { stream: &stream, timeout: self.timeout };
-        let result = match self.encoder.as_mut() {
+        let result = self.flush_pending(&mut io).and_then(|()| match self.encoder.as_mut() {
             Some(enc) => enc.finish(&mut io, &head),
             None => Ok(()),
-        };
+        });
         self.note(result)
+    }
+
+    /// End the body when that takes no write (the head is out and the
+    /// framing has no terminator); false when [`ResponseState::finish`]
+    /// has to write. Lets the caller skip releasing the GIL for nothing.
+    pub fn finish_without_write(&mut self) -> bool {
+        let quiet = self.finished
+            || (self.head_sent
+                && self.pending.is_empty()
+                && self.encoder.as_ref().is_some_and(|e| e.framing() != ResponseFraming::Chunked));
+        self.finished |= quiet;
+        quiet
     }
 
     /// Send the head now and the file's bytes with sendfile(2), up to the

@@ -159,6 +159,29 @@ def test_streamed_download_10_mib(app_server):
     assert got.hexdigest() == expected.hexdigest()
 
 
+@pytest.mark.parametrize("chunk", [10007, 65536, 70001])
+def test_a_client_that_stops_reading_still_gets_every_byte_in_order(app_server, chunk):
+    # 8 MiB is more than loopback socket buffers hold, so they fill while
+    # the client does not read: pieces the
+    # socket cannot take at once are kept aside and sent, in order, once it
+    # drains (small pieces are first offered without waiting, large ones
+    # are sent waiting), then the next request on the connection is served.
+    total = 8 * 1024 * 1024 + 5
+    expected = b"".join(
+        testapp.stream_block(i, min(chunk, total - i * chunk)) for i in range((total + chunk - 1) // chunk)
+    )
+    with app_server.connect() as conn:
+        conn.sock.settimeout(30)
+        conn.send(rawhttp.build_request("GET", "/stream?total=%d&chunk=%d" % (total, chunk)))
+        time.sleep(0.5)
+        resp = conn.read_response()
+        assert resp.status == 200 and resp.chunked
+        assert len(resp.body) == total
+        assert hashlib.sha256(resp.body).digest() == hashlib.sha256(expected).digest()
+        nxt = conn.request("GET", "/hello")
+        assert (nxt.status, nxt.body) == (200, b"Hello, world!\n")
+
+
 # -- wsgi.file_wrapper --------------------------------------------------------------
 
 

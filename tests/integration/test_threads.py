@@ -135,6 +135,34 @@ def test_wsgi_multithread_and_multiprocess(servers, workers, threads, multithrea
         assert env["run_once"] is False, env
 
 
+def test_a_connection_back_from_a_thread_serves_what_came_meanwhile(servers):
+    """A connection goes back to the poller after each request. Whatever
+    came for it before the hand-back must be served without new input:
+    a request pipelined behind a body larger than one read, and a request
+    sent while the thread was still in the app."""
+    srv = servers.start(["-w", "1", "--threads", "4", "--keep-alive", "30", APP])
+    big = os.urandom(300 * 1024)
+    # A request left unread would be noticed only when the keep-alive
+    # expires: 30 s, far past each read's timeout.
+    with srv.connect(timeout=8) as conn:
+        conn.send(
+            rawhttp.build_request("POST", "/echo?name=big", body=big)
+            + rawhttp.build_request("GET", "/environ/after-big?i=1")
+        )
+        first = conn.read_response("POST")
+        assert (first.status, first.body) == (200, big)
+        second = conn.read_response()
+        assert second.status == 200 and json.loads(second.body)["path"] == "/environ/after-big"
+
+        for i in range(5):
+            conn.send(rawhttp.build_request("GET", "/sleep?ms=300&name=held%d" % i))
+            wait_running(srv, "held%d" % i)
+            conn.send(rawhttp.build_request("GET", "/environ/next%d" % i))
+            assert conn.read_response().status == 200
+            nxt = conn.read_response()
+            assert nxt.status == 200 and json.loads(nxt.body)["path"] == "/environ/next%d" % i
+
+
 def test_a_slow_client_holds_one_thread_and_the_others_serve(servers):
     """A client trickles a 20-byte POST body a byte every 0.3 s: it holds
     one of the worker's two threads, and 20 other requests are served on the
