@@ -118,16 +118,16 @@ impl Listener {
     pub fn accept(&self) -> io::Result<(Stream, Peer)> {
         match self {
             Listener::Tcp(l) => {
-                let (s, peer) = l.accept()?;
-                s.set_nonblocking(true)?;
+                let (fd, peer) = sys::accept_nonblocking(l.as_fd())?;
+                let s = TcpStream::from(fd);
                 // Responses are written whole; Nagle would only delay them.
                 s.set_nodelay(true)?;
+                let peer = peer.map_or_else(|| s.peer_addr(), Ok)?;
                 Ok((Stream::Tcp(s), Peer::Tcp(peer)))
             }
             Listener::Unix(l, _) => {
-                let (s, _) = l.accept()?;
-                s.set_nonblocking(true)?;
-                Ok((Stream::Unix(s), Peer::Unix))
+                let (fd, _) = sys::accept_nonblocking(l.as_fd())?;
+                Ok((Stream::Unix(UnixStream::from(fd)), Peer::Unix))
             }
         }
     }

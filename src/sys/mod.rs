@@ -75,6 +75,47 @@ pub fn set_thread_batch_scheduling() -> std::io::Result<()> {
     }
 }
 
+/// Accept a connection already non-blocking and close-on-exec (one
+/// accept4(2), no fcntl or ioctl after it), with its peer's address
+/// (`None` on a unix socket).
+pub fn accept_nonblocking(listener: std::os::fd::BorrowedFd<'_>) -> std::io::Result<(OwnedFd, Option<std::net::SocketAddr>)> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero sockaddr_storage is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: storage and len describe a writable buffer of len bytes.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            (&raw mut storage).cast::<libc::sockaddr>(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: accept4 returned a new descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let peer = match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
+            let a = unsafe { &*(&raw const storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
+            let a = unsafe { &*(&raw const storage).cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id)))
+        }
+        _ => None,
+    };
+    Ok((fd, peer))
+}
+
 /// Tell the master this worker is making progress. Called from the serve
 /// loop and while waiting on a client; never from application code, so a
 /// worker stuck in the app stops beating.

@@ -38,6 +38,7 @@ impl Handler<'_> {
     /// the bytes after this request's body.
     pub fn serve(&self, conn: &mut Conn, request: http::Request, keep_alive_allowed: bool) -> bool {
         let cfg = self.cfg;
+        conn.client_done = false;
         if cfg.header_map == HeaderMap::Refuse && request.headers.iter().any(|h| h.name.contains('_')) {
             refuse(conn, HttpError::UnderscoreInHeaderName);
             return false;
@@ -109,7 +110,11 @@ impl Handler<'_> {
         // Bytes past the body (a pipelined request) become the buffer;
         // without any, the emptied buffer keeps its allocation for the
         // next request.
+        let body_complete = body.is_complete();
         let rest = body.into_leftover();
+        // A client that asked to close (or a uwsgi front end: one request
+        // per connection) and whose input is all read sends nothing more.
+        conn.client_done = (uwsgi || !request.keep_alive) && body_complete && rest.is_empty();
         if !rest.is_empty() {
             conn.buf = rest;
         }

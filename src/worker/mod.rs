@@ -297,6 +297,14 @@ struct Conn {
     remote_strings: wsgi::RemoteCache,
     /// When lingering started (the total linger time is capped).
     lingering_since: Option<Instant>,
+    /// The socket is in the poll. A connection is added only when it has
+    /// to wait: one served and closed on its first read (uwsgi, HTTP/1.0)
+    /// never is.
+    watched: bool,
+    /// The client will send nothing more: it asked to close (or speaks
+    /// uwsgi, one request per connection) and all it sent has been read.
+    /// Such a connection is closed at once, without lingering.
+    client_done: bool,
 }
 
 /// What the serve loop does with a connection after driving it.
@@ -309,6 +317,8 @@ enum Next {
     Close,
     /// A request head is complete: hand the connection to a request thread.
     Dispatch(Box<http::Request>),
+    /// A response ended the connection.
+    End,
 }
 
 /// The serve loop's state.
@@ -520,18 +530,12 @@ impl<'a> Server<'a> {
                 // that raises a poll event of its own (edge-triggered).
                 let again = input || conn.peer_closed || !conn.buf.is_empty();
                 conn.drained = !again;
-                self.conns.insert(token, conn);
+                self.keep(token, conn);
                 if again {
                     self.again.push(token);
                 }
             } else {
-                start_lingering(&mut conn);
-                match linger(&conn) {
-                    Next::Close => self.finish_conn(conn),
-                    _ => {
-                        self.conns.insert(token, conn);
-                    }
-                }
+                self.end_conn(token, conn);
             }
         }
         self.done = done;
@@ -588,11 +592,6 @@ impl<'a> Server<'a> {
             Ok((stream, peer)) => {
                 let token = self.next_token;
                 self.next_token += 1;
-                let fd = stream.as_raw_fd();
-                if let Err(e) = self.poll.registry().register(&mut SourceFd(&fd), Token(token), Interest::READABLE) {
-                    log::error!("cannot watch a new connection: {e}");
-                    return;
-                }
                 let cfg = self.spec.cfg;
                 let deadline = cfg.timeout.map(|t| Instant::now() + t);
                 let proxy_pending = cfg.proxy_protocol != ProxyProtocol::Off && cfg.proxy_allow.allows(peer.ip());
@@ -609,11 +608,12 @@ impl<'a> Server<'a> {
                     drained: false,
                     remote_strings: None,
                     lingering_since: None,
+                    watched: false,
+                    client_done: false,
                 };
-                self.conns.insert(token, conn);
                 self.accept_failing = false;
                 // Clients usually send the request with the connection.
-                self.on_readable(token);
+                self.drive_and_place(token, conn);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.accept_pending[listener] = false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::ConnectionAborted => {}
@@ -635,7 +635,13 @@ impl<'a> Server<'a> {
     /// Read what is there; serve the complete requests (a few per turn, so
     /// one pipelining client cannot starve the others); park the rest.
     fn on_readable(&mut self, token: usize) {
-        let Some(mut conn) = self.conns.remove(&token) else { return };
+        let Some(conn) = self.conns.remove(&token) else { return };
+        self.drive_and_place(token, conn);
+    }
+
+    /// Drive a connection, then keep it (watched by the poll), hand it to
+    /// a request thread, or close it.
+    fn drive_and_place(&mut self, token: usize, mut conn: Conn) {
         let next = if conn.state == ConnState::Lingering {
             let next = linger(&conn);
             // Each read earns the client another LINGER, up to LINGER_TOTAL.
@@ -647,15 +653,19 @@ impl<'a> Server<'a> {
             self.drive(&mut conn)
         };
         match next {
-            Next::Park => {
-                self.conns.insert(token, conn);
-            }
+            Next::Park => self.keep(token, conn),
             Next::Again => {
-                self.conns.insert(token, conn);
+                self.keep(token, conn);
                 self.again.push(token);
             }
             Next::Close => self.finish_conn(conn),
+            Next::End => self.end_conn(token, conn),
             Next::Dispatch(request) => {
+                // Watched while away, so input that comes meanwhile is seen.
+                if !self.watch(token, &mut conn) {
+                    self.finish_conn(conn);
+                    return;
+                }
                 let keep_alive_allowed = self.admit();
                 let pool = self.pool.expect("only a worker with request threads dispatches");
                 self.away.insert(token, !conn.drained);
@@ -739,8 +749,7 @@ impl<'a> Server<'a> {
                 return Next::Dispatch(Box::new(request));
             }
             if !self.serve_inline(conn, request) {
-                start_lingering(conn);
-                return linger(conn);
+                return Next::End;
             }
             self.park_idle(conn);
         }
@@ -793,14 +802,8 @@ impl<'a> Server<'a> {
             matches!(c.state, ConnState::Fresh | ConnState::Idle) && c.buf.is_empty() && c.deadline.is_some_and(|d| d <= now)
         });
         if done {
-            let mut conn = self.conns.remove(&token).expect("present: just looked it up");
-            start_lingering(&mut conn);
-            match linger(&conn) {
-                Next::Close => self.finish_conn(conn),
-                _ => {
-                    self.conns.insert(token, conn);
-                }
-            }
+            let conn = self.conns.remove(&token).expect("present: just looked it up");
+            self.end_conn(token, conn);
         }
     }
 
@@ -810,12 +813,57 @@ impl<'a> Server<'a> {
         }
     }
 
-    /// Stop watching a connection and shut it down. The shutdown reaches
-    /// the client even if the application still holds a reference to the
-    /// socket (through a `wsgi.input` it kept).
+    /// Keep a connection until the poll reports it.
+    fn keep(&mut self, token: usize, mut conn: Conn) {
+        if self.watch(token, &mut conn) {
+            self.conns.insert(token, conn);
+        } else {
+            self.finish_conn(conn);
+        }
+    }
+
+    /// Put the connection in the poll if it is not there yet. Input that
+    /// came before is reported at once (epoll checks readiness on adding).
+    fn watch(&self, token: usize, conn: &mut Conn) -> bool {
+        if !conn.watched {
+            let fd = conn.stream.as_raw_fd();
+            if let Err(e) = self.poll.registry().register(&mut SourceFd(&fd), Token(token), Interest::READABLE) {
+                log::error!("cannot watch a connection: {e}");
+                return false;
+            }
+            conn.watched = true;
+        }
+        true
+    }
+
+    /// Close a connection. When the application still holds a reference
+    /// to the socket (a `wsgi.input` it kept), the socket leaves the poll
+    /// and is shut down, so the client sees the end all the same;
+    /// otherwise closing the descriptor does both.
     fn finish_conn(&mut self, conn: Conn) {
-        let _ = self.poll.registry().deregister(&mut SourceFd(&conn.stream.as_raw_fd()));
-        conn.stream.shutdown();
+        if Arc::strong_count(&conn.stream) > 1 {
+            if conn.watched {
+                let _ = self.poll.registry().deregister(&mut SourceFd(&conn.stream.as_raw_fd()));
+            }
+            conn.stream.shutdown();
+        }
+    }
+
+    /// After a response that ends the connection: close at once when the
+    /// client will send nothing more, else shut down our side and read
+    /// what the client still sends before closing, so that input arriving
+    /// at a closed socket cannot reset the connection (and destroy the
+    /// response) before the client has read it.
+    fn end_conn(&mut self, token: usize, mut conn: Conn) {
+        if conn.client_done && conn.buf.is_empty() {
+            self.finish_conn(conn);
+            return;
+        }
+        start_lingering(&mut conn);
+        match linger(&conn) {
+            Next::Close => self.finish_conn(conn),
+            _ => self.keep(token, conn),
+        }
     }
 
     fn reopen_logs(&mut self) {

@@ -78,6 +78,37 @@ def test_error_response_survives_unread_request_bytes(servers):
         assert data.startswith(b"HTTP/1.1 431 "), data[:100]
 
 
+def sends_until_reset(sock, attempts=50):
+    """Send a byte at a time to a connection the server has ended; True
+    once the server answers with a reset (its socket is gone), False if it
+    keeps reading (a lingering close reads and drops what comes)."""
+    for _ in range(attempts):
+        try:
+            sock.send(b"x")
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_client_that_asked_to_close_is_closed_without_lingering(servers):
+    """Connection: close (or HTTP/1.0 without keep-alive) with all input
+    read: the server closes its socket at once. When the server ends a
+    connection the client wanted kept (here an error with unread input),
+    it lingers instead, reading what still comes."""
+    srv = servers.start(["--limit-request-fields", "5", "get_started:hello_world"], chdir=EXAMPLES_DIR)
+    for request in (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"GET / HTTP/1.0\r\n\r\n"):
+        with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+            s.sendall(request)
+            assert read_until_eof(s).count(b" 200 OK\r\n") == 1
+            assert sends_until_reset(s)
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+        head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(50)) + b"\r\n"
+        s.sendall(head)
+        assert read_until_eof(s).startswith(b"HTTP/1.1 431 ")
+        assert not sends_until_reset(s, attempts=10)
+
+
 def test_app_keeping_environ_does_not_keep_connection_open(servers):
     """An app that keeps its environ (and so wsgi.input, which holds the
     socket) past the request: expired keep-alive connections still close."""
