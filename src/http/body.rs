@@ -59,6 +59,13 @@ impl BodyReader {
         BodyReader { state, raw: leftover, raw_pos: 0, pending: Vec::new(), pending_pos: 0, error: None }
     }
 
+    /// The same, for a buffer whose first `pos` bytes are already used
+    /// (the head): the body bytes are not moved.
+    pub fn starting_at(mut self, pos: usize) -> Self {
+        self.raw_pos = pos.min(self.raw.len());
+        self
+    }
+
     /// True when the whole body has been decoded (it may still sit in
     /// `pending`, unread by the app).
     pub fn is_complete(&self) -> bool {

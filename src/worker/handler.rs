@@ -68,8 +68,9 @@ impl Handler<'_> {
         }
         // Timed only for the access log.
         let started = self.access_log.as_ref().map(|_| Instant::now());
-        let leftover = conn.buf.split_off(request.head_len);
-        conn.buf.clear();
+        // The buffer goes to the body reader whole (its bytes past the
+        // head are the body's start, read in place) and comes back below.
+        let leftover = std::mem::take(&mut conn.buf);
         let keep_alive = request.keep_alive && cfg.keepalive.is_some() && keep_alive_allowed;
         let ex = Exchange {
             request: &request,
@@ -77,6 +78,7 @@ impl Handler<'_> {
             listener: conn.listener,
             stream: &conn.stream,
             leftover,
+            leftover_start: request.head_len,
             timeout: cfg.timeout,
             keep_alive,
             https,
@@ -107,17 +109,14 @@ impl Handler<'_> {
             let mut io = DrainIo { stream: &conn.stream, until: Instant::now() + wait };
             reusable = matches!(body.drain(&mut io, DRAIN_LIMIT), Ok(true));
         }
-        // Bytes past the body (a pipelined request) become the buffer;
-        // without any, the emptied buffer keeps its allocation for the
-        // next request.
+        // Bytes past the body (a pipelined request) stay in the buffer,
+        // which keeps its allocation for the next request.
         let body_complete = body.is_complete();
         let rest = body.into_leftover();
         // A client that asked to close (or a uwsgi front end: one request
         // per connection) and whose input is all read sends nothing more.
         conn.client_done = (uwsgi || !request.keep_alive) && body_complete && rest.is_empty();
-        if !rest.is_empty() {
-            conn.buf = rest;
-        }
+        conn.buf = rest;
         reusable
     }
 }

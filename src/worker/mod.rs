@@ -905,7 +905,7 @@ fn jitter(max: u64) -> u64 {
 }
 
 /// Bytes asked for by one read of a connection.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 /// Requests served from one connection before the others get a turn.
 const REQUESTS_PER_TURN: usize = 8;
 /// Pause after an accept error before accepting again.

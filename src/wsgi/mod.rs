@@ -157,8 +157,11 @@ pub struct Exchange<'a> {
     pub peer: &'a Peer,
     pub listener: usize,
     pub stream: &'a Arc<Stream>,
-    /// Bytes after the head already read from the connection.
+    /// What was read from the connection: the head, then (from
+    /// `leftover_start`) the start of the body and anything after it.
     pub leftover: Vec<u8>,
+    /// Where the body starts in `leftover`.
+    pub leftover_start: usize,
     pub timeout: Option<Duration>,
     /// The server allows keep-alive for this request (not stopping,
     /// keep-alive enabled, the client asked for it).
@@ -215,7 +218,7 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
     let req = ex.request;
     let expect = Arc::new(Continue::new(req.expect_continue));
     let input = Arc::new(Mutex::new(InputState {
-        body: BodyReader::new(req.framing, std::mem::take(&mut ex.leftover)),
+        body: BodyReader::new(req.framing, std::mem::take(&mut ex.leftover)).starting_at(ex.leftover_start),
         stream: Some(ex.stream.clone()),
         timeout: ex.timeout,
         expect: expect.clone(),
