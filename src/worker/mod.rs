@@ -420,12 +420,16 @@ impl<'a> Server<'a> {
             }
             let mut ready = std::mem::take(&mut self.ready);
             ready.clear();
+            // Connections are served in the order the poll reports them
+            // (sorting them, by token say, would make the same ones wait
+            // behind the others at every turn), then those queued for
+            // another turn, each once.
             ready.extend(events.iter().map(|e| e.token().0));
-            ready.append(&mut self.again);
-            // A connection both reported by the poll and queued for another
-            // turn gets one turn, not two.
-            ready.sort_unstable();
-            ready.dedup();
+            for token in self.again.drain(..) {
+                if !ready.contains(&token) {
+                    ready.push(token);
+                }
+            }
             for &token in &ready {
                 if token == WAKER.0 {
                     continue;
