@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: rwsgi against its peers, one worker on one core each.
 #
-#   bash bench/run.sh                 full run (3 rounds x 10 s, ~45 min)
+#   bash bench/run.sh                 full run (3 rounds x 10 s, ~35 min)
 #   bash bench/run.sh --quick         smoke run (1 round x 3 s)
 #   bash bench/run.sh --only rwsgi,granian --scenarios hello_c16,flask
 #   bash bench/run.sh --list          servers and scenarios

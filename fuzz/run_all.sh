@@ -19,13 +19,28 @@ targets=("$@")
 scratch=${FUZZ_SCRATCH:-/tmp/rwsgi-fuzz/scratch}
 logs=${FUZZ_LOGS:-/tmp/rwsgi-fuzz/logs}
 cargo +nightly fuzz build --fuzz-dir "$here" || exit 1
+failed=()
 for t in "${targets[@]}"; do
     dir=$logs/$t-$(date +%Y%m%d-%H%M%S)
     mkdir -p "$dir" "$scratch/$t"
     (cd "$dir" && cargo +nightly fuzz run --fuzz-dir "$here" "$t" "$scratch/$t" "$here/corpus/$t" -- \
         -max_total_time="$secs" -max_len=4096 -jobs=1 -workers=1 -print_final_stats=1 >cargo.out 2>&1)
+    status=$?
     echo "== $t ($secs s, log $dir/fuzz-0.log)"
+    if [ "$status" -ne 0 ] || [ ! -f "$dir/fuzz-0.log" ]; then
+        failed+=("$t")
+        tail -20 "$dir/cargo.out"
+    fi
+    [ -f "$dir/fuzz-0.log" ] || continue
     grep -E "panicked|Test unit written" "$dir/fuzz-0.log"
     grep -E "^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE|INITED)" "$dir/fuzz-0.log" | tail -1
     grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)" "$dir/fuzz-0.log"
+    # libFuzzer can exit 0 with -jobs=1 while its worker found a crash.
+    if grep -qE "panicked|Test unit written" "$dir/fuzz-0.log"; then
+        [[ " ${failed[*]} " == *" $t "* ]] || failed+=("$t")
+    fi
 done
+if ((${#failed[@]})); then
+    echo "FAILED: ${failed[*]}" >&2
+    exit 1
+fi

@@ -44,6 +44,12 @@ SUDO=()
 [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
 
 # --- Tools -------------------------------------------------------------------
+if [ ! -x "$PYTHON" ] && [ "$PYTHON" = /usr/bin/python3 ]; then
+    step "Installing Debian packages: python3 (the packages are built against it)"
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends python3
+fi
 [ -x "$PYTHON" ] || die "$PYTHON not found: the packages are built against the system Python"
 PY_LIBDIR=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 PY_LDLIBRARY=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("LDLIBRARY"))')

@@ -384,20 +384,31 @@ impl Write for SpillIo<'_> {
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let mut sent = 0;
         if self.spill.is_empty() {
             crate::sys::beat();
             loop {
                 match (&*self.stream).write_vectored(bufs) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    other => return other,
+                    Err(e) => return Err(e),
+                    // A short write means the socket is full: keep the rest
+                    // now rather than hear EAGAIN from one more write.
+                    Ok(n) => {
+                        sent = n;
+                        break;
+                    }
                 }
             }
         }
+        let mut skip = sent;
         for b in bufs {
-            self.spill.extend_from_slice(b);
+            let from = skip.min(b.len());
+            skip -= from;
+            self.spill.extend_from_slice(&b[from..]);
         }
-        Ok(bufs.iter().map(|b| b.len()).sum())
+        Ok(total)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -417,4 +428,34 @@ pub fn write_all_vectored(w: &mut impl Write, mut bufs: &mut [io::IoSlice<'_>]) 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spill_io_keeps_in_order_what_the_socket_cannot_take() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let stream = Stream::Unix(ours);
+        let data: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+        let (head, body) = data.split_at(1000);
+        let mut spill = Vec::new();
+        let mut io = SpillIo { stream: &stream, spill: &mut spill };
+        let mut bufs = [io::IoSlice::new(head), io::IoSlice::new(body)];
+        write_all_vectored(&mut io, &mut bufs).unwrap();
+        // 4 MB is more than a socket pair holds: part of it was kept.
+        assert!(!spill.is_empty() && spill.len() < data.len());
+        // What the socket took, then what was kept, is the input in order.
+        let mut got = vec![0; data.len() - spill.len()];
+        (&theirs).read_exact(&mut got).unwrap();
+        got.extend_from_slice(&spill);
+        assert!(got == data);
+        // Once something is kept, later writes are kept after it.
+        let before = spill.len();
+        let mut io = SpillIo { stream: &stream, spill: &mut spill };
+        io.write_all(b"tail").unwrap();
+        assert_eq!(&spill[before..], b"tail");
+    }
 }

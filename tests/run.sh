@@ -5,11 +5,24 @@
 #
 #   bash tests/run.sh            (from anywhere; it works from the repo root)
 #
-# Extra arguments are passed to pytest, e.g. `bash tests/run.sh -k environ -x`.
+# Extra arguments are passed to pytest, e.g. `bash tests/run.sh -k environ -x`
+# (such a focused run leaves the packaging test out).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT=$PWD
+
+packaging=1
+if [ "${RWSGI_SKIP_PACKAGING:-0}" = 1 ]; then
+    packaging="skipped (RWSGI_SKIP_PACKAGING=1)"
+elif (($#)); then
+    packaging="skipped (pytest arguments given: a focused run)"
+elif [ "$(id -u)" -ne 0 ]; then
+    # Said now rather than after the rest has run.
+    echo "error: the packaging test at the end needs root (debootstrap, mounts," >&2
+    echo "       systemd-nspawn): run as root, or with RWSGI_SKIP_PACKAGING=1" >&2
+    exit 1
+fi
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -68,12 +81,16 @@ fi
 export RWSGI_BIN
 
 step "pytest tests/integration"
+# As root, everything the suite uses is installed above: no test may skip.
+if [ "$(id -u)" -eq 0 ]; then
+    export RWSGI_NO_SKIPS=1
+fi
 "$VENV/bin/python" -m pytest tests/integration -q -p no:cacheprovider "$@"
 
 # --- Packages: build the .deb and .rpm, install them into a fresh Debian root
 # (slower; needs root for debootstrap, mounts and systemd-nspawn).
-if [ "${RWSGI_SKIP_PACKAGING:-0}" = 1 ]; then
-    step "packaging test skipped (RWSGI_SKIP_PACKAGING=1)"
+if [ "$packaging" != 1 ]; then
+    step "packaging test $packaging"
 else
     step "packaging/test.sh"
     bash packaging/test.sh

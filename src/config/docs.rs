@@ -16,10 +16,11 @@ pub fn render() -> String {
         ".SH NAME\nrwsgi \\- a pre-fork WSGI HTTP server for Python web applications\n\
          .SH SYNOPSIS\n.B rwsgi\n[\\fIOPTIONS\\fR] [\\fIAPP\\fR]\n\
          .SH DESCRIPTION\n\
-         rwsgi serves a Python WSGI (PEP 3333) application over HTTP/1.1. A master process binds \
-         the sockets and forks worker processes; each worker embeds CPython, imports the \
-         application and serves requests one at a time, keeping idle keep-alive connections \
-         parked. Its command line follows Gunicorn's.\n\
+         rwsgi serves a Python WSGI (PEP 3333) application over HTTP/1.1 (or the uwsgi protocol \
+         behind nginx). A master process binds the sockets and forks worker processes; each \
+         worker embeds CPython, imports the application and serves requests one at a time (or \
+         N at once with \\-\\-threads N), keeping idle keep-alive connections parked. Its \
+         command line follows Gunicorn's.\n\
          .PP\nAPP is \\fIMODULE\\fR:\\fICALLABLE\\fR, or \\fIMODULE\\fR:\\fIFACTORY\\fR() to call \
          an application factory, e.g.\n.PP\n.RS\nrwsgi \\-w 4 get_started:hello_world\n.RE\n",
     );
@@ -70,14 +71,18 @@ pub fn render() -> String {
          .SH EXIT STATUS\n0 after a requested stop; 1 for a configuration or start-up error; \
          3 when a worker cannot boot; 4 when the application cannot be loaded.\n\
          .SH EXAMPLES\n\
-         Four workers on a unix socket, behind nginx over HTTP (\\fBproxy_pass http://unix:/run/rwsgi/app.sock;\\fR):\n\
-         .PP\n.RS\nrwsgi \\-w 4 \\-b unix:/run/rwsgi/app.sock myproject.wsgi:application\n.RE\n\
+         Four workers on a unix socket, behind nginx over HTTP with keep-alive to the upstream \
+         (\\fBproxy_pass http://unix:/run/rwsgi/app.sock;\\fR in an upstream with \\fBkeepalive\\fR); \
+         \\-\\-keep\\-alive 75 outlasts nginx's 60 s keepalive_timeout, so rwsgi never closes a \
+         connection nginx is about to reuse:\n\
+         .PP\n.RS\nrwsgi \\-w 4 \\-\\-keep\\-alive 75 \\-b unix:/run/rwsgi/app.sock myproject.wsgi:application\n.RE\n\
          .PP\nThe same behind nginx over the uwsgi protocol (\\fBuwsgi_pass unix:/run/rwsgi/app.sock;\\fR \
          with \\fBinclude uwsgi_params;\\fR); the environ then takes REMOTE_ADDR, PATH_INFO, HTTPS and \
          the rest from nginx's variables:\n\
          .PP\n.RS\nrwsgi \\-w 4 \\-\\-protocol uwsgi \\-b unix:/run/rwsgi/app.sock myproject.wsgi:application\n.RE\n\
-         .PP\nBehind HAProxy with \\fBsend\\-proxy\\-v2\\fR, so REMOTE_ADDR is the client's address:\n\
-         .PP\n.RS\nrwsgi \\-\\-proxy\\-protocol v2 \\-\\-proxy\\-allow\\-from 10.0.0.5 \\-b 0.0.0.0:8000 app:app\n.RE\n\
+         .PP\nBehind HAProxy with \\fBsend\\-proxy\\-v2\\fR, so REMOTE_ADDR is the client's address \
+         (\\-\\-keep\\-alive 75 outlasts HAProxy's keep-alive timeout):\n\
+         .PP\n.RS\nrwsgi \\-\\-proxy\\-protocol v2 \\-\\-proxy\\-allow\\-from 10.0.0.5 \\-\\-keep\\-alive 75 \\-b 0.0.0.0:8000 app:app\n.RE\n\
          .PP\nComplete nginx site files and an HAProxy example are in \\fBconfig/nginx/\\fR and \
          \\fBconfig/haproxy/\\fR in the sources, and in \\fI/usr/share/doc/rwsgi/examples/\\fR once \
          the package is installed.\n\

@@ -53,6 +53,17 @@ struct Slot {
     request_start_ms: AtomicU64,
 }
 
+impl Slot {
+    /// Mark the worker busy or idle, unless it is stopping: a stopping
+    /// worker stays marked so while it finishes its last requests (the
+    /// master starts its replacement meanwhile).
+    fn set_busy_or_idle(&self, state: SlotState) {
+        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+            (s != SlotState::Stopping as u32).then_some(state as u32)
+        });
+    }
+}
+
 #[repr(C)]
 struct Board {
     /// Set by the first worker that finishes booting: the service has run.
@@ -162,7 +173,7 @@ impl Scoreboard {
         let now = now_ms();
         slot.request_start_ms.store(now, Ordering::Relaxed);
         slot.last_beat_ms.store(now, Ordering::Relaxed);
-        slot.state.store(SlotState::Busy as u32, Ordering::Release);
+        slot.set_busy_or_idle(SlotState::Busy);
     }
 
     /// A request finished in worker `index`.
@@ -171,7 +182,7 @@ impl Scoreboard {
         slot.requests.fetch_add(1, Ordering::Relaxed);
         slot.request_start_ms.store(0, Ordering::Relaxed);
         slot.last_beat_ms.store(now_ms(), Ordering::Relaxed);
-        slot.state.store(SlotState::Idle as u32, Ordering::Release);
+        slot.set_busy_or_idle(SlotState::Idle);
     }
 
     /// Set slot `index` from a worker's request threads: its heartbeat is
@@ -181,11 +192,7 @@ impl Scoreboard {
         let slot = self.slot(index);
         slot.last_beat_ms.store(beat_ms, Ordering::Relaxed);
         slot.request_start_ms.store(oldest_start_ms, Ordering::Relaxed);
-        let state = if oldest_start_ms == 0 { SlotState::Idle } else { SlotState::Busy };
-        // A stopping worker stays marked so.
-        let _ = slot.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-            (s != SlotState::Stopping as u32).then_some(state as u32)
-        });
+        slot.set_busy_or_idle(if oldest_start_ms == 0 { SlotState::Idle } else { SlotState::Busy });
     }
 
     /// Count a request finished by one of worker `index`'s threads.

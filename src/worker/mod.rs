@@ -327,11 +327,10 @@ struct Server<'a> {
     handler: &'a Handler<'a>,
     /// The request threads; `None` with `--threads 1`.
     pool: Option<&'a Pool>,
-    /// Requests handed to the threads and not yet back.
-    in_flight: usize,
-    /// The connections away with a thread, by token: whether input may be
-    /// waiting in the socket when it comes back (it was not read empty
-    /// before the hand-over, or a poll event came for it meanwhile).
+    /// The connections away with a request thread (their requests are in
+    /// flight), by token: whether input may be waiting in the socket when
+    /// it comes back (it was not read empty before the hand-over, or a poll
+    /// event came for it meanwhile).
     away: HashMap<usize, bool>,
     /// Finished requests taken from the pool (kept to reuse its allocation).
     done: Vec<Done>,
@@ -370,7 +369,6 @@ impl<'a> Server<'a> {
             spec,
             handler,
             pool,
-            in_flight: 0,
             away: HashMap::new(),
             done: Vec::new(),
             scratch: vec![0; READ_CHUNK],
@@ -398,7 +396,7 @@ impl<'a> Server<'a> {
             if sys::stop_requested() && !self.stopping {
                 self.begin_stop();
             }
-            if self.stopping && self.conns.is_empty() && self.in_flight == 0 {
+            if self.stopping && self.conns.is_empty() && self.away.is_empty() {
                 return Ok(());
             }
             if sys::take_reopen_request() {
@@ -406,14 +404,10 @@ impl<'a> Server<'a> {
             }
             self.beat();
             let mut timeout = self.poll_timeout();
-            if self.pool.is_some_and(|pool| !pool.poller_may_sleep()) {
+            if !timeout.is_zero() && self.pool.is_some_and(|pool| !pool.poller_may_sleep()) {
                 timeout = Duration::ZERO;
             }
-            let polled = self.poll.poll(&mut events, Some(timeout));
-            if let Some(pool) = self.pool {
-                pool.poller_awake();
-            }
-            match polled {
+            match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -465,7 +459,7 @@ impl<'a> Server<'a> {
     /// free thread to accept would starve clients still in the backlog
     /// behind busy keep-alive connections).
     fn can_accept(&self) -> bool {
-        !self.stopping && self.conns.len() + self.in_flight < self.spec.cfg.worker_connections
+        !self.stopping && self.conns.len() + self.away.len() < self.spec.cfg.worker_connections
     }
 
     /// The worker's heartbeat in its scoreboard slot: now, or with request
@@ -522,7 +516,6 @@ impl<'a> Server<'a> {
         let mut done = std::mem::take(&mut self.done);
         pool.take_done(&mut done);
         for Done { token, mut conn, reusable } in done.drain(..) {
-            self.in_flight -= 1;
             let input = self.away.remove(&token).unwrap_or(true);
             self.after_request();
             if reusable {
@@ -533,7 +526,6 @@ impl<'a> Server<'a> {
                 // socket before the hand-over. Anything that came after
                 // that raises a poll event of its own (edge-triggered).
                 let again = input || conn.peer_closed || !conn.buf.is_empty();
-                conn.drained = !again;
                 self.keep(token, conn);
                 if again {
                     self.again.push(token);
@@ -665,16 +657,12 @@ impl<'a> Server<'a> {
             Next::Close => self.finish_conn(conn),
             Next::End => self.end_conn(token, conn),
             Next::Dispatch(request) => {
-                // Watched while away, so input that comes meanwhile is seen.
-                if !self.watch(token, &mut conn) {
-                    self.finish_conn(conn);
-                    return;
-                }
+                // A connection not yet in the poll joins it only if it comes
+                // back to wait (input that came meanwhile is reported then).
                 let keep_alive_allowed = self.admit();
                 let pool = self.pool.expect("only a worker with request threads dispatches");
                 self.away.insert(token, !conn.drained);
                 pool.submit(Job { token, conn, request: *request, keep_alive_allowed });
-                self.in_flight += 1;
             }
         }
     }
@@ -840,17 +828,15 @@ impl<'a> Server<'a> {
         true
     }
 
-    /// Close a connection. When the application still holds a reference
-    /// to the socket (a `wsgi.input` it kept), the socket leaves the poll
-    /// and is shut down, so the client sees the end all the same;
-    /// otherwise closing the descriptor does both.
+    /// Close a connection: shut it down, so the client sees the end even
+    /// while another process holds a copy of the socket (a child the app
+    /// forked during the request), take it out of the poll if it is there,
+    /// and close the descriptor (dropping the connection).
     fn finish_conn(&mut self, conn: Conn) {
-        if Arc::strong_count(&conn.stream) > 1 {
-            if conn.watched {
-                let _ = self.poll.registry().deregister(&mut SourceFd(&conn.stream.as_raw_fd()));
-            }
-            conn.stream.shutdown();
+        if conn.watched {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&conn.stream.as_raw_fd()));
         }
+        conn.stream.shutdown();
     }
 
     /// After a response that ends the connection: close at once when the
@@ -859,11 +845,14 @@ impl<'a> Server<'a> {
     /// at a closed socket cannot reset the connection (and destroy the
     /// response) before the client has read it.
     fn end_conn(&mut self, token: usize, mut conn: Conn) {
-        if conn.client_done && conn.buf.is_empty() {
+        if conn.client_done {
             self.finish_conn(conn);
             return;
         }
-        start_lingering(&mut conn);
+        // A refused request has started lingering already.
+        if conn.state != ConnState::Lingering {
+            start_lingering(&mut conn);
+        }
         match linger(&conn) {
             Next::Close => self.finish_conn(conn),
             _ => self.keep(token, conn),

@@ -5,7 +5,7 @@
 //! - The worker's main thread (the poller) alone owns the poll, the
 //!   listeners and every parked connection: accepting, reading request
 //!   heads, keep-alive, lingering and every deadline stay single-threaded,
-//!   exactly as with one thread. It never runs Python.
+//!   exactly as with one thread. It never calls the application.
 //! - A connection whose request head is complete moves, with the request,
 //!   into the job queue; one request thread takes it and alone touches it
 //!   until it hands it back through the done list and wakes the poller.
@@ -116,24 +116,21 @@ impl Pool {
         }
     }
 
-    /// Move the finished requests into `out`.
+    /// Move the finished requests into `out` (an empty list): the poller
+    /// is awake and takes them itself before it sleeps again.
     pub fn take_done(&self, out: &mut Vec<Done>) {
-        out.append(&mut lock(&self.done).items);
+        let mut done = lock(&self.done);
+        done.poller_asleep = false;
+        std::mem::swap(out, &mut done.items);
     }
 
     /// The poller is about to sleep in its poll: false when a finished
     /// request already waits (poll without sleeping then). From here until
-    /// [`Pool::poller_awake`], the next finished request wakes it.
+    /// its next [`Pool::take_done`], the next finished request wakes it.
     pub fn poller_may_sleep(&self) -> bool {
         let mut done = lock(&self.done);
         done.poller_asleep = done.items.is_empty();
         done.poller_asleep
-    }
-
-    /// The poller is back from its poll: it takes the finished requests
-    /// itself before it sleeps again.
-    pub fn poller_awake(&self) {
-        lock(&self.done).poller_asleep = false;
     }
 
     /// No more jobs: each thread finishes what is queued, then returns.

@@ -188,7 +188,7 @@ impl ResponseState {
     fn flush_pending(&mut self, io: &mut DeadlineIo<'_>) -> io::Result<()> {
         if !self.pending.is_empty() {
             io.write_all(&self.pending)?;
-            self.pending = Vec::new();
+            self.pending.clear();
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ sockets. Each server's stdout/stderr go to files under pytest's tmp dir.
 """
 
 import os
+import shutil
 import sys
 
 import pytest
@@ -14,6 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+import frontends  # noqa: E402
 import support  # noqa: E402
 
 
@@ -56,3 +58,35 @@ def close_log(tmp_path_factory):
 def app_server(module_servers, close_log):
     """The multi-route test app (apps/testapp.py) with one worker, shared by a module."""
     return module_servers.start(["-w", "1", "-e", "CLOSE_LOG=%s" % close_log, "testapp:app"])
+
+
+@pytest.fixture(scope="module")
+def fe(tmp_path_factory):
+    """Real nginx and HAProxy processes for a module (tests/integration/frontends.py)."""
+    manager = frontends.FrontendManager(tmp_path_factory.mktemp("frontends"))
+    yield manager
+    manager.stop_all()
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """A self-signed certificate and key for a front end's TLS listener."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed (tests/run.sh installs it)")
+    return frontends.TLSFiles(tmp_path_factory.mktemp("tls"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Under tests/run.sh as root (RWSGI_NO_SKIPS=1) every tool the suite
+    uses has been installed, so a skipped test means something is missing
+    that the script should have provided: fail the run rather than pass
+    with less tested."""
+    if os.environ.get("RWSGI_NO_SKIPS") != "1" or exitstatus != 0:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        for report in skipped:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+            reporter.write_line("skipped under RWSGI_NO_SKIPS=1: %s: %s" % (report.nodeid, reason), red=True)
+        session.exitstatus = 1

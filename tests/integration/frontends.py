@@ -229,7 +229,12 @@ class Frontend:
             self.proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, cwd=str(self.dir)
             )
-        self._wait_listening()
+        try:
+            self._wait_listening()
+        except BaseException:
+            # Not yet known to the manager, which would never stop it.
+            stop_process_group(self.proc)
+            raise
 
     @property
     def port(self):

@@ -262,6 +262,10 @@ class ClientThreads:
         self.stopping.set()
         for t in self.threads:
             t.join(15)
+        # A client still running would change the counts being checked.
+        stuck = [t for t in self.threads if t.is_alive()]
+        if stuck and exc[0] is None:
+            raise AssertionError("%d client threads still running 15 s after the stop" % len(stuck))
 
 
 _AUTO = object()
@@ -363,11 +367,15 @@ class ServerManager:
         self.servers = []
 
 
-def read_until_close(sock):
+def read_until_close(sock, max_seconds=30.0):
     """Everything a connected socket receives until the peer closes (a
-    reset ends it too)."""
+    reset ends it too). Each read waits at most the socket's timeout; a
+    peer still sending after max_seconds fails the test."""
     data = b""
+    deadline = time.monotonic() + max_seconds
     while True:
+        if time.monotonic() > deadline:
+            raise AssertionError("still receiving after %.0f s: %r" % (max_seconds, data[:200]))
         try:
             chunk = sock.recv(65536)
         except ConnectionResetError:

@@ -93,15 +93,22 @@ def sends_until_reset(sock, attempts=50):
 
 def test_a_client_that_asked_to_close_is_closed_without_lingering(servers):
     """Connection: close (or HTTP/1.0 without keep-alive) with all input
-    read: the server closes its socket at once. When the server ends a
-    connection the client wanted kept (here an error with unread input),
-    it lingers instead, reading what still comes."""
+    read: the server closes its socket at once. It lingers instead, reading
+    what still comes, when the client sent more than the request it asked
+    to close after, and when the server ends a connection the client
+    wanted kept (an error response)."""
     srv = servers.start(["--limit-request-fields", "5", "get_started:hello_world"], chdir=EXAMPLES_DIR)
-    for request in (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"GET / HTTP/1.0\r\n\r\n"):
+    close = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    for request in (close, b"GET / HTTP/1.0\r\n\r\n"):
         with socket.create_connection((srv.host, srv.port), timeout=5) as s:
             s.sendall(request)
             assert read_until_eof(s).count(b" 200 OK\r\n") == 1
             assert sends_until_reset(s)
+    # Bytes after the request that asked to close: read, never served.
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+        s.sendall(close + b"GET /unread HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_until_eof(s).count(b" 200 OK\r\n") == 1
+        assert not sends_until_reset(s, attempts=10)
     with socket.create_connection((srv.host, srv.port), timeout=5) as s:
         head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(50)) + b"\r\n"
         s.sendall(head)

@@ -42,26 +42,12 @@ STATIC_CSS = b"body { color: #123456; }\n"
 
 
 @pytest.fixture(scope="module")
-def fe(tmp_path_factory):
-    manager = frontends.FrontendManager(tmp_path_factory.mktemp("frontends"))
-    yield manager
-    manager.stop_all()
-
-
-@pytest.fixture(scope="module")
 def static_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("static")
     (root / "hello.txt").write_bytes(STATIC_TEXT)
     (root / "css").mkdir()
     (root / "css" / "site.css").write_bytes(STATIC_CSS)
     return root
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is not installed (tests/run.sh installs it)")
-    return frontends.TLSFiles(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")
@@ -195,27 +181,11 @@ def curl(*args, data=None):
     return out
 
 
-def expected_stream_sha(total):
-    digest = hashlib.sha256()
-    index = 0
-    done = 0
-    while done < total:
-        block = testapp.stream_block(index, min(testapp.STREAM_CHUNK, total - done))
-        digest.update(block)
-        done += len(block)
-        index += 1
-    return digest.hexdigest()
-
-
 def check_static(stack):
     """The /static/ location is served by nginx from the static root: exact
     bytes, nginx's own validators and cache headers, nginx's 404 for a
     missing file, and rwsgi never sees any of it."""
     marker = uuid.uuid4().hex
-    # A request that does reach rwsgi, to know its access log is written.
-    resp = requests.get(stack.url("/path/seen-%s" % marker), timeout=TIMEOUT)
-    assert resp.status_code == 200
-
     resp = requests.get(stack.url("/static/hello.txt?%s" % marker), timeout=TIMEOUT)
     assert resp.status_code == 200, resp.text
     assert resp.content == STATIC_TEXT
@@ -236,6 +206,11 @@ def check_static(stack):
     assert resp.status_code == 404
     assert b"not found: /static/" not in resp.content  # testapp's own 404 text
 
+    # Last, a request that does reach rwsgi: once its access log line is
+    # written, so is that of any request before it (a worker logs a
+    # request before its response is sent).
+    resp = requests.get(stack.url("/path/seen-%s" % marker), timeout=TIMEOUT)
+    assert resp.status_code == 200
     wait_for(lambda: ("seen-" + marker) in stack.server.stdout(), timeout=10, message="rwsgi's access log line")
     assert marker not in stack.server.stdout().replace("seen-" + marker, ""), stack.server.stdout()[-3000:]
 
@@ -288,14 +263,13 @@ def check_streamed_responses(stack):
             got.update(piece)
             length += len(piece)
     assert length == total
-    assert got.hexdigest() == expected_stream_sha(total)
+    assert got.hexdigest() == testapp.stream_sha256(total)
 
     # An odd total, in odd chunks.
     total = 1000003
     resp = requests.get(stack.url("/stream?total=%d&chunk=4099" % total), timeout=TIMEOUT)
     assert len(resp.content) == total
-    expected = b"".join(testapp.stream_block(i, 4099) for i in range(total // 4099 + 1))[:total]
-    assert resp.content == expected
+    assert resp.content == b"".join(testapp.stream_pieces(total, 4099))
 
     # Generators with an empty item, write(), and a file_wrapper.
     assert requests.get(stack.url("/chunked"), timeout=TIMEOUT).content == b"chunk-1;chunk-2;chunk-3"

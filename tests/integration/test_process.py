@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -413,6 +414,34 @@ def test_max_requests_recycles_workers_without_failed_requests(servers):
     assert len(srv.booted_pids()) >= 6, srv.stderr()[-3000:]
     assert all(p not in live_workers(srv) for p in original)
     assert "Autorestarting worker after current request" in srv.stderr()
+
+
+def test_a_worker_on_its_last_request_is_replaced_while_it_runs(servers):
+    """--max-requests 1: the worker's first request is its last, and from
+    its start the worker counts as stopping, so the master boots its
+    replacement at once. A request sent meanwhile is answered by the new
+    worker before the last one (a 4 s sleep) ends."""
+    srv = servers.start(["-w", "1", "--max-requests", "1", "threads_app:app"], ready=None)
+    (old,) = srv.wait_booted(1)
+    order, last = [], {}
+
+    def last_request():
+        last["resp"] = srv.get("/sleep?ms=4000&name=last", timeout=20)
+        order.append("last")
+
+    t = threading.Thread(target=last_request, daemon=True)
+    t.start()
+    try:
+        booted = srv.wait_booted(2)
+        new = next(p for p in booted if p != old)
+        resp = srv.get("/hello", timeout=10)
+        order.append("meanwhile")
+        assert resp.status == 200 and int(resp.header("X-Pid")) == new, resp
+    finally:
+        t.join(30)
+    assert not t.is_alive(), "the last request never finished"
+    assert last["resp"].status == 200 and int(last["resp"].header("X-Pid")) == old, last
+    assert order == ["meanwhile", "last"], order
 
 
 def test_crash_loop_backs_off(servers):

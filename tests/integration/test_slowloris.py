@@ -31,6 +31,7 @@ import select
 import socket
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -204,6 +205,11 @@ def test_thousand_slow_heads_do_not_block_normal_clients(servers, many_files):
             message="the workers to accept %d slow connections" % SLOW_CLIENTS,
         )
 
+        # Nothing answered or dropped while the workers took them all
+        # (checked only well before the head deadline, as below).
+        if time.monotonic() - opened_at < HEAD_TIMEOUT - 2:
+            assert answered(slow) == [] and trickler.failed == 0
+
         failures = normal_requests(srv, NORMAL_REQUESTS)
         assert not failures, "normal requests failed: %r; stderr:\n%s" % (failures, srv.stderr()[-3000:])
 
@@ -215,6 +221,9 @@ def test_thousand_slow_heads_do_not_block_normal_clients(servers, many_files):
             assert not early, "%d slow connections answered before the head timeout, e.g. %r" % (
                 len(early), early[0].recv(200))
             assert trickler.failed == 0
+        else:
+            warnings.warn("the head deadline passed before the normal requests were done: "
+                          "the check that no slow client was answered early was left out")
 
         # Most slow clients go quiet now; a few keep trickling, which must
         # not extend the head deadline. Sample both kinds rather than
@@ -271,6 +280,10 @@ def test_stalled_bodies_hold_a_worker_for_at_most_the_timeout(servers, stalled):
             time.sleep(0.3)
         failures = normal_requests(srv, 20)
         assert not failures, "normal requests failed: %r; stderr:\n%s" % (failures, srv.stderr()[-3000:])
+        if stalled < len(workers):
+            # Served beside the stalled client, not after its 408: it is
+            # still waiting (20 quick requests take far less than -t).
+            assert answered(bodies) == [], "the stalled client was answered before the others were served"
         deadline = time.monotonic() + BODY_TIMEOUT + 10
         for s in bodies:
             data = read_until_eof(s, deadline)
@@ -309,6 +322,8 @@ def test_trickling_body_is_bounded_by_request_timeout(servers):
         time.sleep(0.3)
         failures = normal_requests(srv, 20)
         assert not failures, "normal requests failed: %r; stderr:\n%s" % (failures, srv.stderr()[-3000:])
+        # Served beside the trickling client: its worker is still reading.
+        assert answered([s]) == [], "the trickling client's connection ended before the others were served"
         # The connection ends (the worker holding it is killed) long before
         # the 100000 bytes could have been trickled.
         data = read_until_eof(s, time.monotonic() + 20)

@@ -197,17 +197,21 @@ def route_stream(environ, start_response):
     total = int(q.get("total", str(10 * 1024 * 1024)))
     chunk = int(q.get("chunk", str(STREAM_CHUNK)))
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return stream_pieces(total, chunk)
 
-    def generate():
-        sent = 0
-        index = 0
-        while sent < total:
-            block = stream_block(index, min(chunk, total - sent))
-            sent += len(block)
-            index += 1
-            yield block
 
-    return generate()
+def stream_pieces(total, chunk=STREAM_CHUNK):
+    """The pieces /stream?total=&chunk= sends, in order."""
+    for index, start in enumerate(range(0, total, chunk)):
+        yield stream_block(index, min(chunk, total - start))
+
+
+def stream_sha256(total, chunk=STREAM_CHUNK):
+    """The sha256 hex digest of what /stream?total=&chunk= sends."""
+    digest = hashlib.sha256()
+    for piece in stream_pieces(total, chunk):
+        digest.update(piece)
+    return digest.hexdigest()
 
 
 def route_status(environ, start_response):
