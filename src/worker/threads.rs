@@ -71,6 +71,10 @@ struct Queue {
     closed: bool,
     /// Threads waiting for a job.
     idle: usize,
+    /// Of those, the ones already woken that have not run yet: a burst of
+    /// jobs wakes each waiting thread once, not once per job (a wake is a
+    /// system call whether or not anyone is left to wake).
+    woken: usize,
 }
 
 /// The finished requests, and whether the poller sleeps in its poll (a
@@ -96,7 +100,7 @@ impl Pool {
     pub fn new(waker: mio::Waker, threads: usize) -> Pool {
         let stamps: Vec<Stamp> = (0..threads).map(|_| Stamp::default()).collect();
         Pool {
-            queue: Mutex::new(Queue { jobs: VecDeque::new(), closed: false, idle: 0 }),
+            queue: Mutex::new(Queue { jobs: VecDeque::new(), closed: false, idle: 0, woken: 0 }),
             job_ready: Condvar::new(),
             done: Mutex::new(DoneList { items: Vec::new(), poller_asleep: false }),
             waker,
@@ -104,12 +108,15 @@ impl Pool {
         }
     }
 
-    /// Queue a job. Only a waiting thread needs waking (a system call): a
+    /// Queue a job. Only a waiting thread not yet woken needs waking: a
     /// busy one takes the job itself when it is done with its own.
     pub fn submit(&self, job: Job) {
         let mut queue = lock(&self.queue);
         queue.jobs.push_back(job);
-        let wake = queue.idle > 0;
+        let wake = queue.idle > queue.woken;
+        if wake {
+            queue.woken += 1;
+        }
         drop(queue);
         if wake {
             self.job_ready.notify_one();
@@ -214,6 +221,8 @@ impl Pool {
             queue.idle += 1;
             queue = self.job_ready.wait(queue).unwrap_or_else(std::sync::PoisonError::into_inner);
             queue.idle -= 1;
+            // Woken, or spuriously awake: either way no longer owed a wake.
+            queue.woken = queue.woken.saturating_sub(1);
         }
     }
 }
