@@ -15,11 +15,13 @@
 //!   its own thread, read by the poller).
 //!
 //! Thread switches are what short requests cost here, so they are few:
-//! a submit wakes a thread only if one waits (a busy thread takes the next
-//! job itself), a finished request wakes the poller only if it sleeps in
-//! its poll (and once per sleep), and request threads run under
-//! SCHED_BATCH, so a woken thread does not preempt the poller before it has
-//! queued every request of its turn.
+//! - a submit wakes a thread only if one waits that no earlier submit has
+//!   woken already: a busy thread takes the next job itself, and a woken
+//!   one takes every job queued by the time it runs;
+//! - a finished request wakes the poller only if it sleeps in its poll,
+//!   and once per sleep;
+//! - request threads run under SCHED_BATCH, so a woken thread does not
+//!   preempt the poller before it has queued every request of its turn.
 //!
 //! The heartbeat stays honest: each thread's socket waits beat its own
 //! stamp, and the poller reports the worker's heartbeat as that of its
