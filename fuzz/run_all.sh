@@ -30,14 +30,14 @@ for t in "${targets[@]}"; do
     if [ "$status" -ne 0 ] || [ ! -f "$dir/fuzz-0.log" ]; then
         failed+=("$t")
         tail -20 "$dir/cargo.out"
+        continue
     fi
-    [ -f "$dir/fuzz-0.log" ] || continue
     grep -E "panicked|Test unit written" "$dir/fuzz-0.log"
     grep -E "^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE|INITED)" "$dir/fuzz-0.log" | tail -1
     grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)" "$dir/fuzz-0.log"
     # libFuzzer can exit 0 with -jobs=1 while its worker found a crash.
     if grep -qE "panicked|Test unit written" "$dir/fuzz-0.log"; then
-        [[ " ${failed[*]} " == *" $t "* ]] || failed+=("$t")
+        failed+=("$t")
     fi
 done
 if ((${#failed[@]})); then

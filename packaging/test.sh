@@ -75,6 +75,9 @@ command -v debootstrap >/dev/null 2>&1 || tools+=(debootstrap)
 command -v systemd-nspawn >/dev/null 2>&1 || tools+=(systemd-container)
 command -v man >/dev/null 2>&1 || tools+=(man-db)
 command -v cpio >/dev/null 2>&1 || tools+=(cpio)
+# Used on the built packages (build.sh installs them too; not with --no-build).
+command -v rpm >/dev/null 2>&1 || tools+=(rpm)
+command -v readelf >/dev/null 2>&1 || tools+=(binutils)
 if ((${#tools[@]})); then
     step "Installing Debian packages: ${tools[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -554,10 +557,6 @@ check "purge: no rwsgi process left" no_rwsgi_procs
 # the units run for real (hardening included) and the maintainer scripts
 # take their systemd branches. Needs systemd-nspawn (systemd-container).
 step "systemd: boot the root with systemd-nspawn"
-if ! command -v systemd-nspawn >/dev/null 2>&1; then
-    fail "systemd-nspawn is available (apt-get install systemd-container)"
-    exit 1
-fi
 for mnt in "$CHROOT/var/cache/apt/archives" "$CHROOT/proc"; do
     umount "$mnt"
 done

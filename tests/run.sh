@@ -31,6 +31,8 @@ export PYTHONDONTWRITEBYTECODE=1
 
 # --- Debian packages (installed only when something is missing) -------------
 missing=()
+# A C linker for cargo (rustup's Rust brings none).
+command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 # pgrep, used by the process tests to find a master's workers.
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)

@@ -73,8 +73,8 @@ pub fn render() -> String {
          .SH EXAMPLES\n\
          Four workers on a unix socket, behind nginx over HTTP with keep-alive to the upstream \
          (\\fBproxy_pass http://unix:/run/rwsgi/app.sock;\\fR in an upstream with \\fBkeepalive\\fR); \
-         \\-\\-keep\\-alive 75 outlasts nginx's 60 s keepalive_timeout, so rwsgi never closes a \
-         connection nginx is about to reuse:\n\
+         \\-\\-keep\\-alive 75 outlasts nginx's 60 s keepalive_timeout, so an idle \
+         connection is closed by nginx, not by rwsgi as nginx reuses it:\n\
          .PP\n.RS\nrwsgi \\-w 4 \\-\\-keep\\-alive 75 \\-b unix:/run/rwsgi/app.sock myproject.wsgi:application\n.RE\n\
          .PP\nThe same behind nginx over the uwsgi protocol (\\fBuwsgi_pass unix:/run/rwsgi/app.sock;\\fR \
          with \\fBinclude uwsgi_params;\\fR); the environ then takes REMOTE_ADDR, PATH_INFO, HTTPS and \

@@ -113,9 +113,14 @@ impl Handler<'_> {
         // which keeps its allocation for the next request.
         let body_complete = body.is_complete();
         let rest = body.into_leftover();
-        // A client that asked to close (or a uwsgi front end: one request
-        // per connection) and whose input is all read sends nothing more.
-        conn.client_done = (uwsgi || !request.keep_alive) && body_complete && rest.is_empty();
+        // A uwsgi front end (one request per connection), or a client that
+        // asked to close and has nothing unread left, sends nothing more.
+        // Only then may the connection close without lingering: closing a
+        // socket with unread input resets it, which can destroy the
+        // response on its way.
+        conn.client_done = body_complete
+            && rest.is_empty()
+            && (uwsgi || (!request.keep_alive && nothing_unread(&conn.stream)));
         conn.buf = rest;
         reusable
     }
@@ -185,4 +190,18 @@ pub(super) fn http_date() -> std::sync::Arc<str> {
         }
         c.1.clone()
     })
+}
+
+/// True when the socket holds no unread input (one read that does not
+/// wait; a byte it takes is dropped, as lingering would drop it).
+fn nothing_unread(stream: &Stream) -> bool {
+    let mut byte = [0u8; 1];
+    loop {
+        match (&*stream).read(&mut byte) {
+            Ok(0) => return true,
+            Ok(_) => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
+        }
+    }
 }

@@ -407,7 +407,11 @@ impl<'a> Server<'a> {
             if !timeout.is_zero() && self.pool.is_some_and(|pool| !pool.poller_may_sleep()) {
                 timeout = Duration::ZERO;
             }
-            match self.poll.poll(&mut events, Some(timeout)) {
+            let polled = self.poll.poll(&mut events, Some(timeout));
+            if let Some(pool) = self.pool {
+                pool.poller_awake();
+            }
+            match polled {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),

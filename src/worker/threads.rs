@@ -11,17 +11,20 @@
 //!   until it hands it back through the done list and wakes the poller.
 //!   A connection is never in two places: moving it is the hand-over.
 //! - Shared by all: the [`Handler`] (see there), the job queue and the done
-//!   list (a lock each), and the progress stamps (atomics: each written by
-//!   its own thread, read by the poller).
+//!   list (a lock each), the poller's sleep flag (an atomic), and the
+//!   progress stamps (atomics: each written by its own thread, read by
+//!   the poller).
 //!
 //! Thread switches are what short requests cost here, so they are few:
 //! - a submit wakes a thread only if one waits that no earlier submit has
 //!   woken already: a busy thread takes the next job itself, and a woken
 //!   one takes every job queued by the time it runs;
-//! - a finished request wakes the poller only if it sleeps in its poll,
-//!   and once per sleep;
+//! - a finished request wakes the poller only while it sleeps in its
+//!   poll, and once per sleep;
 //! - request threads run under SCHED_BATCH, so a woken thread does not
 //!   preempt the poller before it has queued every request of its turn.
+//!   Threads the application starts from a request thread inherit the
+//!   policy (same priority and CPU share; only wake-up preemption differs).
 //!
 //! The heartbeat stays honest: each thread's socket waits beat its own
 //! stamp, and the poller reports the worker's heartbeat as that of its
@@ -31,7 +34,7 @@
 //! `--request-timeout`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use pyo3::prelude::*;
@@ -79,18 +82,15 @@ struct Queue {
     woken: usize,
 }
 
-/// The finished requests, and whether the poller sleeps in its poll (a
-/// thread wakes it only then, and only once per sleep).
-struct DoneList {
-    items: Vec<Done>,
-    poller_asleep: bool,
-}
-
 /// The job queue, the done list and the threads' stamps.
 pub(super) struct Pool {
     queue: Mutex<Queue>,
     job_ready: Condvar,
-    done: Mutex<DoneList>,
+    done: Mutex<Vec<Done>>,
+    /// The poller sleeps in its poll, or is about to: the next finished
+    /// request wakes it (once; the flag is cleared by whoever wakes it,
+    /// and by the poller as soon as its poll returns).
+    poller_asleep: AtomicBool,
     /// Wakes the poller when a request is done.
     waker: mio::Waker,
     /// Leaked once per worker process: a thread's heartbeat cell must
@@ -104,7 +104,8 @@ impl Pool {
         Pool {
             queue: Mutex::new(Queue { jobs: VecDeque::new(), closed: false, idle: 0, woken: 0 }),
             job_ready: Condvar::new(),
-            done: Mutex::new(DoneList { items: Vec::new(), poller_asleep: false }),
+            done: Mutex::new(Vec::new()),
+            poller_asleep: AtomicBool::new(false),
             waker,
             stamps: Box::leak(stamps.into_boxed_slice()),
         }
@@ -125,21 +126,29 @@ impl Pool {
         }
     }
 
-    /// Move the finished requests into `out` (an empty list): the poller
-    /// is awake and takes them itself before it sleeps again.
+    /// Move the finished requests into `out` (an empty list).
     pub fn take_done(&self, out: &mut Vec<Done>) {
-        let mut done = lock(&self.done);
-        done.poller_asleep = false;
-        std::mem::swap(out, &mut done.items);
+        std::mem::swap(out, &mut *lock(&self.done));
     }
 
     /// The poller is about to sleep in its poll: false when a finished
     /// request already waits (poll without sleeping then). From here until
-    /// its next [`Pool::take_done`], the next finished request wakes it.
+    /// [`Pool::poller_awake`], the next finished request wakes it. The flag
+    /// is raised before the list is looked at, and a thread pushes before
+    /// it lowers the flag: one of the two always sees the other.
     pub fn poller_may_sleep(&self) -> bool {
-        let mut done = lock(&self.done);
-        done.poller_asleep = done.items.is_empty();
-        done.poller_asleep
+        self.poller_asleep.store(true, Ordering::SeqCst);
+        if lock(&self.done).is_empty() {
+            return true;
+        }
+        self.poller_asleep.store(false, Ordering::SeqCst);
+        false
+    }
+
+    /// The poller's poll returned: finished requests need not wake it
+    /// while it works through its turn (it takes them before it sleeps).
+    pub fn poller_awake(&self) {
+        self.poller_asleep.store(false, Ordering::SeqCst);
     }
 
     /// No more jobs: each thread finishes what is queued, then returns.
@@ -195,12 +204,8 @@ impl Pool {
                         log::error!("request thread {index} panicked serving a request; closing its connection");
                         false
                     });
-                    let wake = {
-                        let mut done = lock(&self.done);
-                        done.items.push(Done { token, conn, reusable });
-                        std::mem::replace(&mut done.poller_asleep, false)
-                    };
-                    if wake {
+                    lock(&self.done).push(Done { token, conn, reusable });
+                    if self.poller_asleep.swap(false, Ordering::SeqCst) {
                         if let Err(e) = self.waker.wake() {
                             log::error!("request thread {index}: cannot wake the poller: {e}");
                         }

@@ -79,8 +79,9 @@ def tls(tmp_path_factory):
 def pytest_sessionfinish(session, exitstatus):
     """Under tests/run.sh as root (RWSGI_NO_SKIPS=1) every tool the suite
     uses has been installed, so a skipped test means something is missing
-    that the script should have provided: fail the run rather than pass
-    with less tested."""
+    that the script should have provided, or a host that lacks something
+    (IPv6 on lo, a high enough open-file limit): fail the run rather than
+    pass with less tested."""
     if os.environ.get("RWSGI_NO_SKIPS") != "1" or exitstatus != 0:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -34,8 +34,6 @@ def srv(module_servers):
     return module_servers.start(["-w", "2", "--keep-alive", "10", "testapp:app"])
 
 
-
-
 # ---------------------------------------------------------------------------
 # ApacheBench: an HTTP/1.0 client. With -k it sends `Connection: Keep-Alive`
 # and reuses a connection only if the response says `Connection: keep-alive`

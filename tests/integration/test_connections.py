@@ -6,18 +6,7 @@ import socket
 import threading
 import time
 
-from support import EXAMPLES_DIR
-
-
-def read_until_eof(sock, limit=1 << 22):
-    """Read from a socket the test drives itself until the server closes."""
-    data = b""
-    while len(data) < limit:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
+from support import EXAMPLES_DIR, read_until_close
 
 
 def test_pipelined_requests_then_half_close_are_all_answered(servers):
@@ -28,7 +17,7 @@ def test_pipelined_requests_then_half_close_are_all_answered(servers):
         with socket.create_connection((srv.host, srv.port), timeout=5) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
             s.shutdown(socket.SHUT_WR)
-            data = read_until_eof(s)
+            data = read_until_close(s)
         assert data.count(b"HTTP/1.1 200 OK") == 2, data
 
 
@@ -58,7 +47,7 @@ def test_one_pipelining_client_does_not_starve_another(servers):
         time.sleep(0.3)
         with socket.create_connection((srv.host, srv.port), timeout=5) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            assert read_until_eof(s).startswith(b"HTTP/1.1 200 OK")
+            assert read_until_close(s).startswith(b"HTTP/1.1 200 OK")
     finally:
         stop.set()
         hog.close()
@@ -74,7 +63,7 @@ def test_error_response_survives_unread_request_bytes(servers):
         with socket.create_connection((srv.host, srv.port), timeout=5) as s:
             head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(50)) + b"\r\n"
             s.sendall(head + b"Z" * 200_000)
-            data = read_until_eof(s)
+            data = read_until_close(s)
         assert data.startswith(b"HTTP/1.1 431 "), data[:100]
 
 
@@ -102,17 +91,17 @@ def test_a_client_that_asked_to_close_is_closed_without_lingering(servers):
     for request in (close, b"GET / HTTP/1.0\r\n\r\n"):
         with socket.create_connection((srv.host, srv.port), timeout=5) as s:
             s.sendall(request)
-            assert read_until_eof(s).count(b" 200 OK\r\n") == 1
+            assert read_until_close(s).count(b" 200 OK\r\n") == 1
             assert sends_until_reset(s)
     # Bytes after the request that asked to close: read, never served.
     with socket.create_connection((srv.host, srv.port), timeout=5) as s:
         s.sendall(close + b"GET /unread HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert read_until_eof(s).count(b" 200 OK\r\n") == 1
+        assert read_until_close(s).count(b" 200 OK\r\n") == 1
         assert not sends_until_reset(s, attempts=10)
     with socket.create_connection((srv.host, srv.port), timeout=5) as s:
         head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(50)) + b"\r\n"
         s.sendall(head)
-        assert read_until_eof(s).startswith(b"HTTP/1.1 431 ")
+        assert read_until_close(s).startswith(b"HTTP/1.1 431 ")
         assert not sends_until_reset(s, attempts=10)
 
 
@@ -142,15 +131,15 @@ def test_request_that_arrived_while_worker_was_busy_is_served(servers):
             a.sendall(b"GET /sleep?2.5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             time.sleep(0.5)
             b.sendall(b"POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
-            assert read_until_eof(a).startswith(b"HTTP/1.1 200 ")
-        assert read_until_eof(b).startswith(b"HTTP/1.1 200 ")
+            assert read_until_close(a).startswith(b"HTTP/1.1 200 ")
+        assert read_until_close(b).startswith(b"HTTP/1.1 200 ")
 
 
 def test_many_blank_lines_before_a_request(servers):
     srv = servers.start(["-t", "5", "get_started:hello_world"], chdir=EXAMPLES_DIR)
     with socket.create_connection((srv.host, srv.port), timeout=10) as s:
         s.sendall(b"\r\n" * 500_000 + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        assert read_until_eof(s).startswith(b"HTTP/1.1 200 OK")
+        assert read_until_close(s).startswith(b"HTTP/1.1 200 OK")
 
 
 def test_expect_continue_with_body_already_sent_keeps_the_connection(servers):
@@ -160,7 +149,7 @@ def test_expect_continue_with_body_already_sent_keeps_the_connection(servers):
             b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello"
             b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
-        data = read_until_eof(s)
+        data = read_until_close(s)
     assert data.count(b"HTTP/1.1 200 OK") == 2, data
 
 
@@ -168,7 +157,7 @@ def test_write_from_close_cannot_corrupt_the_connection(servers):
     srv = servers.start(["edge_app:app"])
     with socket.create_connection((srv.host, srv.port), timeout=5) as s:
         s.sendall(b"GET /write-in-close HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = read_until_eof(s)
+        data = read_until_close(s)
     first, _, rest = data.partition(b"0\r\n\r\n")
     assert b"4\r\nbody\r\n" in first and b"LATE" not in data, data
     assert rest.startswith(b"HTTP/1.1 200 OK"), data
@@ -189,7 +178,7 @@ def test_keep_alive_connection_survives_its_workers_recycling(servers):
             assert conn.recv(65536).startswith(b"HTTP/1.1 200 OK")
         time.sleep(0.05)
         b.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        data = read_until_eof(b)
+        data = read_until_close(b)
         assert data.startswith(b"HTTP/1.1 200 OK"), data
         assert b"Connection: close" in data
     finally:

@@ -206,9 +206,10 @@ def check_static(stack):
     assert resp.status_code == 404
     assert b"not found: /static/" not in resp.content  # testapp's own 404 text
 
-    # Last, a request that does reach rwsgi: once its access log line is
-    # written, so is that of any request before it (a worker logs a
-    # request before its response is sent).
+    # Last, a request that does reach rwsgi. A worker logs a request right
+    # after sending its response, and these requests go one after another,
+    # so once this line is in the log, a line for any earlier request that
+    # reached rwsgi is there too.
     resp = requests.get(stack.url("/path/seen-%s" % marker), timeout=TIMEOUT)
     assert resp.status_code == 200
     wait_for(lambda: ("seen-" + marker) in stack.server.stdout(), timeout=10, message="rwsgi's access log line")

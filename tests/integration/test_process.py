@@ -420,13 +420,14 @@ def test_a_worker_on_its_last_request_is_replaced_while_it_runs(servers):
     """--max-requests 1: the worker's first request is its last, and from
     its start the worker counts as stopping, so the master boots its
     replacement at once. A request sent meanwhile is answered by the new
-    worker before the last one (a 4 s sleep) ends."""
+    worker before the last one (an 8 s sleep, well over a worker's boot)
+    ends."""
     srv = servers.start(["-w", "1", "--max-requests", "1", "threads_app:app"], ready=None)
     (old,) = srv.wait_booted(1)
     order, last = [], {}
 
     def last_request():
-        last["resp"] = srv.get("/sleep?ms=4000&name=last", timeout=20)
+        last["resp"] = srv.get("/sleep?ms=8000&name=last", timeout=30)
         order.append("last")
 
     t = threading.Thread(target=last_request, daemon=True)
@@ -438,7 +439,7 @@ def test_a_worker_on_its_last_request_is_replaced_while_it_runs(servers):
         order.append("meanwhile")
         assert resp.status == 200 and int(resp.header("X-Pid")) == new, resp
     finally:
-        t.join(30)
+        t.join(40)
     assert not t.is_alive(), "the last request never finished"
     assert last["resp"].status == 200 and int(last["resp"].header("X-Pid")) == old, last
     assert order == ["meanwhile", "last"], order
