@@ -197,6 +197,16 @@ impl BodyEncoder {
         }
     }
 
+    /// Whether `len` more body bytes complete the body: no body is due,
+    /// or they cover the rest of a Content-Length.
+    pub fn completed_by(&self, len: usize) -> bool {
+        match self.framing {
+            ResponseFraming::NoBody => true,
+            ResponseFraming::Length(_) => self.remaining().is_some_and(|n| n <= len as u64),
+            ResponseFraming::Chunked | ResponseFraming::CloseDelimited => false,
+        }
+    }
+
     /// Write `head` (if any) and `data` framed. Data past a Content-Length
     /// is dropped, and so is any body of a bodiless response.
     pub fn write(&mut self, w: &mut impl std::io::Write, head: &[u8], data: &[u8]) -> std::io::Result<()> {
@@ -246,6 +256,7 @@ mod encoder_tests {
     fn chunked_and_length_bodies() {
         let mut out = Vec::new();
         let mut e = BodyEncoder::new(ResponseFraming::Chunked);
+        assert!(!e.completed_by(5));
         e.write(&mut out, b"H", b"hello").unwrap();
         e.write(&mut out, b"", b"").unwrap();
         e.finish(&mut out, b"").unwrap();
@@ -253,14 +264,16 @@ mod encoder_tests {
 
         let mut out = Vec::new();
         let mut e = BodyEncoder::new(ResponseFraming::Length(3));
+        assert!(!e.completed_by(2) && e.completed_by(3));
         e.write(&mut out, b"", b"ab").unwrap();
-        assert!(!e.is_complete());
+        assert!(!e.is_complete() && e.completed_by(1));
         e.write(&mut out, b"", b"cdef").unwrap();
         e.finish(&mut out, b"").unwrap();
         assert_eq!((out.as_slice(), e.is_complete()), (&b"abc"[..], true));
 
         let mut out = Vec::new();
         let mut e = BodyEncoder::new(ResponseFraming::NoBody);
+        assert!(e.completed_by(0));
         e.write(&mut out, b"H", b"ignored").unwrap();
         assert_eq!(out, b"H");
     }

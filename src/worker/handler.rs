@@ -36,9 +36,18 @@ impl Handler<'_> {
     /// worker's say (not stopping, not its last request). Returns whether
     /// the connection can carry another request; `conn.buf` then holds
     /// the bytes after this request's body.
-    pub fn serve(&self, conn: &mut Conn, request: http::Request, keep_alive_allowed: bool) -> bool {
+    ///
+    /// With `hold`, a small response is left in `conn.unsent` (after what
+    /// an earlier request there left) for the caller to send.
+    pub fn serve(&self, conn: &mut Conn, request: http::Request, keep_alive_allowed: bool, hold: bool) -> bool {
         let cfg = self.cfg;
         conn.client_done = false;
+        // A held response goes out before an interim `100 Continue`, and
+        // before any response when this one is not held.
+        let send_first = !hold || request.expect_continue;
+        if send_first && !conn.unsent.is_empty() && send_unsent(conn, cfg.timeout).is_err() {
+            return false;
+        }
         if cfg.header_map == HeaderMap::Refuse && request.headers.iter().any(|h| h.name.contains('_')) {
             refuse(conn, HttpError::UnderscoreInHeaderName);
             return false;
@@ -86,6 +95,7 @@ impl Handler<'_> {
             close_delimited: uwsgi,
             date: http_date(),
             remote_cache: &mut conn.remote_strings,
+            hold: hold.then(|| std::mem::take(&mut conn.unsent)),
         };
         let outcome = Python::attach(|py| wsgi::handle(py, &self.app, ex));
         if let Some(log) = &self.access_log {
@@ -98,6 +108,7 @@ impl Handler<'_> {
                 duration: started.map(|s| s.elapsed()).unwrap_or_default(),
             });
         }
+        conn.unsent = outcome.held;
         let mut reusable = outcome.reusable && !crate::sys::stop_requested();
         let mut body = outcome.body;
         if reusable && !body.is_complete() {
@@ -126,11 +137,20 @@ impl Handler<'_> {
     }
 }
 
+/// Send the response bytes held on `conn`, waiting up to `timeout`.
+pub(super) fn send_unsent(conn: &mut Conn, timeout: Option<Duration>) -> io::Result<()> {
+    let result = DeadlineIo { stream: &conn.stream, timeout }.write_all(&conn.unsent);
+    conn.unsent.clear();
+    result
+}
+
 /// Answer a bad request with its status, then linger and close.
 pub(super) fn refuse(conn: &mut Conn, e: HttpError) {
     log::debug!("bad request from {}: {}", conn.peer, e.describe());
     let mut io = DeadlineIo { stream: &conn.stream, timeout: Some(Duration::from_secs(1)) };
-    let _ = io.write_all(&error_response(e, &http_date()));
+    // A response held from the request before goes first.
+    let _ = io.write_all(&conn.unsent).and_then(|()| io.write_all(&error_response(e, &http_date())));
+    conn.unsent.clear();
     start_lingering(conn);
 }
 

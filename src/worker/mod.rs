@@ -9,10 +9,11 @@
 //! worker never forks and never touches another worker.
 
 mod handler;
+mod hold;
 mod threads;
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,8 +25,9 @@ use pyo3::prelude::*;
 use crate::config::{Config, Protocol, ProxyProtocol};
 use crate::http::{self, max_head_len, HttpError, Parse};
 use crate::logging::AccessLog;
-use crate::net::{Listener, Peer, Stream};
-use handler::{refuse, Handler};
+use crate::net::{DeadlineIo, Listener, Peer, Stream};
+use handler::{refuse, send_unsent, Handler};
+use hold::{Held, HeldResponse};
 use threads::{Done, Job, Pool};
 // A request refused with a status (`Http`) or by closing (`Malformed`),
 // in either protocol.
@@ -305,6 +307,9 @@ struct Conn {
     /// uwsgi, one request per connection) and all it sent has been read.
     /// Such a connection is closed at once, without lingering.
     client_done: bool,
+    /// A response held back, to go out at the end of the worker's turn
+    /// ([`Server::flush_held`]) or before anything else is written.
+    unsent: Vec<u8>,
 }
 
 /// What the serve loop does with a connection after driving it.
@@ -352,6 +357,11 @@ struct Server<'a> {
     again: Vec<usize>,
     /// Tokens to handle this round (kept to reuse its allocation).
     ready: Vec<usize>,
+    /// Responses of parked connections held back for the end of the turn
+    /// (`None` with request threads, which send their own), and the
+    /// list they are taken into to be sent.
+    held: Option<Arc<Held>>,
+    sending: Vec<HeldResponse>,
     max_head: usize,
     stopping: bool,
     /// Requests started so far, and the count after which to restart.
@@ -380,6 +390,8 @@ impl<'a> Server<'a> {
             accept_failing: false,
             again: Vec::new(),
             ready: Vec::new(),
+            held: if pool.is_none() { Some(Held::start()?) } else { None },
+            sending: Vec::new(),
             // Room for a PROXY header before the head, and for the largest
             // uwsgi packet head.
             max_head: max_head_len(&spec.cfg.limits).max(crate::uwsgi::MAX_PACKET_HEAD).saturating_add(crate::proxy::MAX_HEADER_LEN),
@@ -454,7 +466,33 @@ impl<'a> Server<'a> {
                 }
             }
             self.expire_connections();
+            self.flush_held();
         }
+    }
+
+    /// Send the responses held back during the turn (see [`hold`]): the
+    /// requests of a turn run back to back, then their responses go out
+    /// back to back.
+    fn flush_held(&mut self) {
+        let Some(held) = &self.held else { return };
+        let mut sending = std::mem::take(&mut self.sending);
+        held.take_all(&mut sending);
+        for h in sending.drain(..) {
+            let mut io = DeadlineIo { stream: &h.stream, timeout: self.spec.cfg.timeout };
+            if io.write_all(&h.bytes).is_err() {
+                self.close(h.token);
+            }
+        }
+        self.sending = sending;
+    }
+
+    /// Take a parked connection out of the map, with its held response.
+    fn take_conn(&mut self, token: usize) -> Option<Conn> {
+        let mut conn = self.conns.remove(&token)?;
+        if let Some(bytes) = self.held.as_ref().and_then(|h| h.take(token)) {
+            conn.unsent = bytes;
+        }
+        Some(conn)
     }
 
     /// Accept while there is room for the connection. A worker whose
@@ -508,7 +546,7 @@ impl<'a> Server<'a> {
     fn serve_inline(&mut self, conn: &mut Conn, request: http::Request) -> bool {
         let keep_alive_allowed = self.admit();
         self.spec.board.request_started(self.spec.slot);
-        let reusable = self.handler.serve(conn, request, keep_alive_allowed);
+        let reusable = self.handler.serve(conn, request, keep_alive_allowed, true);
         self.spec.board.request_finished(self.spec.slot);
         self.after_request();
         reusable
@@ -610,6 +648,7 @@ impl<'a> Server<'a> {
                     lingering_since: None,
                     watched: false,
                     client_done: false,
+                    unsent: Vec::new(),
                 };
                 self.accept_failing = false;
                 // Clients usually send the request with the connection.
@@ -635,7 +674,7 @@ impl<'a> Server<'a> {
     /// Read what is there; serve the complete requests (a few per turn, so
     /// one pipelining client cannot starve the others); park the rest.
     fn on_readable(&mut self, token: usize) {
-        let Some(conn) = self.conns.remove(&token) else { return };
+        let Some(conn) = self.take_conn(token) else { return };
         self.drive_and_place(token, conn);
     }
 
@@ -652,6 +691,11 @@ impl<'a> Server<'a> {
         } else {
             self.drive(&mut conn)
         };
+        if let (Some(held), Next::Park | Next::Again) = (&self.held, &next) {
+            if !conn.unsent.is_empty() {
+                held.hold(token, &conn.stream, std::mem::take(&mut conn.unsent));
+            }
+        }
         match next {
             Next::Park => self.keep(token, conn),
             Next::Again => {
@@ -777,7 +821,7 @@ impl<'a> Server<'a> {
         for t in expired {
             match self.conns.get(&t).map(|c| c.state) {
                 Some(ConnState::ReadingHead) => {
-                    let mut c = self.conns.remove(&t).expect("present: just looked it up");
+                    let mut c = self.take_conn(t).expect("present: just looked it up");
                     // A slow client gets its 408 and the close at once.
                     refuse(&mut c, HttpError::Timeout);
                     self.finish_conn(c);
@@ -798,13 +842,13 @@ impl<'a> Server<'a> {
             matches!(c.state, ConnState::Fresh | ConnState::Idle) && c.buf.is_empty() && c.deadline.is_some_and(|d| d <= now)
         });
         if done {
-            let conn = self.conns.remove(&token).expect("present: just looked it up");
+            let conn = self.take_conn(token).expect("present: just looked it up");
             self.end_conn(token, conn);
         }
     }
 
     fn close(&mut self, token: usize) {
-        if let Some(c) = self.conns.remove(&token) {
+        if let Some(c) = self.take_conn(token) {
             self.finish_conn(c);
         }
     }
@@ -836,7 +880,10 @@ impl<'a> Server<'a> {
     /// while another process holds a copy of the socket (a child the app
     /// forked during the request), take it out of the poll if it is there,
     /// and close the descriptor (dropping the connection).
-    fn finish_conn(&mut self, conn: Conn) {
+    fn finish_conn(&mut self, mut conn: Conn) {
+        if !conn.unsent.is_empty() {
+            let _ = send_unsent(&mut conn, self.spec.cfg.timeout);
+        }
         if conn.watched {
             let _ = self.poll.registry().deregister(&mut SourceFd(&conn.stream.as_raw_fd()));
         }
@@ -849,6 +896,10 @@ impl<'a> Server<'a> {
     /// at a closed socket cannot reset the connection (and destroy the
     /// response) before the client has read it.
     fn end_conn(&mut self, token: usize, mut conn: Conn) {
+        if !conn.unsent.is_empty() && send_unsent(&mut conn, self.spec.cfg.timeout).is_err() {
+            self.finish_conn(conn);
+            return;
+        }
         if conn.client_done {
             self.finish_conn(conn);
             return;

@@ -194,7 +194,7 @@ impl Pool {
                     stamp.started_ms.store(now, Ordering::Release);
                     let Job { token, mut conn, request, keep_alive_allowed } = job;
                     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        handler.serve(&mut conn, request, keep_alive_allowed)
+                        handler.serve(&mut conn, request, keep_alive_allowed, false)
                     }));
                     stamp.started_ms.store(0, Ordering::Release);
                     handler.board.count_request(handler.slot);

@@ -178,6 +178,10 @@ pub struct Exchange<'a> {
     /// The connection's REMOTE_ADDR and REMOTE_PORT strings, kept for its
     /// next requests.
     pub remote_cache: &'a mut RemoteCache,
+    /// Hold the response back (when small and whole) for the caller to
+    /// send, in this buffer, after what it already holds (a response to
+    /// an earlier request on the connection).
+    pub hold: Option<Vec<u8>>,
 }
 
 /// A client address as environ strings, made once per connection.
@@ -211,6 +215,9 @@ pub struct Outcome {
     pub body: BodyReader,
     /// The body was still unread and the client was never told to send it.
     pub continue_unsent: bool,
+    /// The whole response, held back for the caller to send (empty when it
+    /// went out already).
+    pub held: Vec<u8>,
 }
 
 /// Call the app for one request and write its response.
@@ -233,6 +240,9 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
         ex.date.clone(),
     );
     response.close_delimited = ex.close_delimited;
+    if let Some(buf) = ex.hold.take() {
+        response.hold_in(buf);
+    }
     let state = Arc::new(Mutex::new(response));
 
     let remote = remote_strings(py, ex.peer, ex.remote_cache);
@@ -272,6 +282,7 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
         body_bytes: st.body_bytes(),
         reusable: st.connection_reusable() && body.error().is_none(),
         continue_unsent: expect.unsent() && !body.is_complete(),
+        held: st.take_held(),
         body,
     }
 }

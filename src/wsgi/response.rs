@@ -41,10 +41,18 @@ pub struct ResponseState {
     /// The body is ended; nothing more may be written (a `write()` from
     /// the iterable's `close()` would land after the last chunk).
     finished: bool,
-    /// Bytes a send that does not wait could not put on the socket; they go
-    /// out first at the next send that waits.
+    /// Bytes a send that does not wait could not put on the socket (or
+    /// held back); they go out first at the next send that waits.
     pending: Vec<u8>,
+    /// Hold the response back instead of writing it, when its first piece
+    /// completes the body (a Content-Length met, or no body due) and the
+    /// whole of it stays under [`HOLD_MAX`]: the worker sends it after its
+    /// turn (see the worker's `hold` module). Off for good otherwise.
+    hold: bool,
 }
+
+/// The most a held response may grow to before it goes out as usual.
+pub const HOLD_MAX: usize = 16 * 1024;
 
 impl ResponseState {
     pub fn new(
@@ -72,10 +80,18 @@ impl ResponseState {
             app_wants_close: false,
             head_sent: false,
             pending: Vec::new(),
+            hold: false,
             encoder: None,
             broken: false,
             finished: false,
         }
+    }
+
+    /// Hold the response back (see `hold`), in `buf`: bytes already
+    /// there (an earlier response on the connection) go out before it.
+    pub fn hold_in(&mut self, buf: Vec<u8>) {
+        self.pending = buf;
+        self.hold = true;
     }
 
     /// Record what `start_response` was given, validated. Hop-by-hop
@@ -155,17 +171,22 @@ impl ResponseState {
 
     /// [`ResponseState::send`] without waiting on the socket, for a caller
     /// that holds the GIL: what the socket cannot take at once is kept, in
-    /// order, for the next send that waits. True when all of it went out.
+    /// order, for the next send that waits. True when all of it went out
+    /// (or is held back).
     pub fn send_without_waiting(&mut self, data: &[u8]) -> io::Result<bool> {
         let stream = self.writable()?;
         let head = self.take_head();
-        let mut io = SpillIo { stream: &stream, spill: &mut self.pending };
+        // Held only once the app has given the whole body: a piece of a
+        // streamed body goes out as it comes, however long the next takes.
+        let whole = self.encoder.as_ref().is_some_and(|e| e.completed_by(data.len()));
+        self.hold &= whole && self.pending.len() + head.len() + data.len() <= HOLD_MAX;
+        let mut io = SpillIo { stream: &stream, spill: &mut self.pending, hold: self.hold };
         let result = match self.encoder.as_mut() {
             Some(enc) => enc.write(&mut io, &head, data),
             None => Ok(()),
         };
         self.note(result)?;
-        Ok(self.pending.is_empty())
+        Ok(self.hold || self.pending.is_empty())
     }
 
     /// Send what [`ResponseState::send_without_waiting`] kept, waiting as
@@ -213,6 +234,18 @@ impl ResponseState {
     /// framing has no terminator); false when [`ResponseState::finish`]
     /// has to write. Lets the caller skip releasing the GIL for nothing.
     pub fn finish_without_write(&mut self) -> bool {
+        if self.hold && !self.finished {
+            if let Ok(stream) = self.writable() {
+                let head = self.take_head();
+                let mut io = SpillIo { stream: &stream, spill: &mut self.pending, hold: true };
+                if let Some(enc) = self.encoder.as_mut() {
+                    // Into `pending` only: cannot fail.
+                    let _ = enc.finish(&mut io, &head);
+                }
+                self.finished = true;
+                return true;
+            }
+        }
         let quiet = self.finished
             || (self.head_sent
                 && self.pending.is_empty()
@@ -252,6 +285,17 @@ impl ResponseState {
     /// and the body went out whole.
     pub fn connection_reusable(&self) -> bool {
         self.keep_alive && !self.broken && self.encoder.as_ref().is_some_and(BodyEncoder::is_complete)
+    }
+
+    /// The held response, for the worker to send after its turn (one the
+    /// app broke off included: the client sees it cut short, as it would
+    /// unheld); empty when it went out already.
+    pub fn take_held(&mut self) -> Vec<u8> {
+        if self.hold {
+            std::mem::take(&mut self.pending)
+        } else {
+            Vec::new()
+        }
     }
 
     /// Build the head bytes once; empty after that.

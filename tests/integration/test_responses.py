@@ -81,6 +81,62 @@ def test_pipelining(app_server):
     assert (r3.status, r3.body) == (200, b"/path/three?")
 
 
+
+def test_pipelined_responses_keep_their_order_whatever_their_kind(app_server):
+    """A small whole response is held back for the end of the worker's
+    turn; a streamed one, one sent through write(), a refusal, or an
+    app error pipelined behind it still come out after it, in order."""
+    data = (
+        rawhttp.build_request("GET", "/hello")
+        + rawhttp.build_request("GET", "/chunked")
+        + rawhttp.build_request("GET", "/path/two")
+        + rawhttp.build_request("GET", "/write")
+        + rawhttp.build_request("GET", "/path/three")
+        + b"NOT A REQUEST LINE\r\n\r\n"
+    )
+    with app_server.connect() as conn:
+        conn.send(data)
+        got = [conn.read_response() for _ in range(6)]
+        assert conn.wait_closed()
+    assert [(r.status, r.body) for r in got[:5]] == [
+        (200, b"Hello, world!\n"),
+        (200, b"chunk-1;chunk-2;chunk-3"),
+        (200, b"/path/two?"),
+        (200, b"part1;part2;part3"),
+        (200, b"/path/three?"),
+    ]
+    assert got[5].status == 400
+    # An app error ends the connection after its 500, and the response
+    # held before it still comes first.
+    with app_server.connect() as conn:
+        conn.send(rawhttp.build_request("GET", "/hello") + rawhttp.build_request("GET", "/crash?marker=pipelined"))
+        first, second = conn.read_response(), conn.read_response()
+        assert conn.wait_closed()
+    assert (first.status, first.body, second.status) == (200, b"Hello, world!\n", 500)
+
+
+def test_quick_response_does_not_wait_for_another_clients_slow_request(app_server):
+    """Two requests ready in the same turn, a quick one then a slow one:
+    the quick response, held back for the end of the turn, goes out while
+    the slow request still runs, not after it."""
+    with app_server.connect() as busy, app_server.connect() as quick, app_server.connect() as slow:
+        time.sleep(0.1)  # all three accepted
+        busy.send(rawhttp.build_request("GET", "/pid?sleep=0.6"))
+        time.sleep(0.2)  # the worker is inside the app; the next two queue up
+        quick.send(rawhttp.build_request("GET", "/hello"))
+        time.sleep(0.05)
+        slow.send(rawhttp.build_request("GET", "/pid?sleep=2"))
+        quick_resp = quick.read_response()
+        quick_at = time.monotonic()
+        slow_resp = slow.read_response()
+        slow_at = time.monotonic()
+        assert busy.read_response().status == 200
+    assert (quick_resp.status, quick_resp.body) == (200, b"Hello, world!\n")
+    assert slow_resp.status == 200
+    # The slow request sleeps 2 s after the quick one was answered.
+    assert slow_at - quick_at > 1.0, (quick_at, slow_at)
+
+
 # -- framing -------------------------------------------------------------------
 
 
