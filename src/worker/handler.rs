@@ -37,15 +37,14 @@ impl Handler<'_> {
     /// the connection can carry another request; `conn.buf` then holds
     /// the bytes after this request's body.
     ///
-    /// With `hold`, a small response is left in `conn.unsent` (after what
-    /// an earlier request there left) for the caller to send.
+    /// With `hold`, a small whole response is left in `conn.unsent` for
+    /// the caller to send (see the `hold` module). It is held across other
+    /// connections' requests only: anything this connection does next
+    /// (another request, draining a body) comes after it is sent.
     pub fn serve(&self, conn: &mut Conn, request: http::Request, keep_alive_allowed: bool, hold: bool) -> bool {
         let cfg = self.cfg;
         conn.client_done = false;
-        // A held response goes out before an interim `100 Continue`, and
-        // before any response when this one is not held.
-        let send_first = !hold || request.expect_continue;
-        if send_first && !conn.unsent.is_empty() && send_unsent(conn, cfg.timeout).is_err() {
+        if !conn.unsent.is_empty() && send_unsent(conn, cfg.timeout).is_err() {
             return false;
         }
         if cfg.header_map == HeaderMap::Refuse && request.headers.iter().any(|h| h.name.contains('_')) {
@@ -112,6 +111,10 @@ impl Handler<'_> {
         let mut reusable = outcome.reusable && !crate::sys::stop_requested();
         let mut body = outcome.body;
         if reusable && !body.is_complete() {
+            // The response goes out before the client is made to wait.
+            if !conn.unsent.is_empty() && send_unsent(conn, cfg.timeout).is_err() {
+                return false;
+            }
             // The app left body unread: drain a bounded amount, in bounded
             // time, so the next request starts where it should, or give up
             // on the connection. A client still waiting for `100 Continue`

@@ -93,7 +93,7 @@ impl Held {
         }
         let mut list = self.lock();
         let i = list.iter().position(|h| h.token == token)?;
-        let bytes = list.swap_remove(i).bytes;
+        let bytes = list.remove(i).bytes;
         if list.is_empty() {
             self.since.store(0, Ordering::Release);
         }
@@ -147,7 +147,7 @@ impl Held {
 /// Send what the socket takes at once; true when all of it went out. A
 /// failed connection keeps its bytes: the main thread finds out when it
 /// sends them.
-fn send_some(h: &mut HeldResponse) -> bool {
+pub fn send_some(h: &mut HeldResponse) -> bool {
     loop {
         match (&*h.stream).write(&h.bytes) {
             Ok(n) if n == h.bytes.len() => return true,

@@ -473,10 +473,13 @@ impl<'a> Server<'a> {
     /// Send the responses held back during the turn (see [`hold`]): the
     /// requests of a turn run back to back, then their responses go out
     /// back to back.
+    /// Each is first offered to its socket without waiting, so one client
+    /// that does not read delays none of the others.
     fn flush_held(&mut self) {
         let Some(held) = &self.held else { return };
         let mut sending = std::mem::take(&mut self.sending);
         held.take_all(&mut sending);
+        sending.retain_mut(|h| !hold::send_some(h));
         for h in sending.drain(..) {
             let mut io = DeadlineIo { stream: &h.stream, timeout: self.spec.cfg.timeout };
             if io.write_all(&h.bytes).is_err() {
@@ -691,11 +694,6 @@ impl<'a> Server<'a> {
         } else {
             self.drive(&mut conn)
         };
-        if let (Some(held), Next::Park | Next::Again) = (&self.held, &next) {
-            if !conn.unsent.is_empty() {
-                held.hold(token, &conn.stream, std::mem::take(&mut conn.unsent));
-            }
-        }
         match next {
             Next::Park => self.keep(token, conn),
             Next::Again => {
@@ -854,8 +852,12 @@ impl<'a> Server<'a> {
     }
 
     /// Keep a connection until the poll reports it.
+    /// Its held response, if any, joins the held list.
     fn keep(&mut self, token: usize, mut conn: Conn) {
         if self.watch(token, &mut conn) {
+            if let (Some(held), false) = (&self.held, conn.unsent.is_empty()) {
+                held.hold(token, &conn.stream, std::mem::take(&mut conn.unsent));
+            }
             self.conns.insert(token, conn);
         } else {
             self.finish_conn(conn);

@@ -179,8 +179,7 @@ pub struct Exchange<'a> {
     /// next requests.
     pub remote_cache: &'a mut RemoteCache,
     /// Hold the response back (when small and whole) for the caller to
-    /// send, in this buffer, after what it already holds (a response to
-    /// an earlier request on the connection).
+    /// send, in this buffer (passed in to reuse its allocation).
     pub hold: Option<Vec<u8>>,
 }
 

@@ -47,7 +47,8 @@ pub struct ResponseState {
     /// Hold the response back instead of writing it, when its first piece
     /// completes the body (a Content-Length met, or no body due) and the
     /// whole of it stays under [`HOLD_MAX`]: the worker sends it after its
-    /// turn (see the worker's `hold` module). Off for good otherwise.
+    /// turn (see the worker's `hold` module). Off for good once anything
+    /// of it is written (or it outgrows that).
     hold: bool,
 }
 
@@ -87,9 +88,10 @@ impl ResponseState {
         }
     }
 
-    /// Hold the response back (see `hold`), in `buf`: bytes already
-    /// there (an earlier response on the connection) go out before it.
-    pub fn hold_in(&mut self, buf: Vec<u8>) {
+    /// Hold the response back (see `hold`), in `buf` (empty; passed in
+    /// to reuse its allocation).
+    pub fn hold_in(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
         self.pending = buf;
         self.hold = true;
     }
@@ -160,6 +162,8 @@ impl ResponseState {
     /// Send body data, with the head first if it is not out yet.
     pub fn send(&mut self, data: &[u8]) -> io::Result<()> {
         let stream = self.writable()?;
+        // The response goes out from here on; nothing of it is held.
+        self.hold = false;
         let head = self.take_head();
         let mut io = DeadlineIo { stream: &stream, timeout: self.timeout };
         let result = self.flush_pending(&mut io).and_then(|()| match self.encoder.as_mut() {
@@ -220,6 +224,7 @@ impl ResponseState {
             return Ok(());
         }
         self.finished = true;
+        self.hold = false;
         let stream = self.stream.clone().ok_or_else(finished)?;
         let head = self.take_head();
         let mut io = DeadlineIo { stream: &stream, timeout: self.timeout };
@@ -237,7 +242,13 @@ impl ResponseState {
         if self.hold && !self.finished {
             if let Ok(stream) = self.writable() {
                 let head = self.take_head();
+                self.hold = self.pending.len() + head.len() <= HOLD_MAX;
                 let mut io = SpillIo { stream: &stream, spill: &mut self.pending, hold: true };
+                if !self.hold {
+                    // Too large a head: spilled, for `finish` to send.
+                    let _ = io.write_all(&head);
+                    return false;
+                }
                 if let Some(enc) = self.encoder.as_mut() {
                     // Into `pending` only: cannot fail.
                     let _ = enc.finish(&mut io, &head);

@@ -137,6 +137,22 @@ def test_quick_response_does_not_wait_for_another_clients_slow_request(app_serve
     assert slow_at - quick_at > 1.0, (quick_at, slow_at)
 
 
+
+def test_early_response_reaches_the_client_before_its_body_is_drained(app_server):
+    """An app that answers without reading the request body (an early 401
+    or 413, a redirect): the response goes out before the server waits to
+    drain the body, so a client that sends the rest only once it has the
+    response keeps its connection."""
+    rest = b"x" * 99990
+    with app_server.connect() as conn:
+        conn.send(b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10)
+        first = conn.read_response()
+        conn.send(rest + rawhttp.build_request("GET", "/path/next"))
+        second = conn.read_response()
+    assert (first.status, first.body) == (200, b"Hello, world!\n")
+    assert (second.status, second.body) == (200, b"/path/next?")
+
+
 # -- framing -------------------------------------------------------------------
 
 
