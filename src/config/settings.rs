@@ -92,7 +92,8 @@ pub static SETTINGS: &[Setting] = &[
         "Requests each worker serves at once, on this many threads sharing its interpreter \
          (wsgi.multithread is then true), for applications that wait on databases and APIs. \
          Python's GIL is released around every socket wait. 1 serves requests one at a time \
-         on the worker's main thread."),
+         on the worker's main thread, and sends the small responses of requests that were \
+         ready together after the last of them (within about 2 ms)."),
     setting!("worker_connections", None, Some("worker-connections"), Kind::Uint, "1000", None, "INT", "Worker Processes",
         "Most connections one worker holds, requests in progress and idle keep-alive ones \
          together; past it the worker stops accepting until one closes, so other workers take \
