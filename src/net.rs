@@ -372,12 +372,10 @@ impl DeadlineIo<'_> {
 
 /// A writer that never waits: what the socket does not take at once, and
 /// everything after it, is appended to `spill` (for the caller to send
-/// later, once it may wait). With `hold`, nothing is offered to the socket:
-/// all of it goes to `spill`.
+/// later, once it may wait).
 pub struct SpillIo<'a> {
     pub stream: &'a Stream,
     pub spill: &'a mut Vec<u8>,
-    pub hold: bool,
 }
 
 impl Write for SpillIo<'_> {
@@ -388,7 +386,7 @@ impl Write for SpillIo<'_> {
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut sent = 0;
-        if self.spill.is_empty() && !self.hold {
+        if self.spill.is_empty() {
             crate::sys::beat();
             loop {
                 match (&*self.stream).write_vectored(bufs) {
@@ -444,7 +442,7 @@ mod tests {
         let data: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
         let (head, body) = data.split_at(1000);
         let mut spill = Vec::new();
-        let mut io = SpillIo { stream: &stream, spill: &mut spill, hold: false };
+        let mut io = SpillIo { stream: &stream, spill: &mut spill };
         let mut bufs = [io::IoSlice::new(head), io::IoSlice::new(body)];
         write_all_vectored(&mut io, &mut bufs).unwrap();
         // 4 MB is more than a socket pair holds: part of it was kept.
@@ -456,7 +454,7 @@ mod tests {
         assert!(got == data);
         // Once something is kept, later writes are kept after it.
         let before = spill.len();
-        let mut io = SpillIo { stream: &stream, spill: &mut spill, hold: false };
+        let mut io = SpillIo { stream: &stream, spill: &mut spill };
         io.write_all(b"tail").unwrap();
         assert_eq!(&spill[before..], b"tail");
     }

@@ -144,13 +144,16 @@ impl Held {
     }
 }
 
-/// Send what the socket takes at once; true when all of it went out. A
-/// failed connection keeps its bytes: the main thread finds out when it
-/// sends them.
+/// Send what the socket takes at once; true (and `bytes` empty) when all
+/// of it went out. A failed connection keeps its bytes: the main thread
+/// finds out when it sends them.
 pub fn send_some(h: &mut HeldResponse) -> bool {
     loop {
         match (&*h.stream).write(&h.bytes) {
-            Ok(n) if n == h.bytes.len() => return true,
+            Ok(n) if n == h.bytes.len() => {
+                h.bytes.clear();
+                return true;
+            }
             Ok(n) => {
                 h.bytes.drain(..n);
             }

@@ -310,6 +310,9 @@ struct Conn {
     /// A response held back, to go out at the end of the worker's turn
     /// ([`Server::flush_held`]) or before anything else is written.
     unsent: Vec<u8>,
+    /// The turn in which its response joined the held list (only then
+    /// can it still be there: every turn ends by emptying the list).
+    held_in_turn: u64,
 }
 
 /// What the serve loop does with a connection after driving it.
@@ -362,6 +365,10 @@ struct Server<'a> {
     /// list they are taken into to be sent.
     held: Option<Arc<Held>>,
     sending: Vec<HeldResponse>,
+    /// Turns ended so far (see `Conn::held_in_turn`).
+    turn: u64,
+    /// Emptied buffers of sent held responses, for the next ones.
+    spare: Vec<Vec<u8>>,
     max_head: usize,
     stopping: bool,
     /// Requests started so far, and the count after which to restart.
@@ -392,6 +399,8 @@ impl<'a> Server<'a> {
             ready: Vec::new(),
             held: if pool.is_none() { Some(Held::start()?) } else { None },
             sending: Vec::new(),
+            turn: 1,
+            spare: Vec::new(),
             // Room for a PROXY header before the head, and for the largest
             // uwsgi packet head.
             max_head: max_head_len(&spec.cfg.limits).max(crate::uwsgi::MAX_PACKET_HEAD).saturating_add(crate::proxy::MAX_HEADER_LEN),
@@ -472,18 +481,26 @@ impl<'a> Server<'a> {
 
     /// Send the responses held back during the turn (see [`hold`]): the
     /// requests of a turn run back to back, then their responses go out
-    /// back to back.
-    /// Each is first offered to its socket without waiting, so one client
-    /// that does not read delays none of the others.
+    /// back to back. Each is first offered to its socket without waiting,
+    /// so one client that does not read delays none of the others.
     fn flush_held(&mut self) {
         let Some(held) = &self.held else { return };
+        self.turn += 1;
         let mut sending = std::mem::take(&mut self.sending);
         held.take_all(&mut sending);
-        sending.retain_mut(|h| !hold::send_some(h));
-        for h in sending.drain(..) {
-            let mut io = DeadlineIo { stream: &h.stream, timeout: self.spec.cfg.timeout };
-            if io.write_all(&h.bytes).is_err() {
-                self.close(h.token);
+        for h in sending.iter_mut() {
+            hold::send_some(h);
+        }
+        for mut h in sending.drain(..) {
+            if !h.bytes.is_empty() {
+                let mut io = DeadlineIo { stream: &h.stream, timeout: self.spec.cfg.timeout };
+                if io.write_all(&h.bytes).is_err() {
+                    self.close(h.token);
+                }
+                h.bytes.clear();
+            }
+            if self.spare.len() < SPARE_BUFFERS {
+                self.spare.push(h.bytes);
             }
         }
         self.sending = sending;
@@ -492,8 +509,10 @@ impl<'a> Server<'a> {
     /// Take a parked connection out of the map, with its held response.
     fn take_conn(&mut self, token: usize) -> Option<Conn> {
         let mut conn = self.conns.remove(&token)?;
-        if let Some(bytes) = self.held.as_ref().and_then(|h| h.take(token)) {
-            conn.unsent = bytes;
+        if conn.held_in_turn == self.turn {
+            if let Some(bytes) = self.held.as_ref().and_then(|h| h.take(token)) {
+                conn.unsent = bytes;
+            }
         }
         Some(conn)
     }
@@ -547,6 +566,10 @@ impl<'a> Server<'a> {
 
     /// Serve a request on this thread (`--threads 1`).
     fn serve_inline(&mut self, conn: &mut Conn, request: http::Request) -> bool {
+        if conn.unsent.capacity() == 0 {
+            // A response it holds is built in a buffer used before.
+            conn.unsent = self.spare.pop().unwrap_or_default();
+        }
         let keep_alive_allowed = self.admit();
         self.spec.board.request_started(self.spec.slot);
         let reusable = self.handler.serve(conn, request, keep_alive_allowed, true);
@@ -652,6 +675,7 @@ impl<'a> Server<'a> {
                     watched: false,
                     client_done: false,
                     unsent: Vec::new(),
+                    held_in_turn: 0,
                 };
                 self.accept_failing = false;
                 // Clients usually send the request with the connection.
@@ -857,6 +881,7 @@ impl<'a> Server<'a> {
         if self.watch(token, &mut conn) {
             if let (Some(held), false) = (&self.held, conn.unsent.is_empty()) {
                 held.hold(token, &conn.stream, std::mem::take(&mut conn.unsent));
+                conn.held_in_turn = self.turn;
             }
             self.conns.insert(token, conn);
         } else {
@@ -956,6 +981,8 @@ fn jitter(max: u64) -> u64 {
 
 /// Bytes asked for by one read of a connection.
 const READ_CHUNK: usize = 64 * 1024;
+/// Buffers of sent held responses kept for reuse.
+const SPARE_BUFFERS: usize = 64;
 /// Requests served from one connection before the others get a turn.
 const REQUESTS_PER_TURN: usize = 8;
 /// Pause after an accept error before accepting again.

@@ -184,9 +184,10 @@ impl ResponseState {
         // streamed body goes out as it comes, however long the next takes.
         let whole = self.encoder.as_ref().is_some_and(|e| e.completed_by(data.len()));
         self.hold &= whole && self.pending.len() + head.len() + data.len() <= HOLD_MAX;
-        let mut io = SpillIo { stream: &stream, spill: &mut self.pending, hold: self.hold };
         let result = match self.encoder.as_mut() {
-            Some(enc) => enc.write(&mut io, &head, data),
+            // Held: into `pending` (a Vec, so it cannot fail).
+            Some(enc) if self.hold => enc.write(&mut self.pending, &head, data),
+            Some(enc) => enc.write(&mut SpillIo { stream: &stream, spill: &mut self.pending }, &head, data),
             None => Ok(()),
         };
         self.note(result)?;
@@ -239,23 +240,20 @@ impl ResponseState {
     /// framing has no terminator); false when [`ResponseState::finish`]
     /// has to write. Lets the caller skip releasing the GIL for nothing.
     pub fn finish_without_write(&mut self) -> bool {
-        if self.hold && !self.finished {
-            if let Ok(stream) = self.writable() {
-                let head = self.take_head();
-                self.hold = self.pending.len() + head.len() <= HOLD_MAX;
-                let mut io = SpillIo { stream: &stream, spill: &mut self.pending, hold: true };
-                if !self.hold {
-                    // Too large a head: spilled, for `finish` to send.
-                    let _ = io.write_all(&head);
-                    return false;
-                }
-                if let Some(enc) = self.encoder.as_mut() {
-                    // Into `pending` only: cannot fail.
-                    let _ = enc.finish(&mut io, &head);
-                }
-                self.finished = true;
-                return true;
+        if self.hold && !self.finished && self.stream.is_some() {
+            let head = self.take_head();
+            if self.pending.len() + head.len() > HOLD_MAX {
+                // Too large a head to hold: kept for `finish` to send.
+                self.hold = false;
+                self.pending.extend_from_slice(&head);
+                return false;
             }
+            if let Some(enc) = self.encoder.as_mut() {
+                // Into `pending`, a Vec: cannot fail.
+                let _ = enc.finish(&mut self.pending, &head);
+            }
+            self.finished = true;
+            return true;
         }
         let quiet = self.finished
             || (self.head_sent
