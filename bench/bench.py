@@ -11,6 +11,10 @@ builds rwsgi, then runs this file with bench/.venv's Python). Options:
                           meinheld waitress); nginx is the limit, see --scenarios
     --scenarios a,b       scenarios to run (see SCENARIOS; default all)
     --list                print the servers and scenarios and exit
+    --baseline PATH       also run another rwsgi binary (say, one built from
+                          the commit before a change) right after each rwsgi
+                          run, labelled "(baseline)": an A/B of the change
+    --out DIR             where the results go (default bench/)
 
 Method, per scenario: for each round, each server in turn (A B A B ...):
 start it fresh with `taskset -c 0` (its children inherit the mask), wait
@@ -45,6 +49,8 @@ ROOT = BENCH.parent
 VENV = BENCH / ".venv"
 VBIN = VENV / "bin"
 RWSGI = ROOT / "target" / "release" / "rwsgi"
+# Another rwsgi binary run beside this tree's (--baseline): an A/B of a change.
+RWSGI_BASE = None
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 UWSGI_PARAMS = "/etc/nginx/uwsgi_params"
@@ -83,6 +89,20 @@ def entry(server, threads=1, label=None):
 
 def http_entries():
     return [entry(s) for s in ALL_SERVERS]
+
+
+def with_baseline(entries):
+    """With --baseline, each rwsgi entry followed by the same entry run
+    with the baseline binary (labelled "... (baseline)"), so the two
+    alternate within every round."""
+    if RWSGI_BASE is None:
+        return entries
+    out = []
+    for e in entries:
+        out.append(e)
+        if e["server"] == "rwsgi":
+            out.append(dict(e, server="rwsgi-base", label=e["label"] + " (baseline)"))
+    return out
 
 
 SCENARIOS = {
@@ -312,9 +332,10 @@ def server_command(server, app, threads=1, port=None, uwsgi_socket=None):
     in its fastest honest mode, access logging off. port: serve HTTP on
     HOST:port; uwsgi_socket: serve the uwsgi protocol on that unix socket."""
     target = "flask_hello:app" if app == "flask_app" else "apps:%s" % app
-    if server == "rwsgi":
+    if server in ("rwsgi", "rwsgi-base"):
         bind = "unix:%s" % uwsgi_socket if uwsgi_socket else "%s:%d" % (HOST, port)
-        cmd = [RWSGI, "-w", "1", "--threads", str(threads), "-b", bind, "--chdir", BENCH,
+        binary = RWSGI if server == "rwsgi" else RWSGI_BASE
+        cmd = [binary, "-w", "1", "--threads", str(threads), "-b", bind, "--chdir", BENCH,
                "--virtualenv", VENV, "--log-level", "warning"]
         if uwsgi_socket:
             cmd += ["--protocol", "uwsgi"]
@@ -1127,6 +1148,8 @@ def main(argv=None):
     ap.add_argument("--no-install", action="store_true", help="do not pip install missing peers")
     ap.add_argument("--out", default=str(BENCH), help="directory for RESULTS.md, results.json, results.png")
     ap.add_argument("--list", action="store_true", help="list servers and scenarios")
+    ap.add_argument("--baseline", default=None,
+                    help="another rwsgi binary, run beside this tree's in every rwsgi entry (an A/B of a change)")
     ap.add_argument("--command", default=None, help=argparse.SUPPRESS)  # the command line run.sh was given
     args = ap.parse_args(argv)
 
@@ -1151,9 +1174,17 @@ def main(argv=None):
     if (os.cpu_count() or 1) < 2:
         ap.error("needs 2 CPUs: the server on CPU %s, wrk on CPU %s" % (SERVER_CPU, CLIENT_CPU))
 
+    global RWSGI_BASE
+    if args.baseline:
+        RWSGI_BASE = Path(args.baseline).resolve()
+        if not os.access(RWSGI_BASE, os.X_OK):
+            ap.error("--baseline %s is not an executable" % RWSGI_BASE)
+        if "rwsgi" in only:
+            only.append("rwsgi-base")
+
     started = time.monotonic()
     install = ensure_installed(args.no_install)
-    available = {"rwsgi": RWSGI.exists()}
+    available = {"rwsgi": RWSGI.exists(), "rwsgi-base": RWSGI_BASE is not None}
     for server, dist in PEER_DIST.items():
         available[server] = bool(install.get(dist, {}).get("ok"))
     flask_ok = bool(install.get("flask", {}).get("ok"))
@@ -1179,7 +1210,7 @@ def main(argv=None):
         sc = SCENARIOS[sc_name]
         if sc.get("special"):
             continue
-        entries = [e for e in (sc["entries"] or http_entries()) if e["server"] in only]
+        entries = [e for e in with_baseline(sc["entries"] or http_entries()) if e["server"] in only]
         if not entries:
             continue
         runs = {e["label"]: [] for e in entries}

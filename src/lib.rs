@@ -23,6 +23,7 @@ pub mod net;
 pub mod proxy;
 pub mod sys;
 pub mod uwsgi;
+pub mod wire;
 pub mod worker;
 pub mod wsgi;
 

@@ -70,44 +70,11 @@ pub fn parse_packet(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request>
     };
     let mut uri: Option<&[u8]> = None;
     for (key, value) in Vars(block) {
-        let (key, value) = (key?, value);
-        match key {
-            "REQUEST_METHOD" => {
-                if !is_token(value) {
-                    return Err(HttpError::InvalidMethod.into());
-                }
-                req.method = ascii(value);
-            }
-            "REQUEST_URI" => uri = Some(value),
-            "CONTENT_LENGTH" => {
-                if !value.is_empty() {
-                    let n = crate::http::parse_content_length(value)?;
-                    req.framing = if n == 0 { BodyFraming::Empty } else { BodyFraming::Length(n) };
-                    req.headers.push(Header { name: "Content-Length".into(), value: value.to_vec() });
-                }
-            }
-            "CONTENT_TYPE" => {
-                if !crate::http::trim_ows(value).is_empty() {
-                    push_header(&mut req, limits, "Content-Type".into(), value)?;
-                }
-            }
-            _ if key.starts_with("HTTP_") && key.len() > 5 => {
-                let name = key[5..].replace('_', "-");
-                // CONTENT_LENGTH and CONTENT_TYPE speak for the body (nginx
-                // also passes the client's headers of those names), and
-                // nginx has undone any chunked coding: the body that follows
-                // is CONTENT_LENGTH bytes.
-                let framing = ["content-length", "content-type", "transfer-encoding"];
-                if !framing.iter().any(|f| name.eq_ignore_ascii_case(f)) {
-                    push_header(&mut req, limits, name, value)?;
-                }
-            }
-            _ => {
-                if key == "SERVER_PROTOCOL" && value == b"HTTP/1.0" {
-                    req.version = Version::Http10;
-                }
-                req.params.push((key.to_string(), value.to_vec()));
-            }
+        let key = key?;
+        if key == "REQUEST_URI" {
+            uri = Some(value);
+        } else {
+            apply_var(&mut req, limits, key, value)?;
         }
     }
     if req.method.is_empty() {
@@ -133,6 +100,49 @@ pub fn parse_packet(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request>
     Ok(Parse::Complete(req))
 }
 
+/// Put one variable where it belongs in the request: the method, the
+/// body's length, a header, or the params kept for the environ.
+fn apply_var(req: &mut Request, limits: &RequestLimits, key: &str, value: &[u8]) -> Result<(), UwsgiError> {
+    match key {
+        "REQUEST_METHOD" => {
+            if !is_token(value) {
+                return Err(HttpError::InvalidMethod.into());
+            }
+            req.method = ascii(value);
+        }
+        "CONTENT_LENGTH" => {
+            if !value.is_empty() {
+                let n = crate::http::parse_content_length(value)?;
+                req.framing = if n == 0 { BodyFraming::Empty } else { BodyFraming::Length(n) };
+                req.headers.push(Header { name: "Content-Length".into(), value: value.to_vec() });
+            }
+        }
+        "CONTENT_TYPE" => {
+            if !crate::http::trim_ows(value).is_empty() {
+                push_header(req, limits, "Content-Type".into(), value)?;
+            }
+        }
+        _ if key.starts_with("HTTP_") && key.len() > 5 => {
+            let name = key[5..].replace('_', "-");
+            // CONTENT_LENGTH and CONTENT_TYPE speak for the body (nginx
+            // also passes the client's headers of those names), and nginx
+            // has undone any chunked coding: the body that follows is
+            // CONTENT_LENGTH bytes.
+            let framing = ["content-length", "content-type", "transfer-encoding"];
+            if !framing.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+                push_header(req, limits, name, value)?;
+            }
+        }
+        _ => {
+            if key == "SERVER_PROTOCOL" && value == b"HTTP/1.0" {
+                req.version = Version::Http10;
+            }
+            req.params.push((key.to_string(), value.to_vec()));
+        }
+    }
+    Ok(())
+}
+
 /// The front end says the client came over https: nginx's `HTTPS $https`,
 /// `REQUEST_SCHEME $scheme`, or uWSGI's `UWSGI_SCHEME`. Under uwsgi this is
 /// the only source of the scheme: X-Forwarded-* headers arrive as `HTTP_*`
@@ -141,6 +151,14 @@ pub fn is_https(req: &Request) -> bool {
     let on = |name| req.param(name).is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1");
     let https = |name| req.param(name).is_some_and(|v| v.eq_ignore_ascii_case(b"https"));
     on("HTTPS") || https("REQUEST_SCHEME") || https("UWSGI_SCHEME")
+}
+
+/// The client a front end names, when REMOTE_ADDR is an IP address
+/// (REMOTE_PORT may be empty: nginx's realip module knows no port).
+pub fn client(req: &Request) -> Option<std::net::SocketAddr> {
+    let ip = std::str::from_utf8(req.param("REMOTE_ADDR")?).ok()?.parse().ok()?;
+    let port = req.param("REMOTE_PORT").and_then(|p| std::str::from_utf8(p).ok()?.parse().ok()).unwrap_or(0);
+    Some(std::net::SocketAddr::new(ip, port))
 }
 
 /// Serialize a request back into a packet (the inverse of

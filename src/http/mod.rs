@@ -474,97 +474,114 @@ fn is_valid_host(v: &[u8]) -> bool {
 /// Framing, Host, Expect and Connection rules (RFC 9110 §7.2, §10.1.1;
 /// RFC 9112 §6, §9.3).
 fn apply_semantics(req: &mut Request) -> Result<(), HttpError> {
-    let mut content_length: Option<u64> = None;
-    let mut transfer_encoding: Vec<Vec<u8>> = Vec::new();
-    let mut has_transfer_encoding = false;
-    let mut hosts = 0;
-    let mut close = false;
-    let mut keep_alive = false;
-    for h in &req.headers {
-        let name = h.name.as_str();
-        if name.eq_ignore_ascii_case("content-length") {
-            // RFC 9112 §6.3: a list of equal values may be folded into one;
-            // anything else is unrecoverable.
-            for part in h.value.split(|&b| b == b',') {
-                let n = parse_content_length(trim_ows(part))?;
-                match content_length {
-                    Some(prev) if prev != n => return Err(HttpError::ConflictingContentLength),
-                    _ => content_length = Some(n),
-                }
-            }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            has_transfer_encoding = true;
-            for coding in h.value.split(|&b| b == b',') {
-                let coding = trim_ows(coding);
-                if !coding.is_empty() {
-                    transfer_encoding.push(coding.to_ascii_lowercase());
-                }
-            }
-        } else if name.eq_ignore_ascii_case("host") {
-            hosts += 1;
-            if !is_valid_host(&h.value) {
-                return Err(HttpError::InvalidHost);
-            }
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in h.value.split(|&b| b == b',') {
-                let token = trim_ows(token);
-                close |= token.eq_ignore_ascii_case(b"close");
-                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
-        } else if name.eq_ignore_ascii_case("expect") {
-            // RFC 9110 §10.1.1: the only expectation defined is 100-continue.
-            if h.value.eq_ignore_ascii_case(b"100-continue") {
-                req.expect_continue = req.version == Version::Http11;
-            } else {
-                return Err(HttpError::UnsupportedExpectation);
-            }
-        }
-    }
-    if hosts > 1 {
+    let fields = FramingFields::scan(req)?;
+    if fields.hosts > 1 {
         return Err(HttpError::DuplicateHost);
     }
     // RFC 9112 §3.2: a 1.1 request without Host is a 400.
-    if hosts == 0 && req.version == Version::Http11 {
+    if fields.hosts == 0 && req.version == Version::Http11 {
         return Err(HttpError::MissingHost);
     }
-    req.framing = if has_transfer_encoding {
+    req.framing = fields.body_framing(req.version)?;
+    req.keep_alive = match req.version {
+        Version::Http11 => !fields.close,
+        Version::Http10 => fields.keep_alive && !fields.close,
+    };
+    Ok(())
+}
+
+/// What a request's header fields say about its framing and connection.
+#[derive(Default)]
+struct FramingFields {
+    content_length: Option<u64>,
+    /// The transfer codings, lower-cased, in order.
+    transfer_encoding: Vec<Vec<u8>>,
+    has_transfer_encoding: bool,
+    hosts: usize,
+    /// `Connection: close`.
+    close: bool,
+    /// `Connection: keep-alive`.
+    keep_alive: bool,
+}
+
+impl FramingFields {
+    /// Read the fields of `req` that frame it; `Expect` is applied to
+    /// `req` on the way.
+    fn scan(req: &mut Request) -> Result<FramingFields, HttpError> {
+        let mut f = FramingFields::default();
+        for h in &req.headers {
+            let name = h.name.as_str();
+            if name.eq_ignore_ascii_case("content-length") {
+                // RFC 9112 §6.3: a list of equal values may be folded into
+                // one; anything else is unrecoverable.
+                for part in h.value.split(|&b| b == b',') {
+                    let n = parse_content_length(trim_ows(part))?;
+                    match f.content_length {
+                        Some(prev) if prev != n => return Err(HttpError::ConflictingContentLength),
+                        _ => f.content_length = Some(n),
+                    }
+                }
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                f.has_transfer_encoding = true;
+                let codings = h.value.split(|&b| b == b',').map(trim_ows).filter(|c| !c.is_empty());
+                f.transfer_encoding.extend(codings.map(<[u8]>::to_ascii_lowercase));
+            } else if name.eq_ignore_ascii_case("host") {
+                f.hosts += 1;
+                if !is_valid_host(&h.value) {
+                    return Err(HttpError::InvalidHost);
+                }
+            } else if name.eq_ignore_ascii_case("connection") {
+                for token in h.value.split(|&b| b == b',').map(trim_ows) {
+                    f.close |= token.eq_ignore_ascii_case(b"close");
+                    f.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            } else if name.eq_ignore_ascii_case("expect") {
+                // RFC 9110 §10.1.1: the only expectation defined is 100-continue.
+                if !h.value.eq_ignore_ascii_case(b"100-continue") {
+                    return Err(HttpError::UnsupportedExpectation);
+                }
+                req.expect_continue = req.version == Version::Http11;
+            }
+        }
+        Ok(f)
+    }
+
+    /// How the body is delimited (RFC 9112 §6.3).
+    fn body_framing(&self, version: Version) -> Result<BodyFraming, HttpError> {
+        if !self.has_transfer_encoding {
+            return Ok(match self.content_length {
+                Some(0) | None => BodyFraming::Empty,
+                Some(n) => BodyFraming::Length(n),
+            });
+        }
         // RFC 9112 §6.1: TE in a 1.0 request means the framing is faulty.
-        if req.version == Version::Http10 {
+        if version == Version::Http10 {
             return Err(HttpError::TransferEncodingOnHttp10);
         }
         // RFC 9112 §6.3 (3): TE with CL is a smuggling attempt; refuse it.
-        if content_length.is_some() {
+        if self.content_length.is_some() {
             return Err(HttpError::ContentLengthWithTransferEncoding);
         }
         // RFC 9112 §6.3 (4): chunked not final is a MUST-400, checked
         // before the SHOULD-501 for codings rwsgi does not know (§6.1).
-        if transfer_encoding.last().map(Vec::as_slice) != Some(b"chunked")
-            || transfer_encoding.iter().filter(|c| c.as_slice() == b"chunked").count() > 1
+        let codings = &self.transfer_encoding;
+        if codings.last().map(Vec::as_slice) != Some(b"chunked")
+            || codings.iter().filter(|c| c.as_slice() == b"chunked").count() > 1
         {
             return Err(HttpError::ChunkedNotFinal);
         }
-        for coding in &transfer_encoding {
+        for coding in codings {
             if !matches!(coding.as_slice(), b"chunked" | b"gzip" | b"deflate" | b"compress" | b"x-gzip") {
                 return Err(HttpError::UnknownTransferCoding);
             }
         }
-        if transfer_encoding.len() > 1 {
+        if codings.len() > 1 {
             // Compressed transfer codings are valid HTTP but rwsgi does not
             // decode them; say so rather than hand the app gzip bytes.
             return Err(HttpError::UnknownTransferCoding);
         }
-        BodyFraming::Chunked
-    } else {
-        match content_length {
-            Some(0) | None => BodyFraming::Empty,
-            Some(n) => BodyFraming::Length(n),
-        }
-    };
-    req.keep_alive = match req.version {
-        Version::Http11 => !close,
-        Version::Http10 => keep_alive && !close,
-    };
-    Ok(())
+        Ok(BodyFraming::Chunked)
+    }
 }
 
 /// RFC 9110 §8.6: Content-Length = 1*DIGIT, nothing else (no sign, no

@@ -236,6 +236,20 @@ pub fn adopt_fd(fd: RawFd) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A descriptor of rwsgi's own for the open file `fd` that someone else
+/// owns (a Python file object's `fileno()`): a duplicate, valid for as
+/// long as rwsgi holds it, whatever the owner does meanwhile.
+pub fn duplicate_fd(fd: RawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC reads only the number; one that is not an
+    // open descriptor fails with EBADF and touches nothing.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fcntl returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
 /// Borrow a descriptor someone else owns (Python's file object, an
 /// inherited fd being probed) for the length of one call.
 pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {

@@ -4,19 +4,18 @@
 //! changes after boot; the connection it serves belongs to the calling
 //! thread for the length of the call.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
-use super::{start_lingering, Conn};
-use crate::config::{Config, HeaderMap, Protocol};
-use crate::http::response::error_response;
-use crate::http::{self, HttpError};
+use super::conn::Conn;
+use crate::config::{Config, HeaderMap};
 use crate::logging::{AccessInfo, AccessLog};
-use crate::net::{DeadlineIo, Peer, Stream};
+use crate::net::{DeadlineIo, Stream};
 use crate::sys::Scoreboard;
-use crate::wsgi::{self, App, Exchange};
+use crate::wire::Incoming;
+use crate::wsgi::{self, App, Exchange, Outcome};
 
 /// What every thread of a worker needs to serve a request. All of it is
 /// read-only after boot or guards itself: the config, the scoreboard
@@ -30,90 +29,76 @@ pub(super) struct Handler<'a> {
     pub access_log: Option<AccessLog>,
 }
 
+/// What a served request leaves of its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum After {
+    /// It can carry another request; `conn.buf` holds the bytes that
+    /// followed this one.
+    KeepAlive,
+    /// It ends, and the client may still be sending: close once it is
+    /// done (lingering), since closing a socket with unread input resets
+    /// it, which can destroy the response on its way.
+    Linger,
+    /// It ends, and the client will send nothing more: close at once.
+    Close,
+}
+
 impl Handler<'_> {
-    /// Serve `request` on `conn`: call the app, write its response, log
+    /// Serve `incoming` on `conn`: call the app, write its response, log
     /// it, and drain what the app left unread. `keep_alive_allowed` is the
-    /// worker's say (not stopping, not its last request). Returns whether
-    /// the connection can carry another request; `conn.buf` then holds
-    /// the bytes after this request's body.
+    /// worker's say (not stopping, not its last request).
     ///
     /// With `hold`, a small whole response is left in `conn.unsent` for
     /// the caller to send (see the `hold` module). It is held across other
     /// connections' requests only: anything this connection does next
     /// (another request, draining a body) comes after it is sent.
-    pub fn serve(&self, conn: &mut Conn, request: http::Request, keep_alive_allowed: bool, hold: bool) -> bool {
+    pub fn serve(&self, conn: &mut Conn, incoming: Incoming, keep_alive_allowed: bool, hold: bool) -> After {
         let cfg = self.cfg;
-        conn.client_done = false;
-        if !conn.unsent.is_empty() && send_unsent(conn, cfg.timeout).is_err() {
-            return false;
-        }
-        if cfg.header_map == HeaderMap::Refuse && request.headers.iter().any(|h| h.name.contains('_')) {
-            refuse(conn, HttpError::UnderscoreInHeaderName);
-            return false;
-        }
-        let uwsgi = cfg.protocol == Protocol::Uwsgi;
-        let https = if uwsgi {
-            // The front end's own variables say; the client's X-Forwarded-*
-            // headers reach rwsgi untouched through uwsgi_params.
-            crate::uwsgi::is_https(&request)
-        } else if cfg.forwarded_allow.allows(conn.peer.ip()) {
-            // Scheme headers count only from a trusted proxy.
-            match http::forwarded_scheme_is_secure(&request) {
-                Ok(secure) => secure.unwrap_or(false),
-                Err(e) => {
-                    refuse(conn, e);
-                    return false;
-                }
-            }
-        } else {
-            false
-        };
-        // A uwsgi front end names the client in REMOTE_ADDR/REMOTE_PORT.
-        if uwsgi {
-            if let Some(addr) = uwsgi_client(&request) {
-                conn.remote = Peer::Tcp(addr);
-            }
+        if !conn.unsent.is_empty() && conn.send_unsent(cfg.timeout).is_err() {
+            return After::Close;
         }
         // Timed only for the access log.
         let started = self.access_log.as_ref().map(|_| Instant::now());
-        // The buffer goes to the body reader whole (its bytes past the
-        // head are the body's start, read in place) and comes back below.
-        let leftover = std::mem::take(&mut conn.buf);
-        let keep_alive = request.keep_alive && cfg.keepalive.is_some() && keep_alive_allowed;
+        let keep_alive = incoming.request.keep_alive && cfg.keepalive.is_some() && keep_alive_allowed;
         let ex = Exchange {
-            request: &request,
-            peer: &conn.remote,
+            incoming: &incoming,
             listener: conn.listener,
             stream: &conn.stream,
-            leftover,
-            leftover_start: request.head_len,
+            // The buffer goes to the body reader whole (its bytes past the
+            // head are the body's start, read in place) and comes back in
+            // `after_response`.
+            leftover: std::mem::take(&mut conn.buf),
             timeout: cfg.timeout,
             keep_alive,
-            https,
             underscore_headers: cfg.header_map == HeaderMap::Dangerous,
-            close_delimited: uwsgi,
             date: http_date(),
             remote_cache: &mut conn.remote_strings,
             hold: hold.then(|| std::mem::take(&mut conn.unsent)),
         };
         let outcome = Python::attach(|py| wsgi::handle(py, &self.app, ex));
-        if let Some(log) = &self.access_log {
+        if let (Some(log), Some(started)) = (&self.access_log, started) {
             log.log(&AccessInfo {
-                peer: &conn.remote,
-                request: &request,
+                peer: &incoming.client,
+                request: &incoming.request,
                 status: &outcome.status,
                 response_headers: &outcome.headers,
                 body_bytes: outcome.body_bytes,
-                duration: started.map(|s| s.elapsed()).unwrap_or_default(),
+                duration: started.elapsed(),
             });
         }
+        self.after_response(conn, &incoming, outcome)
+    }
+
+    /// Take back the connection's buffer and held response, drain what
+    /// the app left of the body, and say what the connection is good for.
+    fn after_response(&self, conn: &mut Conn, incoming: &Incoming, outcome: Outcome) -> After {
         conn.unsent = outcome.held;
         let mut reusable = outcome.reusable && !crate::sys::stop_requested();
         let mut body = outcome.body;
         if reusable && !body.is_complete() {
             // The response goes out before the client is made to wait.
-            if !conn.unsent.is_empty() && send_unsent(conn, cfg.timeout).is_err() {
-                return false;
+            if !conn.unsent.is_empty() && conn.send_unsent(self.cfg.timeout).is_err() {
+                return After::Close;
             }
             // The app left body unread: drain a bounded amount, in bounded
             // time, so the next request starts where it should, or give up
@@ -126,43 +111,21 @@ impl Handler<'_> {
         // Bytes past the body (a pipelined request) stay in the buffer,
         // which keeps its allocation for the next request.
         let body_complete = body.is_complete();
-        let rest = body.into_leftover();
-        // A uwsgi front end (one request per connection), or a client that
-        // asked to close and has nothing unread left, sends nothing more.
-        // Only then may the connection close without lingering: closing a
-        // socket with unread input resets it, which can destroy the
-        // response on its way.
-        conn.client_done = body_complete
-            && rest.is_empty()
-            && (uwsgi || (!request.keep_alive && nothing_unread(&conn.stream)));
-        conn.buf = rest;
-        reusable
+        conn.buf = body.into_leftover();
+        if reusable {
+            return After::KeepAlive;
+        }
+        // A one-shot front end (uwsgi), or a client that asked to close and
+        // has nothing unread left, sends nothing more.
+        let client_done = body_complete
+            && conn.buf.is_empty()
+            && (incoming.one_shot || (!incoming.request.keep_alive && nothing_unread(&conn.stream)));
+        if client_done {
+            After::Close
+        } else {
+            After::Linger
+        }
     }
-}
-
-/// Send the response bytes held on `conn`, waiting up to `timeout`.
-pub(super) fn send_unsent(conn: &mut Conn, timeout: Option<Duration>) -> io::Result<()> {
-    let result = DeadlineIo { stream: &conn.stream, timeout }.write_all(&conn.unsent);
-    conn.unsent.clear();
-    result
-}
-
-/// Answer a bad request with its status, then linger and close.
-pub(super) fn refuse(conn: &mut Conn, e: HttpError) {
-    log::debug!("bad request from {}: {}", conn.peer, e.describe());
-    let mut io = DeadlineIo { stream: &conn.stream, timeout: Some(Duration::from_secs(1)) };
-    // A response held from the request before goes first.
-    let _ = io.write_all(&conn.unsent).and_then(|()| io.write_all(&error_response(e, &http_date())));
-    conn.unsent.clear();
-    start_lingering(conn);
-}
-
-/// The client a uwsgi front end names, when REMOTE_ADDR is an IP address
-/// (REMOTE_PORT may be empty: nginx's realip module knows no port).
-fn uwsgi_client(request: &http::Request) -> Option<std::net::SocketAddr> {
-    let ip = std::str::from_utf8(request.param("REMOTE_ADDR")?).ok()?.parse().ok()?;
-    let port = request.param("REMOTE_PORT").and_then(|p| std::str::from_utf8(p).ok()?.parse().ok()).unwrap_or(0);
-    Some(std::net::SocketAddr::new(ip, port))
 }
 
 /// Most body bytes read and thrown away to keep a connection alive.

@@ -39,16 +39,16 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use pyo3::prelude::*;
 
-use super::handler::Handler;
-use super::Conn;
-use crate::http::Request;
+use super::conn::Conn;
+use super::handler::{After, Handler};
 use crate::sys;
+use crate::wire::Incoming;
 
-/// A request for a thread: the connection and its parsed head.
+/// A request for a thread: the connection and its decoded request.
 pub(super) struct Job {
     pub token: usize,
     pub conn: Conn,
-    pub request: Request,
+    pub incoming: Incoming,
     /// The worker allows keep-alive for this request.
     pub keep_alive_allowed: bool,
 }
@@ -57,8 +57,8 @@ pub(super) struct Job {
 pub(super) struct Done {
     pub token: usize,
     pub conn: Conn,
-    /// The connection can carry another request.
-    pub reusable: bool,
+    /// What the connection is good for now.
+    pub after: After,
 }
 
 /// One request thread's progress, in monotonic milliseconds.
@@ -192,19 +192,19 @@ impl Pool {
                     stamp.progress_ms.store(now, Ordering::Relaxed);
                     // Release: whoever sees the start sees the progress too.
                     stamp.started_ms.store(now, Ordering::Release);
-                    let Job { token, mut conn, request, keep_alive_allowed } = job;
+                    let Job { token, mut conn, incoming, keep_alive_allowed } = job;
                     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        handler.serve(&mut conn, request, keep_alive_allowed, false)
+                        handler.serve(&mut conn, incoming, keep_alive_allowed, false)
                     }));
                     stamp.started_ms.store(0, Ordering::Release);
                     handler.board.count_request(handler.slot);
                     // A bug in rwsgi must not lose the connection's slot in
                     // the poller: the connection goes back, to be closed.
-                    let reusable = served.unwrap_or_else(|_| {
+                    let after = served.unwrap_or_else(|_| {
                         log::error!("request thread {index} panicked serving a request; closing its connection");
-                        false
+                        After::Linger
                     });
-                    lock(&self.done).push(Done { token, conn, reusable });
+                    lock(&self.done).push(Done { token, conn, after });
                     if self.poller_asleep.swap(false, Ordering::SeqCst) {
                         if let Err(e) = self.waker.wake() {
                             log::error!("request thread {index}: cannot wake the poller: {e}");

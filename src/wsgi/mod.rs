@@ -10,6 +10,7 @@ pub mod objects;
 pub mod response;
 
 use std::borrow::Cow;
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,10 +20,11 @@ use pyo3::{intern, PyTypeInfo};
 
 use crate::config::{AppSpec, Config};
 use crate::http::body::{BodyError, BodyReader};
-use crate::http::Request;
+use crate::http::{Request, Version};
 use crate::net::{Peer, Stream};
+use crate::wire::Incoming;
 use objects::{lock, Continue, Errors, FileWrapper, Input, InputState, StartResponse};
-use response::ResponseState;
+use response::{RequestTerms, ResponseState};
 
 /// The loaded application and the per-worker constants of its environ.
 pub struct App {
@@ -40,6 +42,16 @@ pub struct LoadError {
     pub summary: String,
     /// The Python traceback, when there is one.
     pub traceback: Option<String>,
+}
+
+impl LoadError {
+    /// The sentence, then the traceback if there is one.
+    pub fn into_text(self) -> String {
+        match self.traceback {
+            Some(tb) => format!("{}\n{tb}", self.summary),
+            None => self.summary,
+        }
+    }
 }
 
 /// Put `--chdir`/`--pythonpath` on `sys.path`, apply `-e`, import the app.
@@ -153,26 +165,22 @@ impl App {
 
 /// Everything about one request the handler needs.
 pub struct Exchange<'a> {
-    pub request: &'a Request,
-    pub peer: &'a Peer,
+    /// The request, and what the protocol that carried it says of it.
+    pub incoming: &'a Incoming,
+    /// Which listener accepted the connection (for SERVER_NAME/PORT).
     pub listener: usize,
+    /// The connection.
     pub stream: &'a Arc<Stream>,
-    /// What was read from the connection: the head, then (from
-    /// `leftover_start`) the start of the body and anything after it.
+    /// What was read from the connection: the head, then (from the head's
+    /// length on) the start of the body and anything after it.
     pub leftover: Vec<u8>,
-    /// Where the body starts in `leftover`.
-    pub leftover_start: usize,
+    /// The longest wait for each socket read or write.
     pub timeout: Option<Duration>,
     /// The server allows keep-alive for this request (not stopping,
     /// keep-alive enabled, the client asked for it).
     pub keep_alive: bool,
-    /// A trusted proxy said the client came over https.
-    pub https: bool,
     /// Header names with `_` reach the environ (`--header-map dangerous`).
     pub underscore_headers: bool,
-    /// The response ends with the close, never chunked: a uwsgi front end
-    /// reads it that way.
-    pub close_delimited: bool,
     /// The `Date` header value (shared: it changes once a second).
     pub date: Arc<str>,
     /// The connection's REMOTE_ADDR and REMOTE_PORT strings, kept for its
@@ -221,53 +229,26 @@ pub struct Outcome {
 
 /// Call the app for one request and write its response.
 pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
-    let req = ex.request;
+    let req = &ex.incoming.request;
     let expect = Arc::new(Continue::new(req.expect_continue));
     let input = Arc::new(Mutex::new(InputState {
-        body: BodyReader::new(req.framing, std::mem::take(&mut ex.leftover)).starting_at(ex.leftover_start),
+        body: BodyReader::new(req.framing, std::mem::take(&mut ex.leftover)).starting_at(req.head_len),
         stream: Some(ex.stream.clone()),
         timeout: ex.timeout,
         expect: expect.clone(),
     }));
-    let mut response = ResponseState::new(
-        ex.stream.clone(),
-        expect.clone(),
-        ex.timeout,
-        req.version,
-        req.method == "HEAD",
-        ex.keep_alive,
-        ex.date.clone(),
-    );
-    response.close_delimited = ex.close_delimited;
-    if let Some(buf) = ex.hold.take() {
-        response.hold_in(buf);
-    }
+    let terms = RequestTerms {
+        version: req.version,
+        is_head: req.method == "HEAD",
+        chunked_allowed: req.version == Version::Http11 && !ex.incoming.one_shot,
+    };
+    let response =
+        ResponseState::new(ex.stream.clone(), expect.clone(), ex.timeout, terms, ex.keep_alive, ex.date.clone(), ex.hold.take());
     let state = Arc::new(Mutex::new(response));
 
-    let remote = remote_strings(py, ex.peer, ex.remote_cache);
-    let result = run_app(py, app, &ex, &input, &state, remote);
-
-    if let Err(failure) = result {
-        let body_error = lock(&input).body.error();
-        let head_sent = lock(&state).head_sent;
-        if let (Failure::App(err), None | Some(BodyError::Io(_))) = (&failure, body_error) {
-            let started = if head_sent { " (response already started)" } else { "" };
-            log_py_err(py, &format!("Error handling request {} {}{started}", req.method, req.target), err);
-        }
-        match (head_sent, body_error) {
-            (false, Some(BodyError::Http(e))) => {
-                // The client broke the body framing: its fault, its status.
-                log::debug!("bad request body from {:?}: {}", ex.peer, e.describe());
-                let (code, reason) = e.status();
-                py.detach(|| respond_plain(&mut lock(&state), code, reason, e.describe()));
-            }
-            (false, _) => {
-                py.detach(|| respond_plain(&mut lock(&state), 500, "Internal Server Error", "Internal Server Error"));
-            }
-            // The head is out: all that is left is to cut the body short so
-            // the client sees it is incomplete.
-            (true, _) => lock(&state).broken = true,
-        }
+    let remote = remote_strings(py, &ex.incoming.client, ex.remote_cache);
+    if let Err(failure) = run_app(py, app, &ex, &input, &state, remote) {
+        answer_failure(py, req, &ex.incoming.client, failure, &input, &state);
     }
     let mut st = lock(&state);
     // Objects the app kept (wsgi.input, write) lose the connection now.
@@ -275,14 +256,45 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
     let mut input = lock(&input);
     input.stream = None;
     let body = input.take_body();
+    let (status, headers) = st.take_app_head().map_or_else(Default::default, |h| (h.status, h.headers));
     Outcome {
-        status: st.status.clone().unwrap_or_default(),
-        headers: std::mem::take(&mut st.headers),
+        status,
+        headers,
         body_bytes: st.body_bytes(),
         reusable: st.connection_reusable() && body.error().is_none(),
         continue_unsent: expect.unsent() && !body.is_complete(),
         held: st.take_held(),
         body,
+    }
+}
+
+/// After the app or the client failed a request: log it, and answer with
+/// a status while the head is not out yet, or cut the body short.
+fn answer_failure(
+    py: Python<'_>,
+    req: &Request,
+    client: &Peer,
+    failure: Failure,
+    input: &Mutex<InputState>,
+    state: &Mutex<ResponseState>,
+) {
+    let body_error = lock(input).body.error();
+    let head_sent = lock(state).head_sent();
+    if let (Failure::App(err), None | Some(BodyError::Io(_))) = (&failure, body_error) {
+        let started = if head_sent { " (response already started)" } else { "" };
+        log_py_err(py, &format!("Error handling request {} {}{started}", req.method, req.target), err);
+    }
+    match (head_sent, body_error) {
+        (false, Some(BodyError::Http(e))) => {
+            // The client broke the body framing: its fault, its status.
+            log::debug!("bad request body from {client:?}: {}", e.describe());
+            let (code, reason) = e.status();
+            py.detach(|| lock(state).respond_plain(code, reason, e.describe()));
+        }
+        (false, _) => py.detach(|| lock(state).respond_plain(500, "Internal Server Error", "Internal Server Error")),
+        // The head is out: all that is left is to cut the body short so
+        // the client sees it is incomplete.
+        (true, _) => lock(state).break_off(),
     }
 }
 
@@ -346,7 +358,7 @@ fn write_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>, state: &Arc<Mutex
             None => 0,
         };
         let mut st = lock(state);
-        if st.status.is_none() {
+        if st.app_head().is_none() {
             return Err(not_started());
         }
         st.set_known_length(len as u64);
@@ -359,7 +371,7 @@ fn write_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>, state: &Arc<Mutex
             continue;
         }
         let mut st = lock(state);
-        if st.status.is_none() {
+        if st.app_head().is_none() {
             return Err(not_started());
         }
         // A small piece is offered to the socket without releasing the
@@ -378,7 +390,7 @@ fn write_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>, state: &Arc<Mutex
     }
     {
         let mut st = lock(state);
-        if st.status.is_none() {
+        if st.app_head().is_none() {
             return Err(not_started());
         }
         if st.finish_without_write() {
@@ -398,13 +410,16 @@ fn try_sendfile(py: Python<'_>, wrapper: &FileWrapper, state: &Arc<Mutex<Respons
         _ => return Ok(None),
     };
     let Ok(offset) = file.call_method0("tell").and_then(|n| n.extract::<i64>()) else { return Ok(None) };
-    let Ok(meta) = nix::sys::stat::fstat(crate::sys::borrow_fd(fileno)) else { return Ok(None) };
+    // A descriptor of rwsgi's own: the app's file object may be closed
+    // by another thread while the response goes out.
+    let Ok(fd) = crate::sys::duplicate_fd(fileno) else { return Ok(None) };
+    let Ok(meta) = nix::sys::stat::fstat(&fd) else { return Ok(None) };
     if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Ok(None);
     }
     let size = (meta.st_size - offset).max(0) as u64;
     let mut st = lock(state);
-    if st.status.is_none() {
+    if st.app_head().is_none() {
         return Ok(None);
     }
     if st.content_length().is_none() {
@@ -417,7 +432,7 @@ fn try_sendfile(py: Python<'_>, wrapper: &FileWrapper, state: &Arc<Mutex<Respons
     drop(st);
     let result = py.detach(|| {
         let mut st = lock(state);
-        st.send_file(crate::sys::borrow_fd(fileno), offset, size)?;
+        st.send_file(fd.as_fd(), offset, size)?;
         st.finish()
     });
     Ok(Some(result.map_err(|e| client_gone(&e))))
@@ -435,20 +450,8 @@ fn client_gone(e: &std::io::Error) -> Failure {
     Failure::Client
 }
 
-/// A small error response, if the head is not out yet.
-fn respond_plain(st: &mut ResponseState, code: u16, reason: &str, body: &str) {
-    let headers = vec![
-        ("Content-Type".into(), "text/plain; charset=utf-8".into()),
-        ("Content-Length".into(), (body.len() + 1).to_string()),
-    ];
-    let _ = st.set_response(format!("{code} {reason}"), code, headers);
-    st.keep_alive = false;
-    let text = format!("{body}\n");
-    if st.send(text.as_bytes()).and_then(|_| st.finish()).is_err() {
-        log::debug!("client went away before the error response");
-    }
-}
-
+/// The environ of one request: a copy of the listener's constant keys,
+/// then the request's own.
 fn build_environ<'py>(
     py: Python<'py>,
     app: &App,
@@ -456,12 +459,34 @@ fn build_environ<'py>(
     input: &Arc<Mutex<InputState>>,
     remote: (Bound<'py, PyString>, Bound<'py, PyString>),
 ) -> PyResult<Bound<'py, PyDict>> {
-    let req = ex.request;
+    let req = &ex.incoming.request;
     let base = app.base_environs[ex.listener.min(app.base_environs.len() - 1)].bind(py);
     let env = base.copy()?;
+    set_path_vars(py, &env, req, &app.script_name)?;
+    env.set_item(intern!(py, "REQUEST_METHOD"), method_str(py, &req.method))?;
+    env.set_item(intern!(py, "RAW_URI"), latin1(req.target.as_bytes()).as_ref())?;
+    let protocol = match req.version {
+        Version::Http11 => intern!(py, "HTTP/1.1"),
+        Version::Http10 => intern!(py, "HTTP/1.0"),
+    };
+    env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
+    let (addr, port) = remote;
+    env.set_item(intern!(py, "REMOTE_ADDR"), addr)?;
+    env.set_item(intern!(py, "REMOTE_PORT"), port)?;
+    set_front_end_vars(py, &env, req)?;
+    set_header_vars(py, &env, req, ex.underscore_headers)?;
+    if ex.incoming.https {
+        env.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
+    }
+    env.set_item(intern!(py, "wsgi.input"), Py::new(py, Input { state: input.clone() })?)?;
+    Ok(env)
+}
+
+/// SCRIPT_NAME, PATH_INFO and QUERY_STRING. A uwsgi front end sends them
+/// (PATH_INFO already decoded, after its rewrites); HTTP derives them from
+/// the target. `script_name` is the one from rwsgi's environment.
+fn set_path_vars(py: Python<'_>, env: &Bound<'_, PyDict>, req: &Request, script_name: &str) -> PyResult<()> {
     let (path, query) = req.path_and_query();
-    // A uwsgi front end sends PATH_INFO (already decoded, after its
-    // rewrites), QUERY_STRING and maybe SCRIPT_NAME; HTTP derives them.
     let mut path_info: Cow<'_, str> = match req.param("PATH_INFO") {
         Some(p) => latin1(p),
         None if !path.contains('%') => Cow::Borrowed(path),
@@ -473,7 +498,7 @@ fn build_environ<'py>(
             env.set_item(intern!(py, "SCRIPT_NAME"), s.as_str())?;
             Cow::Owned(s)
         }
-        None => Cow::Borrowed(app.script_name.as_str()),
+        None => Cow::Borrowed(script_name),
     };
     let query = req.param("QUERY_STRING").map_or_else(|| latin1(query.as_bytes()), latin1);
     // Strip SCRIPT_NAME only at a segment boundary: /app is a prefix of
@@ -484,25 +509,18 @@ fn build_environ<'py>(
             path_info = Cow::Owned(rest.to_string());
         }
     }
-    env.set_item(intern!(py, "REQUEST_METHOD"), method_str(py, &req.method))?;
     env.set_item(intern!(py, "PATH_INFO"), path_info.as_ref())?;
     if query.is_empty() {
-        env.set_item(intern!(py, "QUERY_STRING"), intern!(py, ""))?;
+        env.set_item(intern!(py, "QUERY_STRING"), intern!(py, ""))
     } else {
-        env.set_item(intern!(py, "QUERY_STRING"), query.as_ref())?;
+        env.set_item(intern!(py, "QUERY_STRING"), query.as_ref())
     }
-    env.set_item(intern!(py, "RAW_URI"), latin1(req.target.as_bytes()).as_ref())?;
-    let protocol = match req.version {
-        crate::http::Version::Http11 => intern!(py, "HTTP/1.1"),
-        crate::http::Version::Http10 => intern!(py, "HTTP/1.0"),
-    };
-    env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
-    let (addr, port) = remote;
-    env.set_item(intern!(py, "REMOTE_ADDR"), addr)?;
-    env.set_item(intern!(py, "REMOTE_PORT"), port)?;
-    // The rest of a uwsgi front end's variables, as given (REMOTE_ADDR,
-    // SERVER_NAME, SERVER_PROTOCOL, DOCUMENT_ROOT, HTTPS, ...); never a
-    // `wsgi.` key, which holds the server's own objects.
+}
+
+/// The rest of a uwsgi front end's variables, as given (REMOTE_ADDR,
+/// SERVER_NAME, SERVER_PROTOCOL, DOCUMENT_ROOT, HTTPS, ...); never a
+/// `wsgi.` key, which holds the server's own objects. None for HTTP.
+fn set_front_end_vars(py: Python<'_>, env: &Bound<'_, PyDict>, req: &Request) -> PyResult<()> {
     if req.param("REMOTE_ADDR").is_some() && req.param("REMOTE_PORT").is_none() {
         // The client's address without a port: not the front end's port.
         env.set_item(intern!(py, "REMOTE_PORT"), "")?;
@@ -512,8 +530,14 @@ fn build_environ<'py>(
             env.set_item(key.as_str(), latin1(value).as_ref())?;
         }
     }
+    Ok(())
+}
+
+/// CONTENT_TYPE, CONTENT_LENGTH and an `HTTP_*` key per request header;
+/// repeated headers are joined with commas.
+fn set_header_vars(py: Python<'_>, env: &Bound<'_, PyDict>, req: &Request, underscore_headers: bool) -> PyResult<()> {
     for h in &req.headers {
-        if h.name.contains('_') && !ex.underscore_headers {
+        if h.name.contains('_') && !underscore_headers {
             // `X_Forwarded_For` would collide with `X-Forwarded-For` in
             // the environ; drop it (Gunicorn's default).
             continue;
@@ -540,11 +564,7 @@ fn build_environ<'py>(
             _ => env.set_item(key, value.as_ref())?,
         }
     }
-    if ex.https {
-        env.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
-    }
-    env.set_item(intern!(py, "wsgi.input"), Py::new(py, Input { state: input.clone() })?)?;
-    Ok(env)
+    Ok(())
 }
 
 /// The method as a Python string; the common ones are interned.

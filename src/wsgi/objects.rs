@@ -256,11 +256,11 @@ impl StartResponse {
         let exc_info = exc_info.filter(|e| !e.is_none());
         {
             let state = lock(&self.state);
-            if state.status.is_some() {
+            if state.app_head().is_some() {
                 match exc_info {
                     None => return Err(PyAssertionError::new_err("start_response() called twice without exc_info")),
                     // PEP 3333: with the head already sent, re-raise.
-                    Some(info) if state.head_sent => {
+                    Some(info) if state.head_sent() => {
                         let value = info.cast::<PyTuple>()?.get_item(1)?;
                         return Err(PyErr::from_value(value));
                     }
