@@ -15,12 +15,16 @@
 //!   calling the app and iterating its response.
 //! - [`logging`]: the error log and the access log.
 
+// `unsafe` lives in sys/ only; the compiler holds everything else to it.
+#![deny(unsafe_code)]
+
 pub mod config;
 pub mod http;
 pub mod logging;
 pub mod master;
 pub mod net;
 pub mod proxy;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod uwsgi;
 pub mod worker;

@@ -785,6 +785,11 @@ impl Master {
             .count()
     }
 
+    /// Fork a worker of `generation` into a free scoreboard slot; false
+    /// when every slot is taken or the fork failed.
+    // The one `unsafe` outside sys/: forking a worker is the master's job,
+    // and only the master can vouch for the contract (one thread).
+    #[allow(unsafe_code)]
     fn spawn_worker(&mut self, generation: u64) -> bool {
         let used: Vec<usize> = self.workers.values().map(|w| w.slot).collect();
         let Some(slot) = (0..crate::sys::scoreboard::MAX_SLOTS).find(|s| !used.contains(s)) else {
@@ -792,7 +797,12 @@ impl Master {
         };
         self.board.assign(slot, 0);
         let master = nix::unistd::getpid();
-        match sys::fork() {
+        // SAFETY: the master never starts a thread: signal handlers only
+        // write to signal-hook's pipe, the loop runs on the thread that
+        // runs main, and Python (whose threads could outlive a call) is
+        // never started here. The process is single-threaded, as fork
+        // requires.
+        match unsafe { sys::fork() } {
             Ok(ForkResult::Child) => {
                 let gen = match &self.pending {
                     Some(p) if p.generation.id == generation => &p.generation,
