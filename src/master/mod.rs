@@ -1,8 +1,14 @@
 //! The master: binds the listeners, forks workers, and supervises them.
 //!
 //! Single-threaded and Python-free. Signal handlers (signal-hook) only
-//! write to a pipe; the loop wakes on it and acts. The loop is a short list
-//! of verbs: wait → drain signals → act → reap → manage workers.
+//! write to a pipe; the loop wakes on it and acts. Each turn of the loop
+//! is a short list of verbs: wait → drain signals → act on each → reap →
+//! shut down if stopping is done → murder stuck workers → manage workers →
+//! check a reload → announce readiness → check the old master (USR2).
+//!
+//! A generation is one configuration and its listeners; HUP starts a new
+//! one beside the current one and switches once its workers have booted,
+//! so a reload that fails leaves the old workers serving.
 
 mod pidfile;
 
@@ -32,7 +38,7 @@ enum Command {
     Stop,
     /// INT, QUIT: fast stop.
     Quit,
-    /// HUP: reload (not in this release: logged and ignored).
+    /// HUP: reload (a new generation of workers from settings read again).
     Reload,
     /// TTIN: one worker more.
     Increment,
@@ -40,11 +46,13 @@ enum Command {
     Decrement,
     /// USR1: reopen log files.
     ReopenLogs,
-    /// USR2: binary upgrade (not in this release).
+    /// USR2: binary upgrade (a new master from the binary on disk).
     Upgrade,
-    /// WINCH: stop workers, keep the master (not in this release).
+    /// WINCH: stop the workers, keep the master (when daemonized; ignored
+    /// otherwise, as a terminal resize sends it).
     Winch,
-    /// CHLD: a worker changed state; reaping happens every loop anyway.
+    /// CHLD: a child (worker, or the master USR2 started) changed state;
+    /// reaping happens every turn anyway.
     Child,
 }
 
@@ -96,8 +104,9 @@ struct WorkerEntry {
     /// Spawn order: TTOU stops the oldest.
     age: u64,
     generation: u64,
-    /// Told to stop (TTOU, reload, max-requests is the worker's own): not
-    /// counted toward the target, and killed at this deadline.
+    /// Told to stop (TTOU, WINCH, a finished or abandoned reload): not
+    /// counted toward the target, and killed at this deadline. A worker
+    /// recycling itself (max-requests, memory) is not retiring.
     retiring: Option<Instant>,
     /// Sent SIGABRT as stuck, at this time; SIGKILL follows after a grace.
     aborted: Option<Instant>,
@@ -765,7 +774,6 @@ impl Master {
         }
     }
 
-    /// Workers of a generation counted toward its target (not retiring).
     /// Workers of a generation that have booted and serve (not retiring).
     fn serving_workers(&self, generation: u64) -> usize {
         self.workers
@@ -775,6 +783,7 @@ impl Master {
             .count()
     }
 
+    /// Workers of a generation counted toward its target (not retiring).
     /// A worker stopping on its own (max-requests, memory) no longer
     /// counts: its replacement boots while it drains.
     fn active_workers(&self, generation: u64) -> usize {
