@@ -1,4 +1,5 @@
-//! The master: binds the listeners, forks workers, and supervises them.
+//! The master: starts up (`start`, a fixed order of steps), binds the
+//! listeners, forks workers, and supervises them.
 //!
 //! Single-threaded and Python-free. Signal handlers (signal-hook) only
 //! write to a pipe; the loop wakes on it and acts. Each turn of the loop
@@ -11,6 +12,9 @@
 //! so a reload that fails leaves the old workers serving.
 
 mod pidfile;
+mod start;
+
+pub use start::start;
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
