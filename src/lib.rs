@@ -1,19 +1,42 @@
 //! rwsgi: a pre-fork WSGI HTTP server.
 //!
-//! Layout (calls flow one way, top to bottom):
-//! - [`config`]: the settings table, layers (defaults, file, env, CLI) and
-//!   the validated `Config`; renders `--help` and the man page.
-//! - [`master`]: binds listeners, forks and supervises workers; no Python.
-//! - [`sys`]: every `unsafe` (fork, signal dispositions, the shared
+//! The modules, in the order calls flow (⇢ is the fork: a worker runs in
+//! a child of the master):
+//!
+//! ```text
+//! main → config → master → sys::fork ⇢ worker → net → proxy → http | uwsgi → wsgi
+//! ```
+//!
+//! `main.rs` resolves the settings and hands them to [`master::start`]. A
+//! worker accepts and reads through `net`, takes a PROXY header off the
+//! connection, reads the request with `http` or `uwsgi`, and calls the
+//! application through `wsgi`, which frames the response with `http` and
+//! writes it through `net`. In brackets, the modules each one uses (its
+//! `use crate::` lines); they form no cycle, and `config` and `sys` use
+//! none.
+//!
+//! - [`config`] (none): the settings table, layers (defaults, file, env,
+//!   CLI) and the validated `Config`; renders `--help` and the man page.
+//! - [`master`] (worker, net, sys, logging, config): start-up in a fixed
+//!   order, then binding listeners, forking and supervising workers; no
+//!   Python.
+//! - [`sys`] (none): every `unsafe` (fork, signal dispositions, the shared
 //!   scoreboard, fd adoption, CPython start-up).
-//! - [`worker`]: a worker's boot order and its serve loop.
-//! - [`net`]: listening sockets, connections, reads and writes with deadlines.
-//! - [`http`]: pure HTTP/1.x parsing and framing over bytes.
-//! - [`uwsgi`]: the uwsgi binary protocol over bytes, into `http`'s request.
-//! - [`proxy`]: the PROXY protocol header (v1, v2) over bytes.
-//! - [`wsgi`]: PEP 3333 — the environ, `start_response`, `wsgi.input`,
-//!   calling the app and iterating its response.
-//! - [`logging`]: the error log and the access log.
+//! - [`worker`] (net, proxy, http, uwsgi, wsgi, sys, logging, config): a
+//!   worker's boot order and its serve loop.
+//! - [`net`] (sys, config): listening sockets, connections, reads and
+//!   writes with deadlines.
+//! - [`proxy`] (http, config): the PROXY protocol header (v1, v2) over
+//!   bytes.
+//! - [`http`] (net, config): pure HTTP/1.x parsing and framing over bytes;
+//!   `net` only to write a framed response in one vectored write.
+//! - [`uwsgi`] (http, config): the uwsgi binary protocol over bytes, into
+//!   `http`'s request.
+//! - [`wsgi`] (http, net, sys, logging, config): PEP 3333 — the environ,
+//!   `start_response`, `wsgi.input`, calling the app and iterating its
+//!   response.
+//! - [`logging`] (http, net, config): the error log, which every module
+//!   writes through the `log` macros, and the access log.
 
 // `unsafe` lives in sys/ only; the compiler holds everything else to it.
 #![deny(unsafe_code)]
