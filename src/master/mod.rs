@@ -322,10 +322,6 @@ impl Master {
                 log::info!("Handling signal: hup");
                 sys::notify_systemd("RELOADING=1\nSTATUS=reloading");
                 self.reload();
-                if self.pending.is_none() && self.phase == Phase::Running {
-                    // The reload failed at once; the old workers serve on.
-                    sys::notify_systemd("READY=1\nSTATUS=reload failed; old workers serving");
-                }
             }
             Command::Increment => {
                 if self.phase == Phase::Running && self.current.target < crate::sys::scoreboard::MAX_SLOTS {
@@ -354,8 +350,7 @@ impl Master {
                     self.abandon(p);
                 }
                 self.current.target = 0;
-                let id = self.current.id;
-                self.retire_generation(id, Signal::SIGTERM);
+                self.retire_generation(self.current.id);
             }
             Command::Winch => log::info!("SIGWINCH ignored: not daemonized"),
             Command::Child => {}
@@ -395,8 +390,7 @@ impl Master {
             Ok(x) => x,
             Err(e) => {
                 let _ = std::env::set_current_dir(here);
-                log::error!("Reload failed, old workers keep serving: {e}");
-                return;
+                return self.reload_failed(&e);
             }
         };
         for l in &listeners {
@@ -421,17 +415,10 @@ impl Master {
             let old = std::mem::replace(&mut self.current, p.generation);
             log::info!("Reload: {booted} new workers booted; stopping the old ones gracefully");
             sys::notify_systemd(&format!("READY=1\nSTATUS=reloaded; {booted} workers"));
-            self.retire_generation(old.id, Signal::SIGTERM);
-            for l in &old.listeners {
-                if !self.current.listeners.iter().any(|new| Rc::ptr_eq(new, l)) {
-                    l.remove_file();
-                }
-            }
+            self.retire_generation(old.id);
+            self.remove_unshared_socket_files(&old.listeners);
         } else if p.started.elapsed() > p.generation.cfg.boot_timeout.unwrap_or(RELOAD_LIMIT_UNBOUNDED_BOOT) + RELOAD_SLACK {
-            let p = self.pending.take().expect("checked above");
-            log::error!("Reload failed, old workers keep serving: new workers did not boot within --boot-timeout");
-            self.abandon(p);
-            sys::notify_systemd("READY=1\nSTATUS=reload failed; old workers serving");
+            self.reload_failed("new workers did not boot within --boot-timeout");
         }
     }
 
@@ -490,28 +477,63 @@ impl Master {
         }
     }
 
+    /// A reload that cannot go on: say why, give up its generation if it
+    /// got that far, and tell systemd the old workers still serve.
+    fn reload_failed(&mut self, why: &str) {
+        log::error!("Reload failed, old workers keep serving: {why}");
+        if let Some(p) = self.pending.take() {
+            self.abandon(p);
+        }
+        sys::notify_systemd("READY=1\nSTATUS=reload failed; old workers serving");
+    }
+
     /// Give up a reload: its workers go (gracefully where they already
     /// serve), its new sockets close.
     fn abandon(&mut self, p: PendingReload) {
-        let deadline = Instant::now() + self.current.cfg.graceful_timeout;
-        for (pid, w) in self.workers.iter_mut().filter(|(_, w)| w.generation == p.generation.id && w.retiring.is_none()) {
-            w.retiring = Some(deadline);
-            let booting = self.board.state(w.slot) == SlotState::Booting;
-            let _ = kill(*pid, if booting { Signal::SIGINT } else { Signal::SIGTERM });
+        for pid in self.unretired(p.generation.id) {
+            let booting = self.workers.get(&pid).is_some_and(|w| self.board.state(w.slot) == SlotState::Booting);
+            self.retire(pid, if booting { Signal::SIGINT } else { Signal::SIGTERM });
         }
-        for l in &p.generation.listeners {
-            if !self.current.listeners.iter().any(|cur| Rc::ptr_eq(cur, l)) {
-                l.remove_file();
-            }
+        self.remove_unshared_socket_files(&p.generation.listeners);
+    }
+
+    /// Tell every worker of a generation to stop gracefully.
+    fn retire_generation(&mut self, id: u64) {
+        for pid in self.unretired(id) {
+            self.retire(pid, Signal::SIGTERM);
         }
     }
 
-    /// Tell every worker of a generation to stop; kill it at the deadline.
-    fn retire_generation(&mut self, id: u64, sig: Signal) {
+    /// Tell a worker to stop with `sig`, and give it until the graceful
+    /// timeout: `manage_workers` kills it then. From now on it no longer
+    /// counts toward its generation's target.
+    fn retire(&mut self, pid: Pid, sig: Signal) {
         let deadline = Instant::now() + self.current.cfg.graceful_timeout;
-        for (pid, w) in self.workers.iter_mut().filter(|(_, w)| w.generation == id && w.retiring.is_none()) {
+        if let Some(w) = self.workers.get_mut(&pid) {
             w.retiring = Some(deadline);
-            let _ = kill(*pid, sig);
+            let _ = kill(pid, sig);
+        }
+    }
+
+    /// The workers of a generation not yet told to stop, oldest first.
+    fn unretired(&self, generation: u64) -> Vec<Pid> {
+        let mut found: Vec<(u64, Pid)> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation == generation && w.retiring.is_none())
+            .map(|(pid, w)| (w.age, *pid))
+            .collect();
+        found.sort_unstable();
+        found.into_iter().map(|(_, pid)| pid).collect()
+    }
+
+    /// Remove the socket files of `listeners` that the current generation
+    /// does not share: the current workers still accept on the others.
+    fn remove_unshared_socket_files(&self, listeners: &[Rc<Listener>]) {
+        for l in listeners {
+            if !self.current.listeners.iter().any(|cur| Rc::ptr_eq(cur, l)) {
+                l.remove_file();
+            }
         }
     }
 
@@ -527,11 +549,7 @@ impl Master {
         // but those still importing are not worth waiting for, and the
         // socket files only it made go.
         if let Some(p) = self.pending.take() {
-            for l in &p.generation.listeners {
-                if !self.current.listeners.iter().any(|cur| Rc::ptr_eq(cur, l)) {
-                    l.remove_file();
-                }
-            }
+            self.remove_unshared_socket_files(&p.generation.listeners);
             for (pid, w) in &self.workers {
                 if w.generation == p.generation.id && self.board.state(w.slot) == SlotState::Booting {
                     let _ = kill(*pid, Signal::SIGINT);
@@ -590,10 +608,7 @@ impl Master {
                     (Some(ExitReason::AppLoadError), Some(text)) => format!("the application failed to load:\n{text}"),
                     _ => format!("new worker {pid} exited ({})", describe_exit(code, signal)),
                 };
-                log::error!("Reload failed, old workers keep serving: {why}");
-                let p = self.pending.take().expect("reloading implies pending");
-                self.abandon(p);
-                sys::notify_systemd("READY=1\nSTATUS=reload failed; old workers serving");
+                self.reload_failed(&why);
                 continue;
             }
             if entry.retiring.is_some() || entry.generation != self.current.id {
@@ -687,47 +702,60 @@ impl Master {
     /// if the worker is still there after a grace.
     fn murder_stuck_workers(&mut self) {
         let now = Instant::now();
-        let gap = now.duration_since(self.last_loop);
-        self.last_loop = now;
-        if gap > PAUSE_GAP {
-            // The whole process group was likely stopped (SIGSTOP, a
-            // paused container): nobody beat, nobody is stuck.
-            log::info!("The master was paused for {} ms; heartbeats start over", gap.as_millis());
-            for w in self.workers.values() {
-                self.board.beat(w.slot);
-            }
+        if self.was_paused(now) {
             return;
         }
-        for (pid, w) in self.workers.iter_mut() {
+        let pids: Vec<Pid> = self.workers.keys().copied().collect();
+        for pid in pids {
+            let w = &self.workers[&pid];
             if let Some(at) = w.aborted {
                 if now.duration_since(at) >= ABORT_GRACE {
-                    let _ = kill(*pid, Signal::SIGKILL);
+                    let _ = kill(pid, Signal::SIGKILL);
                 }
-                continue;
-            }
-            let cfg = match &self.pending {
-                Some(p) if p.generation.id == w.generation => &p.generation.cfg,
-                _ => &self.current.cfg,
-            };
-            let silent = Duration::from_millis(self.board.silent_for_ms(w.slot));
-            let why = match self.board.state(w.slot) {
-                SlotState::Free => None,
-                SlotState::Booting => cfg.boot_timeout.filter(|t| silent > *t).map(|_| "did not boot in time"),
-                SlotState::Idle | SlotState::Busy | SlotState::Stopping => {
-                    let running = self.board.request_running_ms(w.slot).map(Duration::from_millis);
-                    if cfg.timeout.is_some_and(|t| silent > t) {
-                        Some("no heartbeat")
-                    } else if cfg.request_timeout.zip(running).is_some_and(|(t, r)| r > t) {
-                        Some("request took too long")
-                    } else {
-                        None
-                    }
-                }
-            };
-            if let Some(why) = why {
+            } else if let Some(why) = self.why_stuck(w) {
                 log::error!("WORKER TIMEOUT (pid:{pid}): {why}; its Python stack follows");
-                let _ = kill(*pid, Signal::SIGABRT);
-                w.aborted = Some(now);
+                let _ = kill(pid, Signal::SIGABRT);
+                if let Some(w) = self.workers.get_mut(&pid) {
+                    w.aborted = Some(now);
+                }
+            }
+        }
+    }
+
+    /// Whether the loop's last turn was so long ago that the process was
+    /// paused; if so, every heartbeat starts over.
+    fn was_paused(&mut self, now: Instant) -> bool {
+        let gap = now.duration_since(self.last_loop);
+        self.last_loop = now;
+        if gap <= PAUSE_GAP {
+            return false;
+        }
+        // The whole process group was likely stopped (SIGSTOP, a paused
+        // container): nobody beat, nobody is stuck.
+        log::info!("The master was paused for {} ms; heartbeats start over", gap.as_millis());
+        for w in self.workers.values() {
+            self.board.beat(w.slot);
+        }
+        true
+    }
+
+    /// Why a worker counts as stuck under its generation's timeouts, if
+    /// it does.
+    fn why_stuck(&self, w: &WorkerEntry) -> Option<&'static str> {
+        let cfg = &self.generation(w.generation).cfg;
+        let silent = Duration::from_millis(self.board.silent_for_ms(w.slot));
+        match self.board.state(w.slot) {
+            SlotState::Free => None,
+            SlotState::Booting => cfg.boot_timeout.filter(|t| silent > *t).map(|_| "did not boot in time"),
+            SlotState::Idle | SlotState::Busy | SlotState::Stopping => {
+                let running = self.board.request_running_ms(w.slot).map(Duration::from_millis);
+                if cfg.timeout.is_some_and(|t| silent > t) {
+                    Some("no heartbeat")
+                } else if cfg.request_timeout.zip(running).is_some_and(|(t, r)| r > t) {
+                    Some("request took too long")
+                } else {
+                    None
+                }
             }
         }
     }
@@ -762,16 +790,8 @@ impl Master {
                     }
                 }
                 if self.active_workers(self.current.id) > self.current.target {
-                    let id = self.current.id;
-                    let deadline = now + self.current.cfg.graceful_timeout;
-                    let oldest = self
-                        .workers
-                        .iter_mut()
-                        .filter(|(_, w)| w.generation == id && w.retiring.is_none())
-                        .min_by_key(|(_, w)| w.age);
-                    if let Some((pid, w)) = oldest {
-                        w.retiring = Some(deadline);
-                        let _ = kill(*pid, Signal::SIGTERM);
+                    if let Some(&oldest) = self.unretired(self.current.id).first() {
+                        self.retire(oldest, Signal::SIGTERM);
                     }
                 }
             }
@@ -798,6 +818,16 @@ impl Master {
             .count()
     }
 
+    /// The generation whose settings a worker of generation `id` follows:
+    /// the pending one if it is that, else the current one (whose
+    /// timeouts also judge the retiring workers of older generations).
+    fn generation(&self, id: u64) -> &Generation {
+        match &self.pending {
+            Some(p) if p.generation.id == id => &p.generation,
+            _ => &self.current,
+        }
+    }
+
     /// Fork a worker of `generation` into a free scoreboard slot; false
     /// when every slot is taken or the fork failed.
     // The one `unsafe` outside sys/: forking a worker is the master's job,
@@ -817,10 +847,7 @@ impl Master {
         // requires.
         match unsafe { sys::fork() } {
             Ok(ForkResult::Child) => {
-                let gen = match &self.pending {
-                    Some(p) if p.generation.id == generation => &p.generation,
-                    _ => &self.current,
-                };
+                let gen = self.generation(generation);
                 let spec = WorkerSpec {
                     cfg: &gen.cfg,
                     listeners: &gen.listeners,
