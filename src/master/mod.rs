@@ -11,6 +11,7 @@
 //! one beside the current one and switches once its workers have booted,
 //! so a reload that fails leaves the old workers serving.
 
+mod exit;
 mod pidfile;
 mod start;
 
@@ -23,11 +24,11 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 use signal_hook::consts::signal::*;
 use signal_hook_mio::v1_0::Signals;
 
+use self::exit::{reap_next, Exit, ExitKind};
 use crate::config::{BindAddr, Config};
 use crate::net::Listener;
 use crate::sys::{self, Scoreboard, SlotState};
@@ -570,110 +571,107 @@ impl Master {
         }
     }
 
-    /// Collect every exited worker and say why it went.
+    /// Collect every child that has ended and say why it went.
     fn reap_workers(&mut self) {
-        loop {
-            let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(s) => s,
-            };
-            let (pid, code, signal) = match status {
-                WaitStatus::Exited(pid, code) => (pid, Some(code), None),
-                WaitStatus::Signaled(pid, sig, _) => (pid, None, Some(sig)),
-                _ => continue,
-            };
+        while let Some((pid, exit)) = reap_next() {
             if self.upgrade_child == Some(pid) {
-                self.upgrade_child = None;
-                log::error!("The new master {pid} exited ({}); this one serves on", describe_exit(code, signal));
-                continue;
+                self.upgrade_child_exited(pid, exit);
+            } else if let Some(entry) = self.workers.remove(&pid) {
+                self.worker_exited(pid, entry, exit);
             }
-            let Some(entry) = self.workers.remove(&pid) else { continue };
-            // A boot failure is a worker that never finished booting; the
-            // same status from a serving worker (an app calling
-            // os._exit(4)) is just an exit.
-            let booting = self.board.state(entry.slot) == SlotState::Booting;
-            self.board.release(entry.slot);
-            let stopping = self.phase != Phase::Running || entry.retiring.is_some();
-            let reason = code
-                .and_then(ExitReason::from_code)
-                .filter(|r| booting || matches!(r, ExitReason::Stopped | ExitReason::Panicked));
-            let reloading = self.pending.as_ref().is_some_and(|p| p.generation.id == entry.generation);
-            // A booted new worker recycling itself (max-requests, memory)
-            // is not a failed reload: it is simply replaced.
-            let recycled = reason == Some(ExitReason::Stopped) && !booting;
-            if reloading && !stopping && !recycled {
-                // Any death of a new-generation worker before the switch
-                // means the new code or settings do not work: keep the old.
-                let why = match (reason, self.board.boot_error()) {
-                    (Some(ExitReason::AppLoadError), Some(text)) => format!("the application failed to load:\n{text}"),
-                    _ => format!("new worker {pid} exited ({})", describe_exit(code, signal)),
-                };
-                self.reload_failed(&why);
-                continue;
+        }
+    }
+
+    fn upgrade_child_exited(&mut self, pid: Pid, exit: Exit) {
+        self.upgrade_child = None;
+        log::error!("The new master {pid} exited ({exit}); this one serves on");
+    }
+
+    /// Free a worker's slot, log its end (one table: [`ExitKind`]), and
+    /// act on it: a failed reload, a crash loop, or a stop.
+    fn worker_exited(&mut self, pid: Pid, entry: WorkerEntry, exit: Exit) {
+        // A boot failure is a worker that never finished booting; the
+        // same status from a serving worker (an app calling
+        // os._exit(4)) is just an exit.
+        let booting = self.board.state(entry.slot) == SlotState::Booting;
+        self.board.release(entry.slot);
+        let reason = exit.reason().filter(|r| booting || matches!(r, ExitReason::Stopped | ExitReason::Panicked));
+        let stopping = self.phase != Phase::Running || entry.retiring.is_some();
+        // A booted new worker recycling itself (max-requests, memory)
+        // is not a failed reload: it is simply replaced.
+        let recycled = reason == Some(ExitReason::Stopped) && !booting;
+        if self.is_pending(entry.generation) && !stopping && !recycled {
+            return self.reload_worker_died(pid, reason, exit);
+        }
+        // Told to go (TTOU, WINCH, a finished or abandoned reload):
+        // however it ended, it says nothing about the current generation.
+        let retired = entry.retiring.is_some() || entry.generation != self.current.id;
+        if !retired && self.phase == Phase::Running {
+            self.note_lifetime(pid, &entry, reason, exit);
+        }
+        let kind = self.classify_exit(retired, reason, exit, entry.aborted.is_some());
+        for (level, text) in kind.log_lines(pid) {
+            log::log!(level, "{text}");
+        }
+        if let Some(code) = kind.stops_master() {
+            self.stop(false, code);
+        }
+    }
+
+    /// A worker of the pending generation died before the switch: the new
+    /// code or settings do not work, so the old generation stays.
+    fn reload_worker_died(&mut self, pid: Pid, reason: Option<ExitReason>, exit: Exit) {
+        let why = match (reason, self.board.boot_error()) {
+            (Some(ExitReason::AppLoadError), Some(text)) => format!("the application failed to load:\n{text}"),
+            _ => format!("new worker {pid} exited ({exit})"),
+        };
+        self.reload_failed(&why);
+    }
+
+    /// Which kind of end this was, for [`ExitKind`]'s table: by the reason
+    /// the worker gave or the signal that ended it, whether the master is
+    /// stopping, and whether it was aborted as stuck.
+    fn classify_exit(&mut self, retired: bool, reason: Option<ExitReason>, exit: Exit, aborted: bool) -> ExitKind {
+        let stopping = self.phase != Phase::Running;
+        let served = self.board.booted_once();
+        match (reason, exit) {
+            _ if retired => ExitKind::Retired(exit),
+            (Some(ExitReason::AppLoadError), _) if served => {
+                // The service has run: a replacement that cannot load the
+                // app (code changed on disk) must not take it down. The
+                // crash-loop back-off paces the retries.
+                let traceback = self.board.boot_error().unwrap_or_default();
+                if self.pending.is_none() {
+                    // (A pending reload's failure keeps its traceback.)
+                    self.board.clear_boot_error();
+                }
+                ExitKind::AppLoadFailedOthersServe { serving: self.serving_workers(self.current.id), traceback }
             }
-            if entry.retiring.is_some() || entry.generation != self.current.id {
-                // Told to go (TTOU, a finished or abandoned reload): however
-                // it ended, it says nothing about the current generation.
-                log::info!("Worker exiting (pid: {pid}, {})", describe_exit(code, signal));
-                continue;
-            }
-            if self.phase == Phase::Running {
-                self.note_lifetime(pid, &entry, reason, signal);
-            }
-            match (reason, signal) {
-                (Some(ExitReason::AppLoadError), _) if self.board.booted_once() => {
-                    // The service has run: a replacement that cannot load
-                    // the app (code changed on disk) must not take it down.
-                    // The crash-loop back-off paces the retries.
-                    let text = self.board.boot_error().unwrap_or_default();
-                    if self.pending.is_none() {
-                        // (A pending reload's failure keeps its traceback.)
-                        self.board.clear_boot_error();
-                    }
-                    let serving = self.serving_workers(self.current.id);
-                    log::error!("Worker {pid} failed to load the application; {serving} workers serve on:\n{text}");
-                }
-                (Some(ExitReason::AppLoadError), _) => {
-                    // Printed once: the first failure stops the master, and
-                    // only the first worker's text is on the board.
-                    if self.phase == Phase::Running {
-                        if let Some(text) = self.board.boot_error() {
-                            log::error!("Worker {pid} failed to load the application:\n{text}");
-                        }
-                        log::error!("Reason: App failed to load.");
-                    }
-                    self.stop(false, ExitReason::AppLoadError.code());
-                }
-                (Some(ExitReason::BootError), _) if self.board.booted_once() => {
-                    log::error!("Worker {pid} failed to boot; other workers serve on");
-                }
-                (Some(ExitReason::BootError), _) => {
-                    log::error!("Worker {pid} failed to boot");
-                    self.stop(false, ExitReason::BootError.code());
-                }
-                (Some(ExitReason::Stopped), _) if stopping => log::info!("Worker exiting (pid: {pid})"),
-                (Some(ExitReason::Stopped), _) => log::info!("Worker {pid} exited"),
-                (Some(ExitReason::Panicked), _) => log::error!("Worker {pid} crashed (a bug in rwsgi; see above)"),
-                (None, Some(Signal::SIGKILL)) if stopping => log::warn!("Worker {pid} killed after the graceful timeout"),
-                (None, Some(Signal::SIGABRT | Signal::SIGKILL)) if entry.aborted.is_some() => {
-                    log::error!("Worker {pid} killed as stuck; replacing it")
-                }
-                (None, Some(Signal::SIGKILL)) => log::error!("Worker {pid} was sent SIGKILL! Perhaps out of memory?"),
-                (None, Some(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) if stopping => {
-                    log::info!("Worker exiting (pid: {pid})")
-                }
-                (None, Some(sig)) => log::error!("Worker {pid} was killed by {sig}"),
-                (None, None) => log::error!("Worker {pid} exited with status {}", code.unwrap_or(-1)),
-            }
+            // Printed once: the first failure stops the master, and only
+            // the first worker's text is on the board.
+            (Some(ExitReason::AppLoadError), _) if stopping => ExitKind::AppLoadFailedWhileStopping,
+            (Some(ExitReason::AppLoadError), _) => ExitKind::AppLoadFailed { traceback: self.board.boot_error() },
+            (Some(ExitReason::BootError), _) if served => ExitKind::BootFailedOthersServe,
+            (Some(ExitReason::BootError), _) => ExitKind::BootFailed,
+            (Some(ExitReason::Stopped), _) if stopping => ExitKind::Stopped,
+            (Some(ExitReason::Stopped), _) => ExitKind::StoppedOnItsOwn,
+            (Some(ExitReason::Panicked), _) => ExitKind::Panicked,
+            (None, Exit::Signal(Signal::SIGKILL)) if stopping => ExitKind::KilledAfterGracefulTimeout,
+            (None, Exit::Signal(Signal::SIGABRT | Signal::SIGKILL)) if aborted => ExitKind::KilledAsStuck,
+            (None, Exit::Signal(Signal::SIGKILL)) => ExitKind::KilledOutOfMemory,
+            (None, Exit::Signal(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) if stopping => ExitKind::Stopped,
+            (None, Exit::Signal(sig)) => ExitKind::KilledBy(sig),
+            (None, Exit::Status(code)) => ExitKind::Status(code),
         }
     }
 
     /// Back off when workers die soon after they start (a crash loop);
     /// forget it once one lives long enough.
-    fn note_lifetime(&mut self, pid: Pid, entry: &WorkerEntry, reason: Option<ExitReason>, signal: Option<Signal>) {
+    fn note_lifetime(&mut self, pid: Pid, entry: &WorkerEntry, reason: Option<ExitReason>, exit: Exit) {
         let lived = entry.started.elapsed();
         // A worker the master killed as stuck did not crash by itself.
-        let crashed = (signal.is_some() || reason != Some(ExitReason::Stopped)) && entry.aborted.is_none();
+        let signalled = matches!(exit, Exit::Signal(_));
+        let crashed = (signalled || reason != Some(ExitReason::Stopped)) && entry.aborted.is_none();
         // However long an import took, failing it again at once is useless.
         if crashed && (lived < CRASH_WINDOW || reason == Some(ExitReason::AppLoadError)) {
             self.spawn_delay = (self.spawn_delay * 2).clamp(SPAWN_DELAY_MIN, SPAWN_DELAY_MAX);
@@ -818,6 +816,10 @@ impl Master {
             .count()
     }
 
+    fn is_pending(&self, generation: u64) -> bool {
+        self.pending.as_ref().is_some_and(|p| p.generation.id == generation)
+    }
+
     /// The generation whose settings a worker of generation `id` follows:
     /// the pending one if it is that, else the current one (whose
     /// timeouts also judge the retiring workers of older generations).
@@ -897,12 +899,3 @@ fn bind_all(cfg: &Config, existing: &[Rc<Listener>]) -> Result<Vec<Rc<Listener>>
     }
     Ok(out)
 }
-
-fn describe_exit(code: Option<i32>, signal: Option<Signal>) -> String {
-    match (code, signal) {
-        (_, Some(sig)) => format!("killed by {sig}"),
-        (Some(c), None) => format!("status {c}"),
-        (None, None) => "unknown status".into(),
-    }
-}
-
