@@ -19,6 +19,7 @@ pub use start::start;
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -98,12 +99,22 @@ struct Generation {
     target: usize,
 }
 
+impl Generation {
+    /// Generation `id` of `cfg`, wanting its configured number of workers
+    /// (as many as the scoreboard holds at most).
+    fn new(id: u64, cfg: Config, listeners: Vec<Rc<Listener>>) -> Generation {
+        let target = cfg.workers.min(sys::scoreboard::MAX_SLOTS);
+        Generation { id, cfg, listeners, target }
+    }
+}
+
 /// A reload under way: the new generation and when it began.
 struct PendingReload {
     generation: Generation,
     started: Instant,
 }
 
+/// A worker the master forked and has not reaped yet.
 struct WorkerEntry {
     slot: usize,
     /// Spawn order: TTOU stops the oldest.
@@ -149,7 +160,7 @@ pub struct Master {
     reloader: Reloader,
     /// The directory rwsgi started in: `--chdir` is applied from here
     /// again on reload.
-    start_dir: std::path::PathBuf,
+    start_dir: PathBuf,
     board: Scoreboard,
     poll: Poll,
     signals: Signals,
@@ -170,8 +181,9 @@ pub struct Master {
     last_loop: Instant,
     /// The command line, for USR2.
     argv: Vec<String>,
-    /// The listeners came from systemd (`LISTEN_FDS`): a reload keeps them
-    /// rather than binding the configured addresses.
+    /// The listeners were passed in (systemd's `LISTEN_FDS`, or the old
+    /// master's on USR2): a reload keeps them rather than binding the
+    /// configured addresses.
     socket_activated: bool,
     /// systemd has been told the service is ready (after the first boot).
     announced_ready: bool,
@@ -182,44 +194,19 @@ pub struct Master {
 }
 
 impl Master {
-    /// Bind every listener and prepare the loop. Errors are one readable
-    /// sentence each.
-    pub fn new(cfg: Config, argv: Vec<String>, reloader: Reloader, start_dir: std::path::PathBuf) -> Result<Master, String> {
-        let upgraded_from = std::env::var("RWSGI_UPGRADE_FROM").ok().and_then(|p| p.parse::<i32>().ok()).map(Pid::from_raw);
-        std::env::remove_var("RWSGI_UPGRADE_FROM");
-        let mut inherited = sys::upgrade_listen_fds();
-        if inherited.is_empty() {
-            // systemd keeps the socket files it made.
-            inherited = sys::systemd_listen_fds().into_iter().map(|fd| (fd, false)).collect();
-        }
-        let socket_activated = !inherited.is_empty();
-        let listeners = if socket_activated {
-            inherited
-                .into_iter()
-                .map(|(fd, owns)| Listener::adopt(fd, owns).map(Rc::new))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("cannot use the sockets systemd passed: {e}"))?
-        } else {
-            bind_all(&cfg, &[])?
-        };
-        // A master started by USR2 writes PIDFILE.2 while the old master
-        // holds PIDFILE, and takes PIDFILE over when the old one exits.
-        let pidfile = match (&cfg.pidfile, upgraded_from) {
-            (Some(path), Some(_)) => Some(pidfile::Pidfile::create(&pidfile::upgrade_path(path))?),
-            (Some(path), None) => Some(pidfile::Pidfile::create(path)?),
-            (None, _) => None,
-        };
+    /// Take over the listening sockets (passed by the old master on USR2
+    /// or by systemd, else bound now), write the pidfile and install the
+    /// signal handlers. Errors are one readable sentence each.
+    pub fn new(cfg: Config, argv: Vec<String>, reloader: Reloader, start_dir: PathBuf) -> Result<Master, String> {
+        let upgraded_from = take_upgraded_from();
+        let (listeners, socket_activated) = open_listeners(&cfg)?;
+        let pidfile = write_pidfile(&cfg, upgraded_from)?;
         let board = Scoreboard::new().map_err(|e| format!("cannot map the scoreboard: {e}"))?;
         let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
-        let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD])
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-        poll.registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)
-            .map_err(|e| format!("cannot watch signals: {e}"))?;
+        let signals = watch_signals(&poll)?;
         sys::ignore_sigpipe().map_err(|e| format!("cannot ignore SIGPIPE: {e}"))?;
-        let target = cfg.workers.min(crate::sys::scoreboard::MAX_SLOTS);
         Ok(Master {
-            current: Generation { id: 0, cfg, listeners, target },
+            current: Generation::new(0, cfg, listeners),
             pending: None,
             reloader,
             start_dir,
@@ -244,27 +231,7 @@ impl Master {
 
     /// Supervise until stopped; returns the process exit status.
     pub fn run(mut self) -> i32 {
-        sys::set_process_title("rwsgi: master", &format!("rwsgi: master [{}]", self.current.cfg.proc_name));
-        log::info!("Starting rwsgi {} [{}]", env!("CARGO_PKG_VERSION"), self.current.cfg.proc_name);
-        for l in &self.current.listeners {
-            log::info!("Listening at: {} ({})", l.describe(), std::process::id());
-        }
-        if self.socket_activated {
-            let from = if self.upgraded_from.is_some() { "the old master" } else { "systemd (LISTEN_FDS)" };
-            log::info!("Using the {} sockets passed by {from}", self.current.listeners.len());
-        }
-        match self.current.cfg.threads {
-            1 => log::info!("Using worker: sync"),
-            // Gunicorn's name for a sync worker with threads.
-            n => log::info!("Using worker: gthread ({n} threads)"),
-        }
-        let cfg = &self.current.cfg;
-        if cfg.protocol == crate::config::Protocol::Uwsgi {
-            log::info!("Protocol: uwsgi (for nginx uwsgi_pass), not HTTP");
-        }
-        if cfg.proxy_protocol != crate::config::ProxyProtocol::Off {
-            log::info!("Expecting a PROXY protocol header ({:?}) from --proxy-allow-from peers", cfg.proxy_protocol);
-        }
+        self.log_start();
         let mut events = Events::with_capacity(16);
         loop {
             self.wait(&mut events);
@@ -273,15 +240,7 @@ impl Master {
             }
             self.reap_workers();
             if let Some(code) = self.finished() {
-                // While the other master of a USR2 pair runs, the socket
-                // files are its too.
-                let other_master = self.upgrade_child_alive() || self.upgraded_from.is_some_and(|p| kill(p, None).is_ok());
-                if !other_master {
-                    for l in &self.current.listeners {
-                        l.remove_file();
-                    }
-                }
-                log::info!("Shutting down: Master");
+                self.shut_down();
                 return code;
             }
             self.murder_stuck_workers();
@@ -292,6 +251,33 @@ impl Master {
         }
     }
 
+    /// Name the process, and say what it serves, where, and how.
+    fn log_start(&self) {
+        let cfg = &self.current.cfg;
+        sys::set_process_title("rwsgi: master", &format!("rwsgi: master [{}]", cfg.proc_name));
+        log::info!("Starting rwsgi {} [{}]", env!("CARGO_PKG_VERSION"), cfg.proc_name);
+        for l in &self.current.listeners {
+            log::info!("Listening at: {} ({})", l.describe(), std::process::id());
+        }
+        if self.socket_activated {
+            let from = if self.upgraded_from.is_some() { "the old master" } else { "systemd (LISTEN_FDS)" };
+            log::info!("Using the {} sockets passed by {from}", self.current.listeners.len());
+        }
+        match cfg.threads {
+            1 => log::info!("Using worker: sync"),
+            // Gunicorn's name for a sync worker with threads.
+            n => log::info!("Using worker: gthread ({n} threads)"),
+        }
+        if cfg.protocol == crate::config::Protocol::Uwsgi {
+            log::info!("Protocol: uwsgi (for nginx uwsgi_pass), not HTTP");
+        }
+        if cfg.proxy_protocol != crate::config::ProxyProtocol::Off {
+            log::info!("Expecting a PROXY protocol header ({:?}) from --proxy-allow-from peers", cfg.proxy_protocol);
+        }
+    }
+
+    /// Sleep until a signal arrives or it is time to look at the workers
+    /// again (sooner while a reload is under way or a spawn is due).
     fn wait(&mut self, events: &mut Events) {
         let mut timeout = if self.pending.is_some() { Duration::from_millis(50) } else { Duration::from_millis(500) };
         let until_spawn = self.next_spawn.saturating_duration_since(Instant::now());
@@ -309,53 +295,82 @@ impl Master {
         self.signals.pending().filter_map(Command::from_signal).collect()
     }
 
+    /// Carry out what a signal asked for.
     fn act(&mut self, command: Command) {
         match command {
             Command::Stop => {
                 log::info!("Handling signal: term");
-                self.stop(true, 0)
+                self.stop(true, 0);
             }
             Command::Quit => {
                 log::info!("Handling signal: int");
-                self.stop(false, 0)
+                self.stop(false, 0);
             }
             Command::Reload => {
                 log::info!("Handling signal: hup");
                 sys::notify_systemd("RELOADING=1\nSTATUS=reloading");
                 self.reload();
             }
-            Command::Increment => {
-                if self.phase == Phase::Running && self.current.target < crate::sys::scoreboard::MAX_SLOTS {
-                    self.current.target += 1;
-                    log::info!("Handling signal: ttin; workers now {}", self.current.target);
-                }
-            }
-            Command::Decrement => {
-                if self.phase == Phase::Running && self.current.target > 1 {
-                    self.current.target -= 1;
-                    log::info!("Handling signal: ttou; workers now {}", self.current.target);
-                }
-            }
-            Command::ReopenLogs => {
-                if let Err(e) = crate::logging::reopen_error_log() {
-                    log::error!("{e}");
-                }
-                self.signal_workers(Signal::SIGUSR1);
-            }
+            Command::Increment => self.raise_target(),
+            Command::Decrement => self.lower_target(),
+            Command::ReopenLogs => self.reopen_logs(),
             Command::Upgrade => self.upgrade(),
-            Command::Winch if self.current.cfg.daemon => {
-                // Gunicorn's meaning: stop the workers, keep the master
-                // (HUP or TTIN bring workers back).
-                log::info!("Handling signal: winch; stopping all workers gracefully");
-                if let Some(p) = self.pending.take() {
-                    self.abandon(p);
-                }
-                self.current.target = 0;
-                self.retire_generation(self.current.id);
-            }
-            Command::Winch => log::info!("SIGWINCH ignored: not daemonized"),
+            Command::Winch => self.winch(),
             Command::Child => {}
         }
+    }
+
+    /// The last turn: the socket files go, unless the other master of a
+    /// USR2 pair still runs (they are its too).
+    fn shut_down(&self) {
+        let other_master = self.upgrade_child_alive() || self.upgraded_from.is_some_and(|p| kill(p, None).is_ok());
+        if !other_master {
+            for l in &self.current.listeners {
+                l.remove_file();
+            }
+        }
+        log::info!("Shutting down: Master");
+    }
+
+    /// TTIN: one worker more, as many as the scoreboard holds at most.
+    fn raise_target(&mut self) {
+        if self.phase == Phase::Running && self.current.target < sys::scoreboard::MAX_SLOTS {
+            self.current.target += 1;
+            log::info!("Handling signal: ttin; workers now {}", self.current.target);
+        }
+    }
+
+    /// TTOU: one worker fewer, never none; `manage_workers` retires the
+    /// oldest.
+    fn lower_target(&mut self) {
+        if self.phase == Phase::Running && self.current.target > 1 {
+            self.current.target -= 1;
+            log::info!("Handling signal: ttou; workers now {}", self.current.target);
+        }
+    }
+
+    /// USR1: the master reopens its error log, each worker its own logs.
+    fn reopen_logs(&self) {
+        if let Err(e) = crate::logging::reopen_error_log() {
+            log::error!("{e}");
+        }
+        self.signal_workers(Signal::SIGUSR1);
+    }
+
+    /// WINCH, in Gunicorn's meaning when daemonized: stop the workers,
+    /// keep the master (HUP or TTIN bring workers back). A process with a
+    /// terminal gets WINCH whenever the window is resized.
+    fn winch(&mut self) {
+        if !self.current.cfg.daemon {
+            log::info!("SIGWINCH ignored: not daemonized");
+            return;
+        }
+        log::info!("Handling signal: winch; stopping all workers gracefully");
+        if let Some(p) = self.pending.take() {
+            self.abandon(p);
+        }
+        self.current.target = 0;
+        self.retire_generation(self.current.id);
     }
 
     /// HUP: read the settings again and start a new generation of workers
@@ -370,6 +385,26 @@ impl Master {
             log::info!("Reload: a newer reload replaces the one under way");
             self.abandon(p);
         }
+        let (cfg, listeners) = match self.load_generation() {
+            Ok(loaded) => loaded,
+            Err(e) => return self.reload_failed(&e),
+        };
+        for l in &listeners {
+            if !self.current.listeners.iter().any(|old| Rc::ptr_eq(old, l)) {
+                log::info!("Listening at: {} ({})", l.describe(), std::process::id());
+            }
+        }
+        self.board.clear_boot_error();
+        let id = self.next_generation;
+        self.next_generation += 1;
+        self.pending = Some(PendingReload { generation: Generation::new(id, cfg, listeners), started: Instant::now() });
+    }
+
+    /// The settings read again from the directory rwsgi started in (so a
+    /// relative `--chdir` or config path means what it meant at start),
+    /// and their listeners, sharing the current ones where the address
+    /// stays. On failure the working directory is put back.
+    fn load_generation(&self) -> Result<(Config, Vec<Rc<Listener>>), String> {
         let here = std::env::current_dir().unwrap_or_else(|_| self.start_dir.clone());
         let loaded = std::env::set_current_dir(&self.start_dir)
             .map_err(|e| format!("cannot return to {}: {e}", self.start_dir.display()))
@@ -387,23 +422,10 @@ impl Master {
                     bind_all(&cfg, &self.current.listeners).map(|l| (cfg, l))
                 }
             });
-        let (cfg, listeners) = match loaded {
-            Ok(x) => x,
-            Err(e) => {
-                let _ = std::env::set_current_dir(here);
-                return self.reload_failed(&e);
-            }
-        };
-        for l in &listeners {
-            if !self.current.listeners.iter().any(|old| Rc::ptr_eq(old, l)) {
-                log::info!("Listening at: {} ({})", l.describe(), std::process::id());
-            }
+        if loaded.is_err() {
+            let _ = std::env::set_current_dir(here);
         }
-        self.board.clear_boot_error();
-        let target = cfg.workers.min(crate::sys::scoreboard::MAX_SLOTS);
-        let id = self.next_generation;
-        self.next_generation += 1;
-        self.pending = Some(PendingReload { generation: Generation { id, cfg, listeners, target }, started: Instant::now() });
+        loaded
     }
 
     /// Switch to the pending generation once all its workers have booted;
@@ -420,61 +442,6 @@ impl Master {
             self.remove_unshared_socket_files(&old.listeners);
         } else if p.started.elapsed() > p.generation.cfg.boot_timeout.unwrap_or(RELOAD_LIMIT_UNBOUNDED_BOOT) + RELOAD_SLACK {
             self.reload_failed("new workers did not boot within --boot-timeout");
-        }
-    }
-
-    /// USR2: start a new master from the binary on disk, handing it the
-    /// listening sockets (no bind gap); it runs beside this one until this
-    /// one is stopped.
-    fn upgrade(&mut self) {
-        if self.phase != Phase::Running {
-            return;
-        }
-        if self.upgrade_child_alive() {
-            log::warn!("Handling signal: usr2; a new master is already running, ignored");
-            return;
-        }
-        log::info!("Handling signal: usr2; starting a new master");
-        let fds: Vec<(i32, bool)> = self.current.listeners.iter().map(|l| (l.as_raw_fd(), l.owns_file())).collect();
-        let program = self.argv.first().cloned().unwrap_or_else(|| "rwsgi".into());
-        match sys::spawn_upgraded_master(&program, &self.argv, &self.start_dir, &fds) {
-            Ok(pid) => {
-                log::info!("New master started (pid: {pid}); stop this one (TERM) once it serves");
-                self.upgrade_child = Some(pid);
-            }
-            Err(e) => log::error!("Upgrade failed: {e}"),
-        }
-    }
-
-    fn upgrade_child_alive(&self) -> bool {
-        self.upgrade_child.is_some_and(|pid| kill(pid, None).is_ok())
-    }
-
-    /// A master started by USR2: once the old master is gone, take over
-    /// the pidfile.
-    fn check_old_master(&mut self) {
-        let Some(old) = self.upgraded_from else { return };
-        if kill(old, None).is_ok() && nix::unistd::getppid() == old {
-            return;
-        }
-        self.upgraded_from = None;
-        log::info!("The old master ({old}) is gone; this one takes over");
-        if let (Some(pidfile), Some(path)) = (self.pidfile.as_mut(), self.current.cfg.pidfile.as_ref()) {
-            if let Err(e) = pidfile.move_to(path) {
-                log::error!("{e}");
-            }
-        }
-    }
-
-    /// Tell systemd the service is ready once the first workers have booted.
-    fn announce_ready(&mut self) {
-        if self.announced_ready || self.phase != Phase::Running {
-            return;
-        }
-        let booted = self.serving_workers(self.current.id);
-        if booted >= self.current.target {
-            self.announced_ready = true;
-            sys::notify_systemd(&format!("READY=1\nMAINPID={}\nSTATUS={booted} workers serving", std::process::id()));
         }
     }
 
@@ -538,7 +505,63 @@ impl Master {
         }
     }
 
-    /// Begin stopping: TERM (graceful) or INT (fast) to every worker.
+    /// USR2: start a new master from the binary on disk, handing it the
+    /// listening sockets (no bind gap); it runs beside this one until this
+    /// one is stopped.
+    fn upgrade(&mut self) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        if self.upgrade_child_alive() {
+            log::warn!("Handling signal: usr2; a new master is already running, ignored");
+            return;
+        }
+        log::info!("Handling signal: usr2; starting a new master");
+        let fds: Vec<(i32, bool)> = self.current.listeners.iter().map(|l| (l.as_raw_fd(), l.owns_file())).collect();
+        let program = self.argv.first().cloned().unwrap_or_else(|| "rwsgi".into());
+        match sys::spawn_upgraded_master(&program, &self.argv, &self.start_dir, &fds) {
+            Ok(pid) => {
+                log::info!("New master started (pid: {pid}); stop this one (TERM) once it serves");
+                self.upgrade_child = Some(pid);
+            }
+            Err(e) => log::error!("Upgrade failed: {e}"),
+        }
+    }
+
+    fn upgrade_child_alive(&self) -> bool {
+        self.upgrade_child.is_some_and(|pid| kill(pid, None).is_ok())
+    }
+
+    /// A master started by USR2: once the old master is gone, take over
+    /// the pidfile.
+    fn check_old_master(&mut self) {
+        let Some(old) = self.upgraded_from else { return };
+        if kill(old, None).is_ok() && nix::unistd::getppid() == old {
+            return;
+        }
+        self.upgraded_from = None;
+        log::info!("The old master ({old}) is gone; this one takes over");
+        if let (Some(pidfile), Some(path)) = (self.pidfile.as_mut(), self.current.cfg.pidfile.as_ref()) {
+            if let Err(e) = pidfile.move_to(path) {
+                log::error!("{e}");
+            }
+        }
+    }
+
+    /// Tell systemd the service is ready once the first workers have booted.
+    fn announce_ready(&mut self) {
+        if self.announced_ready || self.phase != Phase::Running {
+            return;
+        }
+        let booted = self.serving_workers(self.current.id);
+        if booted >= self.current.target {
+            self.announced_ready = true;
+            sys::notify_systemd(&format!("READY=1\nMAINPID={}\nSTATUS={booted} workers serving", std::process::id()));
+        }
+    }
+
+    /// Begin stopping: TERM (graceful) or INT (fast) to every worker. A
+    /// fast stop overrides a graceful one under way, never the reverse.
     fn stop(&mut self, graceful: bool, exit_code: i32) {
         let limit = if graceful { self.current.cfg.graceful_timeout } else { Duration::from_secs(1) };
         if let Phase::Stopping { deadline, .. } = self.phase {
@@ -769,30 +792,48 @@ impl Master {
                 }
             }
             Phase::Running => {
-                for (pid, w) in &self.workers {
-                    if w.retiring.is_some_and(|d| now >= d) {
-                        let _ = kill(*pid, Signal::SIGKILL);
-                    }
-                }
-                let mut wanted = vec![(self.current.id, self.current.target)];
-                if let Some(p) = &self.pending {
-                    wanted.push((p.generation.id, p.generation.target));
-                }
-                for (id, target) in wanted {
-                    if now < self.next_spawn {
-                        break;
-                    }
-                    let mut missing = target.saturating_sub(self.active_workers(id));
-                    while missing > 0 && self.spawn_worker(id) {
-                        missing -= 1;
-                    }
-                }
-                if self.active_workers(self.current.id) > self.current.target {
-                    if let Some(&oldest) = self.unretired(self.current.id).first() {
-                        self.retire(oldest, Signal::SIGTERM);
-                    }
-                }
+                self.kill_overdue_retirees(now);
+                self.spawn_missing_workers(now);
+                self.retire_surplus_worker();
             }
+        }
+    }
+
+    /// Retiring workers still there at their deadline are killed.
+    fn kill_overdue_retirees(&self, now: Instant) {
+        for (pid, w) in &self.workers {
+            if w.retiring.is_some_and(|d| now >= d) {
+                let _ = kill(*pid, Signal::SIGKILL);
+            }
+        }
+    }
+
+    /// Fork what the current and the pending generation lack, unless the
+    /// crash-loop back-off says to wait.
+    fn spawn_missing_workers(&mut self, now: Instant) {
+        let mut wanted = vec![(self.current.id, self.current.target)];
+        if let Some(p) = &self.pending {
+            wanted.push((p.generation.id, p.generation.target));
+        }
+        for (id, target) in wanted {
+            if now < self.next_spawn {
+                break;
+            }
+            let mut missing = target.saturating_sub(self.active_workers(id));
+            while missing > 0 && self.spawn_worker(id) {
+                missing -= 1;
+            }
+        }
+    }
+
+    /// Above the current generation's target (TTOU), the oldest worker
+    /// goes, one per turn.
+    fn retire_surplus_worker(&mut self) {
+        if self.active_workers(self.current.id) <= self.current.target {
+            return;
+        }
+        if let Some(&oldest) = self.unretired(self.current.id).first() {
+            self.retire(oldest, Signal::SIGTERM);
         }
     }
 
@@ -837,7 +878,7 @@ impl Master {
     #[allow(unsafe_code)]
     fn spawn_worker(&mut self, generation: u64) -> bool {
         let used: Vec<usize> = self.workers.values().map(|w| w.slot).collect();
-        let Some(slot) = (0..crate::sys::scoreboard::MAX_SLOTS).find(|s| !used.contains(s)) else {
+        let Some(slot) = (0..sys::scoreboard::MAX_SLOTS).find(|s| !used.contains(s)) else {
             return false;
         };
         self.board.assign(slot, 0);
@@ -850,13 +891,7 @@ impl Master {
         match unsafe { sys::fork() } {
             Ok(ForkResult::Child) => {
                 let gen = self.generation(generation);
-                let spec = WorkerSpec {
-                    cfg: &gen.cfg,
-                    listeners: &gen.listeners,
-                    board: &self.board,
-                    slot,
-                    master,
-                };
+                let spec = WorkerSpec { cfg: &gen.cfg, listeners: &gen.listeners, board: &self.board, slot, master };
                 worker::run(spec)
             }
             Ok(ForkResult::Parent { child }) => {
@@ -874,6 +909,52 @@ impl Master {
             }
         }
     }
+}
+
+/// The old master's pid when USR2 started this one. Taken once: the
+/// variable is removed so workers and later upgrades do not see it.
+fn take_upgraded_from() -> Option<Pid> {
+    let pid = std::env::var("RWSGI_UPGRADE_FROM").ok().and_then(|p| p.parse::<i32>().ok()).map(Pid::from_raw);
+    std::env::remove_var("RWSGI_UPGRADE_FROM");
+    pid
+}
+
+/// The listening sockets: those the old master (USR2) or systemd passed,
+/// else `cfg`'s addresses bound now; true when they were passed.
+fn open_listeners(cfg: &Config) -> Result<(Vec<Rc<Listener>>, bool), String> {
+    let mut inherited = sys::upgrade_listen_fds();
+    if inherited.is_empty() {
+        // systemd keeps the socket files it made.
+        inherited = sys::systemd_listen_fds().into_iter().map(|fd| (fd, false)).collect();
+    }
+    if inherited.is_empty() {
+        return Ok((bind_all(cfg, &[])?, false));
+    }
+    let listeners = inherited
+        .into_iter()
+        .map(|(fd, owns)| Listener::adopt(fd, owns).map(Rc::new))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot use the sockets systemd passed: {e}"))?;
+    Ok((listeners, true))
+}
+
+/// A master started by USR2 writes PIDFILE.2 while the old master holds
+/// PIDFILE, and takes PIDFILE over when the old one exits.
+fn write_pidfile(cfg: &Config, upgraded_from: Option<Pid>) -> Result<Option<pidfile::Pidfile>, String> {
+    let Some(path) = &cfg.pidfile else { return Ok(None) };
+    let path = if upgraded_from.is_some() { pidfile::upgrade_path(path) } else { path.clone() };
+    pidfile::Pidfile::create(&path).map(Some)
+}
+
+/// Signal handlers that only write to a pipe, which the loop's poll
+/// watches.
+fn watch_signals(poll: &Poll) -> Result<Signals, String> {
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)
+        .map_err(|e| format!("cannot watch signals: {e}"))?;
+    Ok(signals)
 }
 
 /// Bind `cfg`'s addresses, sharing the sockets of `existing` that are
