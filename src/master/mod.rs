@@ -1,7 +1,8 @@
 //! The master: starts up (`start`, a fixed order of steps), binds the
 //! listeners, forks workers, and supervises them.
 //!
-//! Single-threaded and Python-free. Signal handlers (signal-hook) only
+//! Single-threaded and Python-free (`--check-config`, which imports the
+//! app, ends before a master exists). Signal handlers (signal-hook) only
 //! write to a pipe; the loop wakes on it and acts. Each turn of the loop
 //! is a short list of verbs: wait → drain signals → act on each → reap →
 //! shut down if stopping is done → murder stuck workers → manage workers →
