@@ -18,7 +18,7 @@ fn main() {
                 Outcome::Run(cfg) => Ok(*cfg),
                 Outcome::Print(_) => Err(config::ConfigError("unexpected --help or --version".into())),
             });
-            rwsgi::run(*cfg, argv, reloader)
+            rwsgi::master::start(*cfg, argv, reloader)
         }
         Err(e) => {
             let text = e.to_string();

@@ -1,23 +1,36 @@
-//! The master: binds the listeners, forks workers, and supervises them.
+//! The master: starts up (`start`, a fixed order of steps), binds the
+//! listeners, forks workers, and supervises them.
 //!
-//! Single-threaded and Python-free. Signal handlers (signal-hook) only
-//! write to a pipe; the loop wakes on it and acts. The loop is a short list
-//! of verbs: wait → drain signals → act → reap → manage workers.
+//! Single-threaded and Python-free (`--check-config`, which imports the
+//! app, ends before a master exists). Signal handlers (signal-hook) only
+//! write to a pipe; the loop wakes on it and acts. Each turn of the loop
+//! is a short list of verbs: wait → drain signals → act on each → reap →
+//! shut down if stopping is done → murder stuck workers → manage workers →
+//! check a reload → announce readiness → check the old master (USR2).
+//!
+//! A generation is one configuration and its listeners; HUP starts a new
+//! one beside the current one and switches once its workers have booted,
+//! so a reload that fails leaves the old workers serving.
 
+mod exit;
 mod pidfile;
+mod start;
+
+pub use start::start;
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 use signal_hook::consts::signal::*;
 use signal_hook_mio::v1_0::Signals;
 
+use self::exit::{reap_next, Exit, ExitKind};
 use crate::config::{BindAddr, Config};
 use crate::net::Listener;
 use crate::sys::{self, Scoreboard, SlotState};
@@ -32,7 +45,7 @@ enum Command {
     Stop,
     /// INT, QUIT: fast stop.
     Quit,
-    /// HUP: reload (not in this release: logged and ignored).
+    /// HUP: reload (a new generation of workers from settings read again).
     Reload,
     /// TTIN: one worker more.
     Increment,
@@ -40,11 +53,13 @@ enum Command {
     Decrement,
     /// USR1: reopen log files.
     ReopenLogs,
-    /// USR2: binary upgrade (not in this release).
+    /// USR2: binary upgrade (a new master from the binary on disk).
     Upgrade,
-    /// WINCH: stop workers, keep the master (not in this release).
+    /// WINCH: stop the workers, keep the master (when daemonized; ignored
+    /// otherwise, as a terminal resize sends it).
     Winch,
-    /// CHLD: a worker changed state; reaping happens every loop anyway.
+    /// CHLD: a child (worker, or the master USR2 started) changed state;
+    /// reaping happens every turn anyway.
     Child,
 }
 
@@ -85,19 +100,30 @@ struct Generation {
     target: usize,
 }
 
+impl Generation {
+    /// Generation `id` of `cfg`, wanting its configured number of workers
+    /// (as many as the scoreboard holds at most).
+    fn new(id: u64, cfg: Config, listeners: Vec<Rc<Listener>>) -> Generation {
+        let target = cfg.workers.min(sys::scoreboard::MAX_SLOTS);
+        Generation { id, cfg, listeners, target }
+    }
+}
+
 /// A reload under way: the new generation and when it began.
 struct PendingReload {
     generation: Generation,
     started: Instant,
 }
 
+/// A worker the master forked and has not reaped yet.
 struct WorkerEntry {
     slot: usize,
     /// Spawn order: TTOU stops the oldest.
     age: u64,
     generation: u64,
-    /// Told to stop (TTOU, reload, max-requests is the worker's own): not
-    /// counted toward the target, and killed at this deadline.
+    /// Told to stop (TTOU, WINCH, a finished or abandoned reload): not
+    /// counted toward the target, and killed at this deadline. A worker
+    /// recycling itself (max-requests, memory) is not retiring.
     retiring: Option<Instant>,
     /// Sent SIGABRT as stuck, at this time; SIGKILL follows after a grace.
     aborted: Option<Instant>,
@@ -135,7 +161,7 @@ pub struct Master {
     reloader: Reloader,
     /// The directory rwsgi started in: `--chdir` is applied from here
     /// again on reload.
-    start_dir: std::path::PathBuf,
+    start_dir: PathBuf,
     board: Scoreboard,
     poll: Poll,
     signals: Signals,
@@ -156,8 +182,9 @@ pub struct Master {
     last_loop: Instant,
     /// The command line, for USR2.
     argv: Vec<String>,
-    /// The listeners came from systemd (`LISTEN_FDS`): a reload keeps them
-    /// rather than binding the configured addresses.
+    /// The listeners were passed in (systemd's `LISTEN_FDS`, or the old
+    /// master's on USR2): a reload keeps them rather than binding the
+    /// configured addresses.
     socket_activated: bool,
     /// systemd has been told the service is ready (after the first boot).
     announced_ready: bool,
@@ -168,44 +195,19 @@ pub struct Master {
 }
 
 impl Master {
-    /// Bind every listener and prepare the loop. Errors are one readable
-    /// sentence each.
-    pub fn new(cfg: Config, argv: Vec<String>, reloader: Reloader, start_dir: std::path::PathBuf) -> Result<Master, String> {
-        let upgraded_from = std::env::var("RWSGI_UPGRADE_FROM").ok().and_then(|p| p.parse::<i32>().ok()).map(Pid::from_raw);
-        std::env::remove_var("RWSGI_UPGRADE_FROM");
-        let mut inherited = sys::upgrade_listen_fds();
-        if inherited.is_empty() {
-            // systemd keeps the socket files it made.
-            inherited = sys::systemd_listen_fds().into_iter().map(|fd| (fd, false)).collect();
-        }
-        let socket_activated = !inherited.is_empty();
-        let listeners = if socket_activated {
-            inherited
-                .into_iter()
-                .map(|(fd, owns)| Listener::adopt(fd, owns).map(Rc::new))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("cannot use the sockets systemd passed: {e}"))?
-        } else {
-            bind_all(&cfg, &[])?
-        };
-        // A master started by USR2 writes PIDFILE.2 while the old master
-        // holds PIDFILE, and takes PIDFILE over when the old one exits.
-        let pidfile = match (&cfg.pidfile, upgraded_from) {
-            (Some(path), Some(_)) => Some(pidfile::Pidfile::create(&pidfile::upgrade_path(path))?),
-            (Some(path), None) => Some(pidfile::Pidfile::create(path)?),
-            (None, _) => None,
-        };
+    /// Take over the listening sockets (passed by the old master on USR2
+    /// or by systemd, else bound now), write the pidfile and install the
+    /// signal handlers. Errors are one readable sentence each.
+    pub fn new(cfg: Config, argv: Vec<String>, reloader: Reloader, start_dir: PathBuf) -> Result<Master, String> {
+        let upgraded_from = take_upgraded_from();
+        let (listeners, socket_activated) = open_listeners(&cfg)?;
+        let pidfile = write_pidfile(&cfg, upgraded_from)?;
         let board = Scoreboard::new().map_err(|e| format!("cannot map the scoreboard: {e}"))?;
         let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
-        let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD])
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-        poll.registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)
-            .map_err(|e| format!("cannot watch signals: {e}"))?;
+        let signals = watch_signals(&poll)?;
         sys::ignore_sigpipe().map_err(|e| format!("cannot ignore SIGPIPE: {e}"))?;
-        let target = cfg.workers.min(crate::sys::scoreboard::MAX_SLOTS);
         Ok(Master {
-            current: Generation { id: 0, cfg, listeners, target },
+            current: Generation::new(0, cfg, listeners),
             pending: None,
             reloader,
             start_dir,
@@ -230,27 +232,7 @@ impl Master {
 
     /// Supervise until stopped; returns the process exit status.
     pub fn run(mut self) -> i32 {
-        sys::set_process_title("rwsgi: master", &format!("rwsgi: master [{}]", self.current.cfg.proc_name));
-        log::info!("Starting rwsgi {} [{}]", env!("CARGO_PKG_VERSION"), self.current.cfg.proc_name);
-        for l in &self.current.listeners {
-            log::info!("Listening at: {} ({})", l.describe(), std::process::id());
-        }
-        if self.socket_activated {
-            let from = if self.upgraded_from.is_some() { "the old master" } else { "systemd (LISTEN_FDS)" };
-            log::info!("Using the {} sockets passed by {from}", self.current.listeners.len());
-        }
-        match self.current.cfg.threads {
-            1 => log::info!("Using worker: sync"),
-            // Gunicorn's name for a sync worker with threads.
-            n => log::info!("Using worker: gthread ({n} threads)"),
-        }
-        let cfg = &self.current.cfg;
-        if cfg.protocol == crate::config::Protocol::Uwsgi {
-            log::info!("Protocol: uwsgi (for nginx uwsgi_pass), not HTTP");
-        }
-        if cfg.proxy_protocol != crate::config::ProxyProtocol::Off {
-            log::info!("Expecting a PROXY protocol header ({:?}) from --proxy-allow-from peers", cfg.proxy_protocol);
-        }
+        self.log_start();
         let mut events = Events::with_capacity(16);
         loop {
             self.wait(&mut events);
@@ -259,15 +241,7 @@ impl Master {
             }
             self.reap_workers();
             if let Some(code) = self.finished() {
-                // While the other master of a USR2 pair runs, the socket
-                // files are its too.
-                let other_master = self.upgrade_child_alive() || self.upgraded_from.is_some_and(|p| kill(p, None).is_ok());
-                if !other_master {
-                    for l in &self.current.listeners {
-                        l.remove_file();
-                    }
-                }
-                log::info!("Shutting down: Master");
+                self.shut_down();
                 return code;
             }
             self.murder_stuck_workers();
@@ -278,6 +252,33 @@ impl Master {
         }
     }
 
+    /// Name the process, and say what it serves, where, and how.
+    fn log_start(&self) {
+        let cfg = &self.current.cfg;
+        sys::set_process_title("rwsgi: master", &format!("rwsgi: master [{}]", cfg.proc_name));
+        log::info!("Starting rwsgi {} [{}]", env!("CARGO_PKG_VERSION"), cfg.proc_name);
+        for l in &self.current.listeners {
+            log::info!("Listening at: {} ({})", l.describe(), std::process::id());
+        }
+        if self.socket_activated {
+            let from = if self.upgraded_from.is_some() { "the old master" } else { "systemd (LISTEN_FDS)" };
+            log::info!("Using the {} sockets passed by {from}", self.current.listeners.len());
+        }
+        match cfg.threads {
+            1 => log::info!("Using worker: sync"),
+            // Gunicorn's name for a sync worker with threads.
+            n => log::info!("Using worker: gthread ({n} threads)"),
+        }
+        if cfg.protocol == crate::config::Protocol::Uwsgi {
+            log::info!("Protocol: uwsgi (for nginx uwsgi_pass), not HTTP");
+        }
+        if cfg.proxy_protocol != crate::config::ProxyProtocol::Off {
+            log::info!("Expecting a PROXY protocol header ({:?}) from --proxy-allow-from peers", cfg.proxy_protocol);
+        }
+    }
+
+    /// Sleep until a signal arrives or it is time to look at the workers
+    /// again (sooner while a reload is under way or a spawn is due).
     fn wait(&mut self, events: &mut Events) {
         let mut timeout = if self.pending.is_some() { Duration::from_millis(50) } else { Duration::from_millis(500) };
         let until_spawn = self.next_spawn.saturating_duration_since(Instant::now());
@@ -295,58 +296,82 @@ impl Master {
         self.signals.pending().filter_map(Command::from_signal).collect()
     }
 
+    /// Carry out what a signal asked for.
     fn act(&mut self, command: Command) {
         match command {
             Command::Stop => {
                 log::info!("Handling signal: term");
-                self.stop(true, 0)
+                self.stop(true, 0);
             }
             Command::Quit => {
                 log::info!("Handling signal: int");
-                self.stop(false, 0)
+                self.stop(false, 0);
             }
             Command::Reload => {
                 log::info!("Handling signal: hup");
                 sys::notify_systemd("RELOADING=1\nSTATUS=reloading");
                 self.reload();
-                if self.pending.is_none() && self.phase == Phase::Running {
-                    // The reload failed at once; the old workers serve on.
-                    sys::notify_systemd("READY=1\nSTATUS=reload failed; old workers serving");
-                }
             }
-            Command::Increment => {
-                if self.phase == Phase::Running && self.current.target < crate::sys::scoreboard::MAX_SLOTS {
-                    self.current.target += 1;
-                    log::info!("Handling signal: ttin; workers now {}", self.current.target);
-                }
-            }
-            Command::Decrement => {
-                if self.phase == Phase::Running && self.current.target > 1 {
-                    self.current.target -= 1;
-                    log::info!("Handling signal: ttou; workers now {}", self.current.target);
-                }
-            }
-            Command::ReopenLogs => {
-                if let Err(e) = crate::logging::reopen_error_log() {
-                    log::error!("{e}");
-                }
-                self.signal_workers(Signal::SIGUSR1);
-            }
+            Command::Increment => self.raise_target(),
+            Command::Decrement => self.lower_target(),
+            Command::ReopenLogs => self.reopen_logs(),
             Command::Upgrade => self.upgrade(),
-            Command::Winch if self.current.cfg.daemon => {
-                // Gunicorn's meaning: stop the workers, keep the master
-                // (HUP or TTIN bring workers back).
-                log::info!("Handling signal: winch; stopping all workers gracefully");
-                if let Some(p) = self.pending.take() {
-                    self.abandon(p);
-                }
-                self.current.target = 0;
-                let id = self.current.id;
-                self.retire_generation(id, Signal::SIGTERM);
-            }
-            Command::Winch => log::info!("SIGWINCH ignored: not daemonized"),
+            Command::Winch => self.winch(),
             Command::Child => {}
         }
+    }
+
+    /// The last turn: the socket files go, unless the other master of a
+    /// USR2 pair still runs (they are its too).
+    fn shut_down(&self) {
+        let other_master = self.upgrade_child_alive() || self.upgraded_from.is_some_and(|p| kill(p, None).is_ok());
+        if !other_master {
+            for l in &self.current.listeners {
+                l.remove_file();
+            }
+        }
+        log::info!("Shutting down: Master");
+    }
+
+    /// TTIN: one worker more, as many as the scoreboard holds at most.
+    fn raise_target(&mut self) {
+        if self.phase == Phase::Running && self.current.target < sys::scoreboard::MAX_SLOTS {
+            self.current.target += 1;
+            log::info!("Handling signal: ttin; workers now {}", self.current.target);
+        }
+    }
+
+    /// TTOU: one worker fewer, never none; `manage_workers` retires the
+    /// oldest.
+    fn lower_target(&mut self) {
+        if self.phase == Phase::Running && self.current.target > 1 {
+            self.current.target -= 1;
+            log::info!("Handling signal: ttou; workers now {}", self.current.target);
+        }
+    }
+
+    /// USR1: the master reopens its error log, each worker its own logs.
+    fn reopen_logs(&self) {
+        if let Err(e) = crate::logging::reopen_error_log() {
+            log::error!("{e}");
+        }
+        self.signal_workers(Signal::SIGUSR1);
+    }
+
+    /// WINCH, in Gunicorn's meaning when daemonized: stop the workers,
+    /// keep the master (HUP or TTIN bring workers back). A process with a
+    /// terminal gets WINCH whenever the window is resized.
+    fn winch(&mut self) {
+        if !self.current.cfg.daemon {
+            log::info!("SIGWINCH ignored: not daemonized");
+            return;
+        }
+        log::info!("Handling signal: winch; stopping all workers gracefully");
+        if let Some(p) = self.pending.take() {
+            self.abandon(p);
+        }
+        self.current.target = 0;
+        self.retire_generation(self.current.id);
     }
 
     /// HUP: read the settings again and start a new generation of workers
@@ -361,6 +386,26 @@ impl Master {
             log::info!("Reload: a newer reload replaces the one under way");
             self.abandon(p);
         }
+        let (cfg, listeners) = match self.load_generation() {
+            Ok(loaded) => loaded,
+            Err(e) => return self.reload_failed(&e),
+        };
+        for l in &listeners {
+            if !self.current.listeners.iter().any(|old| Rc::ptr_eq(old, l)) {
+                log::info!("Listening at: {} ({})", l.describe(), std::process::id());
+            }
+        }
+        self.board.clear_boot_error();
+        let id = self.next_generation;
+        self.next_generation += 1;
+        self.pending = Some(PendingReload { generation: Generation::new(id, cfg, listeners), started: Instant::now() });
+    }
+
+    /// The settings read again from the directory rwsgi started in (so a
+    /// relative `--chdir` or config path means what it meant at start),
+    /// and their listeners, sharing the current ones where the address
+    /// stays. On failure the working directory is put back.
+    fn load_generation(&self) -> Result<(Config, Vec<Rc<Listener>>), String> {
         let here = std::env::current_dir().unwrap_or_else(|_| self.start_dir.clone());
         let loaded = std::env::set_current_dir(&self.start_dir)
             .map_err(|e| format!("cannot return to {}: {e}", self.start_dir.display()))
@@ -378,24 +423,10 @@ impl Master {
                     bind_all(&cfg, &self.current.listeners).map(|l| (cfg, l))
                 }
             });
-        let (cfg, listeners) = match loaded {
-            Ok(x) => x,
-            Err(e) => {
-                let _ = std::env::set_current_dir(here);
-                log::error!("Reload failed, old workers keep serving: {e}");
-                return;
-            }
-        };
-        for l in &listeners {
-            if !self.current.listeners.iter().any(|old| Rc::ptr_eq(old, l)) {
-                log::info!("Listening at: {} ({})", l.describe(), std::process::id());
-            }
+        if loaded.is_err() {
+            let _ = std::env::set_current_dir(here);
         }
-        self.board.clear_boot_error();
-        let target = cfg.workers.min(crate::sys::scoreboard::MAX_SLOTS);
-        let id = self.next_generation;
-        self.next_generation += 1;
-        self.pending = Some(PendingReload { generation: Generation { id, cfg, listeners, target }, started: Instant::now() });
+        loaded
     }
 
     /// Switch to the pending generation once all its workers have booted;
@@ -408,17 +439,70 @@ impl Master {
             let old = std::mem::replace(&mut self.current, p.generation);
             log::info!("Reload: {booted} new workers booted; stopping the old ones gracefully");
             sys::notify_systemd(&format!("READY=1\nSTATUS=reloaded; {booted} workers"));
-            self.retire_generation(old.id, Signal::SIGTERM);
-            for l in &old.listeners {
-                if !self.current.listeners.iter().any(|new| Rc::ptr_eq(new, l)) {
-                    l.remove_file();
-                }
-            }
+            self.retire_generation(old.id);
+            self.remove_unshared_socket_files(&old.listeners);
         } else if p.started.elapsed() > p.generation.cfg.boot_timeout.unwrap_or(RELOAD_LIMIT_UNBOUNDED_BOOT) + RELOAD_SLACK {
-            let p = self.pending.take().expect("checked above");
-            log::error!("Reload failed, old workers keep serving: new workers did not boot within --boot-timeout");
+            self.reload_failed("new workers did not boot within --boot-timeout");
+        }
+    }
+
+    /// A reload that cannot go on: say why, give up its generation if it
+    /// got that far, and tell systemd the old workers still serve.
+    fn reload_failed(&mut self, why: &str) {
+        log::error!("Reload failed, old workers keep serving: {why}");
+        if let Some(p) = self.pending.take() {
             self.abandon(p);
-            sys::notify_systemd("READY=1\nSTATUS=reload failed; old workers serving");
+        }
+        sys::notify_systemd("READY=1\nSTATUS=reload failed; old workers serving");
+    }
+
+    /// Give up a reload: its workers go (gracefully where they already
+    /// serve), its new sockets close.
+    fn abandon(&mut self, p: PendingReload) {
+        for pid in self.unretired(p.generation.id) {
+            let booting = self.workers.get(&pid).is_some_and(|w| self.board.state(w.slot) == SlotState::Booting);
+            self.retire(pid, if booting { Signal::SIGINT } else { Signal::SIGTERM });
+        }
+        self.remove_unshared_socket_files(&p.generation.listeners);
+    }
+
+    /// Tell every worker of a generation to stop gracefully.
+    fn retire_generation(&mut self, id: u64) {
+        for pid in self.unretired(id) {
+            self.retire(pid, Signal::SIGTERM);
+        }
+    }
+
+    /// Tell a worker to stop with `sig`, and give it until the graceful
+    /// timeout: `manage_workers` kills it then. From now on it no longer
+    /// counts toward its generation's target.
+    fn retire(&mut self, pid: Pid, sig: Signal) {
+        let deadline = Instant::now() + self.current.cfg.graceful_timeout;
+        if let Some(w) = self.workers.get_mut(&pid) {
+            w.retiring = Some(deadline);
+            let _ = kill(pid, sig);
+        }
+    }
+
+    /// The workers of a generation not yet told to stop, oldest first.
+    fn unretired(&self, generation: u64) -> Vec<Pid> {
+        let mut found: Vec<(u64, Pid)> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation == generation && w.retiring.is_none())
+            .map(|(pid, w)| (w.age, *pid))
+            .collect();
+        found.sort_unstable();
+        found.into_iter().map(|(_, pid)| pid).collect()
+    }
+
+    /// Remove the socket files of `listeners` that the current generation
+    /// does not share: the current workers still accept on the others.
+    fn remove_unshared_socket_files(&self, listeners: &[Rc<Listener>]) {
+        for l in listeners {
+            if !self.current.listeners.iter().any(|cur| Rc::ptr_eq(cur, l)) {
+                l.remove_file();
+            }
         }
     }
 
@@ -477,32 +561,8 @@ impl Master {
         }
     }
 
-    /// Give up a reload: its workers go (gracefully where they already
-    /// serve), its new sockets close.
-    fn abandon(&mut self, p: PendingReload) {
-        let deadline = Instant::now() + self.current.cfg.graceful_timeout;
-        for (pid, w) in self.workers.iter_mut().filter(|(_, w)| w.generation == p.generation.id && w.retiring.is_none()) {
-            w.retiring = Some(deadline);
-            let booting = self.board.state(w.slot) == SlotState::Booting;
-            let _ = kill(*pid, if booting { Signal::SIGINT } else { Signal::SIGTERM });
-        }
-        for l in &p.generation.listeners {
-            if !self.current.listeners.iter().any(|cur| Rc::ptr_eq(cur, l)) {
-                l.remove_file();
-            }
-        }
-    }
-
-    /// Tell every worker of a generation to stop; kill it at the deadline.
-    fn retire_generation(&mut self, id: u64, sig: Signal) {
-        let deadline = Instant::now() + self.current.cfg.graceful_timeout;
-        for (pid, w) in self.workers.iter_mut().filter(|(_, w)| w.generation == id && w.retiring.is_none()) {
-            w.retiring = Some(deadline);
-            let _ = kill(*pid, sig);
-        }
-    }
-
-    /// Begin stopping: TERM (graceful) or INT (fast) to every worker.
+    /// Begin stopping: TERM (graceful) or INT (fast) to every worker. A
+    /// fast stop overrides a graceful one under way, never the reverse.
     fn stop(&mut self, graceful: bool, exit_code: i32) {
         let limit = if graceful { self.current.cfg.graceful_timeout } else { Duration::from_secs(1) };
         if let Phase::Stopping { deadline, .. } = self.phase {
@@ -514,11 +574,7 @@ impl Master {
         // but those still importing are not worth waiting for, and the
         // socket files only it made go.
         if let Some(p) = self.pending.take() {
-            for l in &p.generation.listeners {
-                if !self.current.listeners.iter().any(|cur| Rc::ptr_eq(cur, l)) {
-                    l.remove_file();
-                }
-            }
+            self.remove_unshared_socket_files(&p.generation.listeners);
             for (pid, w) in &self.workers {
                 if w.generation == p.generation.id && self.board.state(w.slot) == SlotState::Booting {
                     let _ = kill(*pid, Signal::SIGINT);
@@ -539,113 +595,107 @@ impl Master {
         }
     }
 
-    /// Collect every exited worker and say why it went.
+    /// Collect every child that has ended and say why it went.
     fn reap_workers(&mut self) {
-        loop {
-            let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(s) => s,
-            };
-            let (pid, code, signal) = match status {
-                WaitStatus::Exited(pid, code) => (pid, Some(code), None),
-                WaitStatus::Signaled(pid, sig, _) => (pid, None, Some(sig)),
-                _ => continue,
-            };
+        while let Some((pid, exit)) = reap_next() {
             if self.upgrade_child == Some(pid) {
-                self.upgrade_child = None;
-                log::error!("The new master {pid} exited ({}); this one serves on", describe_exit(code, signal));
-                continue;
+                self.upgrade_child_exited(pid, exit);
+            } else if let Some(entry) = self.workers.remove(&pid) {
+                self.worker_exited(pid, entry, exit);
             }
-            let Some(entry) = self.workers.remove(&pid) else { continue };
-            // A boot failure is a worker that never finished booting; the
-            // same status from a serving worker (an app calling
-            // os._exit(4)) is just an exit.
-            let booting = self.board.state(entry.slot) == SlotState::Booting;
-            self.board.release(entry.slot);
-            let stopping = self.phase != Phase::Running || entry.retiring.is_some();
-            let reason = code
-                .and_then(ExitReason::from_code)
-                .filter(|r| booting || matches!(r, ExitReason::Stopped | ExitReason::Panicked));
-            let reloading = self.pending.as_ref().is_some_and(|p| p.generation.id == entry.generation);
-            // A booted new worker recycling itself (max-requests, memory)
-            // is not a failed reload: it is simply replaced.
-            let recycled = reason == Some(ExitReason::Stopped) && !booting;
-            if reloading && !stopping && !recycled {
-                // Any death of a new-generation worker before the switch
-                // means the new code or settings do not work: keep the old.
-                let why = match (reason, self.board.boot_error()) {
-                    (Some(ExitReason::AppLoadError), Some(text)) => format!("the application failed to load:\n{text}"),
-                    _ => format!("new worker {pid} exited ({})", describe_exit(code, signal)),
-                };
-                log::error!("Reload failed, old workers keep serving: {why}");
-                let p = self.pending.take().expect("reloading implies pending");
-                self.abandon(p);
-                sys::notify_systemd("READY=1\nSTATUS=reload failed; old workers serving");
-                continue;
+        }
+    }
+
+    fn upgrade_child_exited(&mut self, pid: Pid, exit: Exit) {
+        self.upgrade_child = None;
+        log::error!("The new master {pid} exited ({exit}); this one serves on");
+    }
+
+    /// Free a worker's slot, log its end (one table: [`ExitKind`]), and
+    /// act on it: a failed reload, a crash loop, or a stop.
+    fn worker_exited(&mut self, pid: Pid, entry: WorkerEntry, exit: Exit) {
+        // A boot failure is a worker that never finished booting; the
+        // same status from a serving worker (an app calling
+        // os._exit(4)) is just an exit.
+        let booting = self.board.state(entry.slot) == SlotState::Booting;
+        self.board.release(entry.slot);
+        let reason = exit.reason().filter(|r| booting || matches!(r, ExitReason::Stopped | ExitReason::Panicked));
+        let stopping = self.phase != Phase::Running || entry.retiring.is_some();
+        // A booted new worker recycling itself (max-requests, memory)
+        // is not a failed reload: it is simply replaced.
+        let recycled = reason == Some(ExitReason::Stopped) && !booting;
+        if self.is_pending(entry.generation) && !stopping && !recycled {
+            return self.reload_worker_died(pid, reason, exit);
+        }
+        // Told to go (TTOU, WINCH, a finished or abandoned reload):
+        // however it ended, it says nothing about the current generation.
+        let retired = entry.retiring.is_some() || entry.generation != self.current.id;
+        if !retired && self.phase == Phase::Running {
+            self.note_lifetime(pid, &entry, reason, exit);
+        }
+        let kind = self.classify_exit(retired, reason, exit, entry.aborted.is_some());
+        for (level, text) in kind.log_lines(pid) {
+            log::log!(level, "{text}");
+        }
+        if let Some(code) = kind.stops_master() {
+            self.stop(false, code);
+        }
+    }
+
+    /// A worker of the pending generation died before the switch: the new
+    /// code or settings do not work, so the old generation stays.
+    fn reload_worker_died(&mut self, pid: Pid, reason: Option<ExitReason>, exit: Exit) {
+        let why = match (reason, self.board.boot_error()) {
+            (Some(ExitReason::AppLoadError), Some(text)) => format!("the application failed to load:\n{text}"),
+            _ => format!("new worker {pid} exited ({exit})"),
+        };
+        self.reload_failed(&why);
+    }
+
+    /// Which kind of end this was, for [`ExitKind`]'s table: by the reason
+    /// the worker gave or the signal that ended it, whether the master is
+    /// stopping, and whether it was aborted as stuck.
+    fn classify_exit(&mut self, retired: bool, reason: Option<ExitReason>, exit: Exit, aborted: bool) -> ExitKind {
+        let stopping = self.phase != Phase::Running;
+        let served = self.board.booted_once();
+        match (reason, exit) {
+            _ if retired => ExitKind::Retired(exit),
+            (Some(ExitReason::AppLoadError), _) if served => {
+                // The service has run: a replacement that cannot load the
+                // app (code changed on disk) must not take it down. The
+                // crash-loop back-off paces the retries.
+                let traceback = self.board.boot_error().unwrap_or_default();
+                if self.pending.is_none() {
+                    // (A pending reload's failure keeps its traceback.)
+                    self.board.clear_boot_error();
+                }
+                ExitKind::AppLoadFailedOthersServe { serving: self.serving_workers(self.current.id), traceback }
             }
-            if entry.retiring.is_some() || entry.generation != self.current.id {
-                // Told to go (TTOU, a finished or abandoned reload): however
-                // it ended, it says nothing about the current generation.
-                log::info!("Worker exiting (pid: {pid}, {})", describe_exit(code, signal));
-                continue;
-            }
-            if self.phase == Phase::Running {
-                self.note_lifetime(pid, &entry, reason, signal);
-            }
-            match (reason, signal) {
-                (Some(ExitReason::AppLoadError), _) if self.board.booted_once() => {
-                    // The service has run: a replacement that cannot load
-                    // the app (code changed on disk) must not take it down.
-                    // The crash-loop back-off paces the retries.
-                    let text = self.board.boot_error().unwrap_or_default();
-                    if self.pending.is_none() {
-                        // (A pending reload's failure keeps its traceback.)
-                        self.board.clear_boot_error();
-                    }
-                    let serving = self.serving_workers(self.current.id);
-                    log::error!("Worker {pid} failed to load the application; {serving} workers serve on:\n{text}");
-                }
-                (Some(ExitReason::AppLoadError), _) => {
-                    // Printed once: the first failure stops the master, and
-                    // only the first worker's text is on the board.
-                    if self.phase == Phase::Running {
-                        if let Some(text) = self.board.boot_error() {
-                            log::error!("Worker {pid} failed to load the application:\n{text}");
-                        }
-                        log::error!("Reason: App failed to load.");
-                    }
-                    self.stop(false, ExitReason::AppLoadError.code());
-                }
-                (Some(ExitReason::BootError), _) if self.board.booted_once() => {
-                    log::error!("Worker {pid} failed to boot; other workers serve on");
-                }
-                (Some(ExitReason::BootError), _) => {
-                    log::error!("Worker {pid} failed to boot");
-                    self.stop(false, ExitReason::BootError.code());
-                }
-                (Some(ExitReason::Stopped), _) if stopping => log::info!("Worker exiting (pid: {pid})"),
-                (Some(ExitReason::Stopped), _) => log::info!("Worker {pid} exited"),
-                (Some(ExitReason::Panicked), _) => log::error!("Worker {pid} crashed (a bug in rwsgi; see above)"),
-                (None, Some(Signal::SIGKILL)) if stopping => log::warn!("Worker {pid} killed after the graceful timeout"),
-                (None, Some(Signal::SIGABRT | Signal::SIGKILL)) if entry.aborted.is_some() => {
-                    log::error!("Worker {pid} killed as stuck; replacing it")
-                }
-                (None, Some(Signal::SIGKILL)) => log::error!("Worker {pid} was sent SIGKILL! Perhaps out of memory?"),
-                (None, Some(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) if stopping => {
-                    log::info!("Worker exiting (pid: {pid})")
-                }
-                (None, Some(sig)) => log::error!("Worker {pid} was killed by {sig}"),
-                (None, None) => log::error!("Worker {pid} exited with status {}", code.unwrap_or(-1)),
-            }
+            // Printed once: the first failure stops the master, and only
+            // the first worker's text is on the board.
+            (Some(ExitReason::AppLoadError), _) if stopping => ExitKind::AppLoadFailedWhileStopping,
+            (Some(ExitReason::AppLoadError), _) => ExitKind::AppLoadFailed { traceback: self.board.boot_error() },
+            (Some(ExitReason::BootError), _) if served => ExitKind::BootFailedOthersServe,
+            (Some(ExitReason::BootError), _) => ExitKind::BootFailed,
+            (Some(ExitReason::Stopped), _) if stopping => ExitKind::Stopped,
+            (Some(ExitReason::Stopped), _) => ExitKind::StoppedOnItsOwn,
+            (Some(ExitReason::Panicked), _) => ExitKind::Panicked,
+            (None, Exit::Signal(Signal::SIGKILL)) if stopping => ExitKind::KilledAfterGracefulTimeout,
+            (None, Exit::Signal(Signal::SIGABRT | Signal::SIGKILL)) if aborted => ExitKind::KilledAsStuck,
+            (None, Exit::Signal(Signal::SIGKILL)) => ExitKind::KilledOutOfMemory,
+            (None, Exit::Signal(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) if stopping => ExitKind::Stopped,
+            (None, Exit::Signal(sig)) => ExitKind::KilledBy(sig),
+            (None, Exit::Status(code)) => ExitKind::Status(code),
         }
     }
 
     /// Back off when workers die soon after they start (a crash loop);
     /// forget it once one lives long enough.
-    fn note_lifetime(&mut self, pid: Pid, entry: &WorkerEntry, reason: Option<ExitReason>, signal: Option<Signal>) {
+    fn note_lifetime(&mut self, pid: Pid, entry: &WorkerEntry, reason: Option<ExitReason>, exit: Exit) {
         let lived = entry.started.elapsed();
         // A worker the master killed as stuck did not crash by itself.
-        let crashed = (signal.is_some() || reason != Some(ExitReason::Stopped)) && entry.aborted.is_none();
+        let signalled = matches!(exit, Exit::Signal(_));
+        let crashed = (signalled || reason != Some(ExitReason::Stopped)) && entry.aborted.is_none();
         // However long an import took, failing it again at once is useless.
         if crashed && (lived < CRASH_WINDOW || reason == Some(ExitReason::AppLoadError)) {
             self.spawn_delay = (self.spawn_delay * 2).clamp(SPAWN_DELAY_MIN, SPAWN_DELAY_MAX);
@@ -674,47 +724,60 @@ impl Master {
     /// if the worker is still there after a grace.
     fn murder_stuck_workers(&mut self) {
         let now = Instant::now();
-        let gap = now.duration_since(self.last_loop);
-        self.last_loop = now;
-        if gap > PAUSE_GAP {
-            // The whole process group was likely stopped (SIGSTOP, a
-            // paused container): nobody beat, nobody is stuck.
-            log::info!("The master was paused for {} ms; heartbeats start over", gap.as_millis());
-            for w in self.workers.values() {
-                self.board.beat(w.slot);
-            }
+        if self.was_paused(now) {
             return;
         }
-        for (pid, w) in self.workers.iter_mut() {
+        let pids: Vec<Pid> = self.workers.keys().copied().collect();
+        for pid in pids {
+            let w = &self.workers[&pid];
             if let Some(at) = w.aborted {
                 if now.duration_since(at) >= ABORT_GRACE {
-                    let _ = kill(*pid, Signal::SIGKILL);
+                    let _ = kill(pid, Signal::SIGKILL);
                 }
-                continue;
-            }
-            let cfg = match &self.pending {
-                Some(p) if p.generation.id == w.generation => &p.generation.cfg,
-                _ => &self.current.cfg,
-            };
-            let silent = Duration::from_millis(self.board.silent_for_ms(w.slot));
-            let why = match self.board.state(w.slot) {
-                SlotState::Free => None,
-                SlotState::Booting => cfg.boot_timeout.filter(|t| silent > *t).map(|_| "did not boot in time"),
-                SlotState::Idle | SlotState::Busy | SlotState::Stopping => {
-                    let running = self.board.request_running_ms(w.slot).map(Duration::from_millis);
-                    if cfg.timeout.is_some_and(|t| silent > t) {
-                        Some("no heartbeat")
-                    } else if cfg.request_timeout.zip(running).is_some_and(|(t, r)| r > t) {
-                        Some("request took too long")
-                    } else {
-                        None
-                    }
-                }
-            };
-            if let Some(why) = why {
+            } else if let Some(why) = self.why_stuck(w) {
                 log::error!("WORKER TIMEOUT (pid:{pid}): {why}; its Python stack follows");
-                let _ = kill(*pid, Signal::SIGABRT);
-                w.aborted = Some(now);
+                let _ = kill(pid, Signal::SIGABRT);
+                if let Some(w) = self.workers.get_mut(&pid) {
+                    w.aborted = Some(now);
+                }
+            }
+        }
+    }
+
+    /// Whether the loop's last turn was so long ago that the process was
+    /// paused; if so, every heartbeat starts over.
+    fn was_paused(&mut self, now: Instant) -> bool {
+        let gap = now.duration_since(self.last_loop);
+        self.last_loop = now;
+        if gap <= PAUSE_GAP {
+            return false;
+        }
+        // The whole process group was likely stopped (SIGSTOP, a paused
+        // container): nobody beat, nobody is stuck.
+        log::info!("The master was paused for {} ms; heartbeats start over", gap.as_millis());
+        for w in self.workers.values() {
+            self.board.beat(w.slot);
+        }
+        true
+    }
+
+    /// Why a worker counts as stuck under its generation's timeouts, if
+    /// it does.
+    fn why_stuck(&self, w: &WorkerEntry) -> Option<&'static str> {
+        let cfg = &self.generation(w.generation).cfg;
+        let silent = Duration::from_millis(self.board.silent_for_ms(w.slot));
+        match self.board.state(w.slot) {
+            SlotState::Free => None,
+            SlotState::Booting => cfg.boot_timeout.filter(|t| silent > *t).map(|_| "did not boot in time"),
+            SlotState::Idle | SlotState::Busy | SlotState::Stopping => {
+                let running = self.board.request_running_ms(w.slot).map(Duration::from_millis);
+                if cfg.timeout.is_some_and(|t| silent > t) {
+                    Some("no heartbeat")
+                } else if cfg.request_timeout.zip(running).is_some_and(|(t, r)| r > t) {
+                    Some("request took too long")
+                } else {
+                    None
+                }
             }
         }
     }
@@ -730,42 +793,51 @@ impl Master {
                 }
             }
             Phase::Running => {
-                for (pid, w) in &self.workers {
-                    if w.retiring.is_some_and(|d| now >= d) {
-                        let _ = kill(*pid, Signal::SIGKILL);
-                    }
-                }
-                let mut wanted = vec![(self.current.id, self.current.target)];
-                if let Some(p) = &self.pending {
-                    wanted.push((p.generation.id, p.generation.target));
-                }
-                for (id, target) in wanted {
-                    if now < self.next_spawn {
-                        break;
-                    }
-                    let mut missing = target.saturating_sub(self.active_workers(id));
-                    while missing > 0 && self.spawn_worker(id) {
-                        missing -= 1;
-                    }
-                }
-                if self.active_workers(self.current.id) > self.current.target {
-                    let id = self.current.id;
-                    let deadline = now + self.current.cfg.graceful_timeout;
-                    let oldest = self
-                        .workers
-                        .iter_mut()
-                        .filter(|(_, w)| w.generation == id && w.retiring.is_none())
-                        .min_by_key(|(_, w)| w.age);
-                    if let Some((pid, w)) = oldest {
-                        w.retiring = Some(deadline);
-                        let _ = kill(*pid, Signal::SIGTERM);
-                    }
-                }
+                self.kill_overdue_retirees(now);
+                self.spawn_missing_workers(now);
+                self.retire_surplus_worker();
             }
         }
     }
 
-    /// Workers of a generation counted toward its target (not retiring).
+    /// Retiring workers still there at their deadline are killed.
+    fn kill_overdue_retirees(&self, now: Instant) {
+        for (pid, w) in &self.workers {
+            if w.retiring.is_some_and(|d| now >= d) {
+                let _ = kill(*pid, Signal::SIGKILL);
+            }
+        }
+    }
+
+    /// Fork what the current and the pending generation lack, unless the
+    /// crash-loop back-off says to wait.
+    fn spawn_missing_workers(&mut self, now: Instant) {
+        let mut wanted = vec![(self.current.id, self.current.target)];
+        if let Some(p) = &self.pending {
+            wanted.push((p.generation.id, p.generation.target));
+        }
+        for (id, target) in wanted {
+            if now < self.next_spawn {
+                break;
+            }
+            let mut missing = target.saturating_sub(self.active_workers(id));
+            while missing > 0 && self.spawn_worker(id) {
+                missing -= 1;
+            }
+        }
+    }
+
+    /// Above the current generation's target (TTOU), the oldest worker
+    /// goes, one per turn.
+    fn retire_surplus_worker(&mut self) {
+        if self.active_workers(self.current.id) <= self.current.target {
+            return;
+        }
+        if let Some(&oldest) = self.unretired(self.current.id).first() {
+            self.retire(oldest, Signal::SIGTERM);
+        }
+    }
+
     /// Workers of a generation that have booted and serve (not retiring).
     fn serving_workers(&self, generation: u64) -> usize {
         self.workers
@@ -775,6 +847,7 @@ impl Master {
             .count()
     }
 
+    /// Workers of a generation counted toward its target (not retiring).
     /// A worker stopping on its own (max-requests, memory) no longer
     /// counts: its replacement boots while it drains.
     fn active_workers(&self, generation: u64) -> usize {
@@ -785,26 +858,41 @@ impl Master {
             .count()
     }
 
+    fn is_pending(&self, generation: u64) -> bool {
+        self.pending.as_ref().is_some_and(|p| p.generation.id == generation)
+    }
+
+    /// The generation whose settings a worker of generation `id` follows:
+    /// the pending one if it is that, else the current one (whose
+    /// timeouts also judge the retiring workers of older generations).
+    fn generation(&self, id: u64) -> &Generation {
+        match &self.pending {
+            Some(p) if p.generation.id == id => &p.generation,
+            _ => &self.current,
+        }
+    }
+
+    /// Fork a worker of `generation` into a free scoreboard slot; false
+    /// when every slot is taken or the fork failed.
+    // The one `unsafe` outside sys/: forking a worker is the master's job,
+    // and only the master can vouch for the contract (one thread).
+    #[allow(unsafe_code)]
     fn spawn_worker(&mut self, generation: u64) -> bool {
         let used: Vec<usize> = self.workers.values().map(|w| w.slot).collect();
-        let Some(slot) = (0..crate::sys::scoreboard::MAX_SLOTS).find(|s| !used.contains(s)) else {
+        let Some(slot) = (0..sys::scoreboard::MAX_SLOTS).find(|s| !used.contains(s)) else {
             return false;
         };
         self.board.assign(slot, 0);
         let master = nix::unistd::getpid();
-        match sys::fork() {
+        // SAFETY: the master never starts a thread: signal handlers only
+        // write to signal-hook's pipe, the loop runs on the thread that
+        // runs main, and Python (whose threads could outlive a call) is
+        // never started here. The process is single-threaded, as fork
+        // requires.
+        match unsafe { sys::fork() } {
             Ok(ForkResult::Child) => {
-                let gen = match &self.pending {
-                    Some(p) if p.generation.id == generation => &p.generation,
-                    _ => &self.current,
-                };
-                let spec = WorkerSpec {
-                    cfg: &gen.cfg,
-                    listeners: &gen.listeners,
-                    board: &self.board,
-                    slot,
-                    master,
-                };
+                let gen = self.generation(generation);
+                let spec = WorkerSpec { cfg: &gen.cfg, listeners: &gen.listeners, board: &self.board, slot, master };
                 worker::run(spec)
             }
             Ok(ForkResult::Parent { child }) => {
@@ -822,6 +910,52 @@ impl Master {
             }
         }
     }
+}
+
+/// The old master's pid when USR2 started this one. Taken once: the
+/// variable is removed so workers and later upgrades do not see it.
+fn take_upgraded_from() -> Option<Pid> {
+    let pid = std::env::var("RWSGI_UPGRADE_FROM").ok().and_then(|p| p.parse::<i32>().ok()).map(Pid::from_raw);
+    std::env::remove_var("RWSGI_UPGRADE_FROM");
+    pid
+}
+
+/// The listening sockets: those the old master (USR2) or systemd passed,
+/// else `cfg`'s addresses bound now; true when they were passed.
+fn open_listeners(cfg: &Config) -> Result<(Vec<Rc<Listener>>, bool), String> {
+    let mut inherited = sys::upgrade_listen_fds();
+    if inherited.is_empty() {
+        // systemd keeps the socket files it made.
+        inherited = sys::systemd_listen_fds().into_iter().map(|fd| (fd, false)).collect();
+    }
+    if inherited.is_empty() {
+        return Ok((bind_all(cfg, &[])?, false));
+    }
+    let listeners = inherited
+        .into_iter()
+        .map(|(fd, owns)| Listener::adopt(fd, owns).map(Rc::new))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot use the sockets systemd passed: {e}"))?;
+    Ok((listeners, true))
+}
+
+/// A master started by USR2 writes PIDFILE.2 while the old master holds
+/// PIDFILE, and takes PIDFILE over when the old one exits.
+fn write_pidfile(cfg: &Config, upgraded_from: Option<Pid>) -> Result<Option<pidfile::Pidfile>, String> {
+    let Some(path) = &cfg.pidfile else { return Ok(None) };
+    let path = if upgraded_from.is_some() { pidfile::upgrade_path(path) } else { path.clone() };
+    pidfile::Pidfile::create(&path).map(Some)
+}
+
+/// Signal handlers that only write to a pipe, which the loop's poll
+/// watches.
+fn watch_signals(poll: &Poll) -> Result<Signals, String> {
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)
+        .map_err(|e| format!("cannot watch signals: {e}"))?;
+    Ok(signals)
 }
 
 /// Bind `cfg`'s addresses, sharing the sockets of `existing` that are
@@ -847,12 +981,3 @@ fn bind_all(cfg: &Config, existing: &[Rc<Listener>]) -> Result<Vec<Rc<Listener>>
     }
     Ok(out)
 }
-
-fn describe_exit(code: Option<i32>, signal: Option<Signal>) -> String {
-    match (code, signal) {
-        (_, Some(sig)) => format!("killed by {sig}"),
-        (Some(c), None) => format!("status {c}"),
-        (None, None) => "unknown status".into(),
-    }
-}
-

@@ -141,12 +141,20 @@ pub fn beat() {
 /// [`install_worker_signals`] has replaced the master's handlers, so a
 /// signal sent to a brand-new worker is neither lost in the master's pipe
 /// nor acted on with the master's meaning.
-pub fn fork() -> nix::Result<ForkResult> {
+///
+/// # Safety
+///
+/// The calling process must have exactly one thread. The child is a copy
+/// of the caller's memory with only the calling thread in it, and it goes
+/// on to run arbitrary code (allocate, log, start Python, or exec); a lock
+/// that another thread held at the fork, or data it was halfway through
+/// changing, would stay that way in the child for good.
+pub unsafe fn fork() -> nix::Result<ForkResult> {
     let mut old = SigSet::empty();
     signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old))?;
-    // SAFETY: only the master calls this, and the master is single-threaded
-    // (no thread holds a lock the child could need), so the child may run
-    // arbitrary code afterwards.
+    // SAFETY: the caller guarantees this process is single-threaded (this
+    // function's contract), so no thread holds a lock the child could need
+    // and the child may run arbitrary code afterwards.
     let result = unsafe { nix::unistd::fork() };
     if !matches!(result, Ok(ForkResult::Child)) {
         // Restoring a mask saved a moment ago cannot fail in practice; an
@@ -458,7 +466,10 @@ pub fn spawn_upgraded_master(program: &str, args: &[String], dir: &Path, fds: &[
     let c_program = CString::new(program).map_err(|_| "the program path contains NUL".to_string())?;
     let fd_list = fds.iter().map(|(fd, own)| if *own { format!("{fd}:own") } else { fd.to_string() }).collect::<Vec<_>>().join(",");
     let master = std::process::id().to_string();
-    match fork().map_err(|e| format!("fork failed: {e}"))? {
+    // SAFETY: only the master calls this (on USR2), and the master never
+    // starts a thread: it is the single thread that runs main, so the
+    // process is single-threaded here, as fork requires.
+    match unsafe { fork() }.map_err(|e| format!("fork failed: {e}"))? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
             // The master is single-threaded, so the child may allocate

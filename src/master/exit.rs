@@ -1,0 +1,210 @@
+//! How a child ended, and the one table from a worker's end to its log
+//! lines and to what it means for the service.
+//!
+//! Log levels are an interface: operators alert on errors. A worker the
+//! kernel killed (out of memory?) or that crashed is an error, one killed
+//! at the end of the graceful timeout a warning, one that stopped as
+//! asked is info. The master decides which kind an end is
+//! (`Master::classify_exit`); this module owns the words.
+
+use std::fmt;
+
+use log::Level;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::worker::ExitReason;
+
+/// How a child process ended, as waitpid tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Exit {
+    /// It exited with this status.
+    Status(i32),
+    /// This signal ended it.
+    Signal(Signal),
+}
+
+impl Exit {
+    /// The reason a worker gave by its exit status, if it is one of
+    /// rwsgi's.
+    pub(super) fn reason(self) -> Option<ExitReason> {
+        match self {
+            Exit::Status(code) => ExitReason::from_code(code),
+            Exit::Signal(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Status(code) => write!(f, "status {code}"),
+            Exit::Signal(sig) => write!(f, "killed by {sig}"),
+        }
+    }
+}
+
+/// The next child that has ended, without waiting; `None` once there is
+/// none.
+pub(super) fn reap_next() -> Option<(Pid, Exit)> {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => return Some((pid, Exit::Status(code))),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => return Some((pid, Exit::Signal(sig))),
+            Ok(WaitStatus::StillAlive) | Err(_) => return None,
+            // Stopped or continued (job control, a debugger): not an end.
+            Ok(_) => {}
+        }
+    }
+}
+
+/// How a worker's life ended, as far as the log and the service care.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum ExitKind {
+    /// Told to go (TTOU, WINCH, a finished or abandoned reload), or of an
+    /// older generation: however it ended, it says nothing about the
+    /// workers serving now.
+    Retired(Exit),
+    /// A replacement could not import the application after the service
+    /// had served (the code changed on disk): the others serve on.
+    AppLoadFailedOthersServe { serving: usize, traceback: String },
+    /// The application could not be imported before any worker served:
+    /// it never will, so the service stops.
+    AppLoadFailed { traceback: Option<String> },
+    /// The same while the master is stopping already: nothing to add.
+    AppLoadFailedWhileStopping,
+    /// Could not boot after the service had served: the others serve on.
+    BootFailedOthersServe,
+    /// Could not boot before any worker served: the service stops.
+    BootFailed,
+    /// Stopped as the master asked.
+    Stopped,
+    /// Stopped cleanly without the master asking (max-requests, memory,
+    /// a TERM from elsewhere); it is replaced.
+    StoppedOnItsOwn,
+    /// rwsgi itself panicked in the worker (a bug).
+    Panicked,
+    /// Still running at the end of the graceful timeout, and killed.
+    KilledAfterGracefulTimeout,
+    /// Aborted as stuck (`murder_stuck_workers`), then gone.
+    KilledAsStuck,
+    /// SIGKILL from outside rwsgi: most often the kernel's OOM killer.
+    KilledOutOfMemory,
+    /// Another signal ended it.
+    KilledBy(Signal),
+    /// An exit status that is not one of rwsgi's reasons.
+    Status(i32),
+}
+
+impl ExitKind {
+    /// The one table from a worker's end to its log lines: level and text.
+    pub(super) fn log_lines(&self, pid: Pid) -> Vec<(Level, String)> {
+        let line = |level, text| vec![(level, text)];
+        match self {
+            ExitKind::Retired(exit) => line(Level::Info, format!("Worker exiting (pid: {pid}, {exit})")),
+            ExitKind::AppLoadFailedOthersServe { serving, traceback } => line(
+                Level::Error,
+                format!("Worker {pid} failed to load the application; {serving} workers serve on:\n{traceback}"),
+            ),
+            ExitKind::AppLoadFailed { traceback } => {
+                let mut lines = Vec::new();
+                if let Some(text) = traceback {
+                    lines.push((Level::Error, format!("Worker {pid} failed to load the application:\n{text}")));
+                }
+                lines.push((Level::Error, "Reason: App failed to load.".to_string()));
+                lines
+            }
+            ExitKind::AppLoadFailedWhileStopping => Vec::new(),
+            ExitKind::BootFailedOthersServe => line(Level::Error, format!("Worker {pid} failed to boot; other workers serve on")),
+            ExitKind::BootFailed => line(Level::Error, format!("Worker {pid} failed to boot")),
+            ExitKind::Stopped => line(Level::Info, format!("Worker exiting (pid: {pid})")),
+            ExitKind::StoppedOnItsOwn => line(Level::Info, format!("Worker {pid} exited")),
+            ExitKind::Panicked => line(Level::Error, format!("Worker {pid} crashed (a bug in rwsgi; see above)")),
+            ExitKind::KilledAfterGracefulTimeout => line(Level::Warn, format!("Worker {pid} killed after the graceful timeout")),
+            ExitKind::KilledAsStuck => line(Level::Error, format!("Worker {pid} killed as stuck; replacing it")),
+            ExitKind::KilledOutOfMemory => line(Level::Error, format!("Worker {pid} was sent SIGKILL! Perhaps out of memory?")),
+            ExitKind::KilledBy(sig) => line(Level::Error, format!("Worker {pid} was killed by {sig}")),
+            ExitKind::Status(code) => line(Level::Error, format!("Worker {pid} exited with status {code}")),
+        }
+    }
+
+    /// The master's exit status when this end stops the service: a worker
+    /// that cannot import the app or boot before any has served would
+    /// fail the same way again, so forking more would only loop.
+    pub(super) fn stops_master(&self) -> Option<i32> {
+        match self {
+            ExitKind::AppLoadFailed { .. } | ExitKind::AppLoadFailedWhileStopping => Some(ExitReason::AppLoadError.code()),
+            ExitKind::BootFailed => Some(ExitReason::BootError.code()),
+            ExitKind::Retired(_)
+            | ExitKind::AppLoadFailedOthersServe { .. }
+            | ExitKind::BootFailedOthersServe
+            | ExitKind::Stopped
+            | ExitKind::StoppedOnItsOwn
+            | ExitKind::Panicked
+            | ExitKind::KilledAfterGracefulTimeout
+            | ExitKind::KilledAsStuck
+            | ExitKind::KilledOutOfMemory
+            | ExitKind::KilledBy(_)
+            | ExitKind::Status(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The log lines are what operators grep and alert on, and what the
+    /// integration tests look for: each kind's level and text, verbatim.
+    #[test]
+    fn each_kind_logs_its_line() {
+        let pid = Pid::from_raw(42);
+        let tb = || "Traceback (most recent call last):\nImportError: nope".to_string();
+        let cases: Vec<(ExitKind, Vec<(Level, String)>)> = vec![
+            (ExitKind::Retired(Exit::Status(0)), vec![(Level::Info, "Worker exiting (pid: 42, status 0)".into())]),
+            (
+                ExitKind::Retired(Exit::Signal(Signal::SIGKILL)),
+                vec![(Level::Info, "Worker exiting (pid: 42, killed by SIGKILL)".into())],
+            ),
+            (
+                ExitKind::AppLoadFailedOthersServe { serving: 3, traceback: tb() },
+                vec![(Level::Error, format!("Worker 42 failed to load the application; 3 workers serve on:\n{}", tb()))],
+            ),
+            (
+                ExitKind::AppLoadFailed { traceback: Some(tb()) },
+                vec![
+                    (Level::Error, format!("Worker 42 failed to load the application:\n{}", tb())),
+                    (Level::Error, "Reason: App failed to load.".into()),
+                ],
+            ),
+            (ExitKind::AppLoadFailed { traceback: None }, vec![(Level::Error, "Reason: App failed to load.".into())]),
+            (ExitKind::AppLoadFailedWhileStopping, vec![]),
+            (ExitKind::BootFailedOthersServe, vec![(Level::Error, "Worker 42 failed to boot; other workers serve on".into())]),
+            (ExitKind::BootFailed, vec![(Level::Error, "Worker 42 failed to boot".into())]),
+            (ExitKind::Stopped, vec![(Level::Info, "Worker exiting (pid: 42)".into())]),
+            (ExitKind::StoppedOnItsOwn, vec![(Level::Info, "Worker 42 exited".into())]),
+            (ExitKind::Panicked, vec![(Level::Error, "Worker 42 crashed (a bug in rwsgi; see above)".into())]),
+            (ExitKind::KilledAfterGracefulTimeout, vec![(Level::Warn, "Worker 42 killed after the graceful timeout".into())]),
+            (ExitKind::KilledAsStuck, vec![(Level::Error, "Worker 42 killed as stuck; replacing it".into())]),
+            (ExitKind::KilledOutOfMemory, vec![(Level::Error, "Worker 42 was sent SIGKILL! Perhaps out of memory?".into())]),
+            (ExitKind::KilledBy(Signal::SIGSEGV), vec![(Level::Error, "Worker 42 was killed by SIGSEGV".into())]),
+            (ExitKind::Status(9), vec![(Level::Error, "Worker 42 exited with status 9".into())]),
+        ];
+        for (kind, want) in cases {
+            assert_eq!(kind.log_lines(pid), want, "{kind:?}");
+        }
+    }
+
+    /// Only a failure before any worker served stops the service, with
+    /// the worker's own status (Gunicorn's 3 and 4).
+    #[test]
+    fn only_first_boot_failures_stop_the_master() {
+        assert_eq!(ExitKind::AppLoadFailed { traceback: None }.stops_master(), Some(4));
+        assert_eq!(ExitKind::AppLoadFailedWhileStopping.stops_master(), Some(4));
+        assert_eq!(ExitKind::BootFailed.stops_master(), Some(3));
+        assert_eq!(ExitKind::BootFailedOthersServe.stops_master(), None);
+        assert_eq!(ExitKind::AppLoadFailedOthersServe { serving: 1, traceback: String::new() }.stops_master(), None);
+        assert_eq!(ExitKind::KilledOutOfMemory.stops_master(), None);
+    }
+}
