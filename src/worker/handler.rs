@@ -93,7 +93,11 @@ impl Handler<'_> {
     /// the app left of the body, and say what the connection is good for.
     fn after_response(&self, conn: &mut Conn, incoming: &Incoming, outcome: Outcome) -> After {
         conn.unsent = outcome.held;
-        let mut reusable = outcome.reusable && !crate::sys::stop_requested();
+        // A response that promised keep-alive keeps it, even when the
+        // worker is stopping by now: the client may already be sending its
+        // next request, which the stopping worker still serves (within
+        // its stop grace, with `Connection: close`) rather than drop.
+        let mut reusable = outcome.reusable;
         let mut body = outcome.body;
         if reusable && !body.is_complete() {
             // The response goes out before the client is made to wait.

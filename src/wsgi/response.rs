@@ -381,7 +381,11 @@ impl ResponseState {
         let Some(app) = self.head.as_ref().filter(|_| !self.head_sent()) else { return Vec::new() };
         self.expect.forfeit();
         let framing = self.planned_framing();
-        self.keep_alive = self.keep_alive && !app.wants_close && framing.allows_keep_alive();
+        // A worker told to stop while the request ran says so in every
+        // head it writes from then on: the client must not send another
+        // request on this connection, which the worker would not serve.
+        self.keep_alive =
+            self.keep_alive && !app.wants_close && framing.allows_keep_alive() && !crate::sys::stop_requested();
         let mut head = Vec::with_capacity(256);
         write_head(&mut head, &app.status, &app.headers, framing, self.terms.version, self.keep_alive, &self.date);
         self.writing = Writing::Body(BodyEncoder::new(framing));

@@ -200,6 +200,21 @@ def route_stream(environ, start_response):
     return stream_pieces(total, chunk)
 
 
+def route_slowstream(environ, start_response):
+    """?pieces=N&delay=S: N short lines, S seconds apart (chunked)."""
+    q = _query(environ)
+    pieces, delay = int(q.get("pieces", "5")), float(q.get("delay", "0.1"))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def lines():
+        for i in range(pieces):
+            if i:
+                time.sleep(delay)
+            yield b"piece %d\n" % i
+
+    return lines()
+
+
 def stream_pieces(total, chunk=STREAM_CHUNK):
     """The pieces /stream?total=&chunk= sends, in order."""
     for index, start in enumerate(range(0, total, chunk)):
@@ -353,6 +368,7 @@ ROUTES = [
     ("/upload", route_upload),
     ("/chunked", route_chunked),
     ("/stream", route_stream),
+    ("/slowstream", route_slowstream),
     ("/status/", route_status),
     ("/filelike", route_filelike),
     ("/file", route_file),
