@@ -10,10 +10,10 @@
 
 pub mod docs;
 pub mod settings;
+mod types;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,6 +21,10 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, Command};
 
 pub use settings::{Kind, Setting, SETTINGS};
+pub use types::{
+    AllowList, AppSpec, BindAddr, Choice, HeaderMap, LogLevel, LogTarget, Protocol, ProxyProtocol, RequestLimits, Words,
+};
+use types::{lookup_group, lookup_user, parse_env_pair, parse_networks, parse_umask};
 
 /// A setting's value before validation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,94 +87,6 @@ pub struct Config {
     pub access_log_format: String,
     /// The merged raw values, kept for `--print-config`.
     values: BTreeMap<&'static str, Value>,
-}
-
-/// Limits on the request head, with Gunicorn's names; 0 means unlimited
-/// where Gunicorn allows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RequestLimits {
-    pub request_line: usize,
-    pub fields: usize,
-    pub field_size: usize,
-    /// Accept obs-fold (RFC 9112 §5.2) and replace it with a space, rather
-    /// than refuse the request.
-    pub permit_obsolete_folding: bool,
-}
-
-/// The protocol the listeners speak.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
-    Http,
-    /// The uwsgi binary protocol of nginx's `uwsgi_pass`.
-    Uwsgi,
-}
-
-/// The PROXY protocol header rwsgi expects (HAProxy's v1 text, v2 binary).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProxyProtocol {
-    Off,
-    V1,
-    V2,
-    /// Either version, told apart by the first bytes.
-    Auto,
-}
-
-/// Peers allowed by an address list: anyone (`*`), or IPs and networks.
-/// A peer without an IP (a unix socket) is always allowed: only processes
-/// on this machine can reach it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AllowList(Option<Vec<ipnet::IpNet>>);
-
-impl AllowList {
-    pub fn allows(&self, peer: Option<std::net::IpAddr>) -> bool {
-        match (&self.0, peer) {
-            (None, _) | (_, None) => true,
-            (Some(nets), Some(ip)) => {
-                // An IPv4 client on an IPv6 socket arrives as ::ffff:a.b.c.d.
-                let ip = match ip {
-                    std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-                    v4 => v4,
-                };
-                nets.iter().any(|n| n.contains(&ip))
-            }
-        }
-    }
-}
-
-/// What to do with request header names that contain `_`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeaderMap {
-    Drop,
-    Refuse,
-    /// Pass them on, colliding with dashed names in the environ.
-    Dangerous,
-}
-
-/// Where a log goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LogTarget {
-    Stdout,
-    Stderr,
-    File(PathBuf),
-}
-
-/// One `--bind` value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BindAddr {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-    Fd(i32),
-}
-
-/// `module:callable` or `module:factory(args)`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppSpec {
-    pub module: String,
-    /// Dotted attribute path inside the module.
-    pub attr: String,
-    /// `Some(args)` when the attribute is a factory to call; `args` is the
-    /// text between the parentheses, evaluated as Python literals.
-    pub call: Option<String>,
 }
 
 /// A configuration error: one readable sentence for the user.
@@ -277,7 +193,7 @@ pub fn command() -> Command {
             Kind::Flag => arg.action(ArgAction::SetTrue),
             Kind::List => arg.action(ArgAction::Append),
             Kind::Uint => arg.action(ArgAction::Set).value_parser(clap::value_parser!(u64)),
-            Kind::Choice(words) => arg.action(ArgAction::Set).value_parser(words.to_vec()).ignore_case(true),
+            Kind::Choice(words) => arg.action(ArgAction::Set).value_parser(words.values.to_vec()).ignore_case(true),
             Kind::Text => arg.action(ArgAction::Set),
         };
         if s.long.is_some() && s.kind != Kind::Flag && !s.default.is_empty() {
@@ -292,7 +208,7 @@ pub fn command() -> Command {
 /// Where no mode follows the flag (`--proxy-protocol app:app`), it means
 /// `auto`: say so before clap reads the words.
 fn proxy_mode_explicit(mut args: Vec<String>) -> Vec<String> {
-    let modes = ["off", "v1", "v2", "auto"];
+    let modes = ProxyProtocol::WORDS.values;
     let mut i = 0;
     while i < args.len() {
         if args[i] == "--" {
@@ -374,8 +290,9 @@ fn values_from_toml(text: &str) -> Result<BTreeMap<&'static str, Value>, String>
             ),
             (Kind::List, _) => return Err(wrong("a string or a list of strings")),
             (Kind::Text | Kind::Choice(_), toml::Value::String(v)) => Value::Text(v),
-            // `proxy_protocol = true`, as Gunicorn's older boolean form.
-            (Kind::Choice(_), toml::Value::Boolean(b)) if s.name == "proxy_protocol" => Value::Text(b.to_string()),
+            // A boolean is a word where the setting's enum has it as one:
+            // `proxy_protocol = true`, Gunicorn's older boolean form.
+            (Kind::Choice(words), toml::Value::Boolean(b)) if words.accepts(&b.to_string()) => Value::Text(b.to_string()),
             (Kind::Text | Kind::Choice(_), _) => return Err(wrong("a string")),
         };
         out.insert(s.name, value);
@@ -433,24 +350,11 @@ impl Config {
         if fields == 0 || fields > 32768 {
             return Err(ConfigError("limit_request_fields: must be between 1 and 32768".into()));
         }
-        let raw_env = list("raw_env")
-            .iter()
-            .map(|kv| match kv.split_once('=') {
-                Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
-                    Ok((k.to_string(), v.to_string()))
-                }
-                _ => Err(ConfigError(format!("env: '{kv}' is not KEY=VALUE"))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let loglevel = match text("loglevel").to_ascii_lowercase().as_str() {
-            "debug" => log::LevelFilter::Debug,
-            "info" => log::LevelFilter::Info,
-            "warning" => log::LevelFilter::Warn,
-            // `critical` has no level of its own in `log`; errors are the
-            // least that is written then.
-            "error" | "critical" => log::LevelFilter::Error,
-            other => return Err(ConfigError(format!("loglevel: unknown level '{other}'"))),
-        };
+        let raw_env = list("raw_env").iter().map(|kv| parse_env_pair(kv)).collect::<Result<Vec<_>, _>>()?;
+        let word = |name: &str| text(name).to_ascii_lowercase();
+        let loglevel = LogLevel::from_word(&word("loglevel"))
+            .ok_or_else(|| ConfigError(format!("loglevel: unknown level '{}'", word("loglevel"))))?
+            .filter();
         let accesslog = Some(text("accesslog")).filter(|t| !t.is_empty()).map(|t| LogTarget::parse(&t, true));
         let backlog = uint("backlog")?;
         let user = Some(text("user")).filter(|t| !t.is_empty()).map(|u| lookup_user(&u)).transpose()?;
@@ -459,24 +363,15 @@ impl Config {
             None => user.map(|(_, gid)| gid),
         };
         let forwarded_allow = parse_networks("forwarded_allow_ips", &text("forwarded_allow_ips"))?;
-        let protocol = match text("protocol").to_ascii_lowercase().as_str() {
-            "http" => Protocol::Http,
-            "uwsgi" => Protocol::Uwsgi,
-            other => return Err(ConfigError(format!("protocol: unknown protocol '{other}' (http or uwsgi)"))),
-        };
-        let proxy_protocol = match text("proxy_protocol").to_ascii_lowercase().as_str() {
-            "off" | "false" => ProxyProtocol::Off,
-            "v1" => ProxyProtocol::V1,
-            "v2" => ProxyProtocol::V2,
-            "auto" | "true" => ProxyProtocol::Auto,
-            other => return Err(ConfigError(format!("proxy_protocol: unknown mode '{other}' (off, v1, v2 or auto)"))),
-        };
-        let header_map = match text("header_map").to_ascii_lowercase().as_str() {
-            "drop" => HeaderMap::Drop,
-            "refuse" => HeaderMap::Refuse,
-            "dangerous" => HeaderMap::Dangerous,
-            other => return Err(ConfigError(format!("header_map: unknown mode '{other}'"))),
-        };
+        let protocol = Protocol::from_word(&word("protocol")).ok_or_else(|| {
+            ConfigError(format!("protocol: unknown protocol '{}' ({})", word("protocol"), Protocol::WORDS.listed()))
+        })?;
+        let proxy_protocol = ProxyProtocol::from_word(&word("proxy_protocol")).ok_or_else(|| {
+            let modes = ProxyProtocol::WORDS.listed();
+            ConfigError(format!("proxy_protocol: unknown mode '{}' ({modes})", word("proxy_protocol")))
+        })?;
+        let header_map = HeaderMap::from_word(&word("header_map"))
+            .ok_or_else(|| ConfigError(format!("header_map: unknown mode '{}'", word("header_map"))))?;
         let umask = Some(text("umask")).filter(|t| !t.is_empty()).map(|t| parse_umask(&t)).transpose()?;
         // Gunicorn's bound for the request line; a sane one for fields (the
         // worker buffers a whole head in memory).
@@ -567,167 +462,6 @@ impl Config {
             out.push_str(&format!("{} = {}\n", s.name, rendered));
         }
         out
-    }
-}
-
-/// A user name or uid: (uid, primary gid).
-fn lookup_user(name: &str) -> Result<(u32, u32), ConfigError> {
-    let found = match name.parse::<u32>() {
-        Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
-        Err(_) => nix::unistd::User::from_name(name),
-    };
-    match found {
-        Ok(Some(u)) => Ok((u.uid.as_raw(), u.gid.as_raw())),
-        // A uid without a passwd entry is allowed; its gid is the same number.
-        Ok(None) => name.parse::<u32>().map(|id| (id, id)).map_err(|_| ConfigError(format!("user: no user named '{name}'"))),
-        Err(e) => Err(ConfigError(format!("user: cannot look up '{name}': {e}"))),
-    }
-}
-
-/// A group name or gid.
-fn lookup_group(name: &str) -> Result<u32, ConfigError> {
-    if let Ok(gid) = name.parse::<u32>() {
-        return Ok(gid);
-    }
-    match nix::unistd::Group::from_name(name) {
-        Ok(Some(g)) => Ok(g.gid.as_raw()),
-        Ok(None) => Err(ConfigError(format!("group: no group named '{name}'"))),
-        Err(e) => Err(ConfigError(format!("group: cannot look up '{name}': {e}"))),
-    }
-}
-
-/// `*`, or comma-separated addresses and CIDR networks, for setting `name`.
-fn parse_networks(name: &str, text: &str) -> Result<AllowList, ConfigError> {
-    let items: Vec<&str> = text.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
-    if items.contains(&"*") {
-        return Ok(AllowList(None));
-    }
-    items
-        .iter()
-        .map(|item| {
-            item.parse::<ipnet::IpNet>()
-                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| ConfigError(format!("{name}: '{item}' is not an address or network")))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(|nets| AllowList(Some(nets)))
-}
-
-/// `0o022`, `022` (octal, as umask(1) writes it), `0x12` or decimal.
-fn parse_umask(text: &str) -> Result<u32, ConfigError> {
-    let t = text.trim();
-    let parsed = if let Some(oct) = t.strip_prefix("0o").or_else(|| t.strip_prefix("0O")) {
-        u32::from_str_radix(oct, 8)
-    } else if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        u32::from_str_radix(hex, 16)
-    } else if t.len() > 1 && t.starts_with('0') {
-        u32::from_str_radix(&t[1..], 8)
-    } else {
-        t.parse()
-    };
-    parsed
-        .ok()
-        .filter(|m| *m <= 0o777)
-        .ok_or_else(|| ConfigError(format!("umask: '{text}' is not a mode between 0 and 0o777")))
-}
-
-impl LogTarget {
-    fn parse(text: &str, dash_is_stdout: bool) -> LogTarget {
-        match (text, dash_is_stdout) {
-            ("-" | "", true) => LogTarget::Stdout,
-            ("-" | "", false) => LogTarget::Stderr,
-            (path, _) => LogTarget::File(PathBuf::from(path)),
-        }
-    }
-}
-
-impl BindAddr {
-    /// Parse `HOST`, `HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd://N`.
-    pub fn parse(text: &str) -> Result<BindAddr, ConfigError> {
-        let bad = |why: &str| ConfigError(format!("bind: '{text}' {why}"));
-        if let Some(path) = text.strip_prefix("unix:") {
-            let path = path.strip_prefix("//").unwrap_or(path);
-            if path.is_empty() {
-                return Err(bad("has no socket path"));
-            }
-            return Ok(BindAddr::Unix(PathBuf::from(path)));
-        }
-        if let Some(fd) = text.strip_prefix("fd://") {
-            return fd.parse::<i32>().ok().filter(|fd| *fd >= 0).map(BindAddr::Fd).ok_or_else(|| bad("is not fd://N"));
-        }
-        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-            let (host, after) = rest.split_once(']').ok_or_else(|| bad("has no closing ']'"))?;
-            match after {
-                "" => (host, "8000"),
-                _ => (host, after.strip_prefix(':').ok_or_else(|| bad("needs ':' before the port"))?),
-            }
-        } else {
-            match text.rsplit_once(':') {
-                Some((h, _)) if h.contains(':') => return Err(bad("is an IPv6 address: write it as [ADDR]:PORT")),
-                Some((h, p)) => (h, p),
-                None => (text, "8000"),
-            }
-        };
-        let port: u16 = port.parse().map_err(|_| bad("has an invalid port"))?;
-        let host = if host.is_empty() { "0.0.0.0" } else { host };
-        let addr = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| bad(&format!("cannot be resolved: {e}")))?
-            .next()
-            .ok_or_else(|| bad("resolves to no address"))?;
-        Ok(BindAddr::Tcp(addr))
-    }
-}
-
-impl fmt::Display for BindAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BindAddr::Tcp(a) => write!(f, "http://{a}"),
-            BindAddr::Unix(p) => write!(f, "unix:{}", p.display()),
-            BindAddr::Fd(n) => write!(f, "fd://{n}"),
-        }
-    }
-}
-
-impl AppSpec {
-    /// Parse `module:attr`, `module:factory()` or `module:factory(args)`.
-    /// A bare `module` means `module:application`, as in Gunicorn.
-    pub fn parse(text: &str) -> Result<AppSpec, ConfigError> {
-        let bad = |why: &str| ConfigError(format!("application '{text}': {why}"));
-        let (module, rest) = text.split_once(':').unwrap_or((text, "application"));
-        let is_dotted_name = |s: &str| {
-            !s.is_empty()
-                && s.split('.').all(|part| {
-                    let mut chars = part.chars();
-                    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
-                        && chars.all(|c| c.is_alphanumeric() || c == '_')
-                })
-        };
-        if !is_dotted_name(module) {
-            return Err(bad("the module must be a dotted Python name"));
-        }
-        let rest = rest.trim();
-        let (attr, call) = match rest.split_once('(') {
-            Some((attr, args)) => {
-                let args = args.strip_suffix(')').ok_or_else(|| bad("the factory call has no closing ')'"))?;
-                (attr.trim(), Some(args.to_string()))
-            }
-            None => (rest, None),
-        };
-        if !is_dotted_name(attr) {
-            return Err(bad("the callable must be a Python name"));
-        }
-        Ok(AppSpec { module: module.into(), attr: attr.into(), call })
-    }
-}
-
-impl fmt::Display for AppSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.module, self.attr)?;
-        if let Some(args) = &self.call {
-            write!(f, "({args})")?;
-        }
-        Ok(())
     }
 }
 
@@ -867,16 +601,6 @@ mod tests {
     }
 
     #[test]
-    fn umask_forms() {
-        assert_eq!(parse_umask("0o022"), Ok(0o22));
-        assert_eq!(parse_umask("022"), Ok(0o22));
-        assert_eq!(parse_umask("18"), Ok(18));
-        assert_eq!(parse_umask("0"), Ok(0));
-        assert!(parse_umask("0o1000").is_err());
-        assert!(parse_umask("rw").is_err());
-    }
-
-    #[test]
     fn users_and_groups() {
         let c = load_with(&["-u", "root", "a:b"], &[]).unwrap();
         assert_eq!((c.user, c.group), (Some(0), Some(0)));
@@ -884,28 +608,5 @@ mod tests {
         assert_eq!((c.user, c.group), (Some(0), Some(0)));
         assert!(load_with(&["-u", "no-such-user-rwsgi", "a:b"], &[]).unwrap_err().0.contains("no user"));
         assert!(load_with(&["-g", "no-such-group-rwsgi", "a:b"], &[]).unwrap_err().0.contains("no group"));
-    }
-
-    #[test]
-    fn bind_forms() {
-        assert_eq!(BindAddr::parse("unix:/run/a.sock").unwrap(), BindAddr::Unix("/run/a.sock".into()));
-        assert_eq!(BindAddr::parse("fd://3").unwrap(), BindAddr::Fd(3));
-        assert_eq!(BindAddr::parse("[::1]:80").unwrap(), BindAddr::Tcp("[::1]:80".parse().unwrap()));
-        assert_eq!(BindAddr::parse("127.0.0.1").unwrap(), BindAddr::Tcp("127.0.0.1:8000".parse().unwrap()));
-        assert_eq!(BindAddr::parse(":9000").unwrap(), BindAddr::Tcp("0.0.0.0:9000".parse().unwrap()));
-        assert!(BindAddr::parse("::1:80").is_err());
-        assert!(BindAddr::parse("unix:").is_err());
-    }
-
-    #[test]
-    fn app_forms() {
-        let a = AppSpec::parse("pkg.mod:app").unwrap();
-        assert_eq!((a.module.as_str(), a.attr.as_str(), a.call), ("pkg.mod", "app", None));
-        let a = AppSpec::parse("m:create_app('x', debug=True)").unwrap();
-        assert_eq!(a.call.as_deref(), Some("'x', debug=True"));
-        assert_eq!(AppSpec::parse("m:f()").unwrap().call.as_deref(), Some(""));
-        assert_eq!(AppSpec::parse("myproject.wsgi").unwrap().attr, "application");
-        assert!(AppSpec::parse("m:f(").is_err());
-        assert!(AppSpec::parse(":app").is_err());
     }
 }

@@ -5,6 +5,9 @@
 //! and the man page. Names follow Gunicorn: the file key is Gunicorn's
 //! setting name (`keepalive`, `loglevel`, `proc_name`), the flag is its flag.
 
+use super::types::Words;
+use super::{Choice, HeaderMap, LogLevel, Protocol, ProxyProtocol};
+
 /// What kind of value a setting holds; decides the clap action and how a
 /// config-file value is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,8 +18,8 @@ pub enum Kind {
     Uint,
     /// Free text (validated later by the typed `Config` builder).
     Text,
-    /// One of a fixed set of words.
-    Choice(&'static [&'static str]),
+    /// One of a fixed set of words, owned by the setting's enum.
+    Choice(Words),
     /// Repeatable on the command line; an array in the config file.
     List,
 }
@@ -41,11 +44,6 @@ pub struct Setting {
     pub section: &'static str,
     pub help: &'static str,
 }
-
-const LOG_LEVELS: &[&str] = &["debug", "info", "warning", "error", "critical"];
-const HEADER_MAPS: &[&str] = &["drop", "refuse", "dangerous"];
-const PROTOCOLS: &[&str] = &["http", "uwsgi"];
-const PROXY_PROTOCOLS: &[&str] = &["off", "v1", "v2", "auto"];
 
 /// Gunicorn's default access log format.
 pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
@@ -129,7 +127,7 @@ pub static SETTINGS: &[Setting] = &[
         "The maximum number of header fields in a request (at most 32768). More get 431."),
     setting!("limit_request_field_size", None, Some("limit-request-field_size"), Kind::Uint, "8190", None, "INT", "Security",
         "The maximum size of one request header field line in bytes, from 0 (no limit of its own) to 1048576. Larger get 431."),
-    setting!("header_map", None, Some("header-map"), Kind::Choice(HEADER_MAPS), "drop", None, "MODE", "Security",
+    setting!("header_map", None, Some("header-map"), Kind::Choice(HeaderMap::WORDS), "drop", None, "MODE", "Security",
         "Request header names with an underscore, which would collide with dashed names in the \
          environ (X_Forwarded_For and X-Forwarded-For are both HTTP_X_FORWARDED_FOR): drop \
          them, refuse the request (400), or, dangerously, pass them on."),
@@ -159,7 +157,7 @@ pub static SETTINGS: &[Setting] = &[
          comma-separated IPs or CIDR networks, or '*' for any. Clients on unix sockets are \
          always trusted. Contradicting scheme headers from a trusted proxy get 400. Under \
          --protocol uwsgi the scheme comes from nginx's HTTPS variable instead."),
-    setting!("proxy_protocol", None, Some("proxy-protocol"), Kind::Choice(PROXY_PROTOCOLS), "off", None, "MODE", "Server Mechanics",
+    setting!("proxy_protocol", None, Some("proxy-protocol"), Kind::Choice(ProxyProtocol::WORDS), "off", None, "MODE", "Server Mechanics",
         "Expect a PROXY protocol header (HAProxy, AWS NLB) at the start of every connection \
          from the --proxy-allow-from peers: v1 (text), v2 (binary) or auto (either); the flag \
          alone means auto. REMOTE_ADDR and REMOTE_PORT then name the client the proxy saw. A \
@@ -168,7 +166,7 @@ pub static SETTINGS: &[Setting] = &[
     setting!("proxy_allow_ips", None, Some("proxy-allow-from"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
         "Peers whose PROXY protocol header is believed: comma-separated IPs or CIDR networks, or \
          '*' for any. Clients on unix sockets are always allowed."),
-    setting!("protocol", None, Some("protocol"), Kind::Choice(PROTOCOLS), "http", None, "PROTOCOL", "Server Mechanics",
+    setting!("protocol", None, Some("protocol"), Kind::Choice(Protocol::WORDS), "http", None, "PROTOCOL", "Server Mechanics",
         "What the listeners speak: http, or uwsgi, the binary protocol of nginx's uwsgi_pass \
          (with 'include uwsgi_params;'). Under uwsgi the environ is built from the variables \
          nginx sends, and each connection carries one request."),
@@ -188,7 +186,7 @@ pub static SETTINGS: &[Setting] = &[
         "A name for this server, shown in the start-up log line. Defaults to the application."),
     setting!("errorlog", None, Some("error-logfile"), Kind::Text, "-", None, "FILE", "Logging",
         "Where the error log goes; '-' is stderr."),
-    setting!("loglevel", None, Some("log-level"), Kind::Choice(LOG_LEVELS), "info", None, "LEVEL", "Logging",
+    setting!("loglevel", None, Some("log-level"), Kind::Choice(LogLevel::WORDS), "info", None, "LEVEL", "Logging",
         "The least severe error log level written: debug, info, warning, error or critical."),
     setting!("accesslog", None, Some("access-logfile"), Kind::Text, "", None, "FILE", "Logging",
         "Write an access log line per request to this file; '-' is stdout. Off by default."),
