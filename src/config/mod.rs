@@ -4,9 +4,12 @@
 //! Layers, lowest first, as in Gunicorn: table defaults (some fed by an
 //! environment variable such as `WEB_CONCURRENCY`), the TOML config file,
 //! `RWSGI_CMD_ARGS`, the command line. Every layer produces the same
-//! untyped [`Value`]s keyed by setting name; one function turns the merged
-//! map into a typed `Config`, so every layer is validated the same way.
-//! This module touches no socket and no Python.
+//! untyped [`Value`]s keyed by setting name; [`Config::from_values`] then
+//! runs each row's own `apply` over the merged map, and the few rules that
+//! read several settings after that, so every layer is validated the same
+//! way. This module touches no socket and no Python.
+
+#![deny(missing_docs)]
 
 pub mod docs;
 pub mod settings;
@@ -20,51 +23,77 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, Command};
 
-pub use settings::{Kind, Setting, SETTINGS};
+pub use settings::{Kind, Raw, Setting, SETTINGS};
 pub use types::{
     AllowList, AppSpec, BindAddr, Choice, HeaderMap, LogLevel, LogTarget, Protocol, ProxyProtocol, RequestLimits, Words,
 };
-use types::{lookup_group, lookup_user, parse_env_pair, parse_networks, parse_umask};
 
 /// A setting's value before validation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
+    /// A switch.
     Bool(bool),
+    /// One value as written: numbers, words, paths and addresses alike.
     Text(String),
+    /// The values of a repeatable setting, in order.
     List(Vec<String>),
 }
 
 /// The validated settings.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The application to serve; `None` when only a config file names it
+    /// later, or for `--print-config` without one.
     pub app: Option<AppSpec>,
+    /// The TOML config file the settings were read from.
     pub config_file: Option<PathBuf>,
+    /// Load the application once and exit (`--check-config`).
     pub check_config: bool,
+    /// Print the settings as TOML and exit (`--print-config`).
     pub print_config: bool,
+    /// The addresses to listen on, at least one.
     pub binds: Vec<BindAddr>,
+    /// The listen(2) backlog of each socket.
     pub backlog: i32,
+    /// How many worker processes to keep running.
     pub workers: usize,
     /// Request threads per worker (1: requests run on the main thread).
     pub threads: usize,
     /// Most connections a worker holds, active and idle.
     pub worker_connections: usize,
+    /// A worker that makes no progress this long is killed; also the
+    /// deadline of each read and write. `None` for no limit.
     pub timeout: Option<Duration>,
+    /// Longest a worker may take to boot; `None` for no limit.
     pub boot_timeout: Option<Duration>,
+    /// Longest one request may take in all; `None` for no limit.
     pub request_timeout: Option<Duration>,
+    /// How long workers get to finish their requests after TERM.
     pub graceful_timeout: Duration,
+    /// How long an idle keep-alive connection waits; `None` turns
+    /// keep-alive off.
     pub keepalive: Option<Duration>,
     /// Requests a worker serves before it restarts; `None` for no limit.
     pub max_requests: Option<u64>,
+    /// Most extra requests added at random to each worker's `max_requests`.
     pub max_requests_jitter: u64,
     /// Resident memory (bytes) past which a worker restarts.
     pub max_worker_memory: Option<u64>,
+    /// Limits on the request head.
     pub limits: RequestLimits,
+    /// Directory to change to before binding and loading the application.
     pub chdir: Option<PathBuf>,
+    /// Directories put in front of `sys.path`.
     pub pythonpath: Vec<PathBuf>,
+    /// The virtualenv whose packages the application loads with.
     pub virtualenv: Option<PathBuf>,
+    /// Environment variables set in the workers.
     pub raw_env: Vec<(String, String)>,
+    /// The server's name in the start-up log line.
     pub proc_name: String,
+    /// Where the master writes its pid.
     pub pidfile: Option<PathBuf>,
+    /// What to do with request header names that contain `_`.
     pub header_map: HeaderMap,
     /// Peers whose scheme headers count.
     pub forwarded_allow: AllowList,
@@ -76,15 +105,24 @@ pub struct Config {
     pub proxy_protocol: ProxyProtocol,
     /// Peers whose PROXY protocol header is believed.
     pub proxy_allow: AllowList,
+    /// Detach from the terminal and run in the background.
     pub daemon: bool,
-    /// Uid and gid the workers switch to.
+    /// Uid the workers switch to.
     pub user: Option<u32>,
+    /// Gid the workers switch to.
     pub group: Option<u32>,
+    /// The umask of rwsgi's processes; `None` keeps the inherited one.
     pub umask: Option<u32>,
+    /// Where the error log goes.
     pub errorlog: LogTarget,
+    /// The least severe error log level written.
     pub loglevel: log::LevelFilter,
+    /// Where the access log goes; `None` for no access log.
     pub accesslog: Option<LogTarget>,
+    /// The access log line, in Gunicorn's `%(atom)s` format.
     pub access_log_format: String,
+    /// The primary group of `user`, which `group` defaults to.
+    user_group: Option<u32>,
     /// The merged raw values, kept for `--print-config`.
     values: BTreeMap<&'static str, Value>,
 }
@@ -103,6 +141,7 @@ impl std::error::Error for ConfigError {}
 
 /// What the command line asked for.
 pub enum Outcome {
+    /// Serve (or check, or print) with these settings.
     Run(Box<Config>),
     /// `--help` or `--version`: print this and exit 0.
     Print(String),
@@ -117,7 +156,7 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 pub fn load(args: Vec<String>, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
     let command = command();
     let cli = match command.clone().try_get_matches_from(proxy_mode_explicit(args)) {
-        Ok(m) => m,
+        Ok(m) => values_from_matches(&m),
         Err(e) => {
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
@@ -127,20 +166,7 @@ pub fn load(args: Vec<String>, env: EnvLookup<'_>) -> Result<Outcome, ConfigErro
             };
         }
     };
-    let cli = values_from_matches(&cli);
-    let env_args = match env("RWSGI_CMD_ARGS") {
-        Some(text) if !text.trim().is_empty() => {
-            let mut words = shlex::split(&text)
-                .ok_or_else(|| ConfigError("RWSGI_CMD_ARGS: unbalanced quotes".into()))?;
-            words.insert(0, "rwsgi".into());
-            let m = command
-                .try_get_matches_from(proxy_mode_explicit(words))
-                .map_err(|e| ConfigError(format!("RWSGI_CMD_ARGS: {}", e.render().to_string().trim_end())))?;
-            values_from_matches(&m)
-        }
-        _ => BTreeMap::new(),
-    };
-
+    let env_args = values_from_env_args(command, env)?;
     let mut merged = defaults(env);
     let config_path = cli
         .get("config")
@@ -149,14 +175,27 @@ pub fn load(args: Vec<String>, env: EnvLookup<'_>) -> Result<Outcome, ConfigErro
             Value::Text(p) if !p.is_empty() => Some(p.clone()),
             _ => None,
         });
-    if let Some(path) = &config_path {
-        let text = std::fs::read_to_string(path)
+    if let Some(path) = config_path {
+        let text = std::fs::read_to_string(&path)
             .map_err(|e| ConfigError(format!("cannot read config file {path}: {e}")))?;
         merged.extend(values_from_toml(&text).map_err(|e| ConfigError(format!("{path}: {e}")))?);
     }
     merged.extend(env_args);
     merged.extend(cli);
     Config::from_values(merged).map(|c| Outcome::Run(Box::new(c)))
+}
+
+/// The values of `RWSGI_CMD_ARGS`, read as a command line.
+fn values_from_env_args(command: Command, env: EnvLookup<'_>) -> Result<BTreeMap<&'static str, Value>, ConfigError> {
+    let Some(text) = env("RWSGI_CMD_ARGS").filter(|t| !t.trim().is_empty()) else {
+        return Ok(BTreeMap::new());
+    };
+    let mut words = shlex::split(&text).ok_or_else(|| ConfigError("RWSGI_CMD_ARGS: unbalanced quotes".into()))?;
+    words.insert(0, "rwsgi".into());
+    let m = command
+        .try_get_matches_from(proxy_mode_explicit(words))
+        .map_err(|e| ConfigError(format!("RWSGI_CMD_ARGS: {}", e.render().to_string().trim_end())))?;
+    Ok(values_from_matches(&m))
 }
 
 /// The clap command built from the table.
@@ -181,27 +220,32 @@ pub fn command() -> Command {
         )
         .next_line_help(false);
     for s in SETTINGS {
-        let mut arg = Arg::new(s.name).help(s.help).help_heading(s.section);
-        arg = match s.long {
-            Some(long) => arg.long(long).value_name(s.meta),
-            None => arg.value_name(s.meta).required(false),
-        };
-        if let Some(short) = s.short {
-            arg = arg.short(short);
-        }
-        arg = match s.kind {
-            Kind::Flag => arg.action(ArgAction::SetTrue),
-            Kind::List => arg.action(ArgAction::Append),
-            Kind::Uint => arg.action(ArgAction::Set).value_parser(clap::value_parser!(u64)),
-            Kind::Choice(words) => arg.action(ArgAction::Set).value_parser(words.values.to_vec()).ignore_case(true),
-            Kind::Text => arg.action(ArgAction::Set),
-        };
-        if s.long.is_some() && s.kind != Kind::Flag && !s.default.is_empty() {
-            arg = arg.hide_default_value(false).default_value(s.default);
-        }
-        cmd = cmd.arg(arg);
+        cmd = cmd.arg(arg(s));
     }
     cmd
+}
+
+/// The clap argument of one row.
+fn arg(s: &Setting) -> Arg {
+    let mut arg = Arg::new(s.name).help(s.help).help_heading(s.section);
+    arg = match s.long {
+        Some(long) => arg.long(long).value_name(s.meta),
+        None => arg.value_name(s.meta).required(false),
+    };
+    if let Some(short) = s.short {
+        arg = arg.short(short);
+    }
+    arg = match s.kind {
+        Kind::Flag => arg.action(ArgAction::SetTrue),
+        Kind::List => arg.action(ArgAction::Append),
+        Kind::Uint => arg.action(ArgAction::Set).value_parser(clap::value_parser!(u64)),
+        Kind::Choice(words) => arg.action(ArgAction::Set).value_parser(words.values.to_vec()).ignore_case(true),
+        Kind::Text => arg.action(ArgAction::Set),
+    };
+    if s.long.is_some() && s.kind != Kind::Flag && !s.default.is_empty() {
+        arg = arg.hide_default_value(false).default_value(s.default);
+    }
+    arg
 }
 
 /// Gunicorn's `--proxy-protocol` takes no value; rwsgi's takes a mode.
@@ -248,13 +292,7 @@ fn defaults(env: EnvLookup<'_>) -> BTreeMap<&'static str, Value> {
     let mut out = BTreeMap::new();
     for s in SETTINGS {
         let from_env = s.env.and_then(env).filter(|v| !v.is_empty());
-        let text = from_env.unwrap_or_else(|| s.default.to_string());
-        let value = match s.kind {
-            Kind::Flag => Value::Bool(text == "true"),
-            Kind::List => Value::List(if text.is_empty() { vec![] } else { vec![text] }),
-            _ => Value::Text(text),
-        };
-        out.insert(s.name, value);
+        out.insert(s.name, s.value_from_text(from_env.unwrap_or_else(|| s.default.to_string())));
     }
     if let Some(port) = env("PORT").filter(|p| !p.is_empty()) {
         out.insert("bind", Value::List(vec![format!("0.0.0.0:{port}")]));
@@ -301,147 +339,78 @@ fn values_from_toml(text: &str) -> Result<BTreeMap<&'static str, Value>, String>
 }
 
 impl Config {
-    /// Validate merged values into a typed `Config`.
+    /// Validate merged values into a typed `Config`: every row's `apply`,
+    /// in table order (the first setting in error is the one reported),
+    /// then the rules that read several settings.
     pub fn from_values(values: BTreeMap<&'static str, Value>) -> Result<Config, ConfigError> {
-        let text = |name: &str| -> String {
-            match values.get(name) {
-                Some(Value::Text(t)) => t.clone(),
-                _ => String::new(),
-            }
-        };
-        let list = |name: &str| -> Vec<String> {
-            match values.get(name) {
-                Some(Value::List(l)) => l.clone(),
-                Some(Value::Text(t)) if !t.is_empty() => vec![t.clone()],
-                _ => vec![],
-            }
-        };
-        let flag = |name: &str| matches!(values.get(name), Some(Value::Bool(true)));
-        let uint = |name: &str| -> Result<u64, ConfigError> {
-            let t = text(name);
-            t.trim()
-                .parse::<u64>()
-                .map_err(|_| ConfigError(format!("{name}: '{t}' is not a non-negative integer")))
-        };
-        let optional_path = |name: &str| Some(text(name)).filter(|t| !t.is_empty()).map(PathBuf::from);
-        let seconds = |n: u64| (n > 0).then(|| Duration::from_secs(n));
+        let mut config = Config::unset();
+        for s in SETTINGS {
+            (s.apply)(Raw::of(s, &values), &mut config)?;
+        }
+        config.values = values;
+        config.defaults_from_other_settings();
+        Ok(config)
+    }
 
-        let app = Some(text("wsgi_app"))
-            .filter(|t| !t.is_empty())
-            .map(|t| AppSpec::parse(&t))
-            .transpose()?;
-        let binds = list("bind").iter().map(|b| BindAddr::parse(b)).collect::<Result<Vec<_>, _>>()?;
-        if binds.is_empty() {
-            return Err(ConfigError("bind: at least one address is needed".into()));
+    /// Defaults that come from other settings, once every row is applied.
+    fn defaults_from_other_settings(&mut self) {
+        // As in Gunicorn: the workers take the user's primary group unless
+        // a group is named.
+        self.group = self.group.or(self.user_group);
+        if self.proc_name.is_empty() {
+            // The application as written (not as parsed), or rwsgi.
+            let app = Raw::of(settings::setting("wsgi_app"), &self.values);
+            self.proc_name = app.nonempty().unwrap_or("rwsgi").to_string();
         }
-        let workers = uint("workers")?;
-        if workers == 0 {
-            return Err(ConfigError("workers: must be at least 1".into()));
+    }
+
+    /// Every field before the rows write theirs: placeholders, not
+    /// defaults (the table holds those). Each row's `apply` overwrites the
+    /// fields it owns.
+    fn unset() -> Config {
+        let nobody = || AllowList(Some(Vec::new()));
+        Config {
+            app: None,
+            config_file: None,
+            check_config: false,
+            print_config: false,
+            binds: Vec::new(),
+            backlog: 0,
+            workers: 0,
+            threads: 0,
+            worker_connections: 0,
+            timeout: None,
+            boot_timeout: None,
+            request_timeout: None,
+            graceful_timeout: Duration::ZERO,
+            keepalive: None,
+            max_requests: None,
+            max_requests_jitter: 0,
+            max_worker_memory: None,
+            limits: RequestLimits { request_line: 0, fields: 0, field_size: 0, permit_obsolete_folding: false },
+            chdir: None,
+            pythonpath: Vec::new(),
+            virtualenv: None,
+            raw_env: Vec::new(),
+            proc_name: String::new(),
+            pidfile: None,
+            header_map: HeaderMap::Refuse,
+            forwarded_allow: nobody(),
+            protocol: Protocol::Http,
+            uwsgi_allow: nobody(),
+            proxy_protocol: ProxyProtocol::Off,
+            proxy_allow: nobody(),
+            daemon: false,
+            user: None,
+            group: None,
+            umask: None,
+            errorlog: LogTarget::Stderr,
+            loglevel: log::LevelFilter::Off,
+            accesslog: None,
+            access_log_format: String::new(),
+            user_group: None,
+            values: BTreeMap::new(),
         }
-        let threads = usize::try_from(uint("threads")?).unwrap_or(usize::MAX);
-        if threads == 0 || threads > 1024 {
-            return Err(ConfigError("threads: must be between 1 and 1024".into()));
-        }
-        let worker_connections = usize::try_from(uint("worker_connections")?).unwrap_or(usize::MAX);
-        if worker_connections == 0 {
-            return Err(ConfigError("worker_connections: must be at least 1".into()));
-        }
-        let fields = uint("limit_request_fields")?;
-        if fields == 0 || fields > 32768 {
-            return Err(ConfigError("limit_request_fields: must be between 1 and 32768".into()));
-        }
-        let raw_env = list("raw_env").iter().map(|kv| parse_env_pair(kv)).collect::<Result<Vec<_>, _>>()?;
-        let word = |name: &str| text(name).to_ascii_lowercase();
-        let loglevel = LogLevel::from_word(&word("loglevel"))
-            .ok_or_else(|| ConfigError(format!("loglevel: unknown level '{}'", word("loglevel"))))?
-            .filter();
-        let accesslog = Some(text("accesslog")).filter(|t| !t.is_empty()).map(|t| LogTarget::parse(&t, true));
-        let backlog = uint("backlog")?;
-        let user = Some(text("user")).filter(|t| !t.is_empty()).map(|u| lookup_user(&u)).transpose()?;
-        let group = match Some(text("group")).filter(|t| !t.is_empty()) {
-            Some(g) => Some(lookup_group(&g)?),
-            None => user.map(|(_, gid)| gid),
-        };
-        let forwarded_allow = parse_networks("forwarded_allow_ips", &text("forwarded_allow_ips"))?;
-        let protocol = Protocol::from_word(&word("protocol")).ok_or_else(|| {
-            ConfigError(format!("protocol: unknown protocol '{}' ({})", word("protocol"), Protocol::WORDS.listed()))
-        })?;
-        let proxy_protocol = ProxyProtocol::from_word(&word("proxy_protocol")).ok_or_else(|| {
-            let modes = ProxyProtocol::WORDS.listed();
-            ConfigError(format!("proxy_protocol: unknown mode '{}' ({modes})", word("proxy_protocol")))
-        })?;
-        let header_map = HeaderMap::from_word(&word("header_map"))
-            .ok_or_else(|| ConfigError(format!("header_map: unknown mode '{}'", word("header_map"))))?;
-        let umask = Some(text("umask")).filter(|t| !t.is_empty()).map(|t| parse_umask(&t)).transpose()?;
-        // Gunicorn's bound for the request line; a sane one for fields (the
-        // worker buffers a whole head in memory).
-        let request_line = uint("limit_request_line")?;
-        if request_line > 8190 {
-            return Err(ConfigError("limit_request_line: must be between 0 and 8190".into()));
-        }
-        let field_size = uint("limit_request_field_size")?;
-        if field_size > 1024 * 1024 {
-            return Err(ConfigError("limit_request_field_size: must be between 0 and 1048576".into()));
-        }
-        Ok(Config {
-            app,
-            config_file: optional_path("config"),
-            check_config: flag("check_config"),
-            print_config: flag("print_config"),
-            binds,
-            backlog: i32::try_from(backlog.max(1)).unwrap_or(i32::MAX),
-            workers: usize::try_from(workers).unwrap_or(usize::MAX),
-            threads,
-            worker_connections,
-            timeout: seconds(uint("timeout")?),
-            boot_timeout: seconds(uint("boot_timeout")?),
-            request_timeout: seconds(uint("request_timeout")?),
-            graceful_timeout: Duration::from_secs(uint("graceful_timeout")?),
-            keepalive: seconds(uint("keepalive")?),
-            max_requests: Some(uint("max_requests")?).filter(|n| *n > 0),
-            max_requests_jitter: uint("max_requests_jitter")?,
-            max_worker_memory: Some(uint("max_worker_memory")?).filter(|n| *n > 0).map(|mb| mb.saturating_mul(1 << 20)),
-            limits: RequestLimits {
-                request_line: request_line as usize,
-                fields: fields as usize,
-                field_size: field_size as usize,
-                permit_obsolete_folding: flag("permit_obsolete_folding"),
-            },
-            chdir: optional_path("chdir"),
-            pythonpath: text("pythonpath")
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-                .collect(),
-            virtualenv: optional_path("virtualenv"),
-            raw_env,
-            proc_name: Some(text("proc_name")).filter(|t| !t.is_empty()).unwrap_or_else(|| {
-                values
-                    .get("wsgi_app")
-                    .and_then(|v| match v {
-                        Value::Text(t) if !t.is_empty() => Some(t.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| "rwsgi".into())
-            }),
-            errorlog: LogTarget::parse(&text("errorlog"), false),
-            pidfile: optional_path("pidfile"),
-            forwarded_allow,
-            protocol,
-            uwsgi_allow: parse_networks("uwsgi_allow_ips", &text("uwsgi_allow_ips"))?,
-            proxy_protocol,
-            proxy_allow: parse_networks("proxy_allow_ips", &text("proxy_allow_ips"))?,
-            header_map,
-            daemon: flag("daemon"),
-            user: user.map(|(uid, _)| uid),
-            group,
-            umask,
-            loglevel,
-            accesslog,
-            access_log_format: text("access_log_format"),
-            values,
-        })
     }
 
     /// The resolved settings as a TOML document that `-c` accepts back.
