@@ -157,7 +157,7 @@ pub fn render_example_config() -> String {
          # `rwsgi --print-config` prints the settings in force in this same format.\n",
     );
     let mut section = "";
-    for s in SETTINGS.iter().filter(|s| s.kind != Kind::Flag && s.name != "config") {
+    for s in SETTINGS.iter().filter(|s| s.printed && s.kind != Kind::Flag) {
         if s.section != section {
             section = s.section;
             out.push_str(&format!("\n# === {section} ===\n"));
@@ -167,12 +167,12 @@ pub fn render_example_config() -> String {
             out.push_str(&format!("# {line}\n"));
         }
         let flag = s.long.map(|l| format!(" (--{l})")).unwrap_or_default();
+        let shown = s.example.unwrap_or(s.default);
         let value = match s.kind {
-            Kind::Uint => s.default.to_string(),
-            Kind::List if s.default.is_empty() => "[]".to_string(),
-            Kind::List => format!("[{}]", toml::Value::String(s.default.into())),
-            _ if s.name == "wsgi_app" => toml::Value::String("myproject.wsgi:application".into()).to_string(),
-            _ => toml::Value::String(s.default.into()).to_string(),
+            Kind::Uint => shown.to_string(),
+            Kind::List if shown.is_empty() => "[]".to_string(),
+            Kind::List => format!("[{}]", toml::Value::String(shown.into())),
+            _ => toml::Value::String(shown.into()).to_string(),
         };
         out.push_str(&format!("#{} = {value}{}\n", s.name, if flag.is_empty() { String::new() } else { format!("  #{flag}") }));
     }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, Command};
 
-pub use settings::{Kind, Raw, Setting, SETTINGS};
+pub use settings::{Env, Kind, Raw, Setting, SETTINGS};
 pub use types::{
     AllowList, AppSpec, BindAddr, Choice, HeaderMap, LogLevel, LogTarget, Protocol, ProxyProtocol, RequestLimits, Words,
 };
@@ -155,7 +155,7 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// file and the environment.
 pub fn load(args: Vec<String>, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
     let command = command();
-    let cli = match command.clone().try_get_matches_from(proxy_mode_explicit(args)) {
+    let cli = match command.clone().try_get_matches_from(bare_flags_explicit(args)) {
         Ok(m) => values_from_matches(&m),
         Err(e) => {
             return match e.kind() {
@@ -168,14 +168,7 @@ pub fn load(args: Vec<String>, env: EnvLookup<'_>) -> Result<Outcome, ConfigErro
     };
     let env_args = values_from_env_args(command, env)?;
     let mut merged = defaults(env);
-    let config_path = cli
-        .get("config")
-        .or_else(|| env_args.get("config"))
-        .and_then(|v| match v {
-            Value::Text(p) if !p.is_empty() => Some(p.clone()),
-            _ => None,
-        });
-    if let Some(path) = config_path {
+    if let Some(path) = config_file_named(&[&cli, &env_args]) {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ConfigError(format!("cannot read config file {path}: {e}")))?;
         merged.extend(values_from_toml(&text).map_err(|e| ConfigError(format!("{path}: {e}")))?);
@@ -193,9 +186,18 @@ fn values_from_env_args(command: Command, env: EnvLookup<'_>) -> Result<BTreeMap
     let mut words = shlex::split(&text).ok_or_else(|| ConfigError("RWSGI_CMD_ARGS: unbalanced quotes".into()))?;
     words.insert(0, "rwsgi".into());
     let m = command
-        .try_get_matches_from(proxy_mode_explicit(words))
+        .try_get_matches_from(bare_flags_explicit(words))
         .map_err(|e| ConfigError(format!("RWSGI_CMD_ARGS: {}", e.render().to_string().trim_end())))?;
     Ok(values_from_matches(&m))
+}
+
+/// The config file the first of `layers` that names one names.
+fn config_file_named(layers: &[&BTreeMap<&'static str, Value>]) -> Option<String> {
+    let config = settings::setting("config");
+    match layers.iter().find_map(|layer| layer.get(config.name))? {
+        Value::Text(path) if !path.is_empty() => Some(path.clone()),
+        _ => None,
+    }
 }
 
 /// The clap command built from the table.
@@ -248,19 +250,23 @@ fn arg(s: &Setting) -> Arg {
     arg
 }
 
-/// Gunicorn's `--proxy-protocol` takes no value; rwsgi's takes a mode.
-/// Where no mode follows the flag (`--proxy-protocol app:app`), it means
-/// `auto`: say so before clap reads the words.
-fn proxy_mode_explicit(mut args: Vec<String>) -> Vec<String> {
-    let modes = ProxyProtocol::WORDS.values;
+/// A row's long flag given without a value means its `bare` word
+/// (Gunicorn's `--proxy-protocol` takes no value; rwsgi's takes a mode).
+/// Where none of the row's words follows the flag (`--proxy-protocol
+/// app:app`), insert the bare word before clap reads the words.
+fn bare_flags_explicit(mut args: Vec<String>) -> Vec<String> {
     let mut i = 0;
     while i < args.len() {
         if args[i] == "--" {
             break;
         }
-        let mode_follows = args.get(i + 1).is_some_and(|next| modes.iter().any(|m| next.eq_ignore_ascii_case(m)));
-        if args[i] == "--proxy-protocol" && !mode_follows {
-            args.insert(i + 1, "auto".into());
+        let flag = args[i].strip_prefix("--");
+        let row = SETTINGS.iter().find(|s| s.bare.is_some() && flag.is_some() && s.long == flag);
+        if let Some(Setting { kind: Kind::Choice(words), bare: Some(bare), .. }) = row {
+            let word_follows = args.get(i + 1).is_some_and(|next| words.values.iter().any(|w| next.eq_ignore_ascii_case(w)));
+            if !word_follows {
+                args.insert(i + 1, bare.to_string());
+            }
         }
         i += 1;
     }
@@ -286,16 +292,13 @@ fn values_from_matches(m: &clap::ArgMatches) -> BTreeMap<&'static str, Value> {
     out
 }
 
-/// The table's defaults, with environment overrides (`WEB_CONCURRENCY`,
-/// `PORT`, `VIRTUAL_ENV`) applied.
+/// The table's defaults, with the rows' environment overrides
+/// (`WEB_CONCURRENCY`, `PORT`, `VIRTUAL_ENV`) applied.
 fn defaults(env: EnvLookup<'_>) -> BTreeMap<&'static str, Value> {
     let mut out = BTreeMap::new();
     for s in SETTINGS {
-        let from_env = s.env.and_then(env).filter(|v| !v.is_empty());
+        let from_env = s.env.and_then(|e| env(e.var).filter(|v| !v.is_empty()).map(|v| format!("{}{v}", e.prefix)));
         out.insert(s.name, s.value_from_text(from_env.unwrap_or_else(|| s.default.to_string())));
-    }
-    if let Some(port) = env("PORT").filter(|p| !p.is_empty()) {
-        out.insert("bind", Value::List(vec![format!("0.0.0.0:{port}")]));
     }
     out
 }
@@ -306,10 +309,7 @@ fn values_from_toml(text: &str) -> Result<BTreeMap<&'static str, Value>, String>
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string().trim_end().to_string())?;
     let mut out = BTreeMap::new();
     for (key, raw) in table {
-        let s = SETTINGS
-            .iter()
-            .find(|s| s.name == key)
-            .ok_or_else(|| format!("unknown setting '{key}'"))?;
+        let s = settings::find(&key).ok_or_else(|| format!("unknown setting '{key}'"))?;
         let wrong = |want: &str| format!("'{key}' must be {want}");
         let value = match (s.kind, raw) {
             (Kind::Flag, toml::Value::Boolean(b)) => Value::Bool(b),
@@ -416,9 +416,7 @@ impl Config {
     /// The resolved settings as a TOML document that `-c` accepts back.
     pub fn to_toml(&self) -> String {
         let mut out = String::new();
-        // Actions and the file's own name are not settings to write back:
-        // a printed config fed to `-c` must start the same server.
-        for s in SETTINGS.iter().filter(|s| !matches!(s.name, "config" | "check_config" | "print_config")) {
+        for s in SETTINGS.iter().filter(|s| s.printed) {
             let Some(v) = self.values.get(s.name) else { continue };
             let rendered = match v {
                 Value::Bool(b) => b.to_string(),
@@ -577,5 +575,40 @@ mod tests {
         assert_eq!((c.user, c.group), (Some(0), Some(0)));
         assert!(load_with(&["-u", "no-such-user-rwsgi", "a:b"], &[]).unwrap_err().0.contains("no user"));
         assert!(load_with(&["-g", "no-such-group-rwsgi", "a:b"], &[]).unwrap_err().0.contains("no group"));
+    }
+
+    #[test]
+    fn proc_name_defaults_to_the_app_as_written() {
+        assert_eq!(load_with(&["myproject.wsgi"], &[]).unwrap().proc_name, "myproject.wsgi");
+        assert_eq!(load_with(&["-n", "shop", "a:b"], &[]).unwrap().proc_name, "shop");
+        assert_eq!(load_with(&[], &[]).unwrap().proc_name, "rwsgi");
+    }
+
+    #[test]
+    fn toml_booleans_only_where_a_choice_has_the_word() {
+        let values = values_from_toml("proxy_protocol = false\n").unwrap();
+        assert_eq!(values.get("proxy_protocol"), Some(&Value::Text("false".into())));
+        assert_eq!(values_from_toml("loglevel = true\n").unwrap_err(), "'loglevel' must be a string");
+        assert_eq!(values_from_toml("protocol = false\n").unwrap_err(), "'protocol' must be a string");
+    }
+
+    #[test]
+    fn printed_config_leaves_out_actions_and_its_own_name() {
+        let file = temp_file("own.toml", "workers = 2\n");
+        let printed = load_with(&["-c", &file, "--check-config", "--print-config", "a:b"], &[]).unwrap().to_toml();
+        assert!(printed.contains("workers = 2\n"), "{printed}");
+        for name in ["config", "check_config", "print_config"] {
+            assert!(!printed.lines().any(|l| l.starts_with(&format!("{name} ="))), "{printed}");
+        }
+    }
+
+    #[test]
+    fn a_bare_flag_takes_its_word_only_before_a_non_word() {
+        assert_eq!(bare_flags_explicit(vec!["--proxy-protocol".into(), "V1".into()]), ["--proxy-protocol", "V1"]);
+        assert_eq!(bare_flags_explicit(vec!["--proxy-protocol".into(), "a:b".into()]), ["--proxy-protocol", "auto", "a:b"]);
+        assert_eq!(bare_flags_explicit(vec!["--proxy-protocol".into()]), ["--proxy-protocol", "auto"]);
+        // `true` is a config-file alias, not a mode on the command line.
+        assert_eq!(bare_flags_explicit(vec!["--proxy-protocol".into(), "true".into()]), ["--proxy-protocol", "auto", "true"]);
+        assert_eq!(bare_flags_explicit(vec!["--".into(), "--proxy-protocol".into()]), ["--", "--proxy-protocol"]);
     }
 }

@@ -51,16 +51,48 @@ pub struct Setting {
     /// Default as text; list settings use "" for empty.
     pub default: &'static str,
     /// Environment variable that, when set, replaces the default.
-    pub env: Option<&'static str>,
+    pub env: Option<Env>,
     /// Placeholder shown in `--help`.
     pub meta: &'static str,
     /// Heading under which `--help` and the man page group the setting.
     pub section: &'static str,
     /// The paragraph `--help`, the man page and the example config show.
     pub help: &'static str,
+    /// Shown in the example config file instead of the default, where the
+    /// default (nothing) would not make a useful example.
+    pub example: Option<&'static str>,
+    /// The word the long flag means when no word of the setting follows it
+    /// (Gunicorn's `--proxy-protocol` takes no value; rwsgi's takes a mode).
+    pub bare: Option<&'static str>,
+    /// Whether `--print-config` and the example config file write the
+    /// setting out: not for actions and the config file's own name, which a
+    /// printed config fed back to `-c` must not repeat.
+    pub printed: bool,
     /// Validates the merged raw value and writes the typed field(s) of
     /// `Config`; the error is the sentence the user sees.
     pub apply: fn(Raw<'_>, &mut Config) -> Result<(), ConfigError>,
+}
+
+/// An environment variable that, when set and not empty, replaces a
+/// setting's default with `prefix` followed by the variable's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Env {
+    /// The variable's name.
+    pub var: &'static str,
+    /// Put before the variable's value: `PORT=9001` binds `0.0.0.0:9001`.
+    pub prefix: &'static str,
+}
+
+impl Env {
+    /// The variable `var`, whose value is the default as it stands.
+    pub const fn var(var: &'static str) -> Env {
+        Env { var, prefix: "" }
+    }
+
+    /// The variable `var`, whose value is the default after `prefix`.
+    pub const fn prefixed(var: &'static str, prefix: &'static str) -> Env {
+        Env { var, prefix }
+    }
 }
 
 impl Setting {
@@ -168,10 +200,20 @@ impl<'a> Raw<'a> {
 pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
     r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
 
-/// One row: the columns every setting has, then `apply:`.
+/// The first of its arguments: a row's own optional value where it gives
+/// one, else the fallback after it.
+macro_rules! first {
+    ($x:expr $(, $rest:expr)*) => {
+        $x
+    };
+}
+
+/// One row: the columns every setting has, then, in this order, any of
+/// `example:`, `bare:`, `printed:` the row needs, then `apply:`.
 macro_rules! setting {
     ($name:literal, $short:expr, $long:expr, $kind:expr, $default:literal, $env:expr,
      $meta:literal, $section:literal, $help:literal,
+     $(example: $example:literal,)? $(bare: $bare:literal,)? $(printed: $printed:literal,)?
      apply: $apply:expr $(,)?) => {
         Setting {
             name: $name,
@@ -183,6 +225,9 @@ macro_rules! setting {
             meta: $meta,
             section: $section,
             help: $help,
+            example: first!($(Some($example),)? None),
+            bare: first!($(Some($bare),)? None),
+            printed: first!($($printed,)? true),
             apply: $apply,
         }
     };
@@ -193,6 +238,7 @@ pub static SETTINGS: &[Setting] = &[
     setting!("wsgi_app", None, None, Kind::Text, "", None, "APP", "Application",
         "The WSGI application, as MODULE:CALLABLE, or MODULE:FACTORY() / MODULE:FACTORY(ARGS) \
          to call a factory with literal arguments. MODULE is a dotted import path.",
+        example: "myproject.wsgi:application",
         apply: |v, c| {
             c.app = v.nonempty().map(AppSpec::parse).transpose()?;
             Ok(())
@@ -200,6 +246,7 @@ pub static SETTINGS: &[Setting] = &[
     setting!("config", Some('c'), Some("config"), Kind::Text, "", None, "FILE", "Config File",
         "Read settings from this TOML file. Keys are the setting names shown by --print-config. \
          Precedence: defaults < config file < RWSGI_CMD_ARGS < command line.",
+        printed: false,
         apply: |v, c| {
             c.config_file = v.path();
             Ok(())
@@ -207,17 +254,19 @@ pub static SETTINGS: &[Setting] = &[
     setting!("check_config", None, Some("check-config"), Kind::Flag, "false", None, "", "Config File",
         "Check the configuration and import the application once, then exit: 0 when it loads, \
          1 with the reason when it does not.",
+        printed: false,
         apply: |v, c| {
             c.check_config = v.flag();
             Ok(())
         }),
     setting!("print_config", None, Some("print-config"), Kind::Flag, "false", None, "", "Config File",
         "Print the resolved settings as TOML (usable as a config file) and exit.",
+        printed: false,
         apply: |v, c| {
             c.print_config = v.flag();
             Ok(())
         }),
-    setting!("bind", Some('b'), Some("bind"), Kind::List, "127.0.0.1:8000", None, "ADDRESS", "Server Socket",
+    setting!("bind", Some('b'), Some("bind"), Kind::List, "127.0.0.1:8000", Some(Env::prefixed("PORT", "0.0.0.0:")), "ADDRESS", "Server Socket",
         "The socket to bind: HOST, HOST:PORT, [IPV6]:PORT, unix:PATH or fd://FD. Repeat to bind \
          several. Defaults to 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set.",
         apply: |v, c| {
@@ -233,7 +282,7 @@ pub static SETTINGS: &[Setting] = &[
             c.backlog = i32::try_from(v.uint()?.max(1)).unwrap_or(i32::MAX);
             Ok(())
         }),
-    setting!("workers", Some('w'), Some("workers"), Kind::Uint, "1", Some("WEB_CONCURRENCY"), "INT", "Worker Processes",
+    setting!("workers", Some('w'), Some("workers"), Kind::Uint, "1", Some(Env::var("WEB_CONCURRENCY")), "INT", "Worker Processes",
         "The number of worker processes. Defaults to $WEB_CONCURRENCY, or 1.",
         apply: |v, c| {
             c.workers = v.usize_in(1..=u64::MAX)?;
@@ -404,6 +453,7 @@ pub static SETTINGS: &[Setting] = &[
          alone means auto. REMOTE_ADDR and REMOTE_PORT then name the client the proxy saw. A \
          connection from an allowed peer without a valid header is closed; other peers are \
          served as they are.",
+        bare: "auto",
         apply: |v, c| {
             let modes = ProxyProtocol::WORDS.listed();
             c.proxy_protocol = v.choice(|w| format!("proxy_protocol: unknown mode '{w}' ({modes})"))?;
@@ -444,7 +494,7 @@ pub static SETTINGS: &[Setting] = &[
             c.pythonpath = v.text().split(',').map(str::trim).filter(|p| !p.is_empty()).map(PathBuf::from).collect();
             Ok(())
         }),
-    setting!("virtualenv", None, Some("virtualenv"), Kind::Text, "", Some("VIRTUAL_ENV"), "DIR", "Server Mechanics",
+    setting!("virtualenv", None, Some("virtualenv"), Kind::Text, "", Some(Env::var("VIRTUAL_ENV")), "DIR", "Server Mechanics",
         "Load the application with this virtualenv's packages, as its own python would. \
          Defaults to $VIRTUAL_ENV (set by an activated virtualenv).",
         apply: |v, c| {
@@ -552,6 +602,9 @@ mod tests {
             if let Err(e) = apply_text(s, s.default) {
                 panic!("{}: default '{}' fails: {e}", s.name, s.default);
             }
+            if let Some(example) = s.example {
+                assert!(apply_text(s, example).is_ok(), "{}: example '{example}'", s.name);
+            }
         }
     }
 
@@ -567,6 +620,14 @@ mod tests {
             }
             let e = apply_text(s, "No-Such-Word").unwrap_err();
             assert!(e.0.starts_with(&format!("{}: ", s.name)) && e.0.contains("'no-such-word'"), "{e}");
+        }
+    }
+
+    #[test]
+    fn bare_flags_mean_one_of_their_words() {
+        for s in SETTINGS.iter().filter(|s| s.bare.is_some()) {
+            let Kind::Choice(words) = s.kind else { panic!("{}: only a choice can be bare", s.name) };
+            assert!(s.long.is_some() && words.values.contains(&s.bare.unwrap_or_default()), "{}", s.name);
         }
     }
 
