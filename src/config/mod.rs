@@ -4,63 +4,96 @@
 //! Layers, lowest first, as in Gunicorn: table defaults (some fed by an
 //! environment variable such as `WEB_CONCURRENCY`), the TOML config file,
 //! `RWSGI_CMD_ARGS`, the command line. Every layer produces the same
-//! untyped [`Value`]s keyed by setting name; one function turns the merged
-//! map into a typed `Config`, so every layer is validated the same way.
-//! This module touches no socket and no Python.
+//! untyped [`Value`]s keyed by setting name; [`Config::from_values`] then
+//! runs each row's own `apply` over the merged map, and the few rules that
+//! read several settings after that, so every layer is validated the same
+//! way. This module touches no socket and no Python.
+
+#![deny(missing_docs)]
 
 pub mod docs;
 pub mod settings;
+mod types;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, Command};
 
-pub use settings::{Kind, Setting, SETTINGS};
+pub use settings::{Env, Kind, Raw, Setting, SETTINGS};
+pub use types::{
+    AllowList, AppSpec, BindAddr, Choice, HeaderMap, LogLevel, LogTarget, Protocol, ProxyProtocol, RequestLimits, Words,
+};
 
 /// A setting's value before validation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
+    /// A switch.
     Bool(bool),
+    /// One value as written: numbers, words, paths and addresses alike.
     Text(String),
+    /// The values of a repeatable setting, in order.
     List(Vec<String>),
 }
 
 /// The validated settings.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The application to serve; `None` when only a config file names it
+    /// later, or for `--print-config` without one.
     pub app: Option<AppSpec>,
+    /// The TOML config file the settings were read from.
     pub config_file: Option<PathBuf>,
+    /// Load the application once and exit (`--check-config`).
     pub check_config: bool,
+    /// Print the settings as TOML and exit (`--print-config`).
     pub print_config: bool,
+    /// The addresses to listen on, at least one.
     pub binds: Vec<BindAddr>,
+    /// The listen(2) backlog of each socket.
     pub backlog: i32,
+    /// How many worker processes to keep running.
     pub workers: usize,
     /// Request threads per worker (1: requests run on the main thread).
     pub threads: usize,
     /// Most connections a worker holds, active and idle.
     pub worker_connections: usize,
+    /// A worker that makes no progress this long is killed; also the
+    /// deadline of each read and write. `None` for no limit.
     pub timeout: Option<Duration>,
+    /// Longest a worker may take to boot; `None` for no limit.
     pub boot_timeout: Option<Duration>,
+    /// Longest one request may take in all; `None` for no limit.
     pub request_timeout: Option<Duration>,
+    /// How long workers get to finish their requests after TERM.
     pub graceful_timeout: Duration,
+    /// How long an idle keep-alive connection waits; `None` turns
+    /// keep-alive off.
     pub keepalive: Option<Duration>,
     /// Requests a worker serves before it restarts; `None` for no limit.
     pub max_requests: Option<u64>,
+    /// Most extra requests added at random to each worker's `max_requests`.
     pub max_requests_jitter: u64,
     /// Resident memory (bytes) past which a worker restarts.
     pub max_worker_memory: Option<u64>,
+    /// Limits on the request head.
     pub limits: RequestLimits,
+    /// Directory to change to before binding and loading the application.
     pub chdir: Option<PathBuf>,
+    /// Directories put in front of `sys.path`.
     pub pythonpath: Vec<PathBuf>,
+    /// The virtualenv whose packages the application loads with.
     pub virtualenv: Option<PathBuf>,
+    /// Environment variables set in the workers.
     pub raw_env: Vec<(String, String)>,
+    /// The server's name in the start-up log line.
     pub proc_name: String,
+    /// Where the master writes its pid.
     pub pidfile: Option<PathBuf>,
+    /// What to do with request header names that contain `_`.
     pub header_map: HeaderMap,
     /// Peers whose scheme headers count.
     pub forwarded_allow: AllowList,
@@ -72,105 +105,26 @@ pub struct Config {
     pub proxy_protocol: ProxyProtocol,
     /// Peers whose PROXY protocol header is believed.
     pub proxy_allow: AllowList,
+    /// Detach from the terminal and run in the background.
     pub daemon: bool,
-    /// Uid and gid the workers switch to.
+    /// Uid the workers switch to.
     pub user: Option<u32>,
+    /// Gid the workers switch to.
     pub group: Option<u32>,
+    /// The umask of rwsgi's processes; `None` keeps the inherited one.
     pub umask: Option<u32>,
+    /// Where the error log goes.
     pub errorlog: LogTarget,
+    /// The least severe error log level written.
     pub loglevel: log::LevelFilter,
+    /// Where the access log goes; `None` for no access log.
     pub accesslog: Option<LogTarget>,
+    /// The access log line, in Gunicorn's `%(atom)s` format.
     pub access_log_format: String,
+    /// The primary group of `user`, which `group` defaults to.
+    user_group: Option<u32>,
     /// The merged raw values, kept for `--print-config`.
     values: BTreeMap<&'static str, Value>,
-}
-
-/// Limits on the request head, with Gunicorn's names; 0 means unlimited
-/// where Gunicorn allows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RequestLimits {
-    pub request_line: usize,
-    pub fields: usize,
-    pub field_size: usize,
-    /// Accept obs-fold (RFC 9112 §5.2) and replace it with a space, rather
-    /// than refuse the request.
-    pub permit_obsolete_folding: bool,
-}
-
-/// The protocol the listeners speak.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
-    Http,
-    /// The uwsgi binary protocol of nginx's `uwsgi_pass`.
-    Uwsgi,
-}
-
-/// The PROXY protocol header rwsgi expects (HAProxy's v1 text, v2 binary).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProxyProtocol {
-    Off,
-    V1,
-    V2,
-    /// Either version, told apart by the first bytes.
-    Auto,
-}
-
-/// Peers allowed by an address list: anyone (`*`), or IPs and networks.
-/// A peer without an IP (a unix socket) is always allowed: only processes
-/// on this machine can reach it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AllowList(Option<Vec<ipnet::IpNet>>);
-
-impl AllowList {
-    pub fn allows(&self, peer: Option<std::net::IpAddr>) -> bool {
-        match (&self.0, peer) {
-            (None, _) | (_, None) => true,
-            (Some(nets), Some(ip)) => {
-                // An IPv4 client on an IPv6 socket arrives as ::ffff:a.b.c.d.
-                let ip = match ip {
-                    std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-                    v4 => v4,
-                };
-                nets.iter().any(|n| n.contains(&ip))
-            }
-        }
-    }
-}
-
-/// What to do with request header names that contain `_`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeaderMap {
-    Drop,
-    Refuse,
-    /// Pass them on, colliding with dashed names in the environ.
-    Dangerous,
-}
-
-/// Where a log goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LogTarget {
-    Stdout,
-    Stderr,
-    File(PathBuf),
-}
-
-/// One `--bind` value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BindAddr {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-    Fd(i32),
-}
-
-/// `module:callable` or `module:factory(args)`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppSpec {
-    pub module: String,
-    /// Dotted attribute path inside the module.
-    pub attr: String,
-    /// `Some(args)` when the attribute is a factory to call; `args` is the
-    /// text between the parentheses, evaluated as Python literals.
-    pub call: Option<String>,
 }
 
 /// A configuration error: one readable sentence for the user.
@@ -187,6 +141,7 @@ impl std::error::Error for ConfigError {}
 
 /// What the command line asked for.
 pub enum Outcome {
+    /// Serve (or check, or print) with these settings.
     Run(Box<Config>),
     /// `--help` or `--version`: print this and exit 0.
     Print(String),
@@ -200,8 +155,8 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// file and the environment.
 pub fn load(args: Vec<String>, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
     let command = command();
-    let cli = match command.clone().try_get_matches_from(proxy_mode_explicit(args)) {
-        Ok(m) => m,
+    let cli = match command.clone().try_get_matches_from(bare_flags_explicit(args)) {
+        Ok(m) => values_from_matches(&m),
         Err(e) => {
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
@@ -211,36 +166,38 @@ pub fn load(args: Vec<String>, env: EnvLookup<'_>) -> Result<Outcome, ConfigErro
             };
         }
     };
-    let cli = values_from_matches(&cli);
-    let env_args = match env("RWSGI_CMD_ARGS") {
-        Some(text) if !text.trim().is_empty() => {
-            let mut words = shlex::split(&text)
-                .ok_or_else(|| ConfigError("RWSGI_CMD_ARGS: unbalanced quotes".into()))?;
-            words.insert(0, "rwsgi".into());
-            let m = command
-                .try_get_matches_from(proxy_mode_explicit(words))
-                .map_err(|e| ConfigError(format!("RWSGI_CMD_ARGS: {}", e.render().to_string().trim_end())))?;
-            values_from_matches(&m)
-        }
-        _ => BTreeMap::new(),
-    };
-
+    let env_args = values_from_env_args(command, env)?;
     let mut merged = defaults(env);
-    let config_path = cli
-        .get("config")
-        .or_else(|| env_args.get("config"))
-        .and_then(|v| match v {
-            Value::Text(p) if !p.is_empty() => Some(p.clone()),
-            _ => None,
-        });
-    if let Some(path) = &config_path {
-        let text = std::fs::read_to_string(path)
+    if let Some(path) = config_file_named(&[&cli, &env_args]) {
+        let text = std::fs::read_to_string(&path)
             .map_err(|e| ConfigError(format!("cannot read config file {path}: {e}")))?;
         merged.extend(values_from_toml(&text).map_err(|e| ConfigError(format!("{path}: {e}")))?);
     }
     merged.extend(env_args);
     merged.extend(cli);
     Config::from_values(merged).map(|c| Outcome::Run(Box::new(c)))
+}
+
+/// The values of `RWSGI_CMD_ARGS`, read as a command line.
+fn values_from_env_args(command: Command, env: EnvLookup<'_>) -> Result<BTreeMap<&'static str, Value>, ConfigError> {
+    let Some(text) = env("RWSGI_CMD_ARGS").filter(|t| !t.trim().is_empty()) else {
+        return Ok(BTreeMap::new());
+    };
+    let mut words = shlex::split(&text).ok_or_else(|| ConfigError("RWSGI_CMD_ARGS: unbalanced quotes".into()))?;
+    words.insert(0, "rwsgi".into());
+    let m = command
+        .try_get_matches_from(bare_flags_explicit(words))
+        .map_err(|e| ConfigError(format!("RWSGI_CMD_ARGS: {}", e.render().to_string().trim_end())))?;
+    Ok(values_from_matches(&m))
+}
+
+/// The config file the first of `layers` that names one names.
+fn config_file_named(layers: &[&BTreeMap<&'static str, Value>]) -> Option<String> {
+    let config = settings::setting("config");
+    match layers.iter().find_map(|layer| layer.get(config.name))? {
+        Value::Text(path) if !path.is_empty() => Some(path.clone()),
+        _ => None,
+    }
 }
 
 /// The clap command built from the table.
@@ -265,42 +222,51 @@ pub fn command() -> Command {
         )
         .next_line_help(false);
     for s in SETTINGS {
-        let mut arg = Arg::new(s.name).help(s.help).help_heading(s.section);
-        arg = match s.long {
-            Some(long) => arg.long(long).value_name(s.meta),
-            None => arg.value_name(s.meta).required(false),
-        };
-        if let Some(short) = s.short {
-            arg = arg.short(short);
-        }
-        arg = match s.kind {
-            Kind::Flag => arg.action(ArgAction::SetTrue),
-            Kind::List => arg.action(ArgAction::Append),
-            Kind::Uint => arg.action(ArgAction::Set).value_parser(clap::value_parser!(u64)),
-            Kind::Choice(words) => arg.action(ArgAction::Set).value_parser(words.to_vec()).ignore_case(true),
-            Kind::Text => arg.action(ArgAction::Set),
-        };
-        if s.long.is_some() && s.kind != Kind::Flag && !s.default.is_empty() {
-            arg = arg.hide_default_value(false).default_value(s.default);
-        }
-        cmd = cmd.arg(arg);
+        cmd = cmd.arg(arg(s));
     }
     cmd
 }
 
-/// Gunicorn's `--proxy-protocol` takes no value; rwsgi's takes a mode.
-/// Where no mode follows the flag (`--proxy-protocol app:app`), it means
-/// `auto`: say so before clap reads the words.
-fn proxy_mode_explicit(mut args: Vec<String>) -> Vec<String> {
-    let modes = ["off", "v1", "v2", "auto"];
+/// The clap argument of one row.
+fn arg(s: &Setting) -> Arg {
+    let mut arg = Arg::new(s.name).help(s.help).help_heading(s.section);
+    arg = match s.long {
+        Some(long) => arg.long(long).value_name(s.meta),
+        None => arg.value_name(s.meta).required(false),
+    };
+    if let Some(short) = s.short {
+        arg = arg.short(short);
+    }
+    arg = match s.kind {
+        Kind::Flag => arg.action(ArgAction::SetTrue),
+        Kind::List => arg.action(ArgAction::Append),
+        Kind::Uint => arg.action(ArgAction::Set).value_parser(clap::value_parser!(u64)),
+        Kind::Choice(words) => arg.action(ArgAction::Set).value_parser(words.values.to_vec()).ignore_case(true),
+        Kind::Text => arg.action(ArgAction::Set),
+    };
+    if s.long.is_some() && s.kind != Kind::Flag && !s.default.is_empty() {
+        arg = arg.hide_default_value(false).default_value(s.default);
+    }
+    arg
+}
+
+/// A row's long flag given without a value means its `bare` word
+/// (Gunicorn's `--proxy-protocol` takes no value; rwsgi's takes a mode).
+/// Where none of the row's words follows the flag (`--proxy-protocol
+/// app:app`), insert the bare word before clap reads the words.
+fn bare_flags_explicit(mut args: Vec<String>) -> Vec<String> {
     let mut i = 0;
     while i < args.len() {
         if args[i] == "--" {
             break;
         }
-        let mode_follows = args.get(i + 1).is_some_and(|next| modes.iter().any(|m| next.eq_ignore_ascii_case(m)));
-        if args[i] == "--proxy-protocol" && !mode_follows {
-            args.insert(i + 1, "auto".into());
+        let flag = args[i].strip_prefix("--");
+        let row = SETTINGS.iter().find(|s| s.bare.is_some() && flag.is_some() && s.long == flag);
+        if let Some(Setting { kind: Kind::Choice(words), bare: Some(bare), .. }) = row {
+            let word_follows = args.get(i + 1).is_some_and(|next| words.values.iter().any(|w| next.eq_ignore_ascii_case(w)));
+            if !word_follows {
+                args.insert(i + 1, bare.to_string());
+            }
         }
         i += 1;
     }
@@ -326,22 +292,13 @@ fn values_from_matches(m: &clap::ArgMatches) -> BTreeMap<&'static str, Value> {
     out
 }
 
-/// The table's defaults, with environment overrides (`WEB_CONCURRENCY`,
-/// `PORT`, `VIRTUAL_ENV`) applied.
+/// The table's defaults, with the rows' environment overrides
+/// (`WEB_CONCURRENCY`, `PORT`, `VIRTUAL_ENV`) applied.
 fn defaults(env: EnvLookup<'_>) -> BTreeMap<&'static str, Value> {
     let mut out = BTreeMap::new();
     for s in SETTINGS {
-        let from_env = s.env.and_then(env).filter(|v| !v.is_empty());
-        let text = from_env.unwrap_or_else(|| s.default.to_string());
-        let value = match s.kind {
-            Kind::Flag => Value::Bool(text == "true"),
-            Kind::List => Value::List(if text.is_empty() { vec![] } else { vec![text] }),
-            _ => Value::Text(text),
-        };
-        out.insert(s.name, value);
-    }
-    if let Some(port) = env("PORT").filter(|p| !p.is_empty()) {
-        out.insert("bind", Value::List(vec![format!("0.0.0.0:{port}")]));
+        let from_env = s.env.and_then(|e| env(e.var).filter(|v| !v.is_empty()).map(|v| format!("{}{v}", e.prefix)));
+        out.insert(s.name, s.value_from_text(from_env.unwrap_or_else(|| s.default.to_string())));
     }
     out
 }
@@ -352,10 +309,7 @@ fn values_from_toml(text: &str) -> Result<BTreeMap<&'static str, Value>, String>
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string().trim_end().to_string())?;
     let mut out = BTreeMap::new();
     for (key, raw) in table {
-        let s = SETTINGS
-            .iter()
-            .find(|s| s.name == key)
-            .ok_or_else(|| format!("unknown setting '{key}'"))?;
+        let s = settings::find(&key).ok_or_else(|| format!("unknown setting '{key}'"))?;
         let wrong = |want: &str| format!("'{key}' must be {want}");
         let value = match (s.kind, raw) {
             (Kind::Flag, toml::Value::Boolean(b)) => Value::Bool(b),
@@ -374,8 +328,9 @@ fn values_from_toml(text: &str) -> Result<BTreeMap<&'static str, Value>, String>
             ),
             (Kind::List, _) => return Err(wrong("a string or a list of strings")),
             (Kind::Text | Kind::Choice(_), toml::Value::String(v)) => Value::Text(v),
-            // `proxy_protocol = true`, as Gunicorn's older boolean form.
-            (Kind::Choice(_), toml::Value::Boolean(b)) if s.name == "proxy_protocol" => Value::Text(b.to_string()),
+            // A boolean is a word where the setting's enum has it as one:
+            // `proxy_protocol = true`, Gunicorn's older boolean form.
+            (Kind::Choice(words), toml::Value::Boolean(b)) if words.accepts(&b.to_string()) => Value::Text(b.to_string()),
             (Kind::Text | Kind::Choice(_), _) => return Err(wrong("a string")),
         };
         out.insert(s.name, value);
@@ -384,177 +339,84 @@ fn values_from_toml(text: &str) -> Result<BTreeMap<&'static str, Value>, String>
 }
 
 impl Config {
-    /// Validate merged values into a typed `Config`.
+    /// Validate merged values into a typed `Config`: every row's `apply`,
+    /// in table order (the first setting in error is the one reported),
+    /// then the rules that read several settings.
     pub fn from_values(values: BTreeMap<&'static str, Value>) -> Result<Config, ConfigError> {
-        let text = |name: &str| -> String {
-            match values.get(name) {
-                Some(Value::Text(t)) => t.clone(),
-                _ => String::new(),
-            }
-        };
-        let list = |name: &str| -> Vec<String> {
-            match values.get(name) {
-                Some(Value::List(l)) => l.clone(),
-                Some(Value::Text(t)) if !t.is_empty() => vec![t.clone()],
-                _ => vec![],
-            }
-        };
-        let flag = |name: &str| matches!(values.get(name), Some(Value::Bool(true)));
-        let uint = |name: &str| -> Result<u64, ConfigError> {
-            let t = text(name);
-            t.trim()
-                .parse::<u64>()
-                .map_err(|_| ConfigError(format!("{name}: '{t}' is not a non-negative integer")))
-        };
-        let optional_path = |name: &str| Some(text(name)).filter(|t| !t.is_empty()).map(PathBuf::from);
-        let seconds = |n: u64| (n > 0).then(|| Duration::from_secs(n));
+        let mut config = Config::unset();
+        for s in SETTINGS {
+            (s.apply)(Raw::of(s, &values), &mut config)?;
+        }
+        config.values = values;
+        config.defaults_from_other_settings();
+        Ok(config)
+    }
 
-        let app = Some(text("wsgi_app"))
-            .filter(|t| !t.is_empty())
-            .map(|t| AppSpec::parse(&t))
-            .transpose()?;
-        let binds = list("bind").iter().map(|b| BindAddr::parse(b)).collect::<Result<Vec<_>, _>>()?;
-        if binds.is_empty() {
-            return Err(ConfigError("bind: at least one address is needed".into()));
+    /// Defaults that come from other settings, once every row is applied.
+    fn defaults_from_other_settings(&mut self) {
+        // As in Gunicorn: the workers take the user's primary group unless
+        // a group is named.
+        self.group = self.group.or(self.user_group);
+        if self.proc_name.is_empty() {
+            // The application as written (not as parsed), or rwsgi.
+            let app = Raw::of(settings::setting("wsgi_app"), &self.values);
+            self.proc_name = app.nonempty().unwrap_or("rwsgi").to_string();
         }
-        let workers = uint("workers")?;
-        if workers == 0 {
-            return Err(ConfigError("workers: must be at least 1".into()));
+    }
+
+    /// Every field before the rows write theirs: placeholders, not
+    /// defaults (the table holds those). Each row's `apply` overwrites the
+    /// fields it owns.
+    fn unset() -> Config {
+        let nobody = || AllowList(Some(Vec::new()));
+        Config {
+            app: None,
+            config_file: None,
+            check_config: false,
+            print_config: false,
+            binds: Vec::new(),
+            backlog: 0,
+            workers: 0,
+            threads: 0,
+            worker_connections: 0,
+            timeout: None,
+            boot_timeout: None,
+            request_timeout: None,
+            graceful_timeout: Duration::ZERO,
+            keepalive: None,
+            max_requests: None,
+            max_requests_jitter: 0,
+            max_worker_memory: None,
+            limits: RequestLimits { request_line: 0, fields: 0, field_size: 0, permit_obsolete_folding: false },
+            chdir: None,
+            pythonpath: Vec::new(),
+            virtualenv: None,
+            raw_env: Vec::new(),
+            proc_name: String::new(),
+            pidfile: None,
+            header_map: HeaderMap::Refuse,
+            forwarded_allow: nobody(),
+            protocol: Protocol::Http,
+            uwsgi_allow: nobody(),
+            proxy_protocol: ProxyProtocol::Off,
+            proxy_allow: nobody(),
+            daemon: false,
+            user: None,
+            group: None,
+            umask: None,
+            errorlog: LogTarget::Stderr,
+            loglevel: log::LevelFilter::Off,
+            accesslog: None,
+            access_log_format: String::new(),
+            user_group: None,
+            values: BTreeMap::new(),
         }
-        let threads = usize::try_from(uint("threads")?).unwrap_or(usize::MAX);
-        if threads == 0 || threads > 1024 {
-            return Err(ConfigError("threads: must be between 1 and 1024".into()));
-        }
-        let worker_connections = usize::try_from(uint("worker_connections")?).unwrap_or(usize::MAX);
-        if worker_connections == 0 {
-            return Err(ConfigError("worker_connections: must be at least 1".into()));
-        }
-        let fields = uint("limit_request_fields")?;
-        if fields == 0 || fields > 32768 {
-            return Err(ConfigError("limit_request_fields: must be between 1 and 32768".into()));
-        }
-        let raw_env = list("raw_env")
-            .iter()
-            .map(|kv| match kv.split_once('=') {
-                Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
-                    Ok((k.to_string(), v.to_string()))
-                }
-                _ => Err(ConfigError(format!("env: '{kv}' is not KEY=VALUE"))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let loglevel = match text("loglevel").to_ascii_lowercase().as_str() {
-            "debug" => log::LevelFilter::Debug,
-            "info" => log::LevelFilter::Info,
-            "warning" => log::LevelFilter::Warn,
-            // `critical` has no level of its own in `log`; errors are the
-            // least that is written then.
-            "error" | "critical" => log::LevelFilter::Error,
-            other => return Err(ConfigError(format!("loglevel: unknown level '{other}'"))),
-        };
-        let accesslog = Some(text("accesslog")).filter(|t| !t.is_empty()).map(|t| LogTarget::parse(&t, true));
-        let backlog = uint("backlog")?;
-        let user = Some(text("user")).filter(|t| !t.is_empty()).map(|u| lookup_user(&u)).transpose()?;
-        let group = match Some(text("group")).filter(|t| !t.is_empty()) {
-            Some(g) => Some(lookup_group(&g)?),
-            None => user.map(|(_, gid)| gid),
-        };
-        let forwarded_allow = parse_networks("forwarded_allow_ips", &text("forwarded_allow_ips"))?;
-        let protocol = match text("protocol").to_ascii_lowercase().as_str() {
-            "http" => Protocol::Http,
-            "uwsgi" => Protocol::Uwsgi,
-            other => return Err(ConfigError(format!("protocol: unknown protocol '{other}' (http or uwsgi)"))),
-        };
-        let proxy_protocol = match text("proxy_protocol").to_ascii_lowercase().as_str() {
-            "off" | "false" => ProxyProtocol::Off,
-            "v1" => ProxyProtocol::V1,
-            "v2" => ProxyProtocol::V2,
-            "auto" | "true" => ProxyProtocol::Auto,
-            other => return Err(ConfigError(format!("proxy_protocol: unknown mode '{other}' (off, v1, v2 or auto)"))),
-        };
-        let header_map = match text("header_map").to_ascii_lowercase().as_str() {
-            "drop" => HeaderMap::Drop,
-            "refuse" => HeaderMap::Refuse,
-            "dangerous" => HeaderMap::Dangerous,
-            other => return Err(ConfigError(format!("header_map: unknown mode '{other}'"))),
-        };
-        let umask = Some(text("umask")).filter(|t| !t.is_empty()).map(|t| parse_umask(&t)).transpose()?;
-        // Gunicorn's bound for the request line; a sane one for fields (the
-        // worker buffers a whole head in memory).
-        let request_line = uint("limit_request_line")?;
-        if request_line > 8190 {
-            return Err(ConfigError("limit_request_line: must be between 0 and 8190".into()));
-        }
-        let field_size = uint("limit_request_field_size")?;
-        if field_size > 1024 * 1024 {
-            return Err(ConfigError("limit_request_field_size: must be between 0 and 1048576".into()));
-        }
-        Ok(Config {
-            app,
-            config_file: optional_path("config"),
-            check_config: flag("check_config"),
-            print_config: flag("print_config"),
-            binds,
-            backlog: i32::try_from(backlog.max(1)).unwrap_or(i32::MAX),
-            workers: usize::try_from(workers).unwrap_or(usize::MAX),
-            threads,
-            worker_connections,
-            timeout: seconds(uint("timeout")?),
-            boot_timeout: seconds(uint("boot_timeout")?),
-            request_timeout: seconds(uint("request_timeout")?),
-            graceful_timeout: Duration::from_secs(uint("graceful_timeout")?),
-            keepalive: seconds(uint("keepalive")?),
-            max_requests: Some(uint("max_requests")?).filter(|n| *n > 0),
-            max_requests_jitter: uint("max_requests_jitter")?,
-            max_worker_memory: Some(uint("max_worker_memory")?).filter(|n| *n > 0).map(|mb| mb.saturating_mul(1 << 20)),
-            limits: RequestLimits {
-                request_line: request_line as usize,
-                fields: fields as usize,
-                field_size: field_size as usize,
-                permit_obsolete_folding: flag("permit_obsolete_folding"),
-            },
-            chdir: optional_path("chdir"),
-            pythonpath: text("pythonpath")
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-                .collect(),
-            virtualenv: optional_path("virtualenv"),
-            raw_env,
-            proc_name: Some(text("proc_name")).filter(|t| !t.is_empty()).unwrap_or_else(|| {
-                values
-                    .get("wsgi_app")
-                    .and_then(|v| match v {
-                        Value::Text(t) if !t.is_empty() => Some(t.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| "rwsgi".into())
-            }),
-            errorlog: LogTarget::parse(&text("errorlog"), false),
-            pidfile: optional_path("pidfile"),
-            forwarded_allow,
-            protocol,
-            uwsgi_allow: parse_networks("uwsgi_allow_ips", &text("uwsgi_allow_ips"))?,
-            proxy_protocol,
-            proxy_allow: parse_networks("proxy_allow_ips", &text("proxy_allow_ips"))?,
-            header_map,
-            daemon: flag("daemon"),
-            user: user.map(|(uid, _)| uid),
-            group,
-            umask,
-            loglevel,
-            accesslog,
-            access_log_format: text("access_log_format"),
-            values,
-        })
     }
 
     /// The resolved settings as a TOML document that `-c` accepts back.
     pub fn to_toml(&self) -> String {
         let mut out = String::new();
-        // Actions and the file's own name are not settings to write back:
-        // a printed config fed to `-c` must start the same server.
-        for s in SETTINGS.iter().filter(|s| !matches!(s.name, "config" | "check_config" | "print_config")) {
+        for s in SETTINGS.iter().filter(|s| s.printed) {
             let Some(v) = self.values.get(s.name) else { continue };
             let rendered = match v {
                 Value::Bool(b) => b.to_string(),
@@ -567,167 +429,6 @@ impl Config {
             out.push_str(&format!("{} = {}\n", s.name, rendered));
         }
         out
-    }
-}
-
-/// A user name or uid: (uid, primary gid).
-fn lookup_user(name: &str) -> Result<(u32, u32), ConfigError> {
-    let found = match name.parse::<u32>() {
-        Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
-        Err(_) => nix::unistd::User::from_name(name),
-    };
-    match found {
-        Ok(Some(u)) => Ok((u.uid.as_raw(), u.gid.as_raw())),
-        // A uid without a passwd entry is allowed; its gid is the same number.
-        Ok(None) => name.parse::<u32>().map(|id| (id, id)).map_err(|_| ConfigError(format!("user: no user named '{name}'"))),
-        Err(e) => Err(ConfigError(format!("user: cannot look up '{name}': {e}"))),
-    }
-}
-
-/// A group name or gid.
-fn lookup_group(name: &str) -> Result<u32, ConfigError> {
-    if let Ok(gid) = name.parse::<u32>() {
-        return Ok(gid);
-    }
-    match nix::unistd::Group::from_name(name) {
-        Ok(Some(g)) => Ok(g.gid.as_raw()),
-        Ok(None) => Err(ConfigError(format!("group: no group named '{name}'"))),
-        Err(e) => Err(ConfigError(format!("group: cannot look up '{name}': {e}"))),
-    }
-}
-
-/// `*`, or comma-separated addresses and CIDR networks, for setting `name`.
-fn parse_networks(name: &str, text: &str) -> Result<AllowList, ConfigError> {
-    let items: Vec<&str> = text.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
-    if items.contains(&"*") {
-        return Ok(AllowList(None));
-    }
-    items
-        .iter()
-        .map(|item| {
-            item.parse::<ipnet::IpNet>()
-                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| ConfigError(format!("{name}: '{item}' is not an address or network")))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(|nets| AllowList(Some(nets)))
-}
-
-/// `0o022`, `022` (octal, as umask(1) writes it), `0x12` or decimal.
-fn parse_umask(text: &str) -> Result<u32, ConfigError> {
-    let t = text.trim();
-    let parsed = if let Some(oct) = t.strip_prefix("0o").or_else(|| t.strip_prefix("0O")) {
-        u32::from_str_radix(oct, 8)
-    } else if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        u32::from_str_radix(hex, 16)
-    } else if t.len() > 1 && t.starts_with('0') {
-        u32::from_str_radix(&t[1..], 8)
-    } else {
-        t.parse()
-    };
-    parsed
-        .ok()
-        .filter(|m| *m <= 0o777)
-        .ok_or_else(|| ConfigError(format!("umask: '{text}' is not a mode between 0 and 0o777")))
-}
-
-impl LogTarget {
-    fn parse(text: &str, dash_is_stdout: bool) -> LogTarget {
-        match (text, dash_is_stdout) {
-            ("-" | "", true) => LogTarget::Stdout,
-            ("-" | "", false) => LogTarget::Stderr,
-            (path, _) => LogTarget::File(PathBuf::from(path)),
-        }
-    }
-}
-
-impl BindAddr {
-    /// Parse `HOST`, `HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd://N`.
-    pub fn parse(text: &str) -> Result<BindAddr, ConfigError> {
-        let bad = |why: &str| ConfigError(format!("bind: '{text}' {why}"));
-        if let Some(path) = text.strip_prefix("unix:") {
-            let path = path.strip_prefix("//").unwrap_or(path);
-            if path.is_empty() {
-                return Err(bad("has no socket path"));
-            }
-            return Ok(BindAddr::Unix(PathBuf::from(path)));
-        }
-        if let Some(fd) = text.strip_prefix("fd://") {
-            return fd.parse::<i32>().ok().filter(|fd| *fd >= 0).map(BindAddr::Fd).ok_or_else(|| bad("is not fd://N"));
-        }
-        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-            let (host, after) = rest.split_once(']').ok_or_else(|| bad("has no closing ']'"))?;
-            match after {
-                "" => (host, "8000"),
-                _ => (host, after.strip_prefix(':').ok_or_else(|| bad("needs ':' before the port"))?),
-            }
-        } else {
-            match text.rsplit_once(':') {
-                Some((h, _)) if h.contains(':') => return Err(bad("is an IPv6 address: write it as [ADDR]:PORT")),
-                Some((h, p)) => (h, p),
-                None => (text, "8000"),
-            }
-        };
-        let port: u16 = port.parse().map_err(|_| bad("has an invalid port"))?;
-        let host = if host.is_empty() { "0.0.0.0" } else { host };
-        let addr = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| bad(&format!("cannot be resolved: {e}")))?
-            .next()
-            .ok_or_else(|| bad("resolves to no address"))?;
-        Ok(BindAddr::Tcp(addr))
-    }
-}
-
-impl fmt::Display for BindAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BindAddr::Tcp(a) => write!(f, "http://{a}"),
-            BindAddr::Unix(p) => write!(f, "unix:{}", p.display()),
-            BindAddr::Fd(n) => write!(f, "fd://{n}"),
-        }
-    }
-}
-
-impl AppSpec {
-    /// Parse `module:attr`, `module:factory()` or `module:factory(args)`.
-    /// A bare `module` means `module:application`, as in Gunicorn.
-    pub fn parse(text: &str) -> Result<AppSpec, ConfigError> {
-        let bad = |why: &str| ConfigError(format!("application '{text}': {why}"));
-        let (module, rest) = text.split_once(':').unwrap_or((text, "application"));
-        let is_dotted_name = |s: &str| {
-            !s.is_empty()
-                && s.split('.').all(|part| {
-                    let mut chars = part.chars();
-                    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
-                        && chars.all(|c| c.is_alphanumeric() || c == '_')
-                })
-        };
-        if !is_dotted_name(module) {
-            return Err(bad("the module must be a dotted Python name"));
-        }
-        let rest = rest.trim();
-        let (attr, call) = match rest.split_once('(') {
-            Some((attr, args)) => {
-                let args = args.strip_suffix(')').ok_or_else(|| bad("the factory call has no closing ')'"))?;
-                (attr.trim(), Some(args.to_string()))
-            }
-            None => (rest, None),
-        };
-        if !is_dotted_name(attr) {
-            return Err(bad("the callable must be a Python name"));
-        }
-        Ok(AppSpec { module: module.into(), attr: attr.into(), call })
-    }
-}
-
-impl fmt::Display for AppSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.module, self.attr)?;
-        if let Some(args) = &self.call {
-            write!(f, "({args})")?;
-        }
-        Ok(())
     }
 }
 
@@ -867,16 +568,6 @@ mod tests {
     }
 
     #[test]
-    fn umask_forms() {
-        assert_eq!(parse_umask("0o022"), Ok(0o22));
-        assert_eq!(parse_umask("022"), Ok(0o22));
-        assert_eq!(parse_umask("18"), Ok(18));
-        assert_eq!(parse_umask("0"), Ok(0));
-        assert!(parse_umask("0o1000").is_err());
-        assert!(parse_umask("rw").is_err());
-    }
-
-    #[test]
     fn users_and_groups() {
         let c = load_with(&["-u", "root", "a:b"], &[]).unwrap();
         assert_eq!((c.user, c.group), (Some(0), Some(0)));
@@ -887,25 +578,37 @@ mod tests {
     }
 
     #[test]
-    fn bind_forms() {
-        assert_eq!(BindAddr::parse("unix:/run/a.sock").unwrap(), BindAddr::Unix("/run/a.sock".into()));
-        assert_eq!(BindAddr::parse("fd://3").unwrap(), BindAddr::Fd(3));
-        assert_eq!(BindAddr::parse("[::1]:80").unwrap(), BindAddr::Tcp("[::1]:80".parse().unwrap()));
-        assert_eq!(BindAddr::parse("127.0.0.1").unwrap(), BindAddr::Tcp("127.0.0.1:8000".parse().unwrap()));
-        assert_eq!(BindAddr::parse(":9000").unwrap(), BindAddr::Tcp("0.0.0.0:9000".parse().unwrap()));
-        assert!(BindAddr::parse("::1:80").is_err());
-        assert!(BindAddr::parse("unix:").is_err());
+    fn proc_name_defaults_to_the_app_as_written() {
+        assert_eq!(load_with(&["myproject.wsgi"], &[]).unwrap().proc_name, "myproject.wsgi");
+        assert_eq!(load_with(&["-n", "shop", "a:b"], &[]).unwrap().proc_name, "shop");
+        assert_eq!(load_with(&[], &[]).unwrap().proc_name, "rwsgi");
     }
 
     #[test]
-    fn app_forms() {
-        let a = AppSpec::parse("pkg.mod:app").unwrap();
-        assert_eq!((a.module.as_str(), a.attr.as_str(), a.call), ("pkg.mod", "app", None));
-        let a = AppSpec::parse("m:create_app('x', debug=True)").unwrap();
-        assert_eq!(a.call.as_deref(), Some("'x', debug=True"));
-        assert_eq!(AppSpec::parse("m:f()").unwrap().call.as_deref(), Some(""));
-        assert_eq!(AppSpec::parse("myproject.wsgi").unwrap().attr, "application");
-        assert!(AppSpec::parse("m:f(").is_err());
-        assert!(AppSpec::parse(":app").is_err());
+    fn toml_booleans_only_where_a_choice_has_the_word() {
+        let values = values_from_toml("proxy_protocol = false\n").unwrap();
+        assert_eq!(values.get("proxy_protocol"), Some(&Value::Text("false".into())));
+        assert_eq!(values_from_toml("loglevel = true\n").unwrap_err(), "'loglevel' must be a string");
+        assert_eq!(values_from_toml("protocol = false\n").unwrap_err(), "'protocol' must be a string");
+    }
+
+    #[test]
+    fn printed_config_leaves_out_actions_and_its_own_name() {
+        let file = temp_file("own.toml", "workers = 2\n");
+        let printed = load_with(&["-c", &file, "--check-config", "--print-config", "a:b"], &[]).unwrap().to_toml();
+        assert!(printed.contains("workers = 2\n"), "{printed}");
+        for name in ["config", "check_config", "print_config"] {
+            assert!(!printed.lines().any(|l| l.starts_with(&format!("{name} ="))), "{printed}");
+        }
+    }
+
+    #[test]
+    fn a_bare_flag_takes_its_word_only_before_a_non_word() {
+        assert_eq!(bare_flags_explicit(vec!["--proxy-protocol".into(), "V1".into()]), ["--proxy-protocol", "V1"]);
+        assert_eq!(bare_flags_explicit(vec!["--proxy-protocol".into(), "a:b".into()]), ["--proxy-protocol", "auto", "a:b"]);
+        assert_eq!(bare_flags_explicit(vec!["--proxy-protocol".into()]), ["--proxy-protocol", "auto"]);
+        // `true` is a config-file alias, not a mode on the command line.
+        assert_eq!(bare_flags_explicit(vec!["--proxy-protocol".into(), "true".into()]), ["--proxy-protocol", "auto", "true"]);
+        assert_eq!(bare_flags_explicit(vec!["--".into(), "--proxy-protocol".into()]), ["--", "--proxy-protocol"]);
     }
 }

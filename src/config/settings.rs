@@ -2,8 +2,24 @@
 //!
 //! One row drives the command-line flag, the config-file key, the
 //! environment variable that feeds its default, `--help`, `--print-config`
-//! and the man page. Names follow Gunicorn: the file key is Gunicorn's
-//! setting name (`keepalive`, `loglevel`, `proc_name`), the flag is its flag.
+//! and the man page, and carries its own `apply`: the function that
+//! validates the row's merged raw value and writes the typed field(s) of
+//! [`Config`]. A new setting is one row here and one field in `Config`.
+//! Names follow Gunicorn: the file key is Gunicorn's setting name
+//! (`keepalive`, `loglevel`, `proc_name`), the flag is its flag.
+//!
+//! A row's `apply` reads only its own value and writes only its own
+//! fields; rules that read several settings live in `Config::from_values`.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::types::{lookup_group, lookup_user, parse_env_pair, parse_networks, parse_umask, Choice, Words};
+use super::{
+    AllowList, AppSpec, BindAddr, Config, ConfigError, HeaderMap, LogLevel, LogTarget, Protocol, ProxyProtocol, Value,
+};
 
 /// What kind of value a setting holds; decides the clap action and how a
 /// config-file value is read.
@@ -13,10 +29,10 @@ pub enum Kind {
     Flag,
     /// A non-negative integer.
     Uint,
-    /// Free text (validated later by the typed `Config` builder).
+    /// Free text (validated by the row's `apply`).
     Text,
-    /// One of a fixed set of words.
-    Choice(&'static [&'static str]),
+    /// One of a fixed set of words, owned by the setting's enum.
+    Choice(Words),
     /// Repeatable on the command line; an array in the config file.
     List,
 }
@@ -30,30 +46,175 @@ pub struct Setting {
     pub short: Option<char>,
     /// Long flag without the dashes; `None` for the positional app.
     pub long: Option<&'static str>,
+    /// What the value is: decides the clap action and the config-file type.
     pub kind: Kind,
     /// Default as text; list settings use "" for empty.
     pub default: &'static str,
     /// Environment variable that, when set, replaces the default.
-    pub env: Option<&'static str>,
+    pub env: Option<Env>,
     /// Placeholder shown in `--help`.
     pub meta: &'static str,
     /// Heading under which `--help` and the man page group the setting.
     pub section: &'static str,
+    /// The paragraph `--help`, the man page and the example config show.
     pub help: &'static str,
+    /// Shown in the example config file instead of the default, where the
+    /// default (nothing) would not make a useful example.
+    pub example: Option<&'static str>,
+    /// The word the long flag means when no word of the setting follows it
+    /// (Gunicorn's `--proxy-protocol` takes no value; rwsgi's takes a mode).
+    pub bare: Option<&'static str>,
+    /// Whether `--print-config` and the example config file write the
+    /// setting out: not for actions and the config file's own name, which a
+    /// printed config fed back to `-c` must not repeat.
+    pub printed: bool,
+    /// Validates the merged raw value and writes the typed field(s) of
+    /// `Config`; the error is the sentence the user sees.
+    pub apply: fn(Raw<'_>, &mut Config) -> Result<(), ConfigError>,
 }
 
-const LOG_LEVELS: &[&str] = &["debug", "info", "warning", "error", "critical"];
-const HEADER_MAPS: &[&str] = &["drop", "refuse", "dangerous"];
-const PROTOCOLS: &[&str] = &["http", "uwsgi"];
-const PROXY_PROTOCOLS: &[&str] = &["off", "v1", "v2", "auto"];
+/// An environment variable that, when set and not empty, replaces a
+/// setting's default with `prefix` followed by the variable's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Env {
+    /// The variable's name.
+    pub var: &'static str,
+    /// Put before the variable's value: `PORT=9001` binds `0.0.0.0:9001`.
+    pub prefix: &'static str,
+}
+
+impl Env {
+    /// The variable `var`, whose value is the default as it stands.
+    pub const fn var(var: &'static str) -> Env {
+        Env { var, prefix: "" }
+    }
+
+    /// The variable `var`, whose value is the default after `prefix`.
+    pub const fn prefixed(var: &'static str, prefix: &'static str) -> Env {
+        Env { var, prefix }
+    }
+}
+
+impl Setting {
+    /// A value written as text (a default, an environment variable) as
+    /// this row's kind holds it.
+    pub fn value_from_text(&self, text: String) -> Value {
+        match self.kind {
+            Kind::Flag => Value::Bool(text == "true"),
+            Kind::List => Value::List(if text.is_empty() { vec![] } else { vec![text] }),
+            _ => Value::Text(text),
+        }
+    }
+}
+
+/// A setting's merged raw value as its row's `apply` reads it, with the
+/// setting's name for error messages. A setting missing from the merged
+/// values reads as empty text: no flag, no list items.
+#[derive(Clone, Copy, Debug)]
+pub struct Raw<'a> {
+    name: &'static str,
+    value: &'a Value,
+}
+
+/// What a setting absent from the merged values reads as.
+static ABSENT: Value = Value::Text(String::new());
+
+impl<'a> Raw<'a> {
+    /// The value of `setting` in `values`.
+    pub fn of(setting: &Setting, values: &'a BTreeMap<&'static str, Value>) -> Raw<'a> {
+        Raw { name: setting.name, value: values.get(setting.name).unwrap_or(&ABSENT) }
+    }
+
+    /// The text; "" for a value that is not text.
+    pub fn text(self) -> &'a str {
+        match self.value {
+            Value::Text(t) => t,
+            _ => "",
+        }
+    }
+
+    /// The text, unless it is empty.
+    pub fn nonempty(self) -> Option<&'a str> {
+        Some(self.text()).filter(|t| !t.is_empty())
+    }
+
+    /// The text as a path, unless it is empty.
+    pub fn path(self) -> Option<PathBuf> {
+        self.nonempty().map(PathBuf::from)
+    }
+
+    /// Whether a switch is on.
+    pub fn flag(self) -> bool {
+        matches!(self.value, Value::Bool(true))
+    }
+
+    /// The items of a list; non-empty text counts as one item.
+    pub fn list(self) -> &'a [String] {
+        match self.value {
+            Value::List(items) => items,
+            Value::Text(t) if !t.is_empty() => std::slice::from_ref(t),
+            _ => &[],
+        }
+    }
+
+    /// A non-negative integer.
+    pub fn uint(self) -> Result<u64, ConfigError> {
+        let t = self.text();
+        t.trim()
+            .parse::<u64>()
+            .map_err(|_| ConfigError(format!("{}: '{t}' is not a non-negative integer", self.name)))
+    }
+
+    /// A non-negative integer within `bounds` (an end of `u64::MAX` means
+    /// no upper bound), as a `usize`.
+    pub fn usize_in(self, bounds: RangeInclusive<u64>) -> Result<usize, ConfigError> {
+        let n = self.uint()?;
+        if bounds.contains(&n) {
+            return Ok(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        Err(ConfigError(match *bounds.end() {
+            u64::MAX => format!("{}: must be at least {}", self.name, bounds.start()),
+            end => format!("{}: must be between {} and {end}", self.name, bounds.start()),
+        }))
+    }
+
+    /// Whole seconds, where 0 means none (no limit, or off).
+    pub fn seconds(self) -> Result<Option<Duration>, ConfigError> {
+        Ok(Some(self.uint()?).filter(|n| *n > 0).map(Duration::from_secs))
+    }
+
+    /// The value `T` the text names, in any case; `unknown` words the
+    /// error for any other (lower-cased) word.
+    pub fn choice<T: Choice>(self, unknown: impl FnOnce(&str) -> String) -> Result<T, ConfigError> {
+        let word = self.text().to_ascii_lowercase();
+        T::from_word(&word).ok_or_else(|| ConfigError(unknown(&word)))
+    }
+
+    /// `*`, or comma-separated addresses and CIDR networks.
+    pub fn networks(self) -> Result<AllowList, ConfigError> {
+        parse_networks(self.name, self.text())
+    }
+}
 
 /// Gunicorn's default access log format.
 pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
     r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
 
+/// The first of its arguments: a row's own optional value where it gives
+/// one, else the fallback after it.
+macro_rules! first {
+    ($x:expr $(, $rest:expr)*) => {
+        $x
+    };
+}
+
+/// One row: the columns every setting has, then, in this order, any of
+/// `example:`, `bare:`, `printed:` the row needs, then `apply:`.
 macro_rules! setting {
     ($name:literal, $short:expr, $long:expr, $kind:expr, $default:literal, $env:expr,
-     $meta:literal, $section:literal, $help:literal) => {
+     $meta:literal, $section:literal, $help:literal,
+     $(example: $example:literal,)? $(bare: $bare:literal,)? $(printed: $printed:literal,)?
+     apply: $apply:expr $(,)?) => {
         Setting {
             name: $name,
             short: $short,
@@ -64,6 +225,10 @@ macro_rules! setting {
             meta: $meta,
             section: $section,
             help: $help,
+            example: first!($(Some($example),)? None),
+            bare: first!($(Some($bare),)? None),
+            printed: first!($($printed,)? true),
+            apply: $apply,
         }
     };
 }
@@ -72,141 +237,323 @@ macro_rules! setting {
 pub static SETTINGS: &[Setting] = &[
     setting!("wsgi_app", None, None, Kind::Text, "", None, "APP", "Application",
         "The WSGI application, as MODULE:CALLABLE, or MODULE:FACTORY() / MODULE:FACTORY(ARGS) \
-         to call a factory with literal arguments. MODULE is a dotted import path."),
+         to call a factory with literal arguments. MODULE is a dotted import path.",
+        example: "myproject.wsgi:application",
+        apply: |v, c| {
+            c.app = v.nonempty().map(AppSpec::parse).transpose()?;
+            Ok(())
+        }),
     setting!("config", Some('c'), Some("config"), Kind::Text, "", None, "FILE", "Config File",
         "Read settings from this TOML file. Keys are the setting names shown by --print-config. \
-         Precedence: defaults < config file < RWSGI_CMD_ARGS < command line."),
+         Precedence: defaults < config file < RWSGI_CMD_ARGS < command line.",
+        printed: false,
+        apply: |v, c| {
+            c.config_file = v.path();
+            Ok(())
+        }),
     setting!("check_config", None, Some("check-config"), Kind::Flag, "false", None, "", "Config File",
         "Check the configuration and import the application once, then exit: 0 when it loads, \
-         1 with the reason when it does not."),
+         1 with the reason when it does not.",
+        printed: false,
+        apply: |v, c| {
+            c.check_config = v.flag();
+            Ok(())
+        }),
     setting!("print_config", None, Some("print-config"), Kind::Flag, "false", None, "", "Config File",
-        "Print the resolved settings as TOML (usable as a config file) and exit."),
-    setting!("bind", Some('b'), Some("bind"), Kind::List, "127.0.0.1:8000", None, "ADDRESS", "Server Socket",
+        "Print the resolved settings as TOML (usable as a config file) and exit.",
+        printed: false,
+        apply: |v, c| {
+            c.print_config = v.flag();
+            Ok(())
+        }),
+    setting!("bind", Some('b'), Some("bind"), Kind::List, "127.0.0.1:8000", Some(Env::prefixed("PORT", "0.0.0.0:")), "ADDRESS", "Server Socket",
         "The socket to bind: HOST, HOST:PORT, [IPV6]:PORT, unix:PATH or fd://FD. Repeat to bind \
-         several. Defaults to 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set."),
+         several. Defaults to 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set.",
+        apply: |v, c| {
+            c.binds = v.list().iter().map(|b| BindAddr::parse(b)).collect::<Result<_, _>>()?;
+            if c.binds.is_empty() {
+                return Err(ConfigError("bind: at least one address is needed".into()));
+            }
+            Ok(())
+        }),
     setting!("backlog", None, Some("backlog"), Kind::Uint, "2048", None, "INT", "Server Socket",
-        "The maximum number of pending connections on each listening socket."),
-    setting!("workers", Some('w'), Some("workers"), Kind::Uint, "1", Some("WEB_CONCURRENCY"), "INT", "Worker Processes",
-        "The number of worker processes. Defaults to $WEB_CONCURRENCY, or 1."),
+        "The maximum number of pending connections on each listening socket.",
+        apply: |v, c| {
+            c.backlog = i32::try_from(v.uint()?.max(1)).unwrap_or(i32::MAX);
+            Ok(())
+        }),
+    setting!("workers", Some('w'), Some("workers"), Kind::Uint, "1", Some(Env::var("WEB_CONCURRENCY")), "INT", "Worker Processes",
+        "The number of worker processes. Defaults to $WEB_CONCURRENCY, or 1.",
+        apply: |v, c| {
+            c.workers = v.usize_in(1..=u64::MAX)?;
+            Ok(())
+        }),
     setting!("threads", None, Some("threads"), Kind::Uint, "1", None, "INT", "Worker Processes",
         "Requests each worker serves at once, on this many threads sharing its interpreter \
          (wsgi.multithread is then true), for applications that wait on databases and APIs. \
          Python's GIL is released around every socket wait. 1 serves requests one at a time \
          on the worker's main thread, and sends the small responses of requests that were \
-         ready together after the last of them (within about 2 ms)."),
+         ready together after the last of them (within about 2 ms).",
+        apply: |v, c| {
+            c.threads = v.usize_in(1..=1024)?;
+            Ok(())
+        }),
     setting!("worker_connections", None, Some("worker-connections"), Kind::Uint, "1000", None, "INT", "Worker Processes",
         "Most connections one worker holds, requests in progress and idle keep-alive ones \
          together; past it the worker stops accepting until one closes, so other workers take \
-         the load."),
+         the load.",
+        apply: |v, c| {
+            c.worker_connections = v.usize_in(1..=u64::MAX)?;
+            Ok(())
+        }),
     setting!("timeout", Some('t'), Some("timeout"), Kind::Uint, "30", None, "INT", "Worker Processes",
         "Heartbeat: a worker that makes no progress for this many seconds (stuck in \
          application code) is killed, after logging the Python stack of every thread, and \
          replaced. Also the longest wait for a request head and for each read or write of a \
-         request in progress. 0 means no limit."),
+         request in progress. 0 means no limit.",
+        apply: |v, c| {
+            c.timeout = v.seconds()?;
+            Ok(())
+        }),
     setting!("boot_timeout", None, Some("boot-timeout"), Kind::Uint, "120", None, "INT", "Worker Processes",
         "Seconds a worker may take to start and import the application before it is killed \
-         and replaced. 0 means no limit."),
+         and replaced. 0 means no limit.",
+        apply: |v, c| {
+            c.boot_timeout = v.seconds()?;
+            Ok(())
+        }),
     setting!("request_timeout", None, Some("request-timeout"), Kind::Uint, "0", None, "INT", "Worker Processes",
         "Seconds one request may take in all, however much progress it makes, before its \
-         worker is killed (stack logged) and replaced. 0 (the default) means no limit."),
+         worker is killed (stack logged) and replaced. 0 (the default) means no limit.",
+        apply: |v, c| {
+            c.request_timeout = v.seconds()?;
+            Ok(())
+        }),
     setting!("graceful_timeout", None, Some("graceful-timeout"), Kind::Uint, "30", None, "INT", "Worker Processes",
-        "Seconds workers get to finish their requests after TERM before they are killed."),
+        "Seconds workers get to finish their requests after TERM before they are killed.",
+        apply: |v, c| {
+            c.graceful_timeout = Duration::from_secs(v.uint()?);
+            Ok(())
+        }),
     setting!("keepalive", None, Some("keep-alive"), Kind::Uint, "2", None, "INT", "Worker Processes",
         "Seconds an idle keep-alive connection is kept open waiting for the next request. \
-         0 disables keep-alive."),
+         0 disables keep-alive.",
+        apply: |v, c| {
+            c.keepalive = v.seconds()?;
+            Ok(())
+        }),
     setting!("max_requests", None, Some("max-requests"), Kind::Uint, "0", None, "INT", "Worker Processes",
         "Restart a worker (gracefully) after it has served this many requests, to bound the \
-         damage of memory leaks. 0 disables it."),
+         damage of memory leaks. 0 disables it.",
+        apply: |v, c| {
+            c.max_requests = Some(v.uint()?).filter(|n| *n > 0);
+            Ok(())
+        }),
     setting!("max_requests_jitter", None, Some("max-requests-jitter"), Kind::Uint, "0", None, "INT", "Worker Processes",
         "Add a random number between 0 and this to each worker's --max-requests, so the workers \
-         do not all restart at once."),
+         do not all restart at once.",
+        apply: |v, c| {
+            c.max_requests_jitter = v.uint()?;
+            Ok(())
+        }),
     setting!("max_worker_memory", None, Some("max-worker-memory"), Kind::Uint, "0", None, "MB", "Worker Processes",
         "Restart a worker (gracefully, after the request in hand) once its resident memory \
-         passes this many MiB. 0 disables it."),
+         passes this many MiB. 0 disables it.",
+        apply: |v, c| {
+            c.max_worker_memory = Some(v.uint()?).filter(|n| *n > 0).map(|mb| mb.saturating_mul(1 << 20));
+            Ok(())
+        }),
     setting!("limit_request_line", None, Some("limit-request-line"), Kind::Uint, "4094", None, "INT", "Security",
-        "The maximum size of the HTTP request line in bytes, from 0 (unlimited) to 8190. Longer lines get 414."),
+        "The maximum size of the HTTP request line in bytes, from 0 (unlimited) to 8190. Longer lines get 414.",
+        apply: |v, c| {
+            // Gunicorn's bound.
+            c.limits.request_line = v.usize_in(0..=8190)?;
+            Ok(())
+        }),
     setting!("limit_request_fields", None, Some("limit-request-fields"), Kind::Uint, "100", None, "INT", "Security",
-        "The maximum number of header fields in a request (at most 32768). More get 431."),
+        "The maximum number of header fields in a request (at most 32768). More get 431.",
+        apply: |v, c| {
+            // A sane bound: the worker buffers a whole head in memory.
+            c.limits.fields = v.usize_in(1..=32768)?;
+            Ok(())
+        }),
     setting!("limit_request_field_size", None, Some("limit-request-field_size"), Kind::Uint, "8190", None, "INT", "Security",
-        "The maximum size of one request header field line in bytes, from 0 (no limit of its own) to 1048576. Larger get 431."),
-    setting!("header_map", None, Some("header-map"), Kind::Choice(HEADER_MAPS), "drop", None, "MODE", "Security",
+        "The maximum size of one request header field line in bytes, from 0 (no limit of its own) to 1048576. Larger get 431.",
+        apply: |v, c| {
+            c.limits.field_size = v.usize_in(0..=1024 * 1024)?;
+            Ok(())
+        }),
+    setting!("header_map", None, Some("header-map"), Kind::Choice(HeaderMap::WORDS), "drop", None, "MODE", "Security",
         "Request header names with an underscore, which would collide with dashed names in the \
          environ (X_Forwarded_For and X-Forwarded-For are both HTTP_X_FORWARDED_FOR): drop \
-         them, refuse the request (400), or, dangerously, pass them on."),
+         them, refuse the request (400), or, dangerously, pass them on.",
+        apply: |v, c| {
+            c.header_map = v.choice(|w| format!("header_map: unknown mode '{w}'"))?;
+            Ok(())
+        }),
     setting!("permit_obsolete_folding", None, Some("permit-obsolete-folding"), Kind::Flag, "false", None, "", "Security",
         "Accept header values continued on the next line (obs-fold, deprecated by RFC 9112 \
          §5.2), joining the lines with a space, instead of answering 400. Safe only when every \
          front end also unfolds or refuses obs-fold: one that read a folded line as a header of \
-         its own would disagree with rwsgi on the request."),
+         its own would disagree with rwsgi on the request.",
+        apply: |v, c| {
+            c.limits.permit_obsolete_folding = v.flag();
+            Ok(())
+        }),
     setting!("daemon", Some('D'), Some("daemon"), Kind::Flag, "false", None, "", "Server Mechanics",
         "Detach from the terminal and run in the background (log to --error-logfile, since \
-         stderr goes to /dev/null). Under systemd, do not use it."),
+         stderr goes to /dev/null). Under systemd, do not use it.",
+        apply: |v, c| {
+            c.daemon = v.flag();
+            Ok(())
+        }),
     setting!("pidfile", Some('p'), Some("pid"), Kind::Text, "", None, "FILE", "Server Mechanics",
         "Write the master's pid to this file (atomically), refuse to start while a running \
-         process holds it, and remove it on exit."),
+         process holds it, and remove it on exit.",
+        apply: |v, c| {
+            c.pidfile = v.path();
+            Ok(())
+        }),
     setting!("user", Some('u'), Some("user"), Kind::Text, "", None, "USER", "Server Mechanics",
         "Run the workers as this user (name or uid). The master binds the sockets first, so \
-         ports below 1024 work."),
+         ports below 1024 work.",
+        apply: |v, c| {
+            let found = v.nonempty().map(lookup_user).transpose()?;
+            c.user = found.map(|(uid, _)| uid);
+            c.user_group = found.map(|(_, gid)| gid);
+            Ok(())
+        }),
     setting!("group", Some('g'), Some("group"), Kind::Text, "", None, "GROUP", "Server Mechanics",
         "Run the workers as this group (name or gid). Defaults to the user's group when --user \
-         is given."),
+         is given.",
+        apply: |v, c| {
+            c.group = v.nonempty().map(lookup_group).transpose()?;
+            Ok(())
+        }),
     setting!("umask", Some('m'), Some("umask"), Kind::Text, "", None, "INT", "Server Mechanics",
         "Set the umask of rwsgi's processes, e.g. 0o022 or 022 (octal); it applies to unix \
-         socket files too. Unset, the umask rwsgi was started with is kept."),
+         socket files too. Unset, the umask rwsgi was started with is kept.",
+        apply: |v, c| {
+            c.umask = v.nonempty().map(parse_umask).transpose()?;
+            Ok(())
+        }),
     setting!("forwarded_allow_ips", None, Some("forwarded-allow-ips"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
         "Front-end proxies trusted to set the scheme headers (X-Forwarded-Proto: https, \
          X-Forwarded-Ssl: on, X-Forwarded-Protocol: ssl, which make wsgi.url_scheme https): \
          comma-separated IPs or CIDR networks, or '*' for any. Clients on unix sockets are \
          always trusted. Contradicting scheme headers from a trusted proxy get 400. Under \
-         --protocol uwsgi the scheme comes from nginx's HTTPS variable instead."),
-    setting!("proxy_protocol", None, Some("proxy-protocol"), Kind::Choice(PROXY_PROTOCOLS), "off", None, "MODE", "Server Mechanics",
+         --protocol uwsgi the scheme comes from nginx's HTTPS variable instead.",
+        apply: |v, c| {
+            c.forwarded_allow = v.networks()?;
+            Ok(())
+        }),
+    setting!("proxy_protocol", None, Some("proxy-protocol"), Kind::Choice(ProxyProtocol::WORDS), "off", None, "MODE", "Server Mechanics",
         "Expect a PROXY protocol header (HAProxy, AWS NLB) at the start of every connection \
          from the --proxy-allow-from peers: v1 (text), v2 (binary) or auto (either); the flag \
          alone means auto. REMOTE_ADDR and REMOTE_PORT then name the client the proxy saw. A \
          connection from an allowed peer without a valid header is closed; other peers are \
-         served as they are."),
+         served as they are.",
+        bare: "auto",
+        apply: |v, c| {
+            let modes = ProxyProtocol::WORDS.listed();
+            c.proxy_protocol = v.choice(|w| format!("proxy_protocol: unknown mode '{w}' ({modes})"))?;
+            Ok(())
+        }),
     setting!("proxy_allow_ips", None, Some("proxy-allow-from"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
         "Peers whose PROXY protocol header is believed: comma-separated IPs or CIDR networks, or \
-         '*' for any. Clients on unix sockets are always allowed."),
-    setting!("protocol", None, Some("protocol"), Kind::Choice(PROTOCOLS), "http", None, "PROTOCOL", "Server Mechanics",
+         '*' for any. Clients on unix sockets are always allowed.",
+        apply: |v, c| {
+            c.proxy_allow = v.networks()?;
+            Ok(())
+        }),
+    setting!("protocol", None, Some("protocol"), Kind::Choice(Protocol::WORDS), "http", None, "PROTOCOL", "Server Mechanics",
         "What the listeners speak: http, or uwsgi, the binary protocol of nginx's uwsgi_pass \
          (with 'include uwsgi_params;'). Under uwsgi the environ is built from the variables \
-         nginx sends, and each connection carries one request."),
+         nginx sends, and each connection carries one request.",
+        apply: |v, c| {
+            let protocols = Protocol::WORDS.listed();
+            c.protocol = v.choice(|w| format!("protocol: unknown protocol '{w}' ({protocols})"))?;
+            Ok(())
+        }),
     setting!("uwsgi_allow_ips", None, Some("uwsgi-allow-from"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
         "Peers allowed to send uwsgi protocol requests: comma-separated IPs or CIDR networks, or \
-         '*' for any; others get 403. Clients on unix sockets are always allowed."),
+         '*' for any; others get 403. Clients on unix sockets are always allowed.",
+        apply: |v, c| {
+            c.uwsgi_allow = v.networks()?;
+            Ok(())
+        }),
     setting!("chdir", None, Some("chdir"), Kind::Text, "", None, "DIR", "Server Mechanics",
-        "Change to this directory before binding sockets and loading the application."),
+        "Change to this directory before binding sockets and loading the application.",
+        apply: |v, c| {
+            c.chdir = v.path();
+            Ok(())
+        }),
     setting!("pythonpath", None, Some("pythonpath"), Kind::Text, "", None, "DIRS", "Server Mechanics",
-        "Comma-separated directories to put in front of sys.path, e.g. '/home/app,/home/lib'."),
-    setting!("virtualenv", None, Some("virtualenv"), Kind::Text, "", Some("VIRTUAL_ENV"), "DIR", "Server Mechanics",
+        "Comma-separated directories to put in front of sys.path, e.g. '/home/app,/home/lib'.",
+        apply: |v, c| {
+            c.pythonpath = v.text().split(',').map(str::trim).filter(|p| !p.is_empty()).map(PathBuf::from).collect();
+            Ok(())
+        }),
+    setting!("virtualenv", None, Some("virtualenv"), Kind::Text, "", Some(Env::var("VIRTUAL_ENV")), "DIR", "Server Mechanics",
         "Load the application with this virtualenv's packages, as its own python would. \
-         Defaults to $VIRTUAL_ENV (set by an activated virtualenv)."),
+         Defaults to $VIRTUAL_ENV (set by an activated virtualenv).",
+        apply: |v, c| {
+            c.virtualenv = v.path();
+            Ok(())
+        }),
     setting!("raw_env", Some('e'), Some("env"), Kind::List, "", None, "KEY=VALUE", "Server Mechanics",
-        "Set an environment variable in the workers, e.g. -e DJANGO_SETTINGS_MODULE=myproject.settings. Repeatable."),
+        "Set an environment variable in the workers, e.g. -e DJANGO_SETTINGS_MODULE=myproject.settings. Repeatable.",
+        apply: |v, c| {
+            c.raw_env = v.list().iter().map(|kv| parse_env_pair(kv)).collect::<Result<_, _>>()?;
+            Ok(())
+        }),
     setting!("proc_name", Some('n'), Some("name"), Kind::Text, "", None, "STRING", "Process Naming",
-        "A name for this server, shown in the start-up log line. Defaults to the application."),
+        "A name for this server, shown in the start-up log line. Defaults to the application.",
+        apply: |v, c| {
+            // Empty until `Config::from_values` puts the application there.
+            c.proc_name = v.text().to_string();
+            Ok(())
+        }),
     setting!("errorlog", None, Some("error-logfile"), Kind::Text, "-", None, "FILE", "Logging",
-        "Where the error log goes; '-' is stderr."),
-    setting!("loglevel", None, Some("log-level"), Kind::Choice(LOG_LEVELS), "info", None, "LEVEL", "Logging",
-        "The least severe error log level written: debug, info, warning, error or critical."),
+        "Where the error log goes; '-' is stderr.",
+        apply: |v, c| {
+            c.errorlog = LogTarget::parse(v.text(), false);
+            Ok(())
+        }),
+    setting!("loglevel", None, Some("log-level"), Kind::Choice(LogLevel::WORDS), "info", None, "LEVEL", "Logging",
+        "The least severe error log level written: debug, info, warning, error or critical.",
+        apply: |v, c| {
+            c.loglevel = v.choice(|w| format!("loglevel: unknown level '{w}'")).map(LogLevel::filter)?;
+            Ok(())
+        }),
     setting!("accesslog", None, Some("access-logfile"), Kind::Text, "", None, "FILE", "Logging",
-        "Write an access log line per request to this file; '-' is stdout. Off by default."),
+        "Write an access log line per request to this file; '-' is stdout. Off by default.",
+        apply: |v, c| {
+            c.accesslog = v.nonempty().map(|t| LogTarget::parse(t, true));
+            Ok(())
+        }),
     setting!("access_log_format", None, Some("access-logformat"), Kind::Text,
         r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#, None, "FORMAT", "Logging",
         "The access log format, with Gunicorn's atoms: h remote address, l '-', u user, t date, \
          r request line, m method, U path, q query, H protocol, s status, B/b response length, \
          f referer, a user agent, T/M/D/L request time in s/ms/us/decimal s, p pid, \
-         {name}i request header, {name}o response header, {name}e environment variable."),
+         {name}i request header, {name}o response header, {name}e environment variable.",
+        apply: |v, c| {
+            c.access_log_format = v.text().to_string();
+            Ok(())
+        }),
 ];
 
-/// The row named `name`; panics on a name not in the table, which is a bug
-/// in rwsgi, not in the input.
+/// The row named `name` (a config-file key the user wrote), if any.
+pub fn find(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// The row named `name`, for rwsgi's own code; panics on a name not in the
+/// table, which is a bug in rwsgi, not in the input, so a misspelt name
+/// fails every test that reaches it instead of reading as empty.
 pub fn setting(name: &str) -> &'static Setting {
-    SETTINGS
-        .iter()
-        .find(|s| s.name == name)
-        .unwrap_or_else(|| panic!("no setting named {name}"))
+    find(name).unwrap_or_else(|| panic!("no setting named {name}"))
 }
 
 #[cfg(test)]
@@ -240,5 +587,80 @@ mod tests {
     #[test]
     fn access_log_default_is_gunicorns() {
         assert_eq!(setting("access_log_format").default, DEFAULT_ACCESS_LOG_FORMAT);
+    }
+
+    /// Apply `s` to `text` as its default would be read, on a fresh config.
+    fn apply_text(s: &Setting, text: &str) -> Result<Config, ConfigError> {
+        let values = BTreeMap::from([(s.name, s.value_from_text(text.to_string()))]);
+        let mut config = Config::unset();
+        (s.apply)(Raw::of(s, &values), &mut config).map(|()| config)
+    }
+
+    #[test]
+    fn every_default_applies_through_its_row() {
+        for s in SETTINGS {
+            if let Err(e) = apply_text(s, s.default) {
+                panic!("{}: default '{}' fails: {e}", s.name, s.default);
+            }
+            if let Some(example) = s.example {
+                assert!(apply_text(s, example).is_ok(), "{}: example '{example}'", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_word_of_a_choice_applies_through_its_row() {
+        // Catches a row whose `Kind::Choice` names one enum's words while
+        // its `apply` reads another's.
+        for s in SETTINGS {
+            let Kind::Choice(words) = s.kind else { continue };
+            for word in words.values.iter().chain(words.aliases) {
+                assert!(apply_text(s, word).is_ok(), "{}: '{word}'", s.name);
+                assert!(apply_text(s, &word.to_ascii_uppercase()).is_ok(), "{}: '{word}' upper-cased", s.name);
+            }
+            let e = apply_text(s, "No-Such-Word").unwrap_err();
+            assert!(e.0.starts_with(&format!("{}: ", s.name)) && e.0.contains("'no-such-word'"), "{e}");
+        }
+    }
+
+    #[test]
+    fn bare_flags_mean_one_of_their_words() {
+        for s in SETTINGS.iter().filter(|s| s.bare.is_some()) {
+            let Kind::Choice(words) = s.kind else { panic!("{}: only a choice can be bare", s.name) };
+            assert!(s.long.is_some() && words.values.contains(&s.bare.unwrap_or_default()), "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn an_absent_setting_reads_as_empty_text() {
+        let values = BTreeMap::from([("workers", Value::Text("7".into()))]);
+        let mut config = Config::unset();
+        (setting("workers").apply)(Raw::of(setting("workers"), &values), &mut config).unwrap();
+        assert_eq!(config.workers, 7);
+        let e = (setting("backlog").apply)(Raw::of(setting("backlog"), &values), &mut config).unwrap_err();
+        assert_eq!(e.0, "backlog: '' is not a non-negative integer");
+        let absent = Raw::of(setting("bind"), &values);
+        assert_eq!((absent.text(), absent.flag(), absent.list().len(), absent.path()), ("", false, 0, None));
+    }
+
+    #[test]
+    fn bounds_word_their_errors() {
+        let values = BTreeMap::from([("threads", Value::Text("2000".into()))]);
+        let raw = Raw::of(setting("threads"), &values);
+        assert_eq!(raw.usize_in(1..=1024).unwrap_err().0, "threads: must be between 1 and 1024");
+        assert_eq!(raw.usize_in(3000..=u64::MAX).unwrap_err().0, "threads: must be at least 3000");
+        assert_eq!(raw.usize_in(0..=u64::MAX), Ok(2000));
+    }
+
+    #[test]
+    fn names_are_looked_up_through_the_table() {
+        assert_eq!(find("workers").map(|s| s.long), Some(Some("workers")));
+        assert!(find("wrokers").is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "no setting named wrokers")]
+    fn a_misspelt_name_is_not_read_silently() {
+        setting("wrokers");
     }
 }
