@@ -4,16 +4,17 @@
 //! a child of the master):
 //!
 //! ```text
-//! main → config → master → sys::fork ⇢ worker → net → proxy → http | uwsgi → wsgi
+//! main → config → master → sys::fork ⇢ worker → net → wire (proxy, http | uwsgi) → wsgi
 //! ```
 //!
 //! `main.rs` resolves the settings and hands them to [`master::start`]. A
-//! worker accepts and reads through `net`, takes a PROXY header off the
-//! connection, reads the request with `http` or `uwsgi`, and calls the
-//! application through `wsgi`, which frames the response with `http` and
-//! writes it through `net`. In brackets, the modules each one uses (its
-//! `use crate::` lines); they form no cycle, and `config` and `sys` use
-//! none.
+//! worker accepts and reads through `net`; `wire` takes a PROXY header off
+//! the connection and decodes the request with `http` or `uwsgi` into one
+//! value that says all the rest needs to know of the protocol; the worker
+//! calls the application through `wsgi`, which frames the response with
+//! `http` and writes it through `net`. In brackets, the modules each one
+//! uses (its `use crate::` lines); they form no cycle, and `config` and
+//! `sys` use none.
 //!
 //! - [`config`] (none): the settings table, layers (defaults, file, env,
 //!   CLI) and the validated `Config`; renders `--help` and the man page.
@@ -22,8 +23,8 @@
 //!   Python.
 //! - [`sys`] (none): every `unsafe` (fork, signal dispositions, the shared
 //!   scoreboard, fd adoption, CPython start-up).
-//! - [`worker`] (net, proxy, http, uwsgi, wsgi, sys, logging, config): a
-//!   worker's boot order and its serve loop.
+//! - [`worker`] (wire, wsgi, http, net, sys, logging, config): a worker's
+//!   boot order, its serve loop, its connections and request threads.
 //! - [`net`] (sys, config): listening sockets, connections, reads and
 //!   writes with deadlines.
 //! - [`proxy`] (http, config): the PROXY protocol header (v1, v2) over
@@ -32,7 +33,10 @@
 //!   `net` only to write a framed response in one vectored write.
 //! - [`uwsgi`] (http, config): the uwsgi binary protocol over bytes, into
 //!   `http`'s request.
-//! - [`wsgi`] (http, net, sys, logging, config): PEP 3333 — the environ,
+//! - [`wire`] (proxy, http, uwsgi, net, config): the one seam between
+//!   protocols: a connection's bytes (PROXY header, then HTTP or uwsgi)
+//!   into an `Incoming` request with its client, scheme and framing.
+//! - [`wsgi`] (wire, http, net, sys, logging, config): PEP 3333 — the environ,
 //!   `start_response`, `wsgi.input`, calling the app and iterating its
 //!   response.
 //! - [`logging`] (http, net, config): the error log, which every module

@@ -268,10 +268,15 @@ fn atom(name: &str) -> Atom {
     }
 }
 
+/// One access log line. What a client or the app controls is escaped as
+/// Apache httpd escapes it (`"` and `\` with a backslash, tab, CR and LF
+/// in C notation, other control bytes and every byte past ASCII as `\xhh`),
+/// so no value can forge a field or a line, and no byte is lost.
 fn render(atoms: &[Atom], info: &AccessInfo<'_>) -> String {
     let mut out = String::with_capacity(128);
-    let header = |name: &str| {
-        info.request.header(name).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_else(|| "-".into())
+    let header = |out: &mut String, name: &str| match info.request.header(name) {
+        Some(v) => push_escaped(out, v),
+        None => out.push('-'),
     };
     for a in atoms {
         match a {
@@ -281,46 +286,77 @@ fn render(atoms: &[Atom], info: &AccessInfo<'_>) -> String {
                 Peer::Unix => out.push('-'),
             },
             Atom::Dash => out.push('-'),
-            Atom::User => out.push_str(&basic_auth_user(info.request).unwrap_or_else(|| "-".into())),
+            Atom::User => match basic_auth_user(info.request) {
+                Some(user) => push_escaped(&mut out, &user),
+                None => out.push('-'),
+            },
             Atom::Time => out.push_str(&chrono::Local::now().format("[%d/%b/%Y:%H:%M:%S %z]").to_string()),
             Atom::RequestLine => {
-                out.push_str(&format!("{} {} {}", info.request.method, info.request.target, info.request.version.as_str()))
+                push_escaped(&mut out, info.request.method.as_bytes());
+                out.push(' ');
+                push_escaped(&mut out, info.request.target.as_bytes());
+                out.push(' ');
+                out.push_str(info.request.version.as_str());
             }
-            Atom::Method => out.push_str(&info.request.method),
-            Atom::Path => out.push_str(info.request.path_and_query().0),
-            Atom::Query => out.push_str(info.request.path_and_query().1),
+            Atom::Method => push_escaped(&mut out, info.request.method.as_bytes()),
+            Atom::Path => push_escaped(&mut out, info.request.path_and_query().0.as_bytes()),
+            Atom::Query => push_escaped(&mut out, info.request.path_and_query().1.as_bytes()),
             Atom::Protocol => out.push_str(info.request.version.as_str()),
-            Atom::Status => out.push_str(info.status.split(' ').next().unwrap_or("-")),
+            Atom::Status => push_escaped(&mut out, info.status.split(' ').next().unwrap_or("-").as_bytes()),
             Atom::Length => out.push_str(&info.body_bytes.to_string()),
             Atom::LengthOrDash if info.body_bytes == 0 => out.push('-'),
             Atom::LengthOrDash => out.push_str(&info.body_bytes.to_string()),
-            Atom::Referer => out.push_str(&header("referer")),
-            Atom::UserAgent => out.push_str(&header("user-agent")),
+            Atom::Referer => header(&mut out, "referer"),
+            Atom::UserAgent => header(&mut out, "user-agent"),
             Atom::Seconds => out.push_str(&info.duration.as_secs().to_string()),
             Atom::Millis => out.push_str(&info.duration.as_millis().to_string()),
             Atom::Micros => out.push_str(&info.duration.as_micros().to_string()),
             Atom::DecimalSeconds => out.push_str(&format!("{:.6}", info.duration.as_secs_f64())),
             Atom::Pid => out.push_str(&format!("<{}>", std::process::id())),
-            Atom::RequestHeader(name) => out.push_str(&header(name)),
-            Atom::ResponseHeader(name) => out.push_str(
-                info.response_headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .map_or("-", |(_, v)| v.as_str()),
-            ),
-            Atom::EnvVar(name) => out.push_str(&std::env::var(name).unwrap_or_else(|_| "-".into())),
+            Atom::RequestHeader(name) => header(&mut out, name),
+            Atom::ResponseHeader(name) => {
+                let value = info.response_headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name));
+                match value {
+                    // Latin-1 text (PEP 3333): its characters are the bytes.
+                    Some((_, v)) => push_escaped(&mut out, &v.chars().map(|c| c as u8).collect::<Vec<u8>>()),
+                    None => out.push('-'),
+                }
+            }
+            Atom::EnvVar(name) => match std::env::var_os(name) {
+                Some(v) => push_escaped(&mut out, v.as_encoded_bytes()),
+                None => out.push('-'),
+            },
         }
     }
     out
 }
 
-/// The user name of `Authorization: Basic ...`, as Gunicorn's `%(u)s`.
-fn basic_auth_user(req: &Request) -> Option<String> {
+/// Append `bytes` with what could forge or break a log line escaped (see
+/// [`render`]).
+fn push_escaped(out: &mut String, bytes: &[u8]) {
+    for &b in bytes {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+}
+
+/// The user name of `Authorization: Basic ...`, as Gunicorn's `%(u)s`:
+/// the decoded bytes before the first `:`.
+fn basic_auth_user(req: &Request) -> Option<Vec<u8>> {
     let value = req.header("authorization")?;
     let encoded = value.strip_prefix(b"Basic ").or_else(|| value.strip_prefix(b"basic "))?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
-    let text = String::from_utf8_lossy(&decoded).into_owned();
-    Some(text.split_once(':').map_or(text.clone(), |(u, _)| u.to_string()))
+    let mut decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    if let Some(colon) = decoded.iter().position(|&b| b == b':') {
+        decoded.truncate(colon);
+    }
+    Some(decoded)
 }
 
 #[cfg(test)]
@@ -362,5 +398,34 @@ mod tests {
         assert!(line.ends_with(r#"] "GET /a/b?x=1 HTTP/1.1" 200 13 "-" "curl/8""#), "{line}");
         let line = render(&compile("%(m)s %(U)s %(q)s %(s)s %(D)s %({x-id}o)s %({user-agent}i)s %(zz)s 100%"), &info);
         assert_eq!(line, "GET /a/b x=1 200 1500 42 curl/8 - 100%");
+    }
+
+    #[test]
+    fn client_values_cannot_forge_fields_or_lose_bytes() {
+        let mut req = request();
+        req.target = "/a\"b\\c?q=\"".into();
+        req.headers = vec![
+            Header { name: "User-Agent".into(), value: b"a\" \"fake-agent".to_vec() },
+            Header { name: "Referer".into(), value: b"caf\xe9\\\x01\t".to_vec() },
+            // `x"y\:pass`, base64.
+            Header { name: "Authorization".into(), value: b"Basic eCJ5XDpwYXNz".to_vec() },
+            Header { name: "X-Trace".into(), value: b"\xff\"\x7f".to_vec() },
+        ];
+        let peer = Peer::Tcp("10.0.0.7:5555".parse().unwrap());
+        let info = AccessInfo {
+            peer: &peer,
+            request: &req,
+            status: "200 OK",
+            response_headers: &[("X-Out".into(), "\u{e9}\"".into())],
+            body_bytes: 0,
+            duration: Duration::ZERO,
+        };
+        let line = render(&compile(crate::config::settings::DEFAULT_ACCESS_LOG_FORMAT), &info);
+        assert!(line.starts_with(r#"10.0.0.7 - x\"y\\ ["#), "{line}");
+        assert!(line.ends_with(r#""GET /a\"b\\c?q=\" HTTP/1.1" 200 - "caf\xe9\\\x01\t" "a\" \"fake-agent""#), "{line}");
+        // Every quote that delimits a field is the format's own.
+        assert_eq!(line.matches('"').count() - line.matches("\\\"").count(), 6, "{line}");
+        let line = render(&compile("%(U)s|%(q)s|%({x-trace}i)s|%({x-out}o)s"), &info);
+        assert_eq!(line, r#"/a\"b\\c|q=\"|\xff\"\x7f|\xe9\""#);
     }
 }

@@ -116,6 +116,7 @@ impl Listener {
 
     /// Accept one connection without blocking; `WouldBlock` when none waits.
     pub fn accept(&self) -> io::Result<(Stream, Peer)> {
+        sys::leave_if_forked_child();
         match self {
             Listener::Tcp(l) => {
                 let (fd, peer) = sys::accept_nonblocking(l.as_fd())?;
@@ -204,6 +205,7 @@ impl Stream {
     /// Shut down both directions (the peer sees EOF even if another
     /// reference to the socket is still open).
     pub fn shutdown(&self) {
+        sys::leave_if_forked_child();
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
             Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
@@ -213,6 +215,7 @@ impl Stream {
     /// Shut down the sending side only: the peer sees the end of a
     /// close-delimited body while its unread input is still drained.
     pub fn shutdown_write(&self) {
+        sys::leave_if_forked_child();
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
             Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
@@ -220,8 +223,12 @@ impl Stream {
     }
 }
 
+// Every read, write and shutdown of a connection first checks that this
+// process is the worker and not a child the application forked
+// (`sys::leave_if_forked_child`): one atomic load.
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        sys::leave_if_forked_child();
         match self {
             Stream::Tcp(s) => (&*s).read(buf),
             Stream::Unix(s) => (&*s).read(buf),
@@ -231,6 +238,7 @@ impl Read for &Stream {
 
 impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        sys::leave_if_forked_child();
         match self {
             Stream::Tcp(s) => (&*s).write(buf),
             Stream::Unix(s) => (&*s).write(buf),
@@ -238,6 +246,7 @@ impl Write for &Stream {
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        sys::leave_if_forked_child();
         match self {
             Stream::Tcp(s) => (&*s).write_vectored(bufs),
             Stream::Unix(s) => (&*s).write_vectored(bufs),
@@ -352,6 +361,7 @@ impl Write for DeadlineIo<'_> {
 impl DeadlineIo<'_> {
     /// Send `count` bytes of `file` from `offset` with sendfile(2).
     pub fn sendfile(&mut self, file: BorrowedFd<'_>, mut offset: i64, mut count: u64) -> io::Result<u64> {
+        sys::leave_if_forked_child();
         let mut sent = 0;
         while count > 0 {
             let chunk = count.min(1 << 30) as usize;

@@ -99,8 +99,11 @@ pub(super) enum ExitKind {
 
 impl ExitKind {
     /// The one table from a worker's end to its log lines: level and text.
-    pub(super) fn log_lines(&self, pid: Pid) -> Vec<(Level, String)> {
+    /// `during` is the request (method and path) the worker was serving
+    /// when it ended, named where the end was not asked for.
+    pub(super) fn log_lines(&self, pid: Pid, during: Option<&str>) -> Vec<(Level, String)> {
         let line = |level, text| vec![(level, text)];
+        let during = during.map_or_else(String::new, |r| format!(" while serving {r}"));
         match self {
             ExitKind::Retired(exit) => line(Level::Info, format!("Worker exiting (pid: {pid}, {exit})")),
             ExitKind::AppLoadFailedOthersServe { serving, traceback } => line(
@@ -120,12 +123,16 @@ impl ExitKind {
             ExitKind::BootFailed => line(Level::Error, format!("Worker {pid} failed to boot")),
             ExitKind::Stopped => line(Level::Info, format!("Worker exiting (pid: {pid})")),
             ExitKind::StoppedOnItsOwn => line(Level::Info, format!("Worker {pid} exited")),
-            ExitKind::Panicked => line(Level::Error, format!("Worker {pid} crashed (a bug in rwsgi; see above)")),
-            ExitKind::KilledAfterGracefulTimeout => line(Level::Warn, format!("Worker {pid} killed after the graceful timeout")),
-            ExitKind::KilledAsStuck => line(Level::Error, format!("Worker {pid} killed as stuck; replacing it")),
-            ExitKind::KilledOutOfMemory => line(Level::Error, format!("Worker {pid} was sent SIGKILL! Perhaps out of memory?")),
-            ExitKind::KilledBy(sig) => line(Level::Error, format!("Worker {pid} was killed by {sig}")),
-            ExitKind::Status(code) => line(Level::Error, format!("Worker {pid} exited with status {code}")),
+            ExitKind::Panicked => line(Level::Error, format!("Worker {pid} crashed{during} (a bug in rwsgi; see above)")),
+            ExitKind::KilledAfterGracefulTimeout => {
+                line(Level::Warn, format!("Worker {pid} killed after the graceful timeout{during}"))
+            }
+            ExitKind::KilledAsStuck => line(Level::Error, format!("Worker {pid} killed as stuck{during}; replacing it")),
+            ExitKind::KilledOutOfMemory => {
+                line(Level::Error, format!("Worker {pid} was sent SIGKILL{during}! Perhaps out of memory?"))
+            }
+            ExitKind::KilledBy(sig) => line(Level::Error, format!("Worker {pid} was killed by {sig}{during}")),
+            ExitKind::Status(code) => line(Level::Error, format!("Worker {pid} exited with status {code}{during}")),
         }
     }
 
@@ -192,8 +199,25 @@ mod tests {
             (ExitKind::Status(9), vec![(Level::Error, "Worker 42 exited with status 9".into())]),
         ];
         for (kind, want) in cases {
-            assert_eq!(kind.log_lines(pid), want, "{kind:?}");
+            assert_eq!(kind.log_lines(pid, None), want, "{kind:?}");
         }
+    }
+
+    /// A worker that ended on its own in the middle of a request names it.
+    #[test]
+    fn unasked_ends_name_the_request_in_progress() {
+        let pid = Pid::from_raw(42);
+        let during = Some("GET /report");
+        let cases = [
+            (ExitKind::KilledBy(Signal::SIGSEGV), "Worker 42 was killed by SIGSEGV while serving GET /report"),
+            (ExitKind::Status(1), "Worker 42 exited with status 1 while serving GET /report"),
+            (ExitKind::KilledOutOfMemory, "Worker 42 was sent SIGKILL while serving GET /report! Perhaps out of memory?"),
+            (ExitKind::KilledAsStuck, "Worker 42 killed as stuck while serving GET /report; replacing it"),
+        ];
+        for (kind, want) in cases {
+            assert_eq!(kind.log_lines(pid, during), vec![(Level::Error, want.to_string())], "{kind:?}");
+        }
+        assert_eq!(ExitKind::Stopped.log_lines(pid, during), vec![(Level::Info, "Worker exiting (pid: 42)".to_string())]);
     }
 
     /// Only a failure before any worker served stops the service, with

@@ -134,9 +134,18 @@ struct WorkerEntry {
 /// reload.
 pub type Reloader = Box<dyn Fn() -> Result<Config, crate::config::ConfigError>>;
 
-/// A worker that dies sooner than this after it started counts as a crash
-/// loop.
+/// A worker that dies sooner than this after it booted, before serving a
+/// request, counts as a crash loop.
 const CRASH_WINDOW: Duration = Duration::from_secs(5);
+
+/// How far a worker got before it ended.
+#[derive(Clone, Copy, Debug)]
+struct Life {
+    /// It finished booting (the app loaded).
+    booted: bool,
+    /// It started serving at least one request.
+    served: bool,
+}
 const SPAWN_DELAY_MIN: Duration = Duration::from_millis(100);
 const SPAWN_DELAY_MAX: Duration = Duration::from_secs(10);
 
@@ -618,6 +627,9 @@ impl Master {
         // same status from a serving worker (an app calling
         // os._exit(4)) is just an exit.
         let booting = self.board.state(entry.slot) == SlotState::Booting;
+        let served = self.board.started_serving(entry.slot);
+        // The request it died in, if it was serving one.
+        let during = self.board.request_running_ms(entry.slot).and(self.board.request_line(entry.slot));
         self.board.release(entry.slot);
         let reason = exit.reason().filter(|r| booting || matches!(r, ExitReason::Stopped | ExitReason::Panicked));
         let stopping = self.phase != Phase::Running || entry.retiring.is_some();
@@ -631,10 +643,10 @@ impl Master {
         // however it ended, it says nothing about the current generation.
         let retired = entry.retiring.is_some() || entry.generation != self.current.id;
         if !retired && self.phase == Phase::Running {
-            self.note_lifetime(pid, &entry, reason, exit);
+            self.note_lifetime(pid, &entry, Life { booted: !booting, served }, reason, exit);
         }
         let kind = self.classify_exit(retired, reason, exit, entry.aborted.is_some());
-        for (level, text) in kind.log_lines(pid) {
+        for (level, text) in kind.log_lines(pid, during.as_deref()) {
             log::log!(level, "{text}");
         }
         if let Some(code) = kind.stops_master() {
@@ -689,24 +701,30 @@ impl Master {
         }
     }
 
-    /// Back off when workers die soon after they start (a crash loop);
-    /// forget it once one lives long enough.
-    fn note_lifetime(&mut self, pid: Pid, entry: &WorkerEntry, reason: Option<ExitReason>, exit: Exit) {
+    /// Back off when workers die before they serve: one that cannot boot
+    /// (or dies as soon as it has) would die the same way again at once,
+    /// and forking it in a loop helps nobody. Never for a worker that
+    /// served: one bad request that kills its worker (a query of death)
+    /// must not slow the replacement of the others, so the back-off is
+    /// forgotten instead.
+    fn note_lifetime(&mut self, pid: Pid, entry: &WorkerEntry, life: Life, reason: Option<ExitReason>, exit: Exit) {
         let lived = entry.started.elapsed();
         // A worker the master killed as stuck did not crash by itself.
         let signalled = matches!(exit, Exit::Signal(_));
         let crashed = (signalled || reason != Some(ExitReason::Stopped)) && entry.aborted.is_none();
         // However long an import took, failing it again at once is useless.
-        if crashed && (lived < CRASH_WINDOW || reason == Some(ExitReason::AppLoadError)) {
+        let failed_to_start = !life.booted || (!life.served && lived < CRASH_WINDOW);
+        if crashed && failed_to_start {
             self.spawn_delay = (self.spawn_delay * 2).clamp(SPAWN_DELAY_MIN, SPAWN_DELAY_MAX);
             self.next_spawn = Instant::now() + self.spawn_delay;
             log::warn!(
-                "Worker {pid} died {} ms after it started; the next one starts in {} ms",
+                "Worker {pid} died {} ms after it started, before serving; the next one starts in {} ms",
                 lived.as_millis(),
                 self.spawn_delay.as_millis()
             );
-        } else if lived >= CRASH_WINDOW {
+        } else if life.served || lived >= CRASH_WINDOW {
             self.spawn_delay = Duration::ZERO;
+            self.next_spawn = Instant::now();
         }
     }
 

@@ -8,7 +8,7 @@ pub mod scoreboard;
 use std::ffi::CString;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::ForkResult;
@@ -176,8 +176,35 @@ static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// Set by the worker's USR1 handler: reopen log files.
 static REOPEN_REQUESTED: AtomicBool = AtomicBool::new(false);
 
+/// Where [`on_term`] reports itself to the serve loop, once set: the
+/// worker's signal pipe (see [`take_over_term`]).
+static TERM_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// The byte [`on_term`] writes to the signal pipe; CPython writes signal
+/// numbers (below 65) there.
+pub const OWN_TERM_BYTE: u8 = 0xff;
+
 extern "C" fn on_term(_: libc::c_int) {
     STOP_REQUESTED.store(true, Ordering::SeqCst);
+    let fd = TERM_PIPE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; the byte lives on this
+        // stack; a full or closed pipe is only a lost wake-up (the flag
+        // above is set regardless).
+        let _ = unsafe { libc::write(fd, std::ptr::from_ref(&OWN_TERM_BYTE).cast(), 1) };
+    }
+}
+
+/// Make rwsgi's own handler the process's SIGTERM handler again (after
+/// CPython installed its own for a Python-level handler), reporting each
+/// TERM on `pipe` (non-blocking) with [`OWN_TERM_BYTE`], for the serve
+/// loop to run the Python-level handler between requests.
+pub fn take_over_term(pipe: RawFd) -> nix::Result<()> {
+    TERM_PIPE.store(pipe, Ordering::SeqCst);
+    let action = SigAction::new(SigHandler::Handler(on_term), SaFlags::empty(), SigSet::empty());
+    // SAFETY: on_term stores to atomics and calls write(2): all
+    // async-signal-safe.
+    unsafe { signal::sigaction(Signal::SIGTERM, &action) }.map(drop)
 }
 
 extern "C" fn on_usr1(_: libc::c_int) {
@@ -187,6 +214,49 @@ extern "C" fn on_usr1(_: libc::c_int) {
 /// True once TERM has arrived in this worker.
 pub fn stop_requested() -> bool {
     STOP_REQUESTED.load(Ordering::SeqCst)
+}
+
+/// Ask this worker to stop gracefully, as TERM does: for TERM delivered
+/// through Python's own signal handling (see the worker's `signals`).
+pub fn request_stop() {
+    STOP_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// Set in a process forked from a worker (an application's `os.fork()`).
+static FORKED_CHILD: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_fork_child() {
+    FORKED_CHILD.store(true, Ordering::Relaxed);
+}
+
+/// Mark every process forked from this worker from now on, so that one
+/// that returns into the server (an application that forks and lets the
+/// child return) can be told from the worker: see
+/// [`leave_if_forked_child`].
+pub fn mark_forked_children() -> std::io::Result<()> {
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe (all a child of a threaded process may do before
+    // it returns from fork).
+    let rc = unsafe { libc::pthread_atfork(None, None, Some(on_fork_child)) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// End this process at once if it is a child the application forked that
+/// has returned into the server: it must never write to, read from, shut
+/// down or accept on the worker's sockets, whose other copies the worker
+/// still serves. Called before every such operation.
+pub fn leave_if_forked_child() {
+    if FORKED_CHILD.load(Ordering::Relaxed) {
+        log::warn!(
+            "Process {} was forked by the application and returned into the server; it exits without serving",
+            std::process::id()
+        );
+        exit_now(0);
+    }
 }
 
 /// True (once) after USR1 arrived in this worker.
@@ -217,8 +287,8 @@ pub fn install_worker_signals() -> nix::Result<()> {
         (Signal::SIGPIPE, plain(SigHandler::SigIgn)),
     ];
     for (sig, action) in table {
-        // SAFETY: the handlers only store to an atomic, which is
-        // async-signal-safe; SigDfl/SigIgn install no code at all.
+        // SAFETY: the handlers only store to atomics and write(2), which
+        // are async-signal-safe; SigDfl/SigIgn install no code at all.
         unsafe { signal::sigaction(sig, &action) }?;
     }
     signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
@@ -352,6 +422,31 @@ pub fn init_python(program: Option<&Path>) -> Result<(), String> {
         ffi::PyEval_SaveThread();
     }
     Ok(())
+}
+
+/// End CPython as a normal interpreter exit does (`Py_FinalizeEx`): join
+/// non-daemon threads, run `atexit` handlers, flush and close files. The
+/// error says buffered data could not be written. Called once, on the
+/// thread that started Python, with no Python object of rwsgi's left to
+/// use: the process only exits after it.
+pub fn finalize_python() -> Result<(), String> {
+    use pyo3::ffi;
+    // SAFETY: Python was started on this, the main, thread (init_python),
+    // so PyGILState_Ensure takes the GIL with the thread state it was
+    // started with, as Py_FinalizeEx requires. Nothing calls into Python
+    // afterwards: the worker exits.
+    let status = unsafe {
+        if ffi::Py_IsInitialized() == 0 {
+            return Ok(());
+        }
+        ffi::PyGILState_Ensure();
+        ffi::Py_FinalizeEx()
+    };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err("Python could not flush buffered data at exit".into())
+    }
 }
 
 /// Switch this worker to `gid` and `uid` (group first: once the uid is

@@ -18,6 +18,8 @@ use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 pub const MAX_SLOTS: usize = 1024;
 /// Most bytes of a boot-error traceback kept.
 const BOOT_ERROR_LEN: usize = 64 * 1024;
+/// Most bytes of a request's method and path a slot keeps.
+pub const REQUEST_LINE_LEN: usize = 128;
 
 /// A worker's life cycle, as its slot shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +53,11 @@ struct Slot {
     requests: AtomicU64,
     /// Monotonic milliseconds the current request started at; 0 if idle.
     request_start_ms: AtomicU64,
+    /// The latest request's method and path: a sequence lock (odd while
+    /// the worker writes), the length, and the bytes packed 8 to a word.
+    line_seq: AtomicU64,
+    line_len: AtomicU32,
+    line: [AtomicU64; REQUEST_LINE_LEN / 8],
 }
 
 impl Slot {
@@ -113,6 +120,8 @@ impl Scoreboard {
         let slot = self.slot(index);
         slot.requests.store(0, Ordering::Relaxed);
         slot.request_start_ms.store(0, Ordering::Relaxed);
+        slot.line_seq.store(0, Ordering::Relaxed);
+        slot.line_len.store(0, Ordering::Relaxed);
         slot.last_beat_ms.store(now_ms(), Ordering::Relaxed);
         slot.state.store(SlotState::Booting as u32, Ordering::Relaxed);
         slot.pid.store(pid, Ordering::Release);
@@ -195,6 +204,49 @@ impl Scoreboard {
         slot.set_busy_or_idle(if oldest_start_ms == 0 { SlotState::Idle } else { SlotState::Busy });
     }
 
+    /// Worker `index` starts serving `method` `path`: kept (cut to
+    /// [`REQUEST_LINE_LEN`] bytes) for the master to name the request a
+    /// worker died in. Plain stores, no lock: a reader that races with it
+    /// sees the sequence change and reads nothing.
+    pub fn note_request_line(&self, index: usize, method: &str, path: &str) {
+        let slot = self.slot(index);
+        let mut bytes = [0u8; REQUEST_LINE_LEN];
+        let len = (method.len() + 1 + path.len()).min(REQUEST_LINE_LEN);
+        for (b, src) in bytes.iter_mut().zip(method.bytes().chain(Some(b' ')).chain(path.bytes())) {
+            *b = src;
+        }
+        let seq = slot.line_seq.load(Ordering::Relaxed);
+        slot.line_seq.store(seq.wrapping_add(1) | 1, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
+        for (word, chunk) in slot.line.iter().zip(bytes[..len.next_multiple_of(8)].chunks_exact(8)) {
+            word.store(u64::from_le_bytes(chunk.try_into().expect("chunks of 8")), Ordering::Relaxed);
+        }
+        slot.line_len.store(len as u32, Ordering::Relaxed);
+        slot.line_seq.store((seq | 1).wrapping_add(1), Ordering::Release);
+    }
+
+    /// The method and path worker `index` last started serving; `None`
+    /// before its first request (or when it was being written just now).
+    pub fn request_line(&self, index: usize) -> Option<String> {
+        let slot = self.slot(index);
+        let seq = slot.line_seq.load(Ordering::Acquire);
+        if seq == 0 || seq % 2 == 1 {
+            return None;
+        }
+        let len = (slot.line_len.load(Ordering::Relaxed) as usize).min(REQUEST_LINE_LEN);
+        let mut bytes = Vec::with_capacity(REQUEST_LINE_LEN);
+        for word in &slot.line {
+            bytes.extend_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+        }
+        std::sync::atomic::fence(Ordering::Acquire);
+        (slot.line_seq.load(Ordering::Relaxed) == seq).then(|| String::from_utf8_lossy(&bytes[..len]).into_owned())
+    }
+
+    /// Whether worker `index` has started serving a request.
+    pub fn started_serving(&self, index: usize) -> bool {
+        self.slot(index).line_seq.load(Ordering::Acquire) != 0
+    }
+
     /// Count a request finished by one of worker `index`'s threads.
     pub fn count_request(&self, index: usize) {
         self.slot(index).requests.fetch_add(1, Ordering::Relaxed);
@@ -268,6 +320,26 @@ pub(crate) fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_lines_are_kept_cut_and_read_back() {
+        let board = Scoreboard::new().unwrap();
+        board.assign(5, 1);
+        assert!(!board.started_serving(5));
+        assert_eq!(board.request_line(5), None);
+        board.note_request_line(5, "GET", "/die");
+        assert!(board.started_serving(5));
+        assert_eq!(board.request_line(5).as_deref(), Some("GET /die"));
+        let long = "/x".repeat(100);
+        board.note_request_line(5, "POST", &long);
+        let line = board.request_line(5).unwrap();
+        assert_eq!(line.len(), REQUEST_LINE_LEN);
+        assert!(line.starts_with("POST /x/x"));
+        board.note_request_line(5, "GET", "/");
+        assert_eq!(board.request_line(5).as_deref(), Some("GET /"));
+        board.assign(5, 2);
+        assert!(!board.started_serving(5), "a new worker starts afresh");
+    }
 
     #[test]
     fn slots_and_boot_error() {

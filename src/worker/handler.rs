@@ -57,6 +57,8 @@ impl Handler<'_> {
         if !conn.unsent.is_empty() && conn.send_unsent(cfg.timeout).is_err() {
             return After::Close;
         }
+        // For the master to name the request, should the worker die in it.
+        self.board.note_request_line(self.slot, &incoming.request.method, incoming.request.path_and_query().0);
         // Timed only for the access log.
         let started = self.access_log.as_ref().map(|_| Instant::now());
         let keep_alive = incoming.request.keep_alive && cfg.keepalive.is_some() && keep_alive_allowed;

@@ -17,6 +17,7 @@ mod conn;
 mod handler;
 mod hold;
 mod server;
+mod signals;
 mod threads;
 
 use std::io;
@@ -33,6 +34,7 @@ use crate::sys::{self, Scoreboard, SlotState};
 use crate::wsgi::{self, App, ListenerInfo};
 use handler::Handler;
 use server::{Mode, Server};
+use signals::SignalPipe;
 use threads::Pool;
 
 /// Why a worker process ends; the master reads it from the exit status.
@@ -81,19 +83,36 @@ pub struct WorkerSpec<'a> {
 /// the child inherited.
 pub fn run(spec: WorkerSpec<'_>) -> ! {
     let reason = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match boot(&spec) {
-        Ok((app, access_log)) => {
+        Ok(booted) => {
             spec.board.set_state(spec.slot, SlotState::Idle);
-            let handler = Handler { cfg: spec.cfg, board: spec.board, slot: spec.slot, app, access_log };
-            if let Err(e) = serve(&spec, &handler) {
-                log::error!("worker failed: {e}");
-            }
-            flush_python();
+            serve_until_stopped(&spec, booted);
+            finalize_python(spec.cfg.graceful_timeout);
             ExitReason::Stopped
         }
         Err(reason) => reason,
     }))
     .unwrap_or(ExitReason::Panicked);
     sys::exit_now(reason.code())
+}
+
+/// What a booted worker serves with.
+struct Booted {
+    app: App,
+    access_log: Option<AccessLog>,
+    /// TERM as Python sees it (see `signals`); `None` when it could not be
+    /// set up, and TERM then reaches rwsgi's own handler alone.
+    signals: Option<SignalPipe>,
+}
+
+/// Serve until stopped, then let go of the app's objects while Python
+/// still runs.
+fn serve_until_stopped(spec: &WorkerSpec<'_>, booted: Booted) {
+    let Booted { app, access_log, signals } = booted;
+    let handler = Handler { cfg: spec.cfg, board: spec.board, slot: spec.slot, app, access_log };
+    if let Err(e) = serve(spec, &handler, signals.as_ref()) {
+        log::error!("worker failed: {e}");
+    }
+    Python::attach(|_| drop(handler));
 }
 
 /// Load the app once in this process and report: `--check-config`.
@@ -104,15 +123,21 @@ pub fn check_app(cfg: &Config) -> Result<(), String> {
     })
 }
 
-/// The fixed boot order after fork: the worker's own signal handlers,
-/// inherited descriptors closed, the heartbeat, a watch on the master,
-/// the process title, the access log (opened before privileges drop, like
-/// the error log the master opened), the user and group, `-e` and
-/// CPython, faulthandler, then the app.
-fn boot(spec: &WorkerSpec<'_>) -> Result<(App, Option<AccessLog>), ExitReason> {
+/// The fixed boot order after fork: the worker's own signal handlers and
+/// its mark on processes forked from it, inherited descriptors closed, the
+/// heartbeat, a watch on the master, the process title, the access log
+/// (opened before privileges drop, like the error log the master opened),
+/// the user and group, `-e` and CPython, Python's SIGTERM handler,
+/// faulthandler, the app, then SIGTERM back to rwsgi's handler (see
+/// `signals`).
+fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
     let cfg = spec.cfg;
     if let Err(e) = sys::install_worker_signals() {
         log::error!("cannot set up worker signals: {e}");
+        return Err(ExitReason::BootError);
+    }
+    if let Err(e) = sys::mark_forked_children() {
+        log::error!("cannot watch for processes forked by the application: {e}");
         return Err(ExitReason::BootError);
     }
     let mut keep: Vec<RawFd> = spec.listeners.iter().map(|l| l.as_raw_fd()).collect();
@@ -135,6 +160,7 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<(App, Option<AccessLog>), ExitReason> {
         log::error!("{e}");
         reason
     })?;
+    let signals = SignalPipe::install().map_err(|e| log::warn!("{e}")).ok();
     enable_faulthandler();
     let app = load_app(spec).map_err(|text| {
         // The first worker to fail tells the master; the master prints it
@@ -142,7 +168,10 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<(App, Option<AccessLog>), ExitReason> {
         spec.board.report_boot_error(&text);
         ExitReason::AppLoadError
     })?;
-    Ok((app, access_log))
+    if let Some(Err(e)) = signals.as_ref().map(SignalPipe::take_over_term) {
+        log::warn!("{e}");
+    }
+    Ok(Booted { app, access_log, signals })
 }
 
 fn open_access_log(cfg: &Config) -> Result<Option<AccessLog>, ExitReason> {
@@ -175,11 +204,11 @@ fn load_app(spec: &WorkerSpec<'_>) -> Result<App, String> {
 }
 
 /// Serve until stopped: on this thread alone, or with request threads.
-fn serve(spec: &WorkerSpec<'_>, handler: &Handler<'_>) -> io::Result<()> {
+fn serve(spec: &WorkerSpec<'_>, handler: &Handler<'_>, signals: Option<&SignalPipe>) -> io::Result<()> {
     let poll = Poll::new()?;
     let threads = spec.cfg.threads;
     if threads <= 1 {
-        return Server::new(spec, handler, poll, Mode::inline()?)?.serve();
+        return Server::new(spec, handler, poll, Mode::inline()?, signals)?.serve();
     }
     let pool = Pool::new(mio::Waker::new(poll.registry(), WAKER)?, threads);
     let pool = &pool;
@@ -194,7 +223,7 @@ fn serve(spec: &WorkerSpec<'_>, handler: &Handler<'_>) -> io::Result<()> {
                 return Err(e);
             }
         }
-        let result = Server::new(spec, handler, poll, Mode::threads(pool)).and_then(|mut s| s.serve());
+        let result = Server::new(spec, handler, poll, Mode::threads(pool), signals).and_then(|mut s| s.serve());
         pool.close();
         result
     })
@@ -202,6 +231,8 @@ fn serve(spec: &WorkerSpec<'_>, handler: &Handler<'_>) -> io::Result<()> {
 
 /// The poll token of the request threads' waker.
 const WAKER: Token = Token(usize::MAX);
+/// The poll token of Python's signal wakeup pipe.
+const SIGNAL_PIPE: Token = Token(usize::MAX - 1);
 
 /// Apply `-e`, then start CPython (inside `--virtualenv` when set).
 fn prepare_python(cfg: &Config) -> Result<(), (ExitReason, String)> {
@@ -246,16 +277,32 @@ fn enable_faulthandler() {
     });
 }
 
-/// Flush Python's buffered stdout/stderr and run `atexit` handlers before
-/// the process ends without finalizing the interpreter.
-fn flush_python() {
-    Python::attach(|py| {
-        let _ = py.run(
-            c"import atexit, sys\ntry:\n    atexit._run_exitfuncs()\nfinally:\n    sys.stdout.flush(); sys.stderr.flush()\n",
-            None,
-            None,
+/// End Python as a normal interpreter exit does, as Gunicorn's workers
+/// do: wait for the app's non-daemon threads, run `atexit` handlers, flush
+/// and close the files modules hold. A watchdog bounds it by `limit`
+/// (`--graceful-timeout`), beating meanwhile, so a thread that never ends
+/// cannot keep the worker (or the master's stop) waiting.
+fn finalize_python(limit: Duration) {
+    let limit = limit.max(Duration::from_secs(1));
+    let watchdog = std::thread::Builder::new().name("rwsgi-exit".into()).spawn(move || {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            sys::beat();
+            std::thread::sleep((limit - started.elapsed()).min(Duration::from_secs(1)));
+        }
+        log::warn!(
+            "Python's exit took over {} s (--graceful-timeout): the worker ends without finishing it \
+             (an application thread still running?)",
+            limit.as_secs()
         );
+        sys::exit_now(ExitReason::Stopped.code());
     });
+    if let Err(e) = watchdog {
+        log::warn!("cannot bound Python's exit: {e}");
+    }
+    if let Err(e) = sys::finalize_python() {
+        log::warn!("{e}");
+    }
 }
 
 /// This process's resident memory in bytes (from /proc/self/statm).

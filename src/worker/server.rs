@@ -19,8 +19,9 @@ use mio::{Events, Interest, Poll, Token};
 use super::conn::{Conn, ConnState, SocketInput, Timers};
 use super::handler::{After, Handler};
 use super::hold::{self, Held, HeldResponse};
+use super::signals::SignalPipe;
 use super::threads::{Done, Job, Pool};
-use super::{WorkerSpec, WAKER};
+use super::{WorkerSpec, SIGNAL_PIPE, WAKER};
 use crate::http::{HttpError, Parse};
 use crate::net::DeadlineIo;
 use crate::sys::{self, SlotState};
@@ -107,6 +108,8 @@ pub(super) struct Server<'a> {
     handler: &'a Handler<'a>,
     wire: Wire<'a>,
     mode: Mode<'a>,
+    /// TERM as Python sees it: read when CPython reports a signal.
+    signals: Option<&'a SignalPipe>,
     poll: Poll,
     /// Connections parked in the loop, by token.
     conns: HashMap<usize, Conn>,
@@ -137,11 +140,21 @@ const REQUESTS_PER_TURN: usize = 8;
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 impl<'a> Server<'a> {
-    /// Watch the listeners in `poll` and prepare the loop.
-    pub fn new(spec: &'a WorkerSpec<'a>, handler: &'a Handler<'a>, poll: Poll, mode: Mode<'a>) -> io::Result<Self> {
+    /// Watch the listeners (and the signal pipe) in `poll` and prepare
+    /// the loop.
+    pub fn new(
+        spec: &'a WorkerSpec<'a>,
+        handler: &'a Handler<'a>,
+        poll: Poll,
+        mode: Mode<'a>,
+        signals: Option<&'a SignalPipe>,
+    ) -> io::Result<Self> {
         for (i, l) in spec.listeners.iter().enumerate() {
             l.set_nonblocking()?;
             poll.registry().register(&mut SourceFd(&l.as_raw_fd()), Token(i), Interest::READABLE)?;
+        }
+        if let Some(pipe) = signals {
+            poll.registry().register(&mut SourceFd(&pipe.fd()), SIGNAL_PIPE, Interest::READABLE)?;
         }
         let wire = Wire::new(spec.cfg);
         Ok(Server {
@@ -150,6 +163,7 @@ impl<'a> Server<'a> {
             max_head: wire.max_head(),
             wire,
             mode,
+            signals,
             poll,
             conns: HashMap::new(),
             next_token: spec.listeners.len(),
@@ -167,6 +181,8 @@ impl<'a> Server<'a> {
     pub fn serve(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(256);
         loop {
+            // A process the app forked that returned here must not serve.
+            sys::leave_if_forked_child();
             if sys::stop_requested() && self.stopping_since.is_none() {
                 self.begin_stop();
             }
@@ -220,6 +236,12 @@ impl<'a> Server<'a> {
         }
         for &token in &ready {
             if token == WAKER.0 {
+                continue;
+            }
+            if token == SIGNAL_PIPE.0 {
+                if let Some(pipe) = self.signals {
+                    pipe.dispatch();
+                }
                 continue;
             }
             if token < self.spec.listeners.len() {
@@ -435,6 +457,11 @@ impl<'a> Server<'a> {
     /// sent just before the stop is served, with `Connection: close`).
     fn begin_stop(&mut self) {
         self.stopping_since = Some(Instant::now());
+        // The app's SIGTERM handler runs now, even if the loop ends at
+        // once (nothing left to serve) and never polls the signal pipe.
+        if let Some(pipe) = self.signals {
+            pipe.dispatch();
+        }
         self.spec.board.set_state(self.spec.slot, SlotState::Stopping);
         for l in self.spec.listeners {
             let _ = self.poll.registry().deregister(&mut SourceFd(&l.as_raw_fd()));

@@ -3,9 +3,14 @@ request or harm other clients. Each test names the failure it guards."""
 
 import os
 import signal
+import socket
+import threading
 import time
 
+import pytest
+
 import rawhttp
+from support import wait_for
 
 
 def read_response(conn, timeout=10.0):
@@ -66,3 +71,187 @@ def test_a_request_sent_right_after_a_streamed_response_is_served_at_a_stop(serv
         resp = read_response(conn)
     assert resp.status == 200 and resp.body == b"next", resp
     assert "close" in resp.connection_tokens(), resp.headers
+
+
+# -- an app's own SIGTERM handler --------------------------------------------------
+
+
+def start_lifecycle(servers, tmp_path, *args, term=None):
+    env = {"LIFECYCLE_DIR": str(tmp_path)}
+    if term:
+        env["LIFECYCLE_TERM"] = term
+    return servers.start(list(args) + ["lifecycle_app:app"], env=env)
+
+
+def marks(tmp_path, name):
+    return [p.read_text() for p in tmp_path.glob(name + "-*")]
+
+
+def stop_and_time(srv, limit=10.0):
+    """TERM the master; the seconds until it exits (fails past `limit`)."""
+    started = time.monotonic()
+    srv.signal(signal.SIGTERM)
+    srv.wait(limit)
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_an_apps_sigterm_handler_finds_a_real_one_to_chain_to(servers, tmp_path, threads):
+    """An app's SIGTERM handler, installed at import, finds rwsgi's handler
+    (not None) to chain to, runs at TERM, and the stop is as prompt as
+    without it (not the --graceful-timeout kill)."""
+    srv = start_lifecycle(servers, tmp_path, "-w", "1", "--threads", threads, "--graceful-timeout", "30", term="chain")
+    srv.wait_booted(1)
+    assert srv.get("/").status == 200
+    stop_and_time(srv)
+    assert marks(tmp_path, "term") == ["<built-in function graceful_stop>"], srv.stderr()
+    assert "graceful timeout" not in srv.stderr()
+
+
+@pytest.mark.parametrize("term", ["exit", "alone"])
+def test_a_sigterm_handler_that_does_not_chain_harms_no_request(servers, tmp_path, term):
+    """A handler that raises SystemExit, or one that does not chain at
+    all: the request in flight at TERM still gets its answer, the handler
+    runs, and the worker stops promptly."""
+    srv = start_lifecycle(servers, tmp_path, "-w", "1", "--graceful-timeout", "30", term=term)
+    srv.wait_booted(1)
+    with srv.connect() as conn:
+        conn.send(rawhttp.build_request("GET", "/sleep?s=1"))
+        time.sleep(0.3)
+        srv.signal(signal.SIGTERM)
+        resp = read_response(conn)
+    assert resp.status == 200 and resp.text.startswith("slept"), resp
+    srv.wait(10)
+    assert len(marks(tmp_path, "term")) == 1, srv.stderr()
+    assert "graceful timeout" not in srv.stderr()
+
+
+# -- a request that kills its worker ----------------------------------------------
+
+
+def test_a_query_of_death_does_not_take_the_service_down(servers, tmp_path):
+    """A request that kills its worker, twice a second: each dead worker is
+    replaced at once (no crash back-off for workers that served), the
+    service keeps serving throughout, and the log names the request."""
+    srv = start_lifecycle(servers, tmp_path, "-w", "4")
+    srv.wait_booted(4)
+    done = threading.Event()
+    outcomes = {"ok": 0, "failed": []}
+
+    def client():
+        while not done.is_set():
+            try:
+                resp = rawhttp.request((srv.host, srv.port), "GET", "/", timeout=10)
+                assert resp.status == 200, resp
+                outcomes["ok"] += 1
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                outcomes["failed"].append(repr(e))
+
+    clients = [threading.Thread(target=client) for _ in range(2)]
+    for t in clients:
+        t.start()
+    fewest = 4
+    try:
+        for _ in range(8):
+            try:
+                rawhttp.request((srv.host, srv.port), "GET", "/die", timeout=10)
+            except Exception:  # noqa: BLE001 - the worker dies mid-request
+                pass
+            for _ in range(5):
+                fewest = min(fewest, len(children_of(srv.pid)))
+                time.sleep(0.1)
+    finally:
+        done.set()
+        for t in clients:
+            t.join(15)
+    log = srv.stderr()
+    # A dying worker takes with it the connections it holds: one accepted
+    # just before the fatal request whose own request had not arrived yet.
+    # Nothing else may fail.
+    closed = "connection closed before any response bytes"
+    assert all(closed in f for f in outcomes["failed"]), outcomes["failed"][:3]
+    assert len(outcomes["failed"]) <= 8, outcomes["failed"]
+    assert outcomes["ok"] > 50, outcomes
+    assert fewest >= 3, "live workers fell to %d" % fewest
+    assert "exited with status 1 while serving GET /die" in log, log[-2000:]
+    assert "the next one starts in" not in log, log[-2000:]
+
+
+def test_one_worker_that_crashes_in_a_request_is_replaced_at_once(servers, tmp_path):
+    """With -w 1, a worker killed by a request soon after it started is
+    replaced without delay, every time."""
+    srv = start_lifecycle(servers, tmp_path, "-w", "1")
+    srv.wait_booted(1)
+    for n in range(2, 5):
+        try:
+            srv.get("/die")
+        except Exception:  # noqa: BLE001 - the worker dies mid-request
+            pass
+        srv.wait_booted(n, timeout=5)
+        assert srv.get("/").status == 200
+    assert "the next one starts in" not in srv.stderr()
+
+
+# -- a child the app forked ------------------------------------------------------
+
+
+def children_of(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_a_child_the_app_forks_never_serves_or_holds_the_port(servers, tmp_path, threads):
+    """An app that forks in a request and lets the child return: the client
+    gets the worker's answer, the child leaves at once without touching
+    the worker's sockets, and the port is free once the master exits."""
+    srv = start_lifecycle(servers, tmp_path, "-w", "1", "--threads", threads)
+    (worker,) = srv.wait_booted(1)
+    resp = srv.get("/fork")
+    assert resp.status == 200 and resp.text == "parent %d" % worker, resp
+    srv.wait_stderr("was forked by the application and returned into the server")
+    wait_for(lambda: not children_of(worker), 10, message="the forked child to exit")
+    for _ in range(20):
+        assert srv.get("/").text == "pid %d" % worker
+    srv.stop()
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((srv.host, srv.port))
+        s.listen()
+
+
+# -- Python's exit -----------------------------------------------------------------
+
+
+def test_a_graceful_exit_flushes_files_and_joins_threads(servers, tmp_path):
+    """A worker that stops finalizes Python, as Gunicorn's do: module-level
+    buffered files reach the disk and non-daemon threads finish."""
+    srv = start_lifecycle(servers, tmp_path, "-w", "1", "--graceful-timeout", "30")
+    (worker,) = srv.wait_booted(1)
+    assert srv.get("/journal").text == "noted"
+    assert srv.get("/thread?s=1").text == "started"
+    stop_and_time(srv)
+    assert (tmp_path / ("journal-%d" % worker)).read_text() == "written by a request in %d\n" % worker
+    assert marks(tmp_path, "thread") == ["done after 1.0 s"], srv.stderr()
+
+
+def test_pythons_exit_is_bounded_by_the_graceful_timeout(servers, tmp_path):
+    """A non-daemon thread that never ends cannot keep a worker that stops
+    on its own (--max-requests) alive past --graceful-timeout; the master
+    would only notice it at --timeout."""
+    srv = start_lifecycle(servers, tmp_path, "-w", "1", "--max-requests", "1", "--graceful-timeout", "2", "-t", "120")
+    (worker,) = srv.wait_booted(1)
+    assert srv.get("/thread?s=600").text == "started"
+    srv.wait_stderr("Python's exit took over 2 s", timeout=15)
+    wait_for(lambda: worker not in children_of(srv.pid), 15, message="the recycled worker to exit")
+    assert srv.get("/").status == 200
+    assert marks(tmp_path, "thread") == []

@@ -17,7 +17,7 @@ import time
 import pytest
 
 import rawhttp
-from support import free_port, get_close, http_probe, ipv6_loopback_available, run_cli, wait_for
+from support import exchange, free_port, get_close, http_probe, ipv6_loopback_available, run_cli, wait_for
 
 
 def pid_alive(pid):
@@ -346,6 +346,44 @@ def test_access_log_default_format(servers, tmp_path):
     lines = wait_for(our_lines, 10, message="access log line")
     assert len(lines) == 1, lines
     assert re.match(DEFAULT_ACCESS_RE, lines[0]), lines[0]
+
+
+# Apache's combined format: each quoted field holds no unescaped quote.
+QUOTED = r'"((?:[^"\\]|\\.)*)"'
+COMBINED_RE = r'^(\S+) - (\S+) \[[^\]]+\] %s (\d{3}) (\S+) %s %s$' % (QUOTED, QUOTED, QUOTED)
+
+
+def test_access_log_cannot_be_forged_and_keeps_every_byte(servers, tmp_path):
+    """Quotes, backslashes, control and non-ASCII bytes from the client
+    are escaped (Apache's way: \\" \\\\ \\t \\xhh) in every atom, so a
+    client cannot add fields or lines, and the raw bytes can be recovered."""
+    log_path = tmp_path / "access.log"
+    fmt = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" "%({x-note}i)s" "%(m)s %(U)s %(q)s"'
+    srv = servers.start(["--access-logfile", str(log_path), "--access-logformat", fmt, "testapp:app"])
+    head = (
+        b'GET /hello?q="x\\y" HTTP/1.1\r\nHost: t\r\n'
+        b'User-Agent: a" "fake-agent\r\n'
+        b"Referer: caf\xe9\\\tx\r\n"
+        b"Authorization: Basic eCJ5XDpwYXNz\r\n"  # user x"y\
+        b"X-Note: \xff end\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    reply = exchange((srv.host, srv.port), head)
+    assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
+    def our_lines():
+        return log_path.exists() and [l for l in log_path.read_text().splitlines() if "fake-agent" in l]
+
+    lines = wait_for(our_lines, 10, message="an access log line")
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert line.isascii(), line
+    combined = re.match(COMBINED_RE + "", line.rsplit(' "', 2)[0])
+    assert combined, line
+    assert combined.group(2) == 'x\\"y\\\\', line
+    assert combined.group(3) == 'GET /hello?q=\\"x\\\\y\\" HTTP/1.1', line
+    assert combined.group(6) == "caf\\xe9\\\\\\tx", line
+    assert combined.group(7) == 'a\\" \\"fake-agent', line
+    assert line.endswith(' "\\xff end" "GET /hello q=\\"x\\\\y\\""'), line
 
 
 def test_access_log_custom_format_to_stdout(servers):
