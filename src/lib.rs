@@ -43,7 +43,7 @@
 //!   writes through the `log` macros, and the access log.
 
 // `unsafe` lives in sys/ only; the compiler holds everything else to it.
-#![deny(unsafe_code)]
+#![deny(unsafe_code, missing_docs, clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 pub mod config;
 pub mod http;

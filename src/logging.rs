@@ -145,12 +145,17 @@ pub fn write_raw(bytes: &[u8]) {
 
 /// What the access log needs to know about one request.
 pub struct AccessInfo<'a> {
+    /// The client as the app saw it (`%(h)s`).
     pub peer: &'a Peer,
+    /// The request head.
     pub request: &'a Request,
     /// `200 OK` as the app gave it.
     pub status: &'a str,
+    /// The response headers the app gave (`%({name}o)s`).
     pub response_headers: &'a [(String, String)],
+    /// Body bytes sent (`%(B)s`, `%(b)s`).
     pub body_bytes: u64,
+    /// From the start of the request to its logging (`%(T)s`, `%(D)s` ...).
     pub duration: Duration,
 }
 
@@ -189,14 +194,17 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
+    /// Open `target` for appending, with `format` compiled once.
     pub fn open(target: &LogTarget, format: &str) -> io::Result<AccessLog> {
         Ok(AccessLog { sink: Mutex::new(Sink::open(target)?), atoms: compile(format) })
     }
 
+    /// Reopen the file (USR1, after logrotate moved it).
     pub fn reopen(&self) -> io::Result<()> {
         self.sink.lock().map_or(Ok(()), |mut s| s.reopen())
     }
 
+    /// Write one line for a finished request.
     pub fn log(&self, info: &AccessInfo<'_>) {
         let mut line = render(&self.atoms, info);
         line.push('\n');

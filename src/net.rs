@@ -19,6 +19,7 @@ use crate::sys;
 /// A bound, listening socket.
 #[derive(Debug)]
 pub enum Listener {
+    /// A TCP socket (IPv4 or IPv6).
     Tcp(TcpListener),
     /// A unix socket and the path rwsgi created for it (removed on exit);
     /// `None` when inherited.
@@ -28,7 +29,9 @@ pub enum Listener {
 /// The remote end of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Peer {
+    /// A TCP client at this address.
     Tcp(SocketAddr),
+    /// A client on a unix socket (no address).
     Unix,
 }
 
@@ -54,7 +57,9 @@ impl std::fmt::Display for Peer {
 /// An accepted connection.
 #[derive(Debug)]
 pub enum Stream {
+    /// Over TCP.
     Tcp(TcpStream),
+    /// Over a unix socket.
     Unix(UnixStream),
 }
 
@@ -133,6 +138,7 @@ impl Listener {
         }
     }
 
+    /// Make `accept` return `WouldBlock` instead of waiting (in a worker).
     pub fn set_nonblocking(&self) -> io::Result<()> {
         match self {
             Listener::Tcp(l) => l.set_nonblocking(true),
@@ -280,7 +286,9 @@ impl AsFd for Stream {
 /// waits with `poll` until the socket is ready, up to `timeout` (`None`
 /// waits forever). A wait that runs out is `ErrorKind::TimedOut`.
 pub struct DeadlineIo<'a> {
+    /// The connection.
     pub stream: &'a Stream,
+    /// The longest wait for each read or write; `None` for none.
     pub timeout: Option<std::time::Duration>,
 }
 
@@ -384,7 +392,9 @@ impl DeadlineIo<'_> {
 /// everything after it, is appended to `spill` (for the caller to send
 /// later, once it may wait).
 pub struct SpillIo<'a> {
+    /// The connection.
     pub stream: &'a Stream,
+    /// What the socket did not take, in order.
     pub spill: &'a mut Vec<u8>,
 }
 

@@ -18,11 +18,14 @@ pub use chunked::ChunkedDecoder;
 /// HTTP version of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
+    /// HTTP/1.0.
     Http10,
+    /// HTTP/1.1.
     Http11,
 }
 
 impl Version {
+    /// The version as a request line and `SERVER_PROTOCOL` write it.
     pub fn as_str(self) -> &'static str {
         match self {
             Version::Http10 => "HTTP/1.0",
@@ -34,8 +37,11 @@ impl Version {
 /// How the request body is delimited (RFC 9112 §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyFraming {
+    /// No body.
     Empty,
+    /// Exactly this many bytes (`Content-Length`).
     Length(u64),
+    /// Chunks until the last, empty one (`Transfer-Encoding: chunked`).
     Chunked,
 }
 
@@ -43,18 +49,24 @@ pub enum BodyFraming {
 /// SP/HTAB only).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// The field name, in the case the client wrote it.
     pub name: String,
+    /// The field value, bytes as received.
     pub value: Vec<u8>,
 }
 
 /// A parsed and checked request head.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
+    /// The method, a token (`GET`).
     pub method: String,
     /// The request target exactly as sent (`RAW_URI`).
     pub target: String,
+    /// The request's HTTP version.
     pub version: Version,
+    /// The header fields, in the order received.
     pub headers: Vec<Header>,
+    /// How the body is delimited.
     pub framing: BodyFraming,
     /// The client allows the connection to stay open after this request.
     pub keep_alive: bool,
@@ -99,7 +111,9 @@ impl Request {
 /// Result of feeding bytes to a parser.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parse<T> {
+    /// The whole thing was there.
     Complete(T),
+    /// More bytes are needed (never an error).
     Partial,
 }
 
@@ -113,36 +127,57 @@ pub enum HttpError {
     /// A line ends in LF without CR (RFC 9112 §2.2: rwsgi does not accept
     /// bare LF).
     BareLineFeed,
+    /// The method is not a token.
     InvalidMethod,
+    /// The request target is not a form RFC 9112 §3.2 allows for the method.
     InvalidTarget,
+    /// A well-formed version rwsgi does not speak (HTTP/2.0).
     UnsupportedVersion,
+    /// A field name that is not a token.
     InvalidHeaderName,
+    /// A field value with a control byte.
     InvalidHeaderValue,
     /// obs-fold (RFC 9112 §5.2).
     ObsoleteLineFolding,
+    /// An HTTP/1.1 request without Host (RFC 9112 §3.2).
     MissingHost,
+    /// Host given more than once.
     DuplicateHost,
+    /// A Host value that is not `host[:port]`.
     InvalidHost,
+    /// A Content-Length that is not digits only.
     InvalidContentLength,
+    /// Content-Length values that differ.
     ConflictingContentLength,
+    /// Both Content-Length and Transfer-Encoding (a smuggling attempt).
     ContentLengthWithTransferEncoding,
+    /// Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1).
     TransferEncodingOnHttp10,
+    /// Transfer codings that do not end with exactly one `chunked`.
     ChunkedNotFinal,
+    /// A transfer coding rwsgi does not decode.
     UnknownTransferCoding,
+    /// An `Expect` other than `100-continue`.
     UnsupportedExpectation,
+    /// The request line is over `--limit-request-line`.
     RequestLineTooLong,
+    /// More fields than `--limit-request-fields`.
     TooManyHeaders,
+    /// A field line over `--limit-request-field_size`, or a head over every limit.
     HeaderTooLarge,
     /// A header name with `_` under `--header-map refuse`.
     UnderscoreInHeaderName,
     /// Trusted scheme headers disagree (one says https, another not).
     ConflictingScheme,
+    /// A chunk size line or chunk end that does not parse.
     InvalidChunk,
     /// A trailer field line that breaks the header field rules.
     InvalidTrailer,
     /// A field that must not be sent as a trailer (RFC 9110 §6.5.1).
     ForbiddenTrailer,
+    /// A chunk size past what rwsgi reads.
     ChunkTooLarge,
+    /// The connection ended before the body did.
     TruncatedBody,
     /// The client was too slow sending the head or the body.
     Timeout,

@@ -176,10 +176,12 @@ pub struct BodyEncoder {
 }
 
 impl BodyEncoder {
+    /// An encoder for a body framed by `framing`, nothing sent yet.
     pub fn new(framing: ResponseFraming) -> Self {
         BodyEncoder { framing, sent: 0 }
     }
 
+    /// The framing the head announced.
     pub fn framing(&self) -> ResponseFraming {
         self.framing
     }

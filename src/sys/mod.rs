@@ -180,7 +180,7 @@ static REOPEN_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// worker's signal pipe (see [`take_over_term`]).
 static TERM_PIPE: AtomicI32 = AtomicI32::new(-1);
 
-/// The byte [`on_term`] writes to the signal pipe; CPython writes signal
+/// The byte rwsgi's TERM handler writes to the signal pipe; CPython writes signal
 /// numbers (below 65) there.
 pub const OWN_TERM_BYTE: u8 = 0xff;
 
@@ -305,12 +305,14 @@ pub fn ignore_sigpipe() -> nix::Result<()> {
 /// Take ownership of an inherited, open file descriptor (`fd://N`,
 /// systemd's `LISTEN_FDS`).
 pub fn adopt_fd(fd: RawFd) -> nix::Result<OwnedFd> {
-    // Fails with EBADF when `fd` is not open, so the check below is sound.
-    nix::fcntl::fcntl(borrow_fd(fd), nix::fcntl::FcntlArg::F_GETFD)?;
     // An adopted socket must not leak into programs the app executes.
-    nix::fcntl::fcntl(borrow_fd(fd), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
-    // SAFETY: `fd` is open (checked above) and the caller hands its only
-    // owner to us: nothing else in rwsgi knows this number.
+    // SAFETY: fcntl on a bare number touches nothing but that descriptor;
+    // one that is not open fails with EBADF, which the check below uses.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    // SAFETY: `fd` is open (F_SETFD succeeded) and the caller hands its
+    // only owner to us: nothing else in rwsgi knows this number.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -326,15 +328,6 @@ pub fn duplicate_fd(fd: RawFd) -> std::io::Result<OwnedFd> {
     }
     // SAFETY: fcntl returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
-}
-
-/// Borrow a descriptor someone else owns (Python's file object, an
-/// inherited fd being probed) for the length of one call.
-pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
-    // SAFETY: callers use the result only within the call that holds the
-    // owner alive (a Python file object referenced by the response, or an
-    // F_GETFD probe that tolerates EBADF), and never store it.
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
 /// Raise the soft limit on open files to the hard limit, as nginx's
@@ -473,7 +466,7 @@ pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>) -> nix::Result<()> {
 
 /// Set this process's title: the short name (`ps -o comm`, `top`,
 /// `pkill`; at most 15 bytes, "rwsgi: master") and the command line `ps`
-/// shows ("rwsgi: master [myapp]"), written over the original arguments
+/// shows (`rwsgi: master [myapp]`), written over the original arguments
 /// in place (through /proc/self/mem, so no pointer games), cut to their
 /// length.
 pub fn set_process_title(short: &str, full: &str) {
@@ -572,7 +565,10 @@ pub fn spawn_upgraded_master(program: &str, args: &[String], dir: &Path, fds: &[
             // close-on-exec), and the signal mask that fork() set must not
             // be inherited by the new master.
             for (fd, _) in fds {
-                let _ = nix::fcntl::fcntl(borrow_fd(*fd), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+                // SAFETY: the master's listeners, open in this child (the
+                // master's copy holds them) until it execs.
+                let listener = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
+                let _ = nix::fcntl::fcntl(listener, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
             }
             let _ = std::env::set_current_dir(dir);
             std::env::set_var("RWSGI_FDS", &fd_list);

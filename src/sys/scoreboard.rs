@@ -25,10 +25,15 @@ pub const REQUEST_LINE_LEN: usize = 128;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum SlotState {
+    /// No worker has the slot.
     Free = 0,
+    /// Forked, not yet serving (the app is being imported).
     Booting = 1,
+    /// Serving, with no request in hand.
     Idle = 2,
+    /// Serving a request.
     Busy = 3,
+    /// Finishing its requests before it exits; not counted as serving.
     Stopping = 4,
 }
 
@@ -90,6 +95,8 @@ pub struct Scoreboard {
 // SAFETY: all shared state is atomics, and the boot-error bytes are written
 // by one process only (the CAS winner) before its length is published.
 unsafe impl Send for Scoreboard {}
+// SAFETY: as for Send: every access through `&Scoreboard` is atomic or
+// follows the single-writer protocol.
 unsafe impl Sync for Scoreboard {}
 
 impl Scoreboard {
@@ -151,6 +158,7 @@ impl Scoreboard {
         slot.last_beat_ms.store(now_ms(), Ordering::Relaxed);
     }
 
+    /// What the worker in slot `index` is doing.
     pub fn state(&self, index: usize) -> SlotState {
         SlotState::from_u32(self.slot(index).state.load(Ordering::Acquire))
     }
@@ -252,6 +260,7 @@ impl Scoreboard {
         self.slot(index).requests.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Requests the worker in slot `index` has finished.
     pub fn requests(&self, index: usize) -> u64 {
         self.slot(index).requests.load(Ordering::Relaxed)
     }

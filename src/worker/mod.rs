@@ -1,12 +1,12 @@
 //! A worker process: the boot order after fork, and the serve loop.
 //!
-//! The loop ([`server`]) polls the listening sockets and the parked
+//! The loop (`server`) polls the listening sockets and the parked
 //! connections (idle keep-alive ones, those whose request head is still
 //! arriving, and closing ones) with mio, so a slow or idle client never
 //! blocks the worker. When a request is decoded ([`crate::wire`]) it is
 //! served to the end — app call, body, response — with every socket wait
 //! bounded by `--timeout`: on the loop's own thread (`--threads 1`), or on
-//! one of the request threads ([`threads`]). The worker never forks and
+//! one of the request threads (`threads`). The worker never forks and
 //! never touches another worker.
 //!
 //! Files: `conn` (one connection, its state and deadline), `server` (the
@@ -61,6 +61,7 @@ impl ExitReason {
         }
     }
 
+    /// The reason an exit status stands for, if it is one of rwsgi's.
     pub fn from_code(code: i32) -> Option<ExitReason> {
         [ExitReason::Stopped, ExitReason::BootError, ExitReason::AppLoadError, ExitReason::Panicked]
             .into_iter()
@@ -70,9 +71,13 @@ impl ExitReason {
 
 /// What a worker is handed at fork: plain data built by the master.
 pub struct WorkerSpec<'a> {
+    /// The settings of the worker's generation.
     pub cfg: &'a Config,
+    /// The sockets it accepts on.
     pub listeners: &'a [std::rc::Rc<Listener>],
+    /// The shared scoreboard.
     pub board: &'a Scoreboard,
+    /// Its slot in the scoreboard.
     pub slot: usize,
     /// The master's pid: a worker whose master is gone stops.
     pub master: nix::unistd::Pid,

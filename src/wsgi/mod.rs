@@ -132,7 +132,9 @@ pub fn log_py_err(py: Python<'_>, context: &str, err: &PyErr) {
 
 /// Per-listener facts the environ needs.
 pub struct ListenerInfo {
+    /// `SERVER_NAME`: the bound address, or the socket path.
     pub server_name: String,
+    /// `SERVER_PORT`: the bound port, or empty on a unix socket.
     pub server_port: String,
 }
 
@@ -214,7 +216,9 @@ fn remote_strings<'py>(py: Python<'py>, peer: &Peer, cache: &mut RemoteCache) ->
 pub struct Outcome {
     /// The status line sent, `500 Internal Server Error` when the app failed.
     pub status: String,
+    /// The response headers the app gave.
     pub headers: Vec<(String, String)>,
+    /// Body bytes sent.
     pub body_bytes: u64,
     /// The connection can carry another request (response whole, body read).
     pub reusable: bool,

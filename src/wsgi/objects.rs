@@ -28,6 +28,7 @@ const SENT: u8 = 2;
 const FORFEITED: u8 = 3;
 
 impl Continue {
+    /// The state of a request that sent `Expect: 100-continue` (`expected`) or not.
     pub fn new(expected: bool) -> Self {
         Continue(AtomicU8::new(if expected { PENDING } else { NOT_EXPECTED }))
     }
@@ -51,11 +52,14 @@ impl Continue {
 
 /// What `wsgi.input` reads from: the body framing state and the socket.
 pub struct InputState {
+    /// The body's framing and what is buffered of it.
     pub body: BodyReader,
     /// `None` once the request is over: a `wsgi.input` the app kept reads
     /// nothing more from the connection.
     pub stream: Option<Arc<Stream>>,
+    /// The longest wait for each read.
     pub timeout: Option<std::time::Duration>,
+    /// Whether `100 Continue` is due before the first read.
     pub expect: Arc<Continue>,
 }
 
@@ -99,6 +103,7 @@ fn size_arg(size: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
 /// `wsgi.input`.
 #[pyclass(module = "rwsgi", name = "Input")]
 pub struct Input {
+    /// Shared with the request, which takes the body back at its end.
     pub state: Arc<Mutex<InputState>>,
 }
 
@@ -202,8 +207,10 @@ impl Errors {
 #[pyclass(module = "rwsgi", name = "FileWrapper")]
 pub struct FileWrapper {
     #[pyo3(get)]
+    /// The file-like object the app gave.
     pub filelike: Py<PyAny>,
     #[pyo3(get)]
+    /// The block size when iterated rather than sent with sendfile.
     pub blksize: usize,
 }
 
@@ -240,6 +247,7 @@ impl FileWrapper {
 /// `start_response`.
 #[pyclass(module = "rwsgi", name = "StartResponse")]
 pub struct StartResponse {
+    /// The response it sets up.
     pub state: Arc<Mutex<ResponseState>>,
 }
 
@@ -297,6 +305,7 @@ impl StartResponse {
 /// output, for legacy apps).
 #[pyclass(module = "rwsgi", name = "Write")]
 pub struct Write {
+    /// The response it writes to.
     pub state: Arc<Mutex<ResponseState>>,
 }
 

@@ -85,7 +85,7 @@ enum Unsent {
 pub const HOLD_MAX: usize = 16 * 1024;
 
 impl ResponseState {
-    /// A response on `stream`; with `hold`, held back (see [`Unsent::Held`])
+    /// A response on `stream`; with `hold`, held back (see `Unsent::Held`)
     /// in that buffer, passed in to reuse its allocation.
     pub fn new(
         stream: Arc<Stream>,
