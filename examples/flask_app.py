@@ -38,6 +38,17 @@ def create_app():
         data = request.get_data()
         return jsonify(sha256=hashlib.sha256(data).hexdigest(), length=len(data))
 
+    @app.post("/files")
+    def files():
+        # A multipart upload, as Flask handles it: large files are
+        # spooled to a temporary file while the body streams in.
+        upload = request.files["file"]
+        digest, length = hashlib.sha256(), 0
+        for piece in iter(lambda: upload.stream.read(65536), b""):
+            digest.update(piece)
+            length += len(piece)
+        return jsonify(sha256=digest.hexdigest(), length=length, filename=upload.filename)
+
     return app
 
 

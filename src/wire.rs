@@ -136,9 +136,19 @@ impl<'a> Wire<'a> {
         if self.cfg.header_map == HeaderMap::Refuse && request.headers.iter().any(|h| h.name.contains('_')) {
             return Err(HttpError::UnderscoreInHeaderName.into());
         }
+        self.check_body_limit(&request)?;
         // Scheme headers count only from a trusted proxy.
         let https = self.cfg.forwarded_allow.allows(peer.ip()) && http::forwarded_scheme_is_secure(&request)?.unwrap_or(false);
         Ok(Parse::Complete(Incoming { request, client, https, one_shot: false }))
+    }
+
+    /// `--limit-request-body`: a body said to be larger is refused before
+    /// the app is called (a chunked one is counted as it is read).
+    fn check_body_limit(&self, request: &Request) -> Result<(), HttpError> {
+        match (request.framing, self.cfg.limit_request_body) {
+            (http::BodyFraming::Length(n), Some(limit)) if n > limit => Err(HttpError::ContentTooLarge),
+            _ => Ok(()),
+        }
     }
 
     fn decode_uwsgi(&self, buf: &[u8], peer: Peer, client: Peer) -> Result<Parse<Incoming>, Refusal> {
@@ -154,6 +164,7 @@ impl<'a> Wire<'a> {
         let Parse::Complete(request) = uwsgi::parse_packet(buf, &self.cfg.limits)? else {
             return Ok(Parse::Partial);
         };
+        self.check_body_limit(&request)?;
         Ok(Parse::Complete(Incoming {
             // The front end names the client in REMOTE_ADDR/REMOTE_PORT.
             client: uwsgi::client(&request).map_or(client, Peer::Tcp),

@@ -79,6 +79,9 @@ pub struct Config {
     pub max_requests_jitter: u64,
     /// Resident memory (bytes) past which a worker restarts.
     pub max_worker_memory: Option<u64>,
+    /// The largest request body passed to the app (`--limit-request-body`);
+    /// `None` for no limit.
+    pub limit_request_body: Option<u64>,
     /// Limits on the request head.
     pub limits: RequestLimits,
     /// Directory to change to before binding and loading the application.
@@ -387,6 +390,7 @@ impl Config {
             max_requests: None,
             max_requests_jitter: 0,
             max_worker_memory: None,
+            limit_request_body: None,
             limits: RequestLimits { request_line: 0, fields: 0, field_size: 0, permit_obsolete_folding: false },
             chdir: None,
             pythonpath: Vec::new(),

@@ -383,6 +383,16 @@ pub static SETTINGS: &[Setting] = &[
             c.limits.field_size = v.usize_in(0..=1024 * 1024)?;
             Ok(())
         }),
+    setting!("limit_request_body", None, Some("limit-request-body"), Kind::Uint, "0", None, "BYTES", "Security",
+        "The largest request body, in bytes, that rwsgi passes to the application; 0 (the \
+         default) means no limit. A request whose Content-Length says more gets 413 before the \
+         application is called; a chunked body that runs past it is cut off, and the \
+         application's read fails (413 unless its response has started). rwsgi's own, like \
+         nginx's client_max_body_size: Gunicorn has no such setting.",
+        apply: |v, c| {
+            c.limit_request_body = Some(v.uint()?).filter(|n| *n > 0);
+            Ok(())
+        }),
     setting!("header_map", None, Some("header-map"), Kind::Choice(HeaderMap::WORDS), "drop", None, "MODE", "Security",
         "Request header names with an underscore, which would collide with dashed names in the \
          environ (X_Forwarded_For and X-Forwarded-For are both HTTP_X_FORWARDED_FOR): drop \

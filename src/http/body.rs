@@ -2,7 +2,11 @@
 //! any `Read`, with the bytes already buffered after the head used first.
 //!
 //! Never reads past the end of the body: what follows (a pipelined
-//! request) is handed back by [`BodyReader::into_leftover`].
+//! request) is handed back by [`BodyReader::into_leftover`]. Holds little
+//! whatever the body's size: the bytes the app has taken are let go
+//! before more are read, so the buffers hold at most one socket read and
+//! what the app asked for (a `read()` without a size, or a line, is
+//! whatever length the app asked for).
 
 use std::io::{self, Read};
 
@@ -45,6 +49,11 @@ pub struct BodyReader {
     pending_pos: usize,
     /// The first error; every later read fails the same way.
     error: Option<BodyError>,
+    /// Decoded body bytes so far, for `limit`.
+    decoded: u64,
+    /// The most body bytes allowed (`--limit-request-body`); a chunked
+    /// body that runs past it fails with `ContentTooLarge`.
+    limit: Option<u64>,
 }
 
 impl BodyReader {
@@ -56,7 +65,13 @@ impl BodyReader {
             BodyFraming::Length(n) => BodyState::Length(n),
             BodyFraming::Chunked => BodyState::Chunked(ChunkedDecoder::new()),
         };
-        BodyReader { state, raw: leftover, raw_pos: 0, pending: Vec::new(), pending_pos: 0, error: None }
+        BodyReader { state, raw: leftover, raw_pos: 0, pending: Vec::new(), pending_pos: 0, error: None, decoded: 0, limit: None }
+    }
+
+    /// The same, refusing more than `limit` body bytes (when set).
+    pub fn limited_to(mut self, limit: Option<u64>) -> Self {
+        self.limit = limit;
+        self
     }
 
     /// The same, for a buffer whose first `pos` bytes are already used
@@ -76,6 +91,11 @@ impl BodyReader {
     /// first read of such a body is when `100 Continue` is due.
     pub fn needs_input(&self) -> bool {
         !self.is_complete() && self.raw_pos == self.raw.len()
+    }
+
+    /// Bytes of memory the reader's buffers hold (their capacity).
+    pub fn buffered(&self) -> usize {
+        self.raw.capacity() + self.pending.capacity()
     }
 
     /// The first error met, if any.
@@ -171,10 +191,10 @@ impl BodyReader {
     }
 
     fn read_raw(&mut self, src: &mut dyn Read) -> Result<usize, BodyError> {
-        if self.raw_pos == self.raw.len() {
-            self.raw.clear();
-            self.raw_pos = 0;
-        }
+        // Let go of what is decoded: the buffer holds the bytes not yet
+        // decoded and this read, nothing older.
+        self.raw.drain(..self.raw_pos);
+        self.raw_pos = 0;
         let start = self.raw.len();
         self.raw.resize(start + READ_SIZE, 0);
         let result = src.read(&mut self.raw[start..]);
@@ -191,6 +211,26 @@ impl BodyReader {
     }
 
     fn decode(&mut self) -> Result<(), BodyError> {
+        // Let go of the decoded bytes the app has taken: however its reads
+        // and the socket's line up, `pending` holds no more than what the
+        // app left plus what this decode adds.
+        if self.pending_pos > 0 {
+            self.pending.drain(..self.pending_pos);
+            self.pending_pos = 0;
+        }
+        let before = self.pending.len();
+        self.decode_more()?;
+        self.decoded += (self.pending.len() - before) as u64;
+        if self.limit.is_some_and(|limit| self.decoded > limit) {
+            let err = BodyError::Http(HttpError::ContentTooLarge);
+            self.error = Some(err);
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Decode what `raw` holds past `raw_pos` into `pending`.
+    fn decode_more(&mut self) -> Result<(), BodyError> {
         let input = &self.raw[self.raw_pos..];
         match &mut self.state {
             BodyState::Done => {}
@@ -292,6 +332,74 @@ mod tests {
         assert_eq!(r.read(&mut src, Some(1)), Err(BodyError::Http(HttpError::TruncatedBody)));
         let mut r = BodyReader::new(BodyFraming::Chunked, b"zz\r\n".to_vec());
         assert_eq!(r.read(&mut src, None), Err(BodyError::Http(HttpError::InvalidChunk)));
+    }
+
+    /// A source whose reads return sizes that never line up with the
+    /// app's: 65536, 50000, 1, 65535, ...
+    struct Ragged {
+        left: usize,
+        turn: usize,
+    }
+
+    impl Read for Ragged {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            const SIZES: [usize; 5] = [65536, 50000, 1, 65535, 4097];
+            self.turn += 1;
+            let n = SIZES[self.turn % SIZES.len()].min(buf.len()).min(self.left);
+            buf[..n].fill(b'z');
+            self.left -= n;
+            Ok(n)
+        }
+    }
+
+    /// Regression: the decoded bytes the app had taken were let go only
+    /// when a read happened to line up with the socket's, so a large
+    /// upload read in small pieces stayed in memory whole.
+    #[test]
+    fn memory_stays_bounded_however_reads_line_up() {
+        const BODY: usize = 32 << 20;
+        for step in [8192, 1000, 65536, 100_000] {
+            let mut r = BodyReader::new(BodyFraming::Length(BODY as u64), Vec::new());
+            let mut src = Ragged { left: BODY, turn: 0 };
+            let (mut total, mut most) = (0, 0);
+            loop {
+                let n = r.read(&mut src, Some(step)).unwrap().len();
+                if n == 0 {
+                    break;
+                }
+                total += n;
+                most = most.max(r.buffered());
+            }
+            assert_eq!(total, BODY);
+            assert!(most <= 4 * READ_SIZE + 2 * step, "step {step}: {most} bytes held");
+        }
+    }
+
+    #[test]
+    fn chunked_memory_stays_bounded_too() {
+        let mut wire = Vec::new();
+        for i in 0..2000 {
+            let chunk = vec![b'c'; 1000 + i % 7000];
+            wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            wire.extend_from_slice(&chunk);
+            wire.extend_from_slice(b"\r\n");
+        }
+        wire.extend_from_slice(b"0\r\n\r\n");
+        let mut r = BodyReader::new(BodyFraming::Chunked, Vec::new());
+        let mut src = Trickle { data: &wire, step: 50_001 };
+        let mut most = 0;
+        while !r.read(&mut src, Some(8192)).unwrap().is_empty() {
+            most = most.max(r.buffered());
+        }
+        assert!(most <= 4 * READ_SIZE + 2 * 8192, "{most} bytes held");
+    }
+
+    #[test]
+    fn a_chunked_body_past_the_limit_fails() {
+        let wire = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        let read = |limit| BodyReader::new(BodyFraming::Chunked, wire.to_vec()).limited_to(Some(limit)).read(&mut io::empty(), None);
+        assert_eq!(read(11), Ok(b"hello world".to_vec()));
+        assert_eq!(read(10), Err(BodyError::Http(HttpError::ContentTooLarge)));
     }
 
     #[test]

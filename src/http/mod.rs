@@ -177,6 +177,8 @@ pub enum HttpError {
     ForbiddenTrailer,
     /// A chunk size past what rwsgi reads.
     ChunkTooLarge,
+    /// A body over `--limit-request-body`.
+    ContentTooLarge,
     /// The connection ended before the body did.
     TruncatedBody,
     /// The client was too slow sending the head or the body.
@@ -199,7 +201,7 @@ impl HttpError {
             }
             Timeout => (408, "Request Timeout"),
             Forbidden => (403, "Forbidden"),
-            ChunkTooLarge => (413, "Content Too Large"),
+            ChunkTooLarge | ContentTooLarge => (413, "Content Too Large"),
             RequestLineTooLong => (414, "URI Too Long"),
             UnsupportedExpectation => (417, "Expectation Failed"),
             TooManyHeaders | HeaderTooLarge => (431, "Request Header Fields Too Large"),
@@ -239,6 +241,7 @@ impl HttpError {
             InvalidTrailer => "invalid trailer field",
             ForbiddenTrailer => "forbidden trailer field",
             ChunkTooLarge => "chunk size too large",
+            ContentTooLarge => "request body larger than the server allows",
             TruncatedBody => "request body ended early",
             Timeout => "timed out reading the request",
             Forbidden => "this peer may not send requests here",

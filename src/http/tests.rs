@@ -1075,6 +1075,7 @@ fn error_status_table() {
         (HeaderTooLarge, 431),
         (InvalidChunk, 400),
         (ChunkTooLarge, 413),
+        (ContentTooLarge, 413),
         (TruncatedBody, 400),
         (Timeout, 408),
     ];

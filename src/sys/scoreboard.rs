@@ -219,10 +219,12 @@ impl Scoreboard {
     pub fn note_request_line(&self, index: usize, method: &str, path: &str) {
         let slot = self.slot(index);
         let mut bytes = [0u8; REQUEST_LINE_LEN];
-        let len = (method.len() + 1 + path.len()).min(REQUEST_LINE_LEN);
-        for (b, src) in bytes.iter_mut().zip(method.bytes().chain(Some(b' ')).chain(path.bytes())) {
-            *b = src;
-        }
+        let m = method.len().min(REQUEST_LINE_LEN - 1);
+        bytes[..m].copy_from_slice(&method.as_bytes()[..m]);
+        bytes[m] = b' ';
+        let p = path.len().min(REQUEST_LINE_LEN - m - 1);
+        bytes[m + 1..m + 1 + p].copy_from_slice(&path.as_bytes()[..p]);
+        let len = m + 1 + p;
         let seq = slot.line_seq.load(Ordering::Relaxed);
         slot.line_seq.store(seq.wrapping_add(1) | 1, Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::Release);

@@ -58,7 +58,9 @@ impl Handler<'_> {
             return After::Close;
         }
         // For the master to name the request, should the worker die in it.
-        self.board.note_request_line(self.slot, &incoming.request.method, incoming.request.path_and_query().0);
+        let target = &incoming.request.target;
+        let path = target.split_once('?').map_or(target.as_str(), |(path, _)| path);
+        self.board.note_request_line(self.slot, &incoming.request.method, path);
         // Timed only for the access log.
         let started = self.access_log.as_ref().map(|_| Instant::now());
         let keep_alive = incoming.request.keep_alive && cfg.keepalive.is_some() && keep_alive_allowed;
@@ -73,6 +75,7 @@ impl Handler<'_> {
             timeout: cfg.timeout,
             keep_alive,
             underscore_headers: cfg.header_map == HeaderMap::Dangerous,
+            body_limit: cfg.limit_request_body,
             date: http_date(),
             remote_cache: &mut conn.remote_strings,
             hold: hold.then(|| std::mem::take(&mut conn.unsent)),

@@ -183,6 +183,8 @@ pub struct Exchange<'a> {
     pub keep_alive: bool,
     /// Header names with `_` reach the environ (`--header-map dangerous`).
     pub underscore_headers: bool,
+    /// The most body bytes the app may read (`--limit-request-body`).
+    pub body_limit: Option<u64>,
     /// The `Date` header value (shared: it changes once a second).
     pub date: Arc<str>,
     /// The connection's REMOTE_ADDR and REMOTE_PORT strings, kept for its
@@ -236,7 +238,9 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
     let req = &ex.incoming.request;
     let expect = Arc::new(Continue::new(req.expect_continue));
     let input = Arc::new(Mutex::new(InputState {
-        body: BodyReader::new(req.framing, std::mem::take(&mut ex.leftover)).starting_at(req.head_len),
+        body: BodyReader::new(req.framing, std::mem::take(&mut ex.leftover))
+            .starting_at(req.head_len)
+            .limited_to(ex.body_limit),
         stream: Some(ex.stream.clone()),
         timeout: ex.timeout,
         expect: expect.clone(),

@@ -1,12 +1,15 @@
 """Real frameworks: the Flask and Django examples, through `requests`."""
 
 import hashlib
+import json
 import os
+import socket
 
 import pytest
 import requests
 
 from support import DJANGO_DIR, EXAMPLES_DIR, runner_venv_prefix
+from test_uploads import GROWTH_BOUND, MIB, UPLOAD, body_blocks, expected, reset_peak, status_kib
 
 
 def venv_args():
@@ -77,6 +80,47 @@ def test_flask_chunked_upload(flask_server):
     resp = requests.post(flask_server.url("/upload"), data=pieces(), timeout=30)
     assert resp.status_code == 200
     assert resp.json() == {"sha256": hashlib.sha256(payload).hexdigest(), "length": len(payload)}
+
+
+def multipart_upload(srv, path, total):
+    """POST a `total`-byte file as multipart/form-data, streamed from the
+    client; the JSON answer and the worker's peak RSS growth in bytes."""
+    worker = srv.booted_pids()[-1]
+    idle = status_kib(worker, "VmRSS")
+    reset_peak(worker)
+    boundary = "rwsgi-test-boundary"
+    pre = (
+        '--%s\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n" % boundary
+    ).encode()
+    post = ("\r\n--%s--\r\n" % boundary).encode()
+    head = (
+        "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=%s\r\n"
+        "Content-Length: %d\r\nConnection: close\r\n\r\n" % (path, boundary, len(pre) + total + len(post))
+    )
+    with socket.create_connection((srv.host, srv.port), timeout=120) as s:
+        s.sendall(head.encode() + pre)
+        for b in body_blocks(total):
+            s.sendall(b)
+        s.sendall(post)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    status, _, payload = reply.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 200 "), reply[:500]
+    return json.loads(payload), (status_kib(worker, "VmHWM") - idle) * 1024
+
+
+@pytest.mark.parametrize("framework", ["flask", "django"])
+def test_a_multipart_file_upload_streams_in_bounded_memory(framework, flask_server, django_server):
+    """The framework's own file-upload handling (Werkzeug's, Django's)
+    spools a large file to disk as rwsgi streams the body in: the worker's
+    memory does not grow with the file."""
+    srv = flask_server if framework == "flask" else django_server
+    answer, growth = multipart_upload(srv, "/files", UPLOAD)
+    assert answer == dict(expected(UPLOAD), filename="big.bin")
+    print("%s multipart: peak RSS +%.1f MiB for a %d MiB file" % (framework, growth / MIB, UPLOAD // MIB))
+    assert growth < 2 * GROWTH_BOUND, "peak RSS grew by %.0f MiB" % (growth / MIB)
 
 
 def test_flask_not_found_and_session_reuse(flask_server):

@@ -1,4 +1,6 @@
-from django.http import HttpResponse
+import hashlib
+
+from django.http import HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -16,7 +18,22 @@ def echo(request):
     return HttpResponse(request.body, content_type=content_type)
 
 
+@csrf_exempt
+@require_POST
+def files(request):
+    # A multipart upload, as Django handles it: files over
+    # FILE_UPLOAD_MAX_MEMORY_SIZE go to a temporary file as the body
+    # streams in.
+    upload = request.FILES["file"]
+    digest, length = hashlib.sha256(), 0
+    for piece in upload.chunks():
+        digest.update(piece)
+        length += len(piece)
+    return JsonResponse({"sha256": digest.hexdigest(), "length": length, "filename": upload.name})
+
+
 urlpatterns = [
     path("", index),
     path("echo", echo),
+    path("files", files),
 ]
