@@ -18,6 +18,7 @@ targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(http_head chunked uwsgi_packet proxy_header)
 scratch=${FUZZ_SCRATCH:-/tmp/rwsgi-fuzz/scratch}
 logs=${FUZZ_LOGS:-/tmp/rwsgi-fuzz/logs}
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked || exit 1
 cargo +nightly fuzz build --fuzz-dir "$here" || exit 1
 failed=()
 for t in "${targets[@]}"; do

@@ -109,6 +109,7 @@ fn apply_var(req: &mut Request, limits: &RequestLimits, key: &str, value: &[u8])
                 return Err(HttpError::InvalidMethod.into());
             }
             req.method = ascii(value);
+            crate::http::check_method(&req.method, limits)?;
         }
         "CONTENT_LENGTH" => {
             if !value.is_empty() {

@@ -2,7 +2,8 @@
 //!
 //! Input: 5 config bytes, then the buffer.
 //! - byte 0: limits (bits 0-1: default, small, unlimited, custom from
-//!   bytes 1-3; bit 2: `--permit-obsolete-folding`)
+//!   bytes 1-3; bit 2: `--permit-obsolete-folding`; bit 3:
+//!   `--permit-unconventional-http-method`)
 //! - bytes 1-3: custom request-line limit, field count, field size
 //! - byte 4: which shorter prefix to try besides the obvious ones
 //!

@@ -82,6 +82,9 @@ pub struct Config {
     /// The largest request body passed to the app (`--limit-request-body`);
     /// `None` for no limit.
     pub limit_request_body: Option<u64>,
+    /// What was adjusted while reading the settings (a limit over its
+    /// maximum, clamped), for the error log once it is open.
+    pub warnings: Vec<String>,
     /// Limits on the request head.
     pub limits: RequestLimits,
     /// Directory to change to before binding and loading the application.
@@ -391,7 +394,14 @@ impl Config {
             max_requests_jitter: 0,
             max_worker_memory: None,
             limit_request_body: None,
-            limits: RequestLimits { request_line: 0, fields: 0, field_size: 0, permit_obsolete_folding: false },
+            warnings: Vec::new(),
+            limits: RequestLimits {
+                request_line: 0,
+                fields: 0,
+                field_size: 0,
+                permit_obsolete_folding: false,
+                permit_unconventional_method: false,
+            },
             chdir: None,
             pythonpath: Vec::new(),
             virtualenv: None,
@@ -465,7 +475,16 @@ mod tests {
         assert_eq!(c.backlog, 2048);
         assert_eq!(c.timeout, Some(Duration::from_secs(30)));
         assert_eq!(c.keepalive, Some(Duration::from_secs(2)));
-        assert_eq!(c.limits, RequestLimits { request_line: 4094, fields: 100, field_size: 8190, permit_obsolete_folding: false });
+        assert_eq!(
+            c.limits,
+            RequestLimits {
+                request_line: 4094,
+                fields: 100,
+                field_size: 8190,
+                permit_obsolete_folding: false,
+                permit_unconventional_method: false
+            }
+        );
         assert_eq!(c.errorlog, LogTarget::Stderr);
         assert_eq!(c.accesslog, None);
         assert_eq!(c.access_log_format, settings::DEFAULT_ACCESS_LOG_FORMAT);

@@ -178,6 +178,20 @@ impl<'a> Raw<'a> {
         }))
     }
 
+    /// A limit with Gunicorn's reading: 0 means `zero`, and a value over
+    /// `max` is `clamped_to` with a warning (kept in `c.warnings` for the
+    /// log) rather than an error, so a Gunicorn config starts.
+    pub fn clamped(self, zero: usize, max: u64, clamped_to: usize, c: &mut Config) -> Result<usize, ConfigError> {
+        match self.uint()? {
+            0 => Ok(zero),
+            n if n > max => {
+                c.warnings.push(format!("{}: {n} is over the maximum, {max}; using {clamped_to}", self.name));
+                Ok(clamped_to)
+            }
+            n => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        }
+    }
+
     /// Whole seconds, where 0 means none (no limit, or off).
     pub fn seconds(self) -> Result<Option<Duration>, ConfigError> {
         Ok(Some(self.uint()?).filter(|n| *n > 0).map(Duration::from_secs))
@@ -364,23 +378,38 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         }),
     setting!("limit_request_line", None, Some("limit-request-line"), Kind::Uint, "4094", None, "INT", "Security",
-        "The maximum size of the HTTP request line in bytes, from 0 (unlimited) to 8190. Longer lines get 414.",
+        "The maximum size of the HTTP request line in bytes, its CRLF not counted; longer lines get \
+         414. 0 means no limit of its own (the head is still bounded). Above 8190, Gunicorn's \
+         maximum, it is 8190 (with a warning), as in Gunicorn.",
         apply: |v, c| {
-            // Gunicorn's bound.
-            c.limits.request_line = v.usize_in(0..=8190)?;
+            c.limits.request_line = v.clamped(0, 8190, 8190, c)?;
             Ok(())
         }),
     setting!("limit_request_fields", None, Some("limit-request-fields"), Kind::Uint, "100", None, "INT", "Security",
-        "The maximum number of header fields in a request (at most 32768). More get 431.",
+        "The maximum number of header fields in a request; more get 431. 0 means 32768, the \
+         maximum (above it, 32768 with a warning), as in Gunicorn.",
         apply: |v, c| {
-            // A sane bound: the worker buffers a whole head in memory.
-            c.limits.fields = v.usize_in(1..=32768)?;
+            // The worker buffers a whole head in memory: Gunicorn's bound.
+            c.limits.fields = v.clamped(32768, 32768, 32768, c)?;
             Ok(())
         }),
     setting!("limit_request_field_size", None, Some("limit-request-field_size"), Kind::Uint, "8190", None, "INT", "Security",
-        "The maximum size of one request header field line in bytes, from 0 (no limit of its own) to 1048576. Larger get 431.",
+        "The maximum size of one request header field in bytes, counted as Gunicorn counts it: \
+         the field line with its CRLF (and any obs-fold continuation lines with theirs); larger \
+         get 431. 0 means 8190, as in Gunicorn (whose documentation calls it unlimited, but \
+         whose parser uses 8190). Above 1048576 it is 1048576 (with a warning): the worker \
+         buffers a whole head in memory.",
         apply: |v, c| {
-            c.limits.field_size = v.usize_in(0..=1024 * 1024)?;
+            c.limits.field_size = v.clamped(8190, 1024 * 1024, 1024 * 1024, c)?;
+            Ok(())
+        }),
+    setting!("permit_unconventional_http_method", None, Some("permit-unconventional-http-method"), Kind::Flag, "false", None, "", "Security",
+        "Accept request methods outside the conventional shape: lowercase letters or '#' in the \
+         method, or fewer than 3 or more than 20 characters (any token is then accepted, as \
+         RFC 9110 allows). Without it such requests get 400, as in Gunicorn: two parsers may \
+         not agree on what 'get' means.",
+        apply: |v, c| {
+            c.limits.permit_unconventional_method = v.flag();
             Ok(())
         }),
     setting!("limit_request_body", None, Some("limit-request-body"), Kind::Uint, "0", None, "BYTES", "Security",

@@ -160,12 +160,15 @@ pub struct RequestLimits {
     pub request_line: usize,
     /// Most header fields in one request; more get 431.
     pub fields: usize,
-    /// Longest header field line in bytes (0: no limit of its own); longer
-    /// gets 431.
+    /// Largest header field in bytes, its line or lines counted with their
+    /// CRLF (0: no limit of its own); larger gets 431.
     pub field_size: usize,
     /// Accept obs-fold (RFC 9112 §5.2) and replace it with a space, rather
     /// than refuse the request.
     pub permit_obsolete_folding: bool,
+    /// Accept any token as a method, not only the conventional ones
+    /// (uppercase, no `#`, 3 to 20 characters).
+    pub permit_unconventional_method: bool,
 }
 
 /// Peers allowed by an address list: anyone (`*`), or IPs and networks.

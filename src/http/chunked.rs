@@ -212,10 +212,11 @@ impl ChunkedDecoder {
 }
 
 /// RFC 9112 §7.1.2: a trailer field line follows the header field rules
-/// (token name, no whitespace before the colon, a value without CTLs), and
-/// RFC 9110 §6.5.1 lists fields a sender must not put in trailers because
-/// they frame, route or authenticate the message; rwsgi refuses those
-/// rather than let a late field change what the head meant.
+/// (token name, no whitespace before the colon, a value without CTLs).
+/// Of the fields RFC 9110 §6.5.1 keeps out of trailers, those that would
+/// frame, route or authenticate the request if a late copy were believed
+/// are refused, as Gunicorn refuses them; other trailers are read and
+/// dropped (they never reach the environ).
 fn check_trailer_field(line: &[u8]) -> Result<(), HttpError> {
     let colon = line.iter().position(|&b| b == b':').ok_or(HttpError::InvalidTrailer)?;
     let (name, value) = (&line[..colon], super::trim_ows(&line[colon + 1..]));
@@ -228,35 +229,10 @@ fn check_trailer_field(line: &[u8]) -> Result<(), HttpError> {
     Ok(())
 }
 
-/// Fields that must not be sent in a trailer section (RFC 9110 §6.5.1:
-/// framing, routing, request modifiers, authentication, content
-/// metadata) and the hop-by-hop fields (§7.6.1).
-const FORBIDDEN_TRAILERS: &[&str] = &[
-    "authorization",
-    "cache-control",
-    "connection",
-    "content-encoding",
-    "content-length",
-    "content-range",
-    "content-type",
-    "expect",
-    "host",
-    "if-match",
-    "if-modified-since",
-    "if-none-match",
-    "if-range",
-    "if-unmodified-since",
-    "keep-alive",
-    "max-forwards",
-    "pragma",
-    "proxy-authorization",
-    "proxy-connection",
-    "range",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// Trailer fields refused with 400: they frame (Content-Length,
+/// Transfer-Encoding, Trailer, TE), route (Host) or authenticate
+/// (Authorization) a request.
+const FORBIDDEN_TRAILERS: &[&str] = &["authorization", "content-length", "host", "te", "trailer", "transfer-encoding"];
 
 fn hex_value(b: u8) -> Option<u8> {
     match b {

@@ -141,8 +141,9 @@ pub enum HttpError {
     ObsoleteLineFolding,
     /// An HTTP/1.1 request without Host (RFC 9112 §3.2).
     MissingHost,
-    /// Host given more than once.
-    DuplicateHost,
+    /// A field that may appear once (Host, Content-Length, Content-Type,
+    /// Authorization) given more than once, even with the same value.
+    DuplicateField,
     /// A Host value that is not `host[:port]`.
     InvalidHost,
     /// A Content-Length that is not digits only.
@@ -193,7 +194,7 @@ impl HttpError {
         use HttpError::*;
         match self {
             Malformed | BareLineFeed | InvalidMethod | InvalidTarget | InvalidHeaderName
-            | InvalidHeaderValue | ObsoleteLineFolding | MissingHost | DuplicateHost | InvalidHost
+            | InvalidHeaderValue | ObsoleteLineFolding | MissingHost | DuplicateField | InvalidHost
             | InvalidContentLength | ConflictingContentLength | ContentLengthWithTransferEncoding
             | TransferEncodingOnHttp10 | ChunkedNotFinal | InvalidChunk | TruncatedBody | ConflictingScheme
             | UnderscoreInHeaderName | InvalidTrailer | ForbiddenTrailer => {
@@ -223,7 +224,7 @@ impl HttpError {
             InvalidHeaderValue => "invalid header value",
             ObsoleteLineFolding => "obsolete line folding",
             MissingHost => "missing Host header",
-            DuplicateHost => "duplicate Host header",
+            DuplicateField => "a field that may appear once appears twice",
             InvalidHost => "invalid Host header",
             InvalidContentLength => "invalid Content-Length",
             ConflictingContentLength => "conflicting Content-Length headers",
@@ -250,13 +251,12 @@ impl HttpError {
 }
 
 /// The most bytes a request head may take under `limits`: the request
-/// line, every field at its largest, and their line ends.
+/// line and its CRLF, every field at its largest (its CRLF counted in the
+/// field size), and the empty line.
 pub fn max_head_len(limits: &RequestLimits) -> usize {
     let line = if limits.request_line == 0 { 64 * 1024 } else { limits.request_line };
     let field = if limits.field_size == 0 { 64 * 1024 } else { limits.field_size };
-    line.saturating_add(2)
-        .saturating_add(limits.fields.saturating_mul(field.saturating_add(2)))
-        .saturating_add(2)
+    line.saturating_add(2).saturating_add(limits.fields.saturating_mul(field)).saturating_add(2)
 }
 
 /// Parse and check a request head at the start of `buf`.
@@ -285,7 +285,7 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
         return Err(HttpError::RequestLineTooLong);
     }
     let Some(line_end) = line_end else { return Ok(Parse::Partial) };
-    check_field_lines(&buf[line_end + 2..head_end.unwrap_or(buf.len())], limits.field_size)?;
+    check_field_lines(&buf[line_end + 2..head_end.unwrap_or(buf.len())], limits.field_size, false)?;
     // httparse stops at the first oversize field only once it has the whole
     // head; refuse a head that has outgrown every limit without waiting.
     if head_end.is_none() && buf.len() > max_head_len(limits) {
@@ -319,6 +319,7 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
         Some(1) => Version::Http11,
         _ => return Err(HttpError::UnsupportedVersion),
     };
+    check_method(method, limits)?;
     check_target(method, target)?;
 
     let headers = req
@@ -353,6 +354,10 @@ fn parse_folded(buf: &[u8], limits: &RequestLimits) -> Option<Result<Parse<Reque
     let is_fold = |w: &[u8]| w[0] == b'\r' && w[1] == b'\n' && (w[2] == b' ' || w[2] == b'\t');
     if !fields.windows(3).any(is_fold) {
         return None;
+    }
+    // A folded field is held to the field size line by line, as received.
+    if let Err(e) = check_field_lines(fields, limits.field_size, true) {
+        return Some(Err(e));
     }
     // Held to the limit as received, folds included, whether or not the
     // head is whole yet: any split of the same bytes gives the same answer.
@@ -402,16 +407,44 @@ fn leading_empty_lines(buf: &[u8]) -> usize {
     n
 }
 
-/// Every field line, counted as sent (OWS included), within `field_size`;
-/// an unfinished last line is held to the same limit.
-fn check_field_lines(fields: &[u8], field_size: usize) -> Result<(), HttpError> {
+/// Every field within `field_size`, counted as Gunicorn counts it: its
+/// line as sent (OWS included) with its CRLF, and, where obs-fold is
+/// permitted (`folding`), each continuation line with its own. An
+/// unfinished last line counts as if its CRLF had come, so any split of
+/// the same bytes gives the same answer.
+fn check_field_lines(fields: &[u8], field_size: usize, folding: bool) -> Result<(), HttpError> {
     if field_size == 0 {
         return Ok(());
     }
-    let too_long = fields
-        .split(|&b| b == b'\n')
-        .any(|line| line.strip_suffix(b"\r").unwrap_or(line).len() > field_size);
-    if too_long { Err(HttpError::HeaderTooLarge) } else { Ok(()) }
+    let mut size = 0;
+    for line in fields.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(&first) = line.first() else {
+            // The end of the head, or nothing yet after the last LF.
+            size = 0;
+            continue;
+        };
+        let continues = folding && (first == b' ' || first == b'\t');
+        size = if continues { size } else { 0 } + line.len() + 2;
+        if size > field_size {
+            return Err(HttpError::HeaderTooLarge);
+        }
+    }
+    Ok(())
+}
+
+/// Gunicorn's conventional method: 3 to 20 token characters, no lowercase
+/// letter and no `#`. Any token is a valid method (RFC 9110 §9.1), but an
+/// unusual one is a place where two parsers may disagree (is `get` GET?):
+/// refused unless `--permit-unconventional-http-method`.
+pub fn check_method(method: &str, limits: &RequestLimits) -> Result<(), HttpError> {
+    let conventional =
+        (3..=20).contains(&method.len()) && !method.bytes().any(|b| b.is_ascii_lowercase() || b == b'#');
+    if conventional || limits.permit_unconventional_method {
+        Ok(())
+    } else {
+        Err(HttpError::InvalidMethod)
+    }
 }
 
 /// RFC 9112 §2.2: a bare CR, or LF not preceded by CR, in the head is an
@@ -513,8 +546,11 @@ fn is_valid_host(v: &[u8]) -> bool {
 /// RFC 9112 §6, §9.3).
 fn apply_semantics(req: &mut Request) -> Result<(), HttpError> {
     let fields = FramingFields::scan(req)?;
-    if fields.hosts > 1 {
-        return Err(HttpError::DuplicateHost);
+    // RFC 9110 §5.3: a field that is not a list may appear once. Repeats
+    // of those a server or app acts on are refused even when equal (as
+    // Gunicorn does): two parsers could keep different ones.
+    if fields.hosts > 1 || fields.singletons.iter().any(|n| *n > 1) {
+        return Err(HttpError::DuplicateField);
     }
     // RFC 9112 §3.2: a 1.1 request without Host is a 400.
     if fields.hosts == 0 && req.version == Version::Http11 {
@@ -528,6 +564,10 @@ fn apply_semantics(req: &mut Request) -> Result<(), HttpError> {
     Ok(())
 }
 
+/// Fields besides Host that may appear once and that a server or an app
+/// acts on (RFC 9110 §5.3: not lists).
+const SINGLETON_FIELDS: [&str; 3] = ["content-length", "content-type", "authorization"];
+
 /// What a request's header fields say about its framing and connection.
 #[derive(Default)]
 struct FramingFields {
@@ -536,6 +576,8 @@ struct FramingFields {
     transfer_encoding: Vec<Vec<u8>>,
     has_transfer_encoding: bool,
     hosts: usize,
+    /// How often each of [`SINGLETON_FIELDS`] appears.
+    singletons: [usize; SINGLETON_FIELDS.len()],
     /// `Connection: close`.
     close: bool,
     /// `Connection: keep-alive`.
@@ -549,16 +591,18 @@ impl FramingFields {
         let mut f = FramingFields::default();
         for h in &req.headers {
             let name = h.name.as_str();
+            if let Some(i) = SINGLETON_FIELDS.iter().position(|s| name.eq_ignore_ascii_case(s)) {
+                f.singletons[i] += 1;
+            }
             if name.eq_ignore_ascii_case("content-length") {
-                // RFC 9112 §6.3: a list of equal values may be folded into
-                // one; anything else is unrecoverable.
-                for part in h.value.split(|&b| b == b',') {
-                    let n = parse_content_length(trim_ows(part))?;
-                    match f.content_length {
-                        Some(prev) if prev != n => return Err(HttpError::ConflictingContentLength),
-                        _ => f.content_length = Some(n),
-                    }
+                // RFC 9112 §6.3 lets a recipient fold a list of equal
+                // values into one; rwsgi refuses the list (digits only, as
+                // Gunicorn), so no two parsers can read it differently.
+                let n = parse_content_length(&h.value)?;
+                if f.content_length.is_some_and(|prev| prev != n) {
+                    return Err(HttpError::ConflictingContentLength);
                 }
+                f.content_length = Some(n);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 f.has_transfer_encoding = true;
                 let codings = h.value.split(|&b| b == b',').map(trim_ows).filter(|c| !c.is_empty());

@@ -34,11 +34,20 @@ fn prepare(cfg: &Config) -> ControlFlow<i32, PathBuf> {
     change_directory(cfg)?;
     set_umask(cfg);
     open_error_log(cfg)?;
+    log_setting_warnings(cfg);
     require_app(cfg)?;
     check_config(cfg)?;
     daemonize(cfg)?;
     sys::raise_fd_limit();
     ControlFlow::Continue(start_dir)
+}
+
+/// What reading the settings adjusted (a limit over Gunicorn's maximum,
+/// clamped), once the error log is open: each said once.
+pub(super) fn log_setting_warnings(cfg: &Config) {
+    for warning in &cfg.warnings {
+        log::warn!("{warning}");
+    }
 }
 
 /// `--print-config`: the resolved settings as TOML, and nothing else.

@@ -553,7 +553,7 @@ fn set_header_vars(py: Python<'_>, env: &Bound<'_, PyDict>, req: &Request, under
         let key = if h.name.eq_ignore_ascii_case("content-type") {
             intern!(py, "CONTENT_TYPE").clone()
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            // The parsed length, not the header text (`5, 5` is one length).
+            // The parsed length, not the header text (`007` is 7).
             let n = match req.framing {
                 crate::http::BodyFraming::Length(n) => n,
                 _ => 0,

@@ -55,7 +55,7 @@ def test_query_string_and_raw_uri_are_latin1(edge):
 
 
 def test_content_length_is_the_parsed_length(edge):
-    data = exchange(edge, b"POST /cl HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2, 2\r\n\r\nab")
+    data = exchange(edge, b"POST /cl HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 002\r\n\r\nab")
     assert json.loads(data.split(b"\r\n\r\n", 1)[1])["CONTENT_LENGTH"] == "2"
 
 
