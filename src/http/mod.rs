@@ -278,18 +278,8 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
             });
         }
     }
-    let line_end = buf.windows(2).position(|w| w == b"\r\n");
-    // A read may end between CR and LF; the CR is not part of the line.
-    let line_len = line_end.unwrap_or(buf.len() - usize::from(buf.last() == Some(&b'\r')));
-    if limits.request_line > 0 && line_len > limits.request_line {
-        return Err(HttpError::RequestLineTooLong);
-    }
-    let Some(line_end) = line_end else { return Ok(Parse::Partial) };
-    check_field_lines(&buf[line_end + 2..head_end.unwrap_or(buf.len())], limits.field_size, false)?;
-    // httparse stops at the first oversize field only once it has the whole
-    // head; refuse a head that has outgrown every limit without waiting.
-    if head_end.is_none() && buf.len() > max_head_len(limits) {
-        return Err(HttpError::HeaderTooLarge);
+    if check_limits(buf, head_end, limits)? == Parse::Partial {
+        return Ok(Parse::Partial);
     }
 
     // One slot more than allowed, to tell "too many" from "exactly the
@@ -340,6 +330,26 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
     };
     apply_semantics(&mut request)?;
     Ok(Parse::Complete(request))
+}
+
+/// The request line and the fields within their limits, as far as they
+/// have come (so a head that outgrows them is refused before it ends);
+/// `Partial` until the request line is whole.
+fn check_limits(buf: &[u8], head_end: Option<usize>, limits: &RequestLimits) -> Result<Parse<()>, HttpError> {
+    let line_end = buf.windows(2).position(|w| w == b"\r\n");
+    // A read may end between CR and LF; the CR is not part of the line.
+    let line_len = line_end.unwrap_or(buf.len() - usize::from(buf.last() == Some(&b'\r')));
+    if limits.request_line > 0 && line_len > limits.request_line {
+        return Err(HttpError::RequestLineTooLong);
+    }
+    let Some(line_end) = line_end else { return Ok(Parse::Partial) };
+    check_field_lines(&buf[line_end + 2..head_end.unwrap_or(buf.len())], limits.field_size, false)?;
+    // httparse stops at the first oversize field only once it has the whole
+    // head; refuse a head that has outgrown every limit without waiting.
+    if head_end.is_none() && buf.len() > max_head_len(limits) {
+        return Err(HttpError::HeaderTooLarge);
+    }
+    Ok(Parse::Complete(()))
 }
 
 /// Under `--permit-obsolete-folding`: a head with obs-fold is parsed from a

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from support import DJANGO_DIR, EXAMPLES_DIR, runner_venv_prefix
-from test_uploads import GROWTH_BOUND, MIB, UPLOAD, body_blocks, expected, reset_peak, status_kib
+from test_uploads import GROWTH_BOUND, MIB, UPLOAD, body_blocks, expected, read_reply, reset_peak, status_kib
 
 
 def venv_args():
@@ -103,12 +103,8 @@ def multipart_upload(srv, path, total):
         for b in body_blocks(total):
             s.sendall(b)
         s.sendall(post)
-        reply = b""
-        while chunk := s.recv(65536):
-            reply += chunk
-    status, _, payload = reply.partition(b"\r\n\r\n")
-    assert status.startswith(b"HTTP/1.1 200 "), reply[:500]
-    return json.loads(payload), (status_kib(worker, "VmHWM") - idle) * 1024
+        answer = json.loads(read_reply(s)[1])
+    return answer, (status_kib(worker, "VmHWM") - idle) * 1024
 
 
 @pytest.mark.parametrize("framework", ["flask", "django"])

@@ -51,6 +51,16 @@ def status_kib(pid, field):
     raise KeyError(field)
 
 
+def read_reply(sock):
+    """Everything the server sends until it closes: (head, body)."""
+    reply = b""
+    while chunk := sock.recv(65536):
+        reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), reply[:500]
+    return head, body
+
+
 def upload(address, style, framing, total, expect_continue=False):
     """Send `total` bytes to /style; the parsed JSON answer."""
     headers = [("Host", "t"), ("Connection", "close")]
@@ -69,12 +79,7 @@ def upload(address, style, framing, total, expect_continue=False):
             s.sendall(b"%x\r\n%s\r\n" % (len(b), b) if framing == "chunked" else b)
         if framing == "chunked":
             s.sendall(b"0\r\n\r\n")
-        reply = b""
-        while chunk := s.recv(65536):
-            reply += chunk
-    head, _, payload = reply.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 "), reply[:300]
-    return json.loads(payload)
+        return json.loads(read_reply(s)[1])
 
 
 @pytest.fixture(scope="module", params=["1", "2"], ids=["threads1", "threads2"])
@@ -124,12 +129,7 @@ def uwsgi_post(sock, path, total):
         s.sendall(packet)
         for b in body_blocks(total):
             s.sendall(b)
-        reply = b""
-        while chunk := s.recv(65536):
-            reply += chunk
-    head, _, payload = reply.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 "), reply[:300]
-    return json.loads(payload)
+        return json.loads(read_reply(s)[1])
 
 
 def test_a_uwsgi_upload_is_read_in_bounded_memory(servers, tmp_path):
