@@ -57,8 +57,10 @@ const NAME_TO_DESCRIPTION: &str = ".SH NAME\nrwsgi \\- a pre-fork WSGI HTTP serv
 
 /// The environment variables rwsgi reads.
 const ENVIRONMENT: &str = ".SH ENVIRONMENT\n\
-    .TP\n\\fBRWSGI_CMD_ARGS\\fR\nExtra command-line arguments, applied after the config file \
-    and before the real command line.\n\
+    .TP\n\\fBRWSGI_CMD_ARGS\\fR, \\fBGUNICORN_CMD_ARGS\\fR\nExtra command-line arguments, applied \
+    after the config file and before the real command line; RWSGI_CMD_ARGS after GUNICORN_CMD_ARGS, so \
+    it wins.\n\
+    .TP\n\\fBFORWARDED_ALLOW_IPS\\fR\nThe default for \\-\\-forwarded\\-allow\\-ips, as in Gunicorn.\n\
     .TP\n\\fBWEB_CONCURRENCY\\fR\nThe default number of workers.\n\
     .TP\n\\fBPORT\\fR\nWhen set, the default bind is 0.0.0.0:$PORT.\n\
     .TP\n\\fBVIRTUAL_ENV\\fR\nThe default for \\-\\-virtualenv.\n\
@@ -153,7 +155,7 @@ pub fn render_example_config() -> String {
     let mut out = String::from(
         "# rwsgi configuration file (TOML). Use it with: rwsgi -c rwsgi.toml\n\
          # Keys are the setting names; every key is optional and shown at its default.\n\
-         # Precedence: defaults < this file < RWSGI_CMD_ARGS < the command line.\n\
+         # Precedence: defaults < this file < GUNICORN_CMD_ARGS < RWSGI_CMD_ARGS < the command line.\n\
          # `rwsgi --print-config` prints the settings in force in this same format.\n",
     );
     let mut section = "";

@@ -25,7 +25,7 @@ use clap::{Arg, ArgAction, Command};
 
 pub use settings::{Env, Kind, Raw, Setting, SETTINGS};
 pub use types::{
-    AllowList, AppSpec, BindAddr, Choice, HeaderMap, LogLevel, LogTarget, Protocol, ProxyProtocol, RequestLimits, Words,
+    AllowList, AppSpec, BindAddr, Choice, HeaderMap, LogLevel, LogTarget, Protocol, ProxyProtocol, RequestLimits, Words, WorkerClass,
 };
 
 /// A setting's value before validation.
@@ -57,6 +57,9 @@ pub struct Config {
     pub backlog: i32,
     /// How many worker processes to keep running.
     pub workers: usize,
+    /// Gunicorn's worker class given (`-k`): it only names what `threads`
+    /// decides.
+    pub worker_class: WorkerClass,
     /// Request threads per worker (1: requests run on the main thread).
     pub threads: usize,
     /// Most connections a worker holds, active and idle.
@@ -172,28 +175,34 @@ pub fn load(args: Vec<String>, env: EnvLookup<'_>) -> Result<Outcome, ConfigErro
             };
         }
     };
-    let env_args = values_from_env_args(command, env)?;
+    // Gunicorn's variable, then rwsgi's, which wins: both as a command line
+    // between the config file and the real one.
+    let gunicorn_args = values_from_env_args(&command, "GUNICORN_CMD_ARGS", env)?;
+    let rwsgi_args = values_from_env_args(&command, "RWSGI_CMD_ARGS", env)?;
     let mut merged = defaults(env);
-    if let Some(path) = config_file_named(&[&cli, &env_args]) {
+    if let Some(path) = config_file_named(&[&cli, &rwsgi_args, &gunicorn_args]) {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ConfigError(format!("cannot read config file {path}: {e}")))?;
         merged.extend(values_from_toml(&text).map_err(|e| ConfigError(format!("{path}: {e}")))?);
     }
-    merged.extend(env_args);
+    merged.extend(gunicorn_args);
+    merged.extend(rwsgi_args);
     merged.extend(cli);
     Config::from_values(merged).map(|c| Outcome::Run(Box::new(c)))
 }
 
-/// The values of `RWSGI_CMD_ARGS`, read as a command line.
-fn values_from_env_args(command: Command, env: EnvLookup<'_>) -> Result<BTreeMap<&'static str, Value>, ConfigError> {
-    let Some(text) = env("RWSGI_CMD_ARGS").filter(|t| !t.trim().is_empty()) else {
+/// The values of the environment variable `name` (`RWSGI_CMD_ARGS`,
+/// `GUNICORN_CMD_ARGS`), read as a command line.
+fn values_from_env_args(command: &Command, name: &str, env: EnvLookup<'_>) -> Result<BTreeMap<&'static str, Value>, ConfigError> {
+    let Some(text) = env(name).filter(|t| !t.trim().is_empty()) else {
         return Ok(BTreeMap::new());
     };
-    let mut words = shlex::split(&text).ok_or_else(|| ConfigError("RWSGI_CMD_ARGS: unbalanced quotes".into()))?;
+    let mut words = shlex::split(&text).ok_or_else(|| ConfigError(format!("{name}: unbalanced quotes")))?;
     words.insert(0, "rwsgi".into());
     let m = command
+        .clone()
         .try_get_matches_from(bare_flags_explicit(words))
-        .map_err(|e| ConfigError(format!("RWSGI_CMD_ARGS: {}", e.render().to_string().trim_end())))?;
+        .map_err(|e| ConfigError(format!("{name}: {}", e.render().to_string().trim_end())))?;
     Ok(values_from_matches(&m))
 }
 
@@ -215,8 +224,9 @@ pub fn command() -> Command {
         .after_help(
             "Examples:\n  rwsgi -w 4 get_started:hello_world\n  \
              rwsgi -w 8 -b 0.0.0.0:8000 -b unix:/run/app.sock myproject.wsgi:application\n\n\
-             Environment: RWSGI_CMD_ARGS (extra arguments), WEB_CONCURRENCY (default workers),\n\
-             PORT (default bind 0.0.0.0:$PORT), VIRTUAL_ENV, SCRIPT_NAME.\n\n\
+             Environment: RWSGI_CMD_ARGS and GUNICORN_CMD_ARGS (extra arguments; RWSGI_CMD_ARGS wins),\n\
+             WEB_CONCURRENCY (default workers), PORT (default bind 0.0.0.0:$PORT),\n\
+             FORWARDED_ALLOW_IPS, VIRTUAL_ENV, SCRIPT_NAME.\n\n\
              Signals to the master:\n  \
              TERM        graceful stop (requests in hand finish; --graceful-timeout)\n  \
              INT, QUIT   fast stop\n  \
@@ -226,7 +236,11 @@ pub fn command() -> Command {
              USR2        binary upgrade: a new master on the same sockets; then TERM the old one\n  \
              WINCH       when daemonized: stop all workers, keep the master",
         )
-        .next_line_help(false);
+        .next_line_help(false)
+        // An option given twice takes its last value, as Gunicorn's argparse
+        // does (a wrapper script often appends to a base command); the
+        // repeatable ones (`-b`, `-e`) still collect every value.
+        .args_override_self(true);
     for s in SETTINGS {
         cmd = cmd.arg(arg(s));
     }
@@ -383,6 +397,7 @@ impl Config {
             binds: Vec::new(),
             backlog: 0,
             workers: 0,
+            worker_class: WorkerClass::Sync,
             threads: 0,
             worker_connections: 0,
             timeout: None,
@@ -540,6 +555,40 @@ mod tests {
         }
         let file = temp_file("typo.toml", "wrokers = 2\n");
         assert!(load_with(&["-c", &file], &[]).unwrap_err().0.contains("unknown setting 'wrokers'"));
+    }
+
+    #[test]
+    fn options_given_twice_take_the_last_value() {
+        let c = load_with(&["-w", "2", "-w", "3", "-t", "5", "--timeout", "7", "-b", ":1", "-b", ":2", "a:b"], &[]).unwrap();
+        assert_eq!((c.workers, c.timeout), (3, Some(Duration::from_secs(7))));
+        assert_eq!(c.binds.len(), 2, "repeatable options collect every value");
+    }
+
+    #[test]
+    fn worker_classes_by_name_path_and_egg() {
+        for (word, class) in [
+            ("sync", WorkerClass::Sync),
+            ("gthread", WorkerClass::Gthread),
+            ("gunicorn.workers.sync.SyncWorker", WorkerClass::Sync),
+            ("gunicorn.workers.gthread.ThreadWorker", WorkerClass::Gthread),
+            ("egg:gunicorn#gthread", WorkerClass::Gthread),
+        ] {
+            assert_eq!(load_with(&["-k", word, "a:b"], &[]).unwrap().worker_class, class, "{word}");
+        }
+        let e = load_with(&["-k", "gevent", "a:b"], &[]).unwrap_err();
+        assert!(e.0.contains("'gevent'") && e.0.contains("gthread --threads N"), "{e}");
+    }
+
+    #[test]
+    fn gunicorn_cmd_args_sit_below_rwsgi_cmd_args() {
+        let env = [("GUNICORN_CMD_ARGS", "-w 4 -t 9 --keep-alive 3"), ("RWSGI_CMD_ARGS", "-t 11")];
+        let c = load_with(&["--keep-alive", "5", "a:b"], &env).unwrap();
+        assert_eq!(c.workers, 4);
+        assert_eq!(c.timeout, Some(Duration::from_secs(11)), "RWSGI_CMD_ARGS wins");
+        assert_eq!(c.keepalive, Some(Duration::from_secs(5)), "the command line wins");
+        let c = load_with(&["a:b"], &[("FORWARDED_ALLOW_IPS", "10.0.0.0/8")]).unwrap();
+        assert!(c.forwarded_allow.allows(Some("10.1.2.3".parse().unwrap())));
+        assert!(!c.forwarded_allow.allows(Some("127.0.0.1".parse().unwrap())));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::time::Duration;
 use super::types::{lookup_group, lookup_user, parse_env_pair, parse_networks, parse_umask, Choice, Words};
 use super::{
     AllowList, AppSpec, BindAddr, Config, ConfigError, HeaderMap, LogLevel, LogTarget, Protocol, ProxyProtocol, Value,
+    WorkerClass,
 };
 
 /// What kind of value a setting holds; decides the clap action and how a
@@ -259,7 +260,7 @@ pub static SETTINGS: &[Setting] = &[
         }),
     setting!("config", Some('c'), Some("config"), Kind::Text, "", None, "FILE", "Config File",
         "Read settings from this TOML file. Keys are the setting names shown by --print-config. \
-         Precedence: defaults < config file < RWSGI_CMD_ARGS < command line.",
+         Precedence: defaults < config file < GUNICORN_CMD_ARGS < RWSGI_CMD_ARGS < command line.",
         printed: false,
         apply: |v, c| {
             c.config_file = v.path();
@@ -300,6 +301,22 @@ pub static SETTINGS: &[Setting] = &[
         "The number of worker processes. Defaults to $WEB_CONCURRENCY, or 1.",
         apply: |v, c| {
             c.workers = v.usize_in(1..=u64::MAX)?;
+            Ok(())
+        }),
+    setting!("worker_class", Some('k'), Some("worker-class"), Kind::Text, "sync", None, "CLASS", "Worker Processes",
+        "Gunicorn's worker class: sync or gthread (also as gunicorn.workers.sync.SyncWorker, \
+         gunicorn.workers.gthread.ThreadWorker or egg:gunicorn#sync). rwsgi's one worker \
+         serves both: --threads sets how many requests run at once (sync with --threads over 1 \
+         is gthread, as in Gunicorn). Other classes (gevent, eventlet, tornado, ASGI workers) \
+         are refused: for a WSGI app that waits on the network, use gthread with --threads N.",
+        apply: |v, c| {
+            let word = v.text().trim();
+            c.worker_class = WorkerClass::from_word(word).ok_or_else(|| {
+                ConfigError(format!(
+                    "worker_class: rwsgi does not run '{word}' workers: it runs sync and gthread (for an \
+                     application that waits on the network, -k gthread --threads N)"
+                ))
+            })?;
             Ok(())
         }),
     setting!("threads", None, Some("threads"), Kind::Uint, "1", None, "INT", "Worker Processes",
@@ -476,7 +493,7 @@ pub static SETTINGS: &[Setting] = &[
             c.umask = v.nonempty().map(parse_umask).transpose()?;
             Ok(())
         }),
-    setting!("forwarded_allow_ips", None, Some("forwarded-allow-ips"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
+    setting!("forwarded_allow_ips", None, Some("forwarded-allow-ips"), Kind::Text, "127.0.0.1,::1", Some(Env::var("FORWARDED_ALLOW_IPS")), "ADDRS", "Server Mechanics",
         "Front-end proxies trusted to set the scheme headers (X-Forwarded-Proto: https, \
          X-Forwarded-Ssl: on, X-Forwarded-Protocol: ssl, which make wsgi.url_scheme https): \
          comma-separated IPs or CIDR networks, or '*' for any. Clients on unix sockets are \

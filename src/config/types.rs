@@ -110,6 +110,18 @@ choice_enum! {
 }
 
 choice_enum! {
+    /// Gunicorn's worker classes that rwsgi runs, by name, dotted path or
+    /// egg URI: its one worker serves both (`--threads` sets the threads).
+    pub enum WorkerClass {
+        /// Requests one at a time (`--threads 1`), or on threads when
+        /// `--threads` is more than 1, as Gunicorn's rule has it.
+        Sync = "sync" | "gunicorn.workers.sync.SyncWorker" | "egg:gunicorn#sync",
+        /// Requests on `--threads` threads.
+        Gthread = "gthread" | "gunicorn.workers.gthread.ThreadWorker" | "egg:gunicorn#gthread",
+    }
+}
+
+choice_enum! {
     /// What to do with request header names that contain `_`.
     pub enum HeaderMap {
         /// Leave such headers out of the environ.

@@ -273,10 +273,10 @@ impl Master {
             let from = if self.upgraded_from.is_some() { "the old master" } else { "systemd (LISTEN_FDS)" };
             log::info!("Using the {} sockets passed by {from}", self.current.listeners.len());
         }
-        match cfg.threads {
-            1 => log::info!("Using worker: sync"),
+        match (cfg.worker_class, cfg.threads) {
+            (crate::config::WorkerClass::Sync, 1) => log::info!("Using worker: sync"),
             // Gunicorn's name for a sync worker with threads.
-            n => log::info!("Using worker: gthread ({n} threads)"),
+            (_, n) => log::info!("Using worker: gthread ({n} threads)"),
         }
         if cfg.protocol == crate::config::Protocol::Uwsgi {
             log::info!("Protocol: uwsgi (for nginx uwsgi_pass), not HTTP");

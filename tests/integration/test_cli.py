@@ -1,12 +1,16 @@
 """Command line and configuration: --version, --check-config,
---print-config, precedence of defaults < config file < RWSGI_CMD_ARGS <
-command line, and bad arguments."""
+--print-config, precedence of defaults < config file < GUNICORN_CMD_ARGS <
+RWSGI_CMD_ARGS < command line, -k, and bad arguments (where Gunicorn can
+resolve the same command line, both must agree)."""
 
+import os
+import subprocess
+import sys
 import tomllib
 
 import pytest
 
-from support import REPO_ROOT, run_cli
+from support import APPS_DIR, REPO_ROOT, run_cli, server_env
 
 
 def combined(result):
@@ -163,3 +167,49 @@ def test_log_level_is_case_insensitive():
     result = run_cli(["--log-level", "DEBUG", "--print-config", "testapp:app"])
     assert result.returncode == 0, result.stderr
     assert 'loglevel = "DEBUG"' in result.stdout or 'loglevel = "debug"' in result.stdout
+
+
+def gunicorn_print_config(args, env=None):
+    """Gunicorn's own resolved settings for `args` ({name: text})."""
+    gunicorn = os.path.join(sys.prefix, "bin", "gunicorn")
+    out = subprocess.run([gunicorn] + args + ["--print-config", "testapp:app"], cwd=str(APPS_DIR), env=server_env(env),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30).stdout
+    pairs = (line.split(" = ", 1) for line in out.splitlines() if " = " in line)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def rwsgi_print_config(args, env=None):
+    result = run_cli(args + ["--print-config", "testapp:app"], env=env)
+    assert result.returncode == 0, result.stderr
+    return tomllib.loads(result.stdout)
+
+
+def test_options_given_twice_take_the_last_value_as_in_gunicorn():
+    args = ["-w", "2", "-w", "3", "--timeout", "5", "--timeout", "7"]
+    gunicorn = gunicorn_print_config(args)
+    assert (gunicorn["workers"], gunicorn["timeout"]) == ("3", "7")
+    rwsgi = rwsgi_print_config(args)
+    assert (rwsgi["workers"], rwsgi["timeout"]) == (3, 7)
+
+
+def test_gunicorn_cmd_args_as_in_gunicorn_and_rwsgi_cmd_args_win():
+    env = {"GUNICORN_CMD_ARGS": "-w 4 --timeout 9"}
+    assert gunicorn_print_config([], env)["workers"] == "4"
+    assert rwsgi_print_config([], env)["workers"] == 4
+    both = rwsgi_print_config([], dict(env, RWSGI_CMD_ARGS="--timeout 11"))
+    assert (both["workers"], both["timeout"]) == (4, 11)
+
+
+@pytest.mark.parametrize("spelling", ["sync", "gthread", "gunicorn.workers.gthread.ThreadWorker", "egg:gunicorn#sync"])
+def test_worker_classes_gunicorn_names(servers, spelling):
+    srv = servers.start(["-k", spelling, "--threads", "2", "testapp:app"])
+    assert srv.get("/hello").status == 200
+    # sync with --threads over 1 is gthread, as in Gunicorn.
+    assert "Using worker: gthread (2 threads)" in srv.stderr()
+
+
+def test_a_worker_class_rwsgi_does_not_run_is_one_readable_error():
+    result = run_cli(["-k", "gevent", "testapp:app"])
+    assert result.returncode == 2
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "'gevent'" in lines[0] and "gthread --threads N" in lines[0], result.stderr
