@@ -18,6 +18,9 @@
 //!
 //! - [`config`] (none): the settings table, layers (defaults, file, env,
 //!   CLI) and the validated `Config`; renders `--help` and the man page.
+//! - [`evaluator`] (sys, wsgi, config): the rwsgi binary run as a
+//!   short-lived child that executes a Python config file and prints its
+//!   settings; `config` starts it, so the master never runs Python.
 //! - [`master`] (worker, net, sys, logging, config): start-up in a fixed
 //!   order, then binding listeners, forking and supervising workers; no
 //!   Python.
@@ -46,6 +49,7 @@
 #![deny(unsafe_code, missing_docs, clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 pub mod config;
+pub mod evaluator;
 pub mod http;
 pub mod logging;
 pub mod master;

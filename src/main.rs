@@ -4,6 +4,10 @@ use rwsgi::config::{self, Outcome};
 
 fn main() {
     let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    if args.get(1).map(String::as_str) == Some(rwsgi::evaluator::EVALUATE_FLAG) {
+        // A child started to evaluate a Python config file.
+        std::process::exit(rwsgi::evaluator::run(&args[2..]));
+    }
     let env = |key: &str| std::env::var(key).ok();
     let code = match config::load(args.clone(), &env) {
         Ok(Outcome::Print(text)) => {
@@ -21,13 +25,17 @@ fn main() {
             rwsgi::master::start(*cfg, argv, reloader)
         }
         Err(e) => {
+            // A command line clap cannot read exits 2, as argparse's does in
+            // Gunicorn; settings that do not hold (a value, a config file)
+            // exit 1, as in Gunicorn.
             let text = e.to_string();
             if text.starts_with("error:") {
                 eprintln!("{text}");
+                2
             } else {
                 eprintln!("Error: {text}");
+                1
             }
-            2
         }
     };
     std::process::exit(code);

@@ -84,8 +84,9 @@ const SIGNALS: &str = ".SH SIGNALS\n\
     .TP\n\\fBWINCH\\fR\nWhen daemonized, stop all workers but keep the master.\n";
 
 /// The master's exit statuses.
-const EXIT_STATUS: &str = ".SH EXIT STATUS\n0 after a requested stop; 1 for a configuration or start-up error; \
-    3 when a worker cannot boot; 4 when the application cannot be loaded.\n";
+const EXIT_STATUS: &str = ".SH EXIT STATUS\n0 after a requested stop; 1 for a configuration or start-up error \
+    (a setting's value, a config file); 2 for a command line that cannot be read; 3 when a worker \
+    cannot boot; 4 when the application cannot be loaded. As in Gunicorn.\n";
 
 /// Running rwsgi behind nginx, HAProxy and systemd.
 const EXAMPLES: &str = ".SH EXAMPLES\n\

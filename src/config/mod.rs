@@ -2,16 +2,20 @@
 //! validated [`Config`] the rest of rwsgi reads.
 //!
 //! Layers, lowest first, as in Gunicorn: table defaults (some fed by an
-//! environment variable such as `WEB_CONCURRENCY`), the TOML config file,
-//! `RWSGI_CMD_ARGS`, the command line. Every layer produces the same
-//! untyped [`Value`]s keyed by setting name; [`Config::from_values`] then
-//! runs each row's own `apply` over the merged map, and the few rules that
-//! read several settings after that, so every layer is validated the same
-//! way. This module touches no socket and no Python.
+//! environment variable such as `WEB_CONCURRENCY`), the config file (TOML,
+//! or Python, which `python` has evaluated in a child process),
+//! `GUNICORN_CMD_ARGS`, `RWSGI_CMD_ARGS`, the command line. Every layer
+//! produces the same untyped [`Value`]s keyed by setting name;
+//! [`Config::from_values`] then runs each row's own `apply` over the merged
+//! map, and the few rules that read several settings after that, so every
+//! layer is validated the same way. This module touches no socket and runs
+//! no Python itself.
 
 #![deny(missing_docs)]
 
 pub mod docs;
+pub mod gunicorn;
+pub mod python;
 pub mod settings;
 mod types;
 
@@ -85,9 +89,12 @@ pub struct Config {
     /// The largest request body passed to the app (`--limit-request-body`);
     /// `None` for no limit.
     pub limit_request_body: Option<u64>,
-    /// What was adjusted while reading the settings (a limit over its
-    /// maximum, clamped), for the error log once it is open.
-    pub warnings: Vec<String>,
+    /// What reading the settings has to say (a limit over its maximum,
+    /// clamped; a Gunicorn setting rwsgi does not have; what a Python
+    /// config file printed), for the error log once it is open.
+    pub notices: Vec<(log::Level, String)>,
+    /// The server hooks the Python config file defines.
+    pub hooks: Vec<String>,
     /// Limits on the request head.
     pub limits: RequestLimits,
     /// Directory to change to before binding and loading the application.
@@ -180,15 +187,46 @@ pub fn load(args: Vec<String>, env: EnvLookup<'_>) -> Result<Outcome, ConfigErro
     let gunicorn_args = values_from_env_args(&command, "GUNICORN_CMD_ARGS", env)?;
     let rwsgi_args = values_from_env_args(&command, "RWSGI_CMD_ARGS", env)?;
     let mut merged = defaults(env);
-    if let Some(path) = config_file_named(&[&cli, &rwsgi_args, &gunicorn_args]) {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| ConfigError(format!("cannot read config file {path}: {e}")))?;
-        merged.extend(values_from_toml(&text).map_err(|e| ConfigError(format!("{path}: {e}")))?);
+    let layers = [&cli, &rwsgi_args, &gunicorn_args];
+    let mut python = None;
+    if let Some(path) = config_file_named(&layers).or_else(default_config_file) {
+        if python::is_python(&path) {
+            let py = python::evaluate(&path, virtualenv_named(&layers, &merged).as_deref())?;
+            merged.extend(py.values.clone());
+            python = Some(py);
+        } else {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError(format!("cannot read config file {path}: {e}")))?;
+            merged.extend(values_from_toml(&text).map_err(|e| ConfigError(format!("{path}: {e}")))?);
+        }
+        merged.insert(settings::setting("config").name, Value::Text(path));
     }
     merged.extend(gunicorn_args);
     merged.extend(rwsgi_args);
     merged.extend(cli);
-    Config::from_values(merged).map(|c| Outcome::Run(Box::new(c)))
+    let mut config = Config::from_values(merged)?;
+    if let Some(py) = python {
+        config.note_python_config(py);
+    }
+    Ok(Outcome::Run(Box::new(config)))
+}
+
+/// `./gunicorn.conf.py` when it exists: Gunicorn reads it when no config
+/// file is named.
+fn default_config_file() -> Option<String> {
+    let path = "gunicorn.conf.py";
+    std::path::Path::new(path).is_file().then(|| path.to_string())
+}
+
+/// The virtualenv named before the config file is read (a Python config
+/// may import the app's packages): the first layer that names one, or the
+/// default (`VIRTUAL_ENV`).
+fn virtualenv_named(layers: &[&BTreeMap<&'static str, Value>], defaults: &BTreeMap<&'static str, Value>) -> Option<String> {
+    let name = settings::setting("virtualenv").name;
+    match layers.iter().find_map(|layer| layer.get(name)).or_else(|| defaults.get(name))? {
+        Value::Text(path) if !path.is_empty() => Some(path.clone()),
+        _ => None,
+    }
 }
 
 /// The values of the environment variable `name` (`RWSGI_CMD_ARGS`,
@@ -372,6 +410,28 @@ impl Config {
         Ok(config)
     }
 
+    /// What a Python config file said beyond its settings: what it
+    /// printed, the Gunicorn settings rwsgi does not have, its hooks.
+    fn note_python_config(&mut self, py: python::PythonConfig) {
+        let file = self.config_file.as_ref().map_or_else(String::new, |p| p.display().to_string());
+        for line in py.output.lines().filter(|l| !l.trim().is_empty()) {
+            self.notices.push((log::Level::Info, format!("{file}: {line}")));
+        }
+        if !py.unsupported.is_empty() {
+            self.notices.push((
+                log::Level::Warn,
+                format!("{file}: Gunicorn settings rwsgi does not have, ignored: {}", py.unsupported.join(", ")),
+            ));
+        }
+        if !py.hooks.is_empty() {
+            self.notices.push((
+                log::Level::Warn,
+                format!("{file}: server hooks are not run by this version of rwsgi: {}", py.hooks.join(", ")),
+            ));
+        }
+        self.hooks = py.hooks;
+    }
+
     /// Defaults that come from other settings, once every row is applied.
     fn defaults_from_other_settings(&mut self) {
         // As in Gunicorn: the workers take the user's primary group unless
@@ -409,7 +469,8 @@ impl Config {
             max_requests_jitter: 0,
             max_worker_memory: None,
             limit_request_body: None,
-            warnings: Vec::new(),
+            notices: Vec::new(),
+            hooks: Vec::new(),
             limits: RequestLimits {
                 request_line: 0,
                 fields: 0,

@@ -180,13 +180,13 @@ impl<'a> Raw<'a> {
     }
 
     /// A limit with Gunicorn's reading: 0 means `zero`, and a value over
-    /// `max` is `clamped_to` with a warning (kept in `c.warnings` for the
+    /// `max` is `clamped_to` with a warning (kept in `c.notices` for the
     /// log) rather than an error, so a Gunicorn config starts.
     pub fn clamped(self, zero: usize, max: u64, clamped_to: usize, c: &mut Config) -> Result<usize, ConfigError> {
         match self.uint()? {
             0 => Ok(zero),
             n if n > max => {
-                c.warnings.push(format!("{}: {n} is over the maximum, {max}; using {clamped_to}", self.name));
+                c.notices.push((log::Level::Warn, format!("{}: {n} is over the maximum, {max}; using {clamped_to}", self.name)));
                 Ok(clamped_to)
             }
             n => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
@@ -259,8 +259,13 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         }),
     setting!("config", Some('c'), Some("config"), Kind::Text, "", None, "FILE", "Config File",
-        "Read settings from this TOML file. Keys are the setting names shown by --print-config. \
-         Precedence: defaults < config file < GUNICORN_CMD_ARGS < RWSGI_CMD_ARGS < command line.",
+        "Read settings from this file: a Python file as Gunicorn reads it (gunicorn.conf.py: \
+         module-level names are the settings; imports, environment look-ups and any code \
+         allowed), or python:MODULE, or a TOML file (ending in .toml; keys as --print-config \
+         shows them). A Python file runs in a short-lived process of its own, never in the \
+         master, at start and at every HUP. Without -c, ./gunicorn.conf.py is read when it \
+         exists, as in Gunicorn. Precedence: defaults < config file < GUNICORN_CMD_ARGS < \
+         RWSGI_CMD_ARGS < command line.",
         printed: false,
         apply: |v, c| {
             c.config_file = v.path();

@@ -419,7 +419,7 @@ impl Master {
         let loaded = std::env::set_current_dir(&self.start_dir)
             .map_err(|e| format!("cannot return to {}: {e}", self.start_dir.display()))
             .and_then(|()| (self.reloader)().map_err(|e| e.to_string()))
-            .inspect(start::log_setting_warnings)
+            .inspect(start::log_notices)
             .and_then(|cfg| match &cfg.chdir {
                 Some(dir) => std::env::set_current_dir(dir)
                     .map(|()| cfg.clone())

@@ -34,7 +34,7 @@ fn prepare(cfg: &Config) -> ControlFlow<i32, PathBuf> {
     change_directory(cfg)?;
     set_umask(cfg);
     open_error_log(cfg)?;
-    log_setting_warnings(cfg);
+    log_notices(cfg);
     require_app(cfg)?;
     check_config(cfg)?;
     daemonize(cfg)?;
@@ -42,11 +42,11 @@ fn prepare(cfg: &Config) -> ControlFlow<i32, PathBuf> {
     ControlFlow::Continue(start_dir)
 }
 
-/// What reading the settings adjusted (a limit over Gunicorn's maximum,
-/// clamped), once the error log is open: each said once.
-pub(super) fn log_setting_warnings(cfg: &Config) {
-    for warning in &cfg.warnings {
-        log::warn!("{warning}");
+/// What reading the settings had to say (see `Config::notices`), once the
+/// error log is open: each said once.
+pub(super) fn log_notices(cfg: &Config) {
+    for (level, text) in &cfg.notices {
+        log::log!(*level, "{text}");
     }
 }
 
@@ -106,6 +106,9 @@ fn check_config(cfg: &Config) -> ControlFlow<i32> {
     ControlFlow::Break(match worker::check_app(cfg) {
         Ok(()) => {
             println!("Configuration OK: {} loads", cfg.app.as_ref().map(ToString::to_string).unwrap_or_default());
+            if !cfg.hooks.is_empty() {
+                println!("Server hooks defined, not run by this version of rwsgi: {}", cfg.hooks.join(", "));
+            }
             0
         }
         Err(e) => {

@@ -1,0 +1,115 @@
+"""Gunicorn's Python config files: `-c gunicorn.conf.py`, `-c
+python:module` and `./gunicorn.conf.py` by default, evaluated in a child
+process (never in the master), read again on HUP. Where Gunicorn can
+resolve the same file, both must agree."""
+
+import os
+import signal
+import subprocess
+import sys
+import tomllib
+
+from support import APPS_DIR, free_port, run_cli, server_env, wait_for
+
+CONFIG_WITH_LOGIC = '''
+import multiprocessing
+import os
+
+bind = "127.0.0.1:" + os.environ["CONF_PORT"]
+workers = min(2, multiprocessing.cpu_count())
+worker_class = "sync"
+threads = int(os.getenv("CONF_THREADS", "1"))
+timeout = 45
+keepalive = 5
+wsgi_app = "testapp:app"
+preload_app = False
+max_workers = 99  # a variable of the file, not a setting
+
+print("loading the config")
+
+
+def post_fork(server, worker):
+    server.log.info("forked %s", worker.pid)
+'''
+
+
+def print_config(args, env=None, cwd=APPS_DIR):
+    result = run_cli(args + ["--print-config"], env=env, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return tomllib.loads(result.stdout)
+
+
+def gunicorn_config(args, env=None, cwd=APPS_DIR):
+    gunicorn = os.path.join(sys.prefix, "bin", "gunicorn")
+    out = subprocess.run([gunicorn] + args + ["--print-config"], cwd=str(cwd), env=server_env(env),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30).stdout
+    pairs = (line.split(" = ", 1) for line in out.splitlines() if " = " in line)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def test_a_config_with_logic_reads_as_in_gunicorn(tmp_path):
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text(CONFIG_WITH_LOGIC)
+    env = {"CONF_PORT": "8123", "CONF_THREADS": "3"}
+    rwsgi = print_config(["-c", str(conf)], env)
+    gunicorn = gunicorn_config(["-c", str(conf)], env)
+    assert rwsgi["bind"] == ["127.0.0.1:8123"] and gunicorn["bind"] == "['127.0.0.1:8123']"
+    for name in ("workers", "threads", "timeout", "keepalive"):
+        assert str(rwsgi[name]) == gunicorn[name], name
+    assert rwsgi["wsgi_app"] == gunicorn["wsgi_app"] == "testapp:app"
+
+
+def test_python_module_config():
+    rwsgi = print_config(["-c", "python:conf_module"], {"CONF_WORKERS": "3"})
+    assert (rwsgi["workers"], rwsgi["timeout"]) == (3, 45)
+    # Gunicorn imports it from sys.path, where its cwd is not.
+    env = {"CONF_WORKERS": "3", "PYTHONPATH": str(APPS_DIR)}
+    assert gunicorn_config(["-c", "python:conf_module", "testapp:app"], env)["workers"] == "3"
+
+
+def test_gunicorn_conf_py_is_read_by_default_and_runs_the_app_it_names(servers, tmp_path):
+    port = free_port()
+    (tmp_path / "gunicorn.conf.py").write_text(CONFIG_WITH_LOGIC)
+    srv = servers.start(["--pythonpath", str(APPS_DIR)], bind=None, chdir=None, cwd=str(tmp_path),
+                        env={"CONF_PORT": str(port)}, ready=("127.0.0.1", port))
+    assert srv.get("/hello").status == 200
+    srv.wait_booted(2)
+    log = srv.stderr()
+    assert "gunicorn.conf.py: loading the config" in log
+    assert "Gunicorn settings rwsgi does not have, ignored: preload_app" in log
+    assert "server hooks are not run by this version of rwsgi: post_fork" in log
+    assert "max_workers" not in log
+
+
+def test_check_config_lists_the_hooks(tmp_path):
+    conf = tmp_path / "conf.py"
+    conf.write_text(CONFIG_WITH_LOGIC)
+    result = run_cli(["-c", str(conf), "--check-config"], env={"CONF_PORT": "8124"})
+    assert result.returncode == 0, result.stderr
+    assert "Server hooks defined, not run by this version of rwsgi: post_fork" in result.stdout
+
+
+def test_a_broken_config_at_start_is_one_error_with_its_traceback(tmp_path):
+    conf = tmp_path / "broken.py"
+    conf.write_text("import os\nworkers = int(os.environ['NO_SUCH_VARIABLE'])\n")
+    result = run_cli(["-c", str(conf), "testapp:app"])
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: config file %s: it failed:" % conf), result.stderr
+    assert "KeyError: 'NO_SUCH_VARIABLE'" in result.stderr
+    assert 'File "%s", line 2' % conf in result.stderr
+
+
+def test_hup_reads_the_file_again_and_a_broken_one_keeps_the_old(servers, tmp_path):
+    conf = tmp_path / "live.py"
+    conf.write_text("workers = 1\n")
+    srv = servers.start(["-c", str(conf), "testapp:app"])
+    srv.wait_booted(1)
+    conf.write_text("workers = 3\n")
+    os.kill(srv.pid, signal.SIGHUP)
+    wait_for(lambda: "Reload: 3 new workers booted" in srv.stderr(), 20, message="a reload to 3 workers")
+    conf.write_text("workers = (\n")
+    os.kill(srv.pid, signal.SIGHUP)
+    wait_for(lambda: "Reload failed, old workers keep serving" in srv.stderr(), 20, message="a failed reload")
+    log = srv.stderr()
+    assert log.count("SyntaxError") == 1, log[-2000:]
+    assert srv.get("/hello").status == 200
