@@ -40,7 +40,12 @@ pub fn is_python(target: &str) -> bool {
 /// given, and read its settings.
 pub fn evaluate(target: &str, virtualenv: Option<&str>) -> Result<PythonConfig, ConfigError> {
     let fail = |why: String| ConfigError(format!("config file {target}: {why}"));
-    let exe = std::env::current_exe().map_err(|e| fail(format!("cannot find the rwsgi binary to evaluate it: {e}")))?;
+    // This very binary, even once its file is replaced on disk (a package
+    // upgrade before a HUP): /proc/self/exe still opens it.
+    let exe = Some(std::path::PathBuf::from("/proc/self/exe"))
+        .filter(|p| p.exists())
+        .map_or_else(std::env::current_exe, Ok)
+        .map_err(|e| fail(format!("cannot find the rwsgi binary to evaluate it: {e}")))?;
     let mut command = Command::new(exe);
     command.arg(crate::evaluator::EVALUATE_FLAG).arg(target).args(virtualenv);
     let mut child = command
