@@ -64,14 +64,18 @@ pub enum Stream {
 }
 
 impl Listener {
-    /// Bind and listen on `addr`.
-    pub fn bind(addr: &BindAddr, backlog: i32) -> io::Result<Listener> {
+    /// Bind and listen on `addr`; with `reuse_port`, a TCP socket gets
+    /// SO_REUSEPORT (`--reuse-port`).
+    pub fn bind(addr: &BindAddr, backlog: i32, reuse_port: bool) -> io::Result<Listener> {
         let backlog = Backlog::new(backlog).unwrap_or(Backlog::MAXCONN);
         match addr {
             BindAddr::Tcp(sa) => {
                 let family = if sa.is_ipv6() { AddressFamily::Inet6 } else { AddressFamily::Inet };
                 let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
                 socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+                if reuse_port {
+                    socket::setsockopt(&fd, sockopt::ReusePort, &true)?;
+                }
                 if sa.is_ipv6() {
                     // Let [::]:PORT and 0.0.0.0:PORT be bound side by side.
                     socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;

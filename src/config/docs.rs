@@ -30,12 +30,12 @@ fn man_options() -> String {
             flag.push_str(&format!("\\fB\\-{c}\\fR, "));
         }
         flag.push_str(&format!("\\fB\\-\\-{}\\fR", escape(s.long.unwrap_or_default())));
-        if s.kind != Kind::Flag {
+        if !s.kind.is_switch() {
             flag.push_str(&format!(" \\fI{}\\fR", s.meta));
         }
         out.push_str(&format!(".TP\n{flag}\n{}", escape(s.help)));
         out.push_str(&format!("\nConfig file key: \\fB{}\\fR.", escape(s.name)));
-        if !s.default.is_empty() && s.kind != Kind::Flag {
+        if !s.default.is_empty() && !s.kind.is_switch() {
             out.push_str(&format!(" Default: \\fB{}\\fR.", escape(s.default)));
         }
         out.push('\n');
@@ -160,7 +160,7 @@ pub fn render_example_config() -> String {
          # `rwsgi --print-config` prints the settings in force in this same format.\n",
     );
     let mut section = "";
-    for s in SETTINGS.iter().filter(|s| s.printed && s.kind != Kind::Flag) {
+    for s in SETTINGS.iter().filter(|s| s.printed && !s.kind.is_switch()) {
         if s.section != section {
             section = s.section;
             out.push_str(&format!("\n# === {section} ===\n"));
@@ -238,7 +238,7 @@ mod tests {
             .map(|l| format!("{}\n", l.split("  #").next().unwrap_or(l)))
             .collect();
         let values = super::super::values_from_toml(&live).unwrap();
-        let expected = SETTINGS.iter().filter(|s| s.kind != Kind::Flag && s.name != "config").count();
+        let expected = SETTINGS.iter().filter(|s| !s.kind.is_switch() && s.name != "config").count();
         assert_eq!(values.len(), expected, "{live}");
         super::super::Config::from_values(values).unwrap();
     }

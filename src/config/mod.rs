@@ -86,6 +86,13 @@ pub struct Config {
     pub max_requests_jitter: u64,
     /// Resident memory (bytes) past which a worker restarts.
     pub max_worker_memory: Option<u64>,
+    /// Bind TCP sockets with SO_REUSEPORT.
+    pub reuse_port: bool,
+    /// Send `wsgi.file_wrapper` files with sendfile(2) (`--no-sendfile`
+    /// turns it off).
+    pub sendfile: bool,
+    /// The app's stdout and stderr go to the error log file.
+    pub capture_output: bool,
     /// The largest request body passed to the app (`--limit-request-body`);
     /// `None` for no limit.
     pub limit_request_body: Option<u64>,
@@ -297,12 +304,13 @@ fn arg(s: &Setting) -> Arg {
     }
     arg = match s.kind {
         Kind::Flag => arg.action(ArgAction::SetTrue),
+        Kind::NoFlag => arg.action(ArgAction::SetFalse),
         Kind::List => arg.action(ArgAction::Append),
         Kind::Uint => arg.action(ArgAction::Set).value_parser(clap::value_parser!(u64)),
         Kind::Choice(words) => arg.action(ArgAction::Set).value_parser(words.values.to_vec()).ignore_case(true),
         Kind::Text => arg.action(ArgAction::Set),
     };
-    if s.long.is_some() && s.kind != Kind::Flag && !s.default.is_empty() {
+    if s.long.is_some() && !s.kind.is_switch() && !s.default.is_empty() {
         arg = arg.hide_default_value(false).default_value(s.default);
     }
     arg
@@ -340,7 +348,7 @@ fn values_from_matches(m: &clap::ArgMatches) -> BTreeMap<&'static str, Value> {
             continue;
         }
         let value = match s.kind {
-            Kind::Flag => Value::Bool(m.get_flag(s.name)),
+            Kind::Flag | Kind::NoFlag => Value::Bool(m.get_flag(s.name)),
             Kind::List => Value::List(m.get_many::<String>(s.name).into_iter().flatten().cloned().collect()),
             Kind::Uint => Value::Text(m.get_one::<u64>(s.name).map(u64::to_string).unwrap_or_default()),
             Kind::Text | Kind::Choice(_) => Value::Text(m.get_one::<String>(s.name).cloned().unwrap_or_default()),
@@ -370,8 +378,8 @@ fn values_from_toml(text: &str) -> Result<BTreeMap<&'static str, Value>, String>
         let s = settings::find(&key).ok_or_else(|| format!("unknown setting '{key}'"))?;
         let wrong = |want: &str| format!("'{key}' must be {want}");
         let value = match (s.kind, raw) {
-            (Kind::Flag, toml::Value::Boolean(b)) => Value::Bool(b),
-            (Kind::Flag, _) => return Err(wrong("true or false")),
+            (Kind::Flag | Kind::NoFlag, toml::Value::Boolean(b)) => Value::Bool(b),
+            (Kind::Flag | Kind::NoFlag, _) => return Err(wrong("true or false")),
             (Kind::Uint, toml::Value::Integer(i)) if i >= 0 => Value::Text(i.to_string()),
             (Kind::Uint, _) => return Err(wrong("a non-negative integer")),
             (Kind::List, toml::Value::String(v)) => Value::List(vec![v]),
@@ -469,6 +477,9 @@ impl Config {
             max_requests_jitter: 0,
             max_worker_memory: None,
             limit_request_body: None,
+            reuse_port: false,
+            sendfile: true,
+            capture_output: false,
             notices: Vec::new(),
             hooks: Vec::new(),
             limits: RequestLimits {

@@ -113,8 +113,8 @@ fn read_output(text: &str) -> Result<PythonConfig, String> {
 fn python_value(kind: Kind, value: toml::Value) -> Option<Value> {
     use toml::Value as T;
     Some(match (kind, value) {
-        (Kind::Flag, T::Boolean(b)) => Value::Bool(b),
-        (Kind::Flag, T::String(s)) => Value::Bool(matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1")),
+        (Kind::Flag | Kind::NoFlag, T::Boolean(b)) => Value::Bool(b),
+        (Kind::Flag | Kind::NoFlag, T::String(s)) => Value::Bool(matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1")),
         (Kind::List, T::String(s)) => Value::List(vec![s]),
         (Kind::List, T::Array(items)) => {
             Value::List(items.into_iter().map(|i| i.as_str().map(String::from)).collect::<Option<_>>()?)

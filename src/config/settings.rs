@@ -28,6 +28,9 @@ use super::{
 pub enum Kind {
     /// A switch: present means true.
     Flag,
+    /// A switch that turns off what is on by default (`--no-sendfile`):
+    /// present means false.
+    NoFlag,
     /// A non-negative integer.
     Uint,
     /// Free text (validated by the row's `apply`).
@@ -96,12 +99,19 @@ impl Env {
     }
 }
 
+impl Kind {
+    /// A switch (`--daemon`, `--no-sendfile`): a flag that takes no value.
+    pub fn is_switch(self) -> bool {
+        matches!(self, Kind::Flag | Kind::NoFlag)
+    }
+}
+
 impl Setting {
     /// A value written as text (a default, an environment variable) as
     /// this row's kind holds it.
     pub fn value_from_text(&self, text: String) -> Value {
         match self.kind {
-            Kind::Flag => Value::Bool(text == "true"),
+            Kind::Flag | Kind::NoFlag => Value::Bool(text == "true"),
             Kind::List => Value::List(if text.is_empty() { vec![] } else { vec![text] }),
             _ => Value::Text(text),
         }
@@ -302,6 +312,14 @@ pub static SETTINGS: &[Setting] = &[
             c.backlog = i32::try_from(v.uint()?.max(1)).unwrap_or(i32::MAX);
             Ok(())
         }),
+    setting!("reuse_port", None, Some("reuse-port"), Kind::Flag, "false", None, "", "Server Socket",
+        "Set SO_REUSEPORT on the TCP sockets rwsgi binds, as Gunicorn does: other processes (another \
+         rwsgi, a new deployment) may then bind the same address, and the kernel spreads new \
+         connections over all of them.",
+        apply: |v, c| {
+            c.reuse_port = v.flag();
+            Ok(())
+        }),
     setting!("workers", Some('w'), Some("workers"), Kind::Uint, "1", Some(Env::var("WEB_CONCURRENCY")), "INT", "Worker Processes",
         "The number of worker processes. Defaults to $WEB_CONCURRENCY, or 1.",
         apply: |v, c| {
@@ -461,6 +479,25 @@ pub static SETTINGS: &[Setting] = &[
             c.limits.permit_obsolete_folding = v.flag();
             Ok(())
         }),
+    setting!("sendfile", None, Some("no-sendfile"), Kind::NoFlag, "true", None, "", "Server Mechanics",
+        "Do not send wsgi.file_wrapper responses with sendfile(2): read the file and write it, \
+         as Gunicorn's --no-sendfile (for file systems where sendfile misbehaves). In a config \
+         file: sendfile = false.",
+        apply: |v, c| {
+            c.sendfile = v.flag();
+            Ok(())
+        }),
+    setting!("worker_tmp_dir", None, Some("worker-tmp-dir"), Kind::Text, "", None, "DIR", "Server Mechanics",
+        "Accepted for Gunicorn configs, and unused: Gunicorn's workers touch a file there as their \
+         heartbeat; rwsgi's beat in shared memory, so no file is written and /dev/shm tricks are \
+         not needed.",
+        apply: |v, c| {
+            if let Some(dir) = v.nonempty() {
+                let why = "rwsgi's heartbeats are in shared memory: nothing is written there";
+                c.notices.push((log::Level::Info, format!("worker_tmp_dir: {dir} is not used ({why})")));
+            }
+            Ok(())
+        }),
     setting!("daemon", Some('D'), Some("daemon"), Kind::Flag, "false", None, "", "Server Mechanics",
         "Detach from the terminal and run in the background (log to --error-logfile, since \
          stderr goes to /dev/null). Under systemd, do not use it.",
@@ -579,6 +616,13 @@ pub static SETTINGS: &[Setting] = &[
         "Where the error log goes; '-' is stderr.",
         apply: |v, c| {
             c.errorlog = LogTarget::parse(v.text(), false);
+            Ok(())
+        }),
+    setting!("capture_output", None, Some("capture-output"), Kind::Flag, "false", None, "", "Logging",
+        "Send what the application writes to its stdout and stderr (print, a library that logs \
+         to stderr) to the error log file, as Gunicorn does; reopened with it on USR1.",
+        apply: |v, c| {
+            c.capture_output = v.flag();
             Ok(())
         }),
     setting!("loglevel", None, Some("log-level"), Kind::Choice(LogLevel::WORDS), "info", None, "LEVEL", "Logging",

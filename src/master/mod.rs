@@ -986,7 +986,7 @@ fn bind_all(cfg: &Config, existing: &[Rc<Listener>]) -> Result<Vec<Rc<Listener>>
         let listener = match existing.iter().find(|l| l.bound_to(addr)) {
             Some(l) => Rc::clone(l),
             None => {
-                let l = Listener::bind(addr, cfg.backlog).map_err(|e| format!("cannot bind {addr}: {e}"))?;
+                let l = Listener::bind(addr, cfg.backlog, cfg.reuse_port).map_err(|e| format!("cannot bind {addr}: {e}"))?;
                 if let (BindAddr::Unix(path), true) = (addr, cfg.user.is_some() || cfg.group.is_some()) {
                     // The workers' user owns the socket file, as in Gunicorn.
                     let uid = cfg.user.map(nix::unistd::Uid::from_raw);

@@ -442,6 +442,22 @@ pub fn finalize_python() -> Result<(), String> {
     }
 }
 
+/// Point this process's stdout and stderr at `fd` (the error log file):
+/// `--capture-output`.
+pub fn redirect_stdio(fd: RawFd) -> nix::Result<()> {
+    for target in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+        if fd != target {
+            // SAFETY: dup2 on bare numbers: `fd` is the error log's open
+            // descriptor, and the standard descriptors it replaces are this
+            // process's own; nothing holds a Rust owner of either number.
+            if unsafe { libc::dup2(fd, target) } < 0 {
+                return Err(nix::errno::Errno::last());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Switch this worker to `gid` and `uid` (group first: once the uid is
 /// dropped, the gid can no longer change).
 pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>) -> nix::Result<()> {

@@ -157,6 +157,7 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
     sys::set_process_title("rwsgi: worker", &format!("rwsgi: worker [{}]", cfg.proc_name));
     log::info!("Booting worker with pid: {}", std::process::id());
     let access_log = open_access_log(cfg)?;
+    capture_output(cfg);
     if let Err(e) = sys::drop_privileges(cfg.user, cfg.group) {
         log::error!("cannot switch to user {:?} / group {:?}: {e}", cfg.user, cfg.group);
         return Err(ExitReason::BootError);
@@ -185,6 +186,16 @@ fn open_access_log(cfg: &Config) -> Result<Option<AccessLog>, ExitReason> {
         log::error!("{e}");
         ExitReason::BootError
     })
+}
+
+/// `--capture-output`: the app's stdout and stderr into the error log
+/// (at boot, and again when the log is reopened).
+fn capture_output(cfg: &Config) {
+    if cfg.capture_output {
+        if let Err(e) = sys::redirect_stdio(crate::logging::error_log_fd()) {
+            log::warn!("cannot send stdout and stderr to the error log: {e}");
+        }
+    }
 }
 
 /// Import the app and prepare its environ; the error is the text (with

@@ -684,6 +684,7 @@ impl<'a> Server<'a> {
             log::error!("{e}");
         }
         super::enable_faulthandler();
+        super::capture_output(self.spec.cfg);
         if let Some(l) = &self.handler.access_log {
             if let Err(e) = l.reopen() {
                 log::error!("{e}");

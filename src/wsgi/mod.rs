@@ -34,6 +34,8 @@ pub struct App {
     base_environs: Vec<Py<PyDict>>,
     /// `SCRIPT_NAME` from the environment, without a trailing slash.
     script_name: String,
+    /// `wsgi.file_wrapper` responses go out with sendfile(2).
+    sendfile: bool,
 }
 
 /// Why the application could not be loaded.
@@ -161,7 +163,7 @@ impl App {
             env.set_item("SCRIPT_NAME", script_name.as_str())?;
             base_environs.push(env.unbind());
         }
-        Ok(App { callable, base_environs, script_name })
+        Ok(App { callable, base_environs, script_name, sendfile: cfg.sendfile })
     }
 }
 
@@ -325,7 +327,7 @@ fn run_app(
     let environ = build_environ(py, app, ex, input, remote).map_err(Failure::App)?;
     let start_response = Py::new(py, StartResponse { state: state.clone() }).map_err(Failure::App)?;
     let iterable = app.callable.bind(py).call1((environ, start_response)).map_err(Failure::App)?;
-    let result = write_iterable(py, &iterable, state);
+    let result = write_iterable(py, &iterable, state, app.sendfile);
     // PEP 3333: close() is called on every path, even when iteration
     // failed. A plain list or tuple has none (and asking would build an
     // AttributeError per request).
@@ -344,10 +346,16 @@ fn run_app(
 /// (what the socket cannot take is copied aside, so this bounds the copy).
 const SEND_HOLDING_GIL_MAX: usize = 64 * 1024;
 
-fn write_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>, state: &Arc<Mutex<ResponseState>>) -> Result<(), Failure> {
+fn write_iterable(
+    py: Python<'_>,
+    iterable: &Bound<'_, PyAny>,
+    state: &Arc<Mutex<ResponseState>>,
+    sendfile: bool,
+) -> Result<(), Failure> {
     let not_started = || Failure::App(pyo3::exceptions::PyAssertionError::new_err("the application returned without calling start_response()"));
     // A file wrapper over a real file goes out with sendfile.
-    if let Ok(wrapper) = iterable.cast::<FileWrapper>() {
+    let wrapper = iterable.cast::<FileWrapper>().ok().filter(|_| sendfile);
+    if let Some(wrapper) = wrapper {
         if let Some(sent) = try_sendfile(py, &wrapper.borrow(), state)? {
             return sent;
         }

@@ -596,3 +596,49 @@ def test_memory_recycle_does_not_wait_for_idle_keep_alive_clients(servers):
         wait_for(lambda: not pid_alive(first), 10, message="the recycled worker to exit")
     finally:
         idle.close()
+
+
+# -- Gunicorn settings: --reuse-port, --no-sendfile, --worker-tmp-dir, --capture-output
+
+
+def test_reuse_port_lets_two_servers_share_a_port(servers):
+    port = free_port()
+    first = servers.start(["--reuse-port", "testapp:app"], bind=None, ready=("127.0.0.1", port),
+                          env={"RWSGI_CMD_ARGS": "-b 127.0.0.1:%d" % port})
+    second = servers.start(["--reuse-port", "testapp:app"], bind=None, ready=("127.0.0.1", port),
+                           env={"RWSGI_CMD_ARGS": "-b 127.0.0.1:%d" % port})
+    assert first.alive() and second.alive()
+    without = run_cli(["-b", "127.0.0.1:%d" % port, "testapp:app"], timeout=15)
+    assert without.returncode != 0 and "Address already in use" in without.stderr
+
+
+@pytest.mark.parametrize("flag,reads", [([], 0), (["--no-sendfile"], 1)])
+def test_no_sendfile_reads_and_writes_file_wrappers(servers, tmp_path, flag, reads):
+    data = os.urandom(300_000)
+    (tmp_path / "f.bin").write_bytes(data)
+    srv = servers.start(flag + ["testapp:app"])
+    resp = srv.get("/countedfile?path=%s" % (tmp_path / "f.bin"))
+    assert resp.status == 200 and resp.body == data
+    counted = int(srv.get("/reads").body)
+    assert (counted > 0) == bool(reads), counted
+
+
+def test_worker_tmp_dir_is_accepted_and_said_unused(servers, tmp_path):
+    unused = tmp_path / "heartbeats"
+    unused.mkdir()
+    srv = servers.start(["--worker-tmp-dir", str(unused), "testapp:app"])
+    assert srv.get("/hello").status == 200
+    assert "worker_tmp_dir: %s is not used" % unused in srv.stderr()
+    assert list(unused.iterdir()) == []
+
+
+def test_capture_output_sends_the_apps_prints_to_the_error_log(servers, tmp_path):
+    log_path = tmp_path / "error.log"
+    srv = servers.start(["--capture-output", "--error-logfile", str(log_path), "testapp:app"])
+    assert srv.get("/print?text=hello-capture").status == 200
+    text = wait_for(lambda: "hello-capture on stderr" in log_path.read_text() and log_path.read_text(), 10)
+    assert "hello-capture on stdout" in text
+    # Without it, the app's stdout is the server's.
+    plain = servers.start(["testapp:app"])
+    assert plain.get("/print?text=hello-plain").status == 200
+    wait_for(lambda: "hello-plain on stdout" in plain.stdout(), 10, message="the print on stdout")

@@ -252,6 +252,32 @@ def route_file(environ, start_response):
     return environ["wsgi.file_wrapper"](open(path, "rb"), 8192)
 
 
+class CountedFile(io.FileIO):
+    """A real file whose read() calls are counted (sendfile never calls it)."""
+
+    reads = 0
+
+    def read(self, size=-1):
+        CountedFile.reads += 1
+        return super().read(size)
+
+
+def route_countedfile(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](CountedFile(_query(environ)["path"], "rb"), 8192)
+
+
+def route_reads(environ, start_response):
+    return _respond(start_response, str(CountedFile.reads))
+
+
+def route_print(environ, start_response):
+    text = _query(environ).get("text", "printed")
+    print(text + " on stdout", flush=True)
+    print(text + " on stderr", file=sys.stderr, flush=True)
+    return _respond(start_response, "ok")
+
+
 def route_filelike(environ, start_response):
     # file_wrapper over an object that is not a real file: must still work.
     size = int(_query(environ).get("size", "100000"))
@@ -371,6 +397,9 @@ ROUTES = [
     ("/slowstream", route_slowstream),
     ("/status/", route_status),
     ("/filelike", route_filelike),
+    ("/countedfile", route_countedfile),
+    ("/reads", route_reads),
+    ("/print", route_print),
     ("/file", route_file),
     ("/write", route_write),
     ("/excinfo", route_excinfo),
