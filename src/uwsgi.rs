@@ -110,6 +110,9 @@ fn apply_var(req: &mut Request, limits: &RequestLimits, key: &str, value: &[u8])
             }
             req.method = ascii(value);
             crate::http::check_method(&req.method, limits)?;
+            if limits.casefold_method {
+                req.method.make_ascii_uppercase();
+            }
         }
         "CONTENT_LENGTH" => {
             if !value.is_empty() {

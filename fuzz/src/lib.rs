@@ -9,13 +9,13 @@ use rwsgi::http::{ChunkedDecoder, HttpError, Request};
 
 /// The defaults (`--limit-request-line 4094`, 100 fields of 8190 bytes).
 pub const DEFAULT: RequestLimits =
-    RequestLimits { request_line: 4094, fields: 100, field_size: 8190, permit_obsolete_folding: false, permit_unconventional_method: false };
+    RequestLimits { request_line: 4094, fields: 100, field_size: 8190, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false };
 /// Small limits, so that every limit is reachable by short inputs.
 pub const SMALL: RequestLimits =
-    RequestLimits { request_line: 32, fields: 4, field_size: 24, permit_obsolete_folding: false, permit_unconventional_method: false };
+    RequestLimits { request_line: 32, fields: 4, field_size: 24, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false };
 /// 0 = unlimited request line and field size.
 pub const UNLIMITED: RequestLimits =
-    RequestLimits { request_line: 0, fields: 100, field_size: 0, permit_obsolete_folding: false, permit_unconventional_method: false };
+    RequestLimits { request_line: 0, fields: 100, field_size: 0, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false };
 
 /// Limits from a 4-byte config block: `cfg` bits 0-1 pick default, small,
 /// unlimited or custom (`rl`, `nf`, `fs`); bit 2 permits obs-fold, bit 3
@@ -32,6 +32,7 @@ pub fn limits_from(cfg: u8, rl: u8, nf: u8, fs: u8) -> RequestLimits {
             field_size: usize::from(fs),
             permit_obsolete_folding: false,
             permit_unconventional_method: false,
+            casefold_method: false,
         },
     };
     RequestLimits { permit_obsolete_folding: cfg & 4 != 0, permit_unconventional_method: cfg & 8 != 0, ..base }

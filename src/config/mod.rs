@@ -93,6 +93,8 @@ pub struct Config {
     pub sendfile: bool,
     /// The app's stdout and stderr go to the error log file.
     pub capture_output: bool,
+    /// With `--daemon`, keep stdio as it was (`-R`).
+    pub enable_stdio_inheritance: bool,
     /// The largest request body passed to the app (`--limit-request-body`);
     /// `None` for no limit.
     pub limit_request_body: Option<u64>,
@@ -480,6 +482,7 @@ impl Config {
             reuse_port: false,
             sendfile: true,
             capture_output: false,
+            enable_stdio_inheritance: false,
             notices: Vec::new(),
             hooks: Vec::new(),
             limits: RequestLimits {
@@ -488,6 +491,7 @@ impl Config {
                 field_size: 0,
                 permit_obsolete_folding: false,
                 permit_unconventional_method: false,
+                casefold_method: false,
             },
             chdir: None,
             pythonpath: Vec::new(),
@@ -569,7 +573,8 @@ mod tests {
                 fields: 100,
                 field_size: 8190,
                 permit_obsolete_folding: false,
-                permit_unconventional_method: false
+                permit_unconventional_method: false,
+                casefold_method: false
             }
         );
         assert_eq!(c.errorlog, LogTarget::Stderr);

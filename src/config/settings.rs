@@ -452,6 +452,25 @@ pub static SETTINGS: &[Setting] = &[
             c.limits.permit_unconventional_method = v.flag();
             Ok(())
         }),
+    setting!("casefold_http_method", None, Some("casefold-http-method"), Kind::Flag, "false", None, "", "Security",
+        "Upper-case the method of a request before the application sees it ('get' becomes \
+         'GET'), as Gunicorn's option does; only methods accepted at all are folded, so it needs \
+         --permit-unconventional-http-method for lowercase ones. Dangerous behind a front end \
+         that does not fold them too.",
+        apply: |v, c| {
+            c.limits.casefold_method = v.flag();
+            Ok(())
+        }),
+    setting!("permit_unconventional_http_version", None, Some("permit-unconventional-http-version"), Kind::Flag, "false", None, "", "Security",
+        "Accepted for Gunicorn configs, with no effect: rwsgi speaks HTTP/1.0 and HTTP/1.1 only, and \
+         answers other versions with 505 (400 when not a version at all) whatever this says.",
+        apply: |v, c| {
+            if v.flag() {
+                let why = "rwsgi speaks HTTP/1.0 and 1.1 only; other versions get 505";
+                c.notices.push((log::Level::Warn, format!("permit_unconventional_http_version: no effect ({why})")));
+            }
+            Ok(())
+        }),
     setting!("limit_request_body", None, Some("limit-request-body"), Kind::Uint, "0", None, "BYTES", "Security",
         "The largest request body, in bytes, that rwsgi passes to the application; 0 (the \
          default) means no limit. A request whose Content-Length says more gets 413 before the \
@@ -500,7 +519,7 @@ pub static SETTINGS: &[Setting] = &[
         }),
     setting!("daemon", Some('D'), Some("daemon"), Kind::Flag, "false", None, "", "Server Mechanics",
         "Detach from the terminal and run in the background (log to --error-logfile, since \
-         stderr goes to /dev/null). Under systemd, do not use it.",
+         stderr goes to /dev/null unless -R). Under systemd, do not use it.",
         apply: |v, c| {
             c.daemon = v.flag();
             Ok(())
@@ -616,6 +635,40 @@ pub static SETTINGS: &[Setting] = &[
         "Where the error log goes; '-' is stderr.",
         apply: |v, c| {
             c.errorlog = LogTarget::parse(v.text(), false);
+            Ok(())
+        }),
+    setting!("enable_stdio_inheritance", Some('R'), Some("enable-stdio-inheritance"), Kind::Flag, "false", None, "", "Logging",
+        "With --daemon, keep stdin, stdout and stderr as they were (instead of /dev/null), as \
+         Gunicorn's -R does: the error log, when it is stderr, and the app's prints still reach \
+         them.",
+        apply: |v, c| {
+            c.enable_stdio_inheritance = v.flag();
+            Ok(())
+        }),
+    setting!("logger_class", None, Some("logger-class"), Kind::Text, "gunicorn.glogging.Logger", None, "STRING", "Logging",
+        "Gunicorn's default, gunicorn.glogging.Logger, is accepted (rwsgi logs in its layout); \
+         any other class is refused: rwsgi's logs are not Python's, so a Python logger class \
+         cannot replace them (use --access-logformat and --error-logfile).",
+        apply: |v, _c| {
+            match v.text().trim() {
+                "" | "gunicorn.glogging.Logger" | "simple" => Ok(()),
+                other => Err(ConfigError(format!(
+                    "logger_class: rwsgi cannot use '{other}': its logs are not Python's (use \
+                     --access-logformat and --error-logfile)"
+                ))),
+            }
+        }),
+    setting!("http_parser", None, Some("http-parser"), Kind::Text, "auto", None, "PARSER", "Logging",
+        "Accepted for Gunicorn configs (auto, python or fast), with no effect: rwsgi has one HTTP \
+         parser of its own, strict by default (see the HTTP rules in the README).",
+        apply: |v, c| {
+            match v.text().trim() {
+                "" | "auto" => {}
+                "python" | "fast" => {
+                    c.notices.push((log::Level::Info, "http_parser: no effect (rwsgi has one parser)".to_string()));
+                }
+                other => return Err(ConfigError(format!("http_parser: unknown parser '{other}' (auto, python or fast)"))),
+            }
             Ok(())
         }),
     setting!("capture_output", None, Some("capture-output"), Kind::Flag, "false", None, "", "Logging",

@@ -181,6 +181,8 @@ pub struct RequestLimits {
     /// Accept any token as a method, not only the conventional ones
     /// (uppercase, no `#`, 3 to 20 characters).
     pub permit_unconventional_method: bool,
+    /// Upper-case the method of an accepted request.
+    pub casefold_method: bool,
 }
 
 /// Peers allowed by an address list: anyone (`*`), or IPs and networks.

@@ -311,6 +311,7 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
     };
     check_method(method, limits)?;
     check_target(method, target)?;
+    let method = if limits.casefold_method { method.to_ascii_uppercase() } else { method.to_string() };
 
     let headers = req
         .headers
@@ -318,7 +319,7 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
         .map(|h| Header { name: h.name.to_string(), value: trim_ows(h.value).to_vec() })
         .collect();
     let mut request = Request {
-        method: method.to_string(),
+        method,
         target: target.to_string(),
         version,
         headers,

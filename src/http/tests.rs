@@ -26,10 +26,10 @@ const V10: Version = Version::Http10;
 const V11: Version = Version::Http11;
 
 /// Gunicorn's defaults.
-const DEFAULT: RequestLimits = RequestLimits { request_line: 4094, fields: 100, field_size: 8190, permit_obsolete_folding: false, permit_unconventional_method: false };
+const DEFAULT: RequestLimits = RequestLimits { request_line: 4094, fields: 100, field_size: 8190, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false };
 /// Small limits so the boundaries are easy to write: `max_head_len` is
 /// (32 + 2) + 4 * 24 + 2 = 132.
-const SMALL: RequestLimits = RequestLimits { request_line: 32, fields: 4, field_size: 24, permit_obsolete_folding: false, permit_unconventional_method: false };
+const SMALL: RequestLimits = RequestLimits { request_line: 32, fields: 4, field_size: 24, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false };
 /// The defaults with `--permit-obsolete-folding`.
 const FOLD: RequestLimits = RequestLimits { permit_obsolete_folding: true, ..DEFAULT };
 /// Folding permitted, with a field size small enough to cross by folding.
@@ -37,7 +37,7 @@ const FOLD_SMALL: RequestLimits = RequestLimits { field_size: 24, permit_obsolet
 /// The defaults with `--permit-unconventional-http-method`.
 const PERMISSIVE: RequestLimits = RequestLimits { permit_unconventional_method: true, ..DEFAULT };
 /// `0` = unlimited for the request line and field size.
-const UNLIMITED: RequestLimits = RequestLimits { request_line: 0, fields: 100, field_size: 0, permit_obsolete_folding: false, permit_unconventional_method: false };
+const UNLIMITED: RequestLimits = RequestLimits { request_line: 0, fields: 100, field_size: 0, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false };
 
 // ---------------------------------------------------------------------------
 // Table machinery
@@ -370,6 +370,8 @@ fn valid_cases() -> Vec<Case> {
             .with(PERMISSIVE),
         case("method with #, permitted", b"M#X / HTTP/1.1\r\nHost: h\r\n\r\n", ok("M#X", "/", V11)).with(PERMISSIVE),
         case("two-letter method, permitted", b"GO / HTTP/1.1\r\nHost: h\r\n\r\n", ok("GO", "/", V11)).with(PERMISSIVE),
+        case("lowercase method, permitted and folded", b"get / HTTP/1.1\r\nHost: h\r\n\r\n", ok("GET", "/", V11))
+            .with(RequestLimits { casefold_method: true, ..PERMISSIVE }),
         // RFC 9112 §3.2.4: asterisk-form, OPTIONS only.
         case("options asterisk", b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", ok("OPTIONS", "*", V11)),
         case("options origin-form", b"OPTIONS /x HTTP/1.1\r\nHost: h\r\n\r\n", ok("OPTIONS", "/x", V11)),
@@ -1078,7 +1080,7 @@ fn max_head_len_counts_every_limit() {
 /// tiny bound in release builds, so every head read in pieces gets a 431.
 #[test]
 fn max_head_len_saturates_on_huge_limits() {
-    let huge = RequestLimits { request_line: usize::MAX - 1, fields: usize::MAX, field_size: usize::MAX - 2, permit_obsolete_folding: false, permit_unconventional_method: false };
+    let huge = RequestLimits { request_line: usize::MAX - 1, fields: usize::MAX, field_size: usize::MAX - 2, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false };
     assert_eq!(max_head_len(&huge), usize::MAX);
 }
 

@@ -125,7 +125,7 @@ fn daemonize(cfg: &Config) -> ControlFlow<i32> {
     // A master started by USR2 stays the old master's child, so the old
     // one can tell when it is gone; it is already in the background.
     if cfg.daemon && std::env::var_os("RWSGI_UPGRADE_FROM").is_none() {
-        if let Err(e) = sys::daemonize() {
+        if let Err(e) = sys::daemonize(cfg.enable_stdio_inheritance) {
             log::error!("cannot daemonize: {e}");
             return ControlFlow::Break(1);
         }

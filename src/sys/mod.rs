@@ -517,10 +517,10 @@ fn write_cmdline(title: &str) -> std::io::Result<()> {
 
 /// Detach into the background: fork (the parent exits), start a new
 /// session, point stdin/stdout/stderr at /dev/null. Keeps the directory.
-pub fn daemonize() -> nix::Result<()> {
+pub fn daemonize(keep_stdio: bool) -> nix::Result<()> {
     // glibc's daemon() forks; rwsgi calls it before any thread or worker
     // exists, so the fork is as sound as the master's own.
-    nix::unistd::daemon(true, false)
+    nix::unistd::daemon(true, keep_stdio)
 }
 
 /// Sockets passed by systemd socket activation (`LISTEN_FDS` for this

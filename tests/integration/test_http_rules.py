@@ -146,3 +146,19 @@ def test_print_config_keeps_the_values_given():
     result = run_cli(["--limit-request-line", "9000", "--print-config", "testapp:app"])
     assert result.returncode == 0, result.stderr
     assert "limit_request_line = 9000" in result.stdout
+
+
+def test_casefold_http_method_as_in_gunicorn(servers, tmp_path):
+    args = ["--permit-unconventional-http-method", "--casefold-http-method"]
+    srv = servers.start(args + ["testapp:app"])
+    reply = exchange((srv.host, srv.port), head(b"get /environ HTTP/1.1", b"Host: x", b"Connection: close"))
+    assert json.loads(reply.partition(b"\r\n\r\n")[2])["REQUEST_METHOD"]["value"] == "GET"
+
+
+def test_gunicorn_options_rwsgi_cannot_honour_are_said_or_refused():
+    ok = run_cli(["--http-parser", "fast", "--permit-unconventional-http-version", "--check-config", "testapp:app"])
+    assert ok.returncode == 0, ok.stderr
+    assert "http_parser: no effect" in ok.stderr and "permit_unconventional_http_version: no effect" in ok.stderr
+    refused = run_cli(["--logger-class", "myapp.MyLogger", "testapp:app"])
+    assert refused.returncode == 1 and "logger_class: rwsgi cannot use 'myapp.MyLogger'" in refused.stderr
+    assert run_cli(["--logger-class", "gunicorn.glogging.Logger", "--check-config", "testapp:app"]).returncode == 0

@@ -642,3 +642,20 @@ def test_capture_output_sends_the_apps_prints_to_the_error_log(servers, tmp_path
     plain = servers.start(["testapp:app"])
     assert plain.get("/print?text=hello-plain").status == 200
     wait_for(lambda: "hello-plain on stdout" in plain.stdout(), 10, message="the print on stdout")
+
+
+@pytest.mark.parametrize("inherit", [False, True])
+def test_enable_stdio_inheritance_keeps_a_daemons_stderr(servers, tmp_path, inherit):
+    pidfile = tmp_path / "rwsgi.pid"
+    args = ["-D", "-p", str(pidfile)] + (["-R"] if inherit else []) + ["testapp:app"]
+    srv = servers.start(args, wait=False)
+    pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, message="the pidfile"))
+    try:
+        wait_for(lambda: http_probe(srv.address), 15, message="the daemon to serve")
+        wait_for(lambda: "Booting worker" in srv.stderr() or not inherit, 10, message="the daemon's log")
+        # Before daemonizing, the log is on the original stderr either way;
+        # the workers' boot lines come after: only with -R do they reach it.
+        assert ("Booting worker" in srv.stderr()) == inherit, srv.stderr()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not pid_alive(pid), 15, message="the daemon to stop")
