@@ -13,10 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::config::gunicorn::HOOKS;
+use crate::config::python::EVALUATE_FLAG;
 use crate::sys;
-
-/// The first argument that runs the binary as the evaluator.
-pub const EVALUATE_FLAG: &str = "--rwsgi-evaluate-config";
 
 /// Evaluate `args[0]` (a path or `python:module`), with `args[1]` as the
 /// virtualenv whose packages it may import; returns the exit status.

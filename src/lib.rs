@@ -17,7 +17,9 @@
 //! `sys` use none.
 //!
 //! - [`config`] (none): the settings table, layers (defaults, file, env,
-//!   CLI) and the validated `Config`; renders `--help` and the man page.
+//!   CLI) and the validated `Config`; renders `--help` and the man page. A
+//!   Python config file is read by starting the binary again as the
+//!   `evaluator`, a child process.
 //! - [`evaluator`] (sys, wsgi, config): the rwsgi binary run as a
 //!   short-lived child that executes a Python config file and prints its
 //!   settings; `config` starts it, so the master never runs Python.

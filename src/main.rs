@@ -4,7 +4,7 @@ use rwsgi::config::{self, Outcome};
 
 fn main() {
     let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
-    if args.get(1).map(String::as_str) == Some(rwsgi::evaluator::EVALUATE_FLAG) {
+    if args.get(1).map(String::as_str) == Some(config::python::EVALUATE_FLAG) {
         // A child started to evaluate a Python config file.
         std::process::exit(rwsgi::evaluator::run(&args[2..]));
     }

@@ -27,6 +27,9 @@ pub struct PythonConfig {
     pub output: String,
 }
 
+/// The first argument that runs the rwsgi binary as the evaluator.
+pub const EVALUATE_FLAG: &str = "--rwsgi-evaluate-config";
+
 /// The longest a config file may take to run.
 const EVALUATION_TIME: Duration = Duration::from_secs(30);
 
@@ -47,7 +50,7 @@ pub fn evaluate(target: &str, virtualenv: Option<&str>) -> Result<PythonConfig, 
         .map_or_else(std::env::current_exe, Ok)
         .map_err(|e| fail(format!("cannot find the rwsgi binary to evaluate it: {e}")))?;
     let mut command = Command::new(exe);
-    command.arg(crate::evaluator::EVALUATE_FLAG).arg(target).args(virtualenv);
+    command.arg(EVALUATE_FLAG).arg(target).args(virtualenv);
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
