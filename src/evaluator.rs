@@ -50,11 +50,13 @@ fn evaluate(py: Python<'_>, target: &str) -> PyResult<bool> {
 /// Gunicorn's way to read a config: a file is executed as the module
 /// `__config__` (whatever its extension), `python:NAME` is imported; every
 /// public module-level name whose value is a bool, a number, a string or
-/// a list of strings is printed as a TOML line, and the functions named
-/// after server hooks are listed under `__hooks__`. The cwd comes first on
+/// a list of strings is printed as a TOML line, the functions named after
+/// server hooks are listed under `__hooks__`, and the names of other
+/// values (a dict, a set, a mixed list) under `__skipped__`; `None`,
+/// modules, classes and other functions are the file's own business. The cwd comes first on
 /// sys.path, as it does for the app.
 const EVALUATOR: &std::ffi::CStr = c"
-import importlib.machinery, importlib.util, json, os, sys, traceback
+import importlib.machinery, importlib.util, json, os, sys, traceback, types
 
 def _load(target):
     if target.startswith('python:'):
@@ -66,18 +68,26 @@ def _load(target):
     spec.loader.exec_module(module)
     return vars(module)
 
+def _text(value):
+    # Any str, as a TOML string (lone surrogates replaced).
+    return json.dumps(value.encode('utf-8', 'replace').decode('utf-8'), ensure_ascii=False)
+
 def _toml(value):
     if isinstance(value, bool):
         return 'true' if value else 'false'
     if isinstance(value, int):
-        return str(value)
+        return str(int(value)) if -2**63 <= value < 2**63 else _text(str(int(value)))
     if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else json.dumps(str(value))
+        return str(int(value)) if value.is_integer() else _text(str(value))
     if isinstance(value, str):
-        return json.dumps(value)
+        return _text(value)
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return '[' + ', '.join(json.dumps(v) for v in value) + ']'
+        return '[' + ', '.join(_text(v) for v in value) + ']'
     return None
+
+def _quiet(value):
+    # Names a config file has besides settings: imports, helpers, classes.
+    return value is None or isinstance(value, (type, types.ModuleType)) or callable(value)
 
 def evaluate(target, hooks):
     sys.path.insert(0, os.getcwd())
@@ -93,7 +103,7 @@ def evaluate(target, hooks):
         return False
     finally:
         sys.stdout = out
-    lines, found = [], []
+    lines, found, skipped = [], [], []
     for name, value in names.items():
         if name.startswith('_'):
             continue
@@ -102,8 +112,11 @@ def evaluate(target, hooks):
             continue
         text = _toml(value)
         if text is not None:
-            lines.append('%s = %s' % (json.dumps(name), text))
+            lines.append('%s = %s' % (_text(name), text))
+        elif not _quiet(value):
+            skipped.append(name)
     lines.append('__hooks__ = ' + json.dumps(sorted(found)))
+    lines.append('__skipped__ = ' + json.dumps(sorted(skipped)))
     out.write('\\n'.join(lines) + '\\n')
     out.flush()
     return True

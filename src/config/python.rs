@@ -6,7 +6,9 @@
 //! caller gets one error (with the file's traceback) and carries on.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -40,7 +42,10 @@ pub fn is_python(target: &str) -> bool {
 }
 
 /// Run `target` in the evaluator, with the packages of `virtualenv` when
-/// given, and read its settings.
+/// given, and read its settings. No thread is started (the master forks
+/// after this), and nothing waits on a pipe that a process the file
+/// started could hold open: the evaluator writes to unlinked files, and
+/// its whole process group goes if it outlasts [`EVALUATION_TIME`].
 pub fn evaluate(target: &str, virtualenv: Option<&str>) -> Result<PythonConfig, ConfigError> {
     let fail = |why: String| ConfigError(format!("config file {target}: {why}"));
     // This very binary, even once its file is replaced on disk (a package
@@ -49,45 +54,66 @@ pub fn evaluate(target: &str, virtualenv: Option<&str>) -> Result<PythonConfig, 
         .filter(|p| p.exists())
         .map_or_else(std::env::current_exe, Ok)
         .map_err(|e| fail(format!("cannot find the rwsgi binary to evaluate it: {e}")))?;
-    let mut command = Command::new(exe);
-    command.arg(EVALUATE_FLAG).arg(target).args(virtualenv);
-    let mut child = command
+    let (mut out, mut err) = (scratch_file().map_err(&fail)?, scratch_file().map_err(&fail)?);
+    let mut child = Command::new(exe)
+        .arg(EVALUATE_FLAG)
+        .arg(target)
+        .args(virtualenv)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(out.try_clone().map_err(|e| fail(e.to_string()))?)
+        .stderr(err.try_clone().map_err(|e| fail(e.to_string()))?)
+        .process_group(0)
         .spawn()
         .map_err(|e| fail(format!("cannot start the config evaluator: {e}")))?;
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let readers = [stdout.map(read_all), stderr.map(read_all)];
+    // The evaluator's process group: it and whatever the file started.
+    let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().map_err(|e| fail(e.to_string()))? {
             break status;
         }
         if started.elapsed() > EVALUATION_TIME {
-            let _ = child.kill();
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
             return Err(fail(format!("still running after {} s; stopped", EVALUATION_TIME.as_secs())));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(5));
     };
-    let [out, err] = readers.map(|r| r.and_then(|h| h.join().ok()).unwrap_or_default());
+    // A process the file started has nothing left to do: reading a config
+    // must not leave processes behind.
+    let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+    let (printed, output) = (read_back(&mut out), read_back(&mut err));
     if !status.success() {
-        return Err(fail(format!("it failed:\n{}", err.trim_end())));
+        return Err(fail(format!("it failed:\n{}", output.trim_end())));
     }
-    let mut config = read_output(&out).map_err(fail)?;
-    config.output = err;
+    let mut config = read_output(&printed).map_err(fail)?;
+    config.output = output;
     Ok(config)
 }
 
-/// Read a pipe to its end on a thread of its own (so that neither pipe can
-/// fill while the other is waited on).
-fn read_all(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
+/// An unnamed file for the evaluator's output: created and unlinked at
+/// once in the temporary directory.
+fn scratch_file() -> Result<File, String> {
+    let dir = std::env::temp_dir();
+    for n in 0..100u32 {
+        let path = dir.join(format!("rwsgi-config-{}-{n}", std::process::id()));
+        match File::options().read(true).write(true).create_new(true).open(&path) {
+            Ok(file) => {
+                let _ = std::fs::remove_file(&path);
+                return Ok(file);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("cannot make a file in {}: {e}", dir.display())),
+        }
+    }
+    Err(format!("cannot make a file in {}", dir.display()))
+}
+
+/// What the evaluator wrote to `file`.
+fn read_back(file: &mut File) -> String {
+    let mut bytes = Vec::new();
+    let _ = file.rewind().and_then(|()| file.read_to_end(&mut bytes));
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The evaluator's TOML: rwsgi's settings become raw values, read with
@@ -101,6 +127,17 @@ fn read_output(text: &str) -> Result<PythonConfig, String> {
         if name == "__hooks__" {
             let hooks = value.as_array().into_iter().flatten().filter_map(|h| h.as_str().map(String::from));
             config.hooks.extend(hooks);
+        } else if name == "__skipped__" {
+            // Values the evaluator could not print: an error for a setting
+            // of rwsgi's, a note for one of Gunicorn's only.
+            for skipped in value.as_array().into_iter().flatten().filter_map(toml::Value::as_str) {
+                if SETTINGS.iter().any(|s| s.name == skipped) {
+                    return Err(format!("'{skipped}' has a value of the wrong type"));
+                }
+                if gunicorn::SETTINGS.contains(&skipped) {
+                    config.unsupported.push(skipped.to_string());
+                }
+            }
         } else if let Some(s) = SETTINGS.iter().find(|s| s.name == name) {
             let v = python_value(s.kind, value).ok_or_else(|| format!("'{name}' has a value of the wrong type"))?;
             config.values.insert(s.name, v);
@@ -146,6 +183,9 @@ mod tests {
         assert!(!c.values.contains_key("cpus"), "a variable of the file");
         assert_eq!(c.hooks, vec!["post_fork".to_string(), "when_ready".to_string()]);
         assert!(read_output("\"workers\" = [1]\n").is_err());
+        let c = read_output("__skipped__ = [\"secure_scheme_headers\", \"CACHE\"]\n").unwrap();
+        assert_eq!(c.unsupported, vec!["secure_scheme_headers".to_string()]);
+        assert!(read_output("__skipped__ = [\"bind\"]\n").is_err(), "a setting of rwsgi's, unreadable");
     }
 
     #[test]

@@ -310,8 +310,9 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
         _ => return Err(HttpError::UnsupportedVersion),
     };
     check_method(method, limits)?;
-    check_target(method, target)?;
+    // Folded first, so the target is checked against the method the app sees.
     let method = if limits.casefold_method { method.to_ascii_uppercase() } else { method.to_string() };
+    check_target(&method, target)?;
 
     let headers = req
         .headers

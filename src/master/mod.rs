@@ -134,8 +134,8 @@ struct WorkerEntry {
 /// reload.
 pub type Reloader = Box<dyn Fn() -> Result<Config, crate::config::ConfigError>>;
 
-/// A worker that dies sooner than this after it booted, before serving a
-/// request, counts as a crash loop.
+/// A worker that dies sooner than this after it was forked, before serving
+/// a request, counts as a crash loop.
 const CRASH_WINDOW: Duration = Duration::from_secs(5);
 
 /// How far a worker got before it ended.
@@ -629,8 +629,16 @@ impl Master {
         // os._exit(4)) is just an exit.
         let booting = self.board.state(entry.slot) == SlotState::Booting;
         let served = self.board.started_serving(entry.slot);
-        // The request it died in, if it was serving one.
-        let during = self.board.request_running_ms(entry.slot).and(self.board.request_line(entry.slot));
+        // The request it died in, if it was serving one (with request
+        // threads, the latest one started: others may have run too).
+        let threads = self.generation(entry.generation).cfg.threads;
+        let during = self.board.request_running_ms(entry.slot).and(self.board.request_line(entry.slot)).map(|line| {
+            if threads > 1 {
+                format!("{line} (the latest of its requests)")
+            } else {
+                line
+            }
+        });
         self.board.release(entry.slot);
         let reason = exit.reason().filter(|r| booting || matches!(r, ExitReason::Stopped | ExitReason::Panicked));
         let stopping = self.phase != Phase::Running || entry.retiring.is_some();

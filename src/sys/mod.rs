@@ -188,10 +188,17 @@ extern "C" fn on_term(_: libc::c_int) {
     STOP_REQUESTED.store(true, Ordering::SeqCst);
     let fd = TERM_PIPE.load(Ordering::SeqCst);
     if fd >= 0 {
-        // SAFETY: write(2) is async-signal-safe; the byte lives on this
-        // stack; a full or closed pipe is only a lost wake-up (the flag
-        // above is set regardless).
-        let _ = unsafe { libc::write(fd, std::ptr::from_ref(&OWN_TERM_BYTE).cast(), 1) };
+        // SAFETY: write(2) is async-signal-safe and errno is this thread's
+        // own (saved and restored around it, so the interrupted code never
+        // sees it change); the byte lives in a static; a full pipe is only
+        // a lost wake-up (the flag above is set regardless). The pipe stays
+        // open until the process exits.
+        unsafe {
+            let errno = libc::__errno_location();
+            let saved = *errno;
+            let _ = libc::write(fd, std::ptr::from_ref(&OWN_TERM_BYTE).cast(), 1);
+            *errno = saved;
+        }
     }
 }
 
@@ -211,13 +218,15 @@ extern "C" fn on_usr1(_: libc::c_int) {
     REOPEN_REQUESTED.store(true, Ordering::SeqCst);
 }
 
-/// True once TERM has arrived in this worker.
+/// True once this worker is stopping: TERM arrived, or it decided to
+/// (its last request under --max-requests, --max-worker-memory).
 pub fn stop_requested() -> bool {
     STOP_REQUESTED.load(Ordering::SeqCst)
 }
 
-/// Ask this worker to stop gracefully, as TERM does: for TERM delivered
-/// through Python's own signal handling (see the worker's `signals`).
+/// Stop this worker gracefully, as TERM does: TERM that came through
+/// Python's own signal handling (see the worker's `signals`), or a stop
+/// the worker decided itself.
 pub fn request_stop() {
     STOP_REQUESTED.store(true, Ordering::SeqCst);
 }
@@ -251,10 +260,15 @@ pub fn mark_forked_children() -> std::io::Result<()> {
 /// still serves. Called before every such operation.
 pub fn leave_if_forked_child() {
     if FORKED_CHILD.load(Ordering::Relaxed) {
-        log::warn!(
-            "Process {} was forked by the application and returned into the server; it exits without serving",
+        // Straight to stderr: the error log's lock may have been held by
+        // another thread of the worker at the fork, and is held for good
+        // in this child.
+        let line = format!(
+            "[rwsgi] process {} was forked by the application and returned into the server; it exits without serving\n",
             std::process::id()
         );
+        // SAFETY: write(2) of a buffer that lives on across the call.
+        let _ = unsafe { libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len()) };
         exit_now(0);
     }
 }

@@ -225,14 +225,19 @@ impl Scoreboard {
         let p = path.len().min(REQUEST_LINE_LEN - m - 1);
         bytes[m + 1..m + 1 + p].copy_from_slice(&path.as_bytes()[..p]);
         let len = m + 1 + p;
+        // Request threads of one worker share the slot: the first to make
+        // the sequence odd writes; one that finds it odd leaves the line
+        // being written to stand.
         let seq = slot.line_seq.load(Ordering::Relaxed);
-        slot.line_seq.store(seq.wrapping_add(1) | 1, Ordering::Relaxed);
+        if seq % 2 == 1 || slot.line_seq.compare_exchange(seq, seq + 1, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+            return;
+        }
         std::sync::atomic::fence(Ordering::Release);
         for (word, chunk) in slot.line.iter().zip(bytes[..len.next_multiple_of(8)].chunks_exact(8)) {
             word.store(u64::from_le_bytes(chunk.try_into().expect("chunks of 8")), Ordering::Relaxed);
         }
         slot.line_len.store(len as u32, Ordering::Relaxed);
-        slot.line_seq.store((seq | 1).wrapping_add(1), Ordering::Release);
+        slot.line_seq.store(seq + 2, Ordering::Release);
     }
 
     /// The method and path worker `index` last started serving; `None`

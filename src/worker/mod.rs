@@ -90,7 +90,9 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
     let reason = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match boot(&spec) {
         Ok(booted) => {
             spec.board.set_state(spec.slot, SlotState::Idle);
-            serve_until_stopped(&spec, booted);
+            // Kept open until the process exits: CPython's wakeup fd and
+            // rwsgi's TERM handler write to it until then.
+            let _signals = serve_until_stopped(&spec, booted);
             finalize_python(spec.cfg.graceful_timeout);
             ExitReason::Stopped
         }
@@ -110,14 +112,15 @@ struct Booted {
 }
 
 /// Serve until stopped, then let go of the app's objects while Python
-/// still runs.
-fn serve_until_stopped(spec: &WorkerSpec<'_>, booted: Booted) {
+/// still runs. Hands back the signal pipe, for the caller to keep open.
+fn serve_until_stopped(spec: &WorkerSpec<'_>, booted: Booted) -> Option<SignalPipe> {
     let Booted { app, access_log, signals } = booted;
     let handler = Handler { cfg: spec.cfg, board: spec.board, slot: spec.slot, app, access_log };
     if let Err(e) = serve(spec, &handler, signals.as_ref()) {
         log::error!("worker failed: {e}");
     }
     Python::attach(|_| drop(handler));
+    signals
 }
 
 /// Load the app once in this process and report: `--check-config`.
@@ -304,7 +307,7 @@ fn finalize_python(limit: Duration) {
         let started = std::time::Instant::now();
         while started.elapsed() < limit {
             sys::beat();
-            std::thread::sleep((limit - started.elapsed()).min(Duration::from_secs(1)));
+            std::thread::sleep(limit.saturating_sub(started.elapsed()).min(Duration::from_secs(1)));
         }
         log::warn!(
             "Python's exit took over {} s (--graceful-timeout): the worker ends without finishing it \

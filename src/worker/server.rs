@@ -457,6 +457,10 @@ impl<'a> Server<'a> {
     /// sent just before the stop is served, with `Connection: close`).
     fn begin_stop(&mut self) {
         self.stopping_since = Some(Instant::now());
+        // However the stop came (TERM, the last of --max-requests, memory),
+        // every response head written from now on, on any thread, says
+        // `Connection: close`.
+        sys::request_stop();
         // The app's SIGTERM handler runs now, even if the loop ends at
         // once (nothing left to serve) and never polls the signal pipe.
         if let Some(pipe) = self.signals {

@@ -57,7 +57,12 @@ impl SignalPipe {
             signal.call_method("set_wakeup_fd", (write.as_raw_fd(),), Some(&kwargs))?;
             Ok(())
         })
-        .map_err(|e| format!("cannot install the Python SIGTERM handler: {e}"))?;
+        .map_err(|e| {
+            // CPython's C handler may be in place already, with no pipe to
+            // report through: rwsgi's own handler takes TERM back.
+            let _ = sys::take_over_term(-1);
+            format!("cannot install the Python SIGTERM handler: {e}")
+        })?;
         Ok(SignalPipe { read, write })
     }
 

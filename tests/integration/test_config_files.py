@@ -113,3 +113,31 @@ def test_hup_reads_the_file_again_and_a_broken_one_keeps_the_old(servers, tmp_pa
     log = srv.stderr()
     assert log.count("SyntaxError") == 1, log[-2000:]
     assert srv.get("/hello").status == 200
+
+
+def test_what_a_config_file_may_hold_besides_settings(tmp_path):
+    """Strings past the BMP, huge numbers, dicts of Gunicorn-only settings
+    and a process started at import: the file still reads, in moments."""
+    conf = tmp_path / "rich.py"
+    conf.write_text(
+        "import subprocess\n"
+        "BANNER = 'serving \U0001F680'\n"
+        "HUGE = 2 ** 80\n"
+        "secure_scheme_headers = {'X-FORWARDED-PROTO': 'https'}\n"
+        "helper = subprocess.Popen(['sleep', '61.5'])\n"
+        "workers = 2\n"
+    )
+    result = run_cli(["-c", str(conf), "--check-config", "testapp:app"], timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert "Gunicorn settings rwsgi does not have, ignored: secure_scheme_headers" in result.stderr
+    assert print_config(["-c", str(conf), "testapp:app"])["workers"] == 2
+    leftovers = subprocess.run(["pgrep", "-f", "sleep 61.5"], stdout=subprocess.PIPE, text=True).stdout
+    assert leftovers.strip() == "", "a process the config file started outlived its reading"
+
+
+def test_a_setting_of_the_wrong_type_is_an_error(tmp_path):
+    conf = tmp_path / "wrong.py"
+    conf.write_text("bind = ['127.0.0.1:8000', 8001]\n")
+    result = run_cli(["-c", str(conf), "testapp:app"])
+    assert result.returncode == 1
+    assert "'bind' has a value of the wrong type" in result.stderr
