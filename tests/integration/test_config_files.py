@@ -116,21 +116,25 @@ def test_hup_reads_the_file_again_and_a_broken_one_keeps_the_old(servers, tmp_pa
 
 
 def test_what_a_config_file_may_hold_besides_settings(tmp_path):
-    """Strings past the BMP, huge numbers, dicts of Gunicorn-only settings
-    and a process started at import: the file still reads, in moments."""
+    """Strings past the BMP, huge numbers, dicts, sets of Gunicorn-only
+    settings and a process started at import: the file still reads, in
+    moments."""
     conf = tmp_path / "rich.py"
     conf.write_text(
         "import subprocess\n"
         "BANNER = 'serving \U0001F680'\n"
         "HUGE = 2 ** 80\n"
         "secure_scheme_headers = {'X-FORWARDED-PROTO': 'https'}\n"
+        "reload_extra_files = {'a.html', 'b.html'}\n"
         "helper = subprocess.Popen(['sleep', '61.5'])\n"
         "workers = 2\n"
     )
     result = run_cli(["-c", str(conf), "--check-config", "testapp:app"], timeout=20)
     assert result.returncode == 0, result.stderr
-    assert "Gunicorn settings rwsgi does not have, ignored: secure_scheme_headers" in result.stderr
-    assert print_config(["-c", str(conf), "testapp:app"])["workers"] == 2
+    assert "Gunicorn settings rwsgi does not have, ignored: reload_extra_files" in result.stderr
+    printed = print_config(["-c", str(conf), "testapp:app"])
+    assert printed["workers"] == 2
+    assert printed["secure_scheme_headers"] == {"X-FORWARDED-PROTO": "https"}
     leftovers = subprocess.run(["pgrep", "-f", "sleep 61.5"], stdout=subprocess.PIPE, text=True).stdout
     assert leftovers.strip() == "", "a process the config file started outlived its reading"
 
