@@ -226,6 +226,28 @@ mod tests {
         assert!(on_disk == fresh, "{relative} is stale: run `RWSGI_UPDATE_DOCS=1 cargo test docs::` and commit it");
     }
 
+    /// The part of `relative` between the `begin` and `end` marker lines
+    /// must be `fresh` (rewritten under `RWSGI_UPDATE_DOCS`).
+    fn assert_section_current(relative: &str, begin: &str, end: &str, fresh: &str) {
+        let path = format!("{}/{relative}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let (Some(start), Some(stop)) = (text.find(begin), text.find(end)) else {
+            panic!("{relative} has no {begin} ... {end} markers");
+        };
+        let start = start + begin.len() + 1;
+        if std::env::var_os("RWSGI_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, format!("{}{fresh}{}", &text[..start], &text[stop..])).unwrap();
+            return;
+        }
+        assert!(&text[start..stop] == fresh, "{relative} is stale: run `RWSGI_UPDATE_DOCS=1 cargo test docs::` and commit it");
+    }
+
+    #[test]
+    fn readme_migration_table_is_current() {
+        let table = super::super::gunicorn::render_table();
+        assert_section_current("README.md", "<!-- gunicorn-settings:begin -->", "<!-- gunicorn-settings:end -->", &table);
+    }
+
     #[test]
     fn man_page_is_current() {
         assert_current("man/rwsgi.1", &render());

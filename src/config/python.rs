@@ -141,14 +141,14 @@ fn read_output(text: &str) -> Result<PythonConfig, String> {
                     Some(_) => return Err(format!("'{skipped}' has a value of the wrong type")),
                     None => {}
                 }
-                if gunicorn::SETTINGS.contains(&skipped) {
+                if gunicorn::is_setting(skipped) {
                     config.unsupported.push(skipped.to_string());
                 }
             }
         } else if let Some(s) = SETTINGS.iter().find(|s| s.name == name) {
             let v = python_value(s.kind, value).ok_or_else(|| format!("'{name}' has a value of the wrong type"))?;
             config.values.insert(s.name, v);
-        } else if gunicorn::SETTINGS.contains(&name.as_str()) {
+        } else if gunicorn::is_setting(&name) {
             config.unsupported.push(name);
         }
     }

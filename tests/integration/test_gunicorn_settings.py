@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from support import exchange, gunicorn, run_cli, runner_venv_prefix, wait_for
+from support import REPO_ROOT, exchange, gunicorn, run_cli, runner_venv_prefix, wait_for
 
 
 def get(address, path=b"/environ", headers=()):
@@ -415,3 +415,31 @@ def test_settings_that_name_things(servers, tmp_path):
     wait_for(lambda: log.exists() and "Booting worker" in log.read_text(), 10, message="the error log file (--log-file)")
     titles = subprocess.check_output(["ps", "-o", "args=", "--ppid", str(srv.pid)], text=True)
     assert "rwsgi: worker [shop]" in titles, titles
+
+
+# -- the migration table -----------------------------------------------------------------
+
+
+def migration_table():
+    """The README's table: name -> (flags, what rwsgi does)."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("<!-- gunicorn-settings:begin -->")[1].split("<!-- gunicorn-settings:end -->")[0]
+    rows = {}
+    for line in [l for l in section.splitlines() if l.startswith("| `")]:
+        name, flags, support = [cell.strip() for cell in line.strip("|").split(" | ")]
+        rows[name.strip("`")] = ([f.strip("`") for f in flags.split(", ")] if flags.startswith("`") else [], support)
+    return rows
+
+
+def test_the_migration_table_names_every_gunicorn_setting_with_its_flags():
+    from gunicorn.config import KNOWN_SETTINGS
+
+    table = migration_table()
+    assert sorted(table) == sorted(s.name for s in KNOWN_SETTINGS)
+    help_text = run_cli(["--help"]).stdout
+    for s in KNOWN_SETTINGS:
+        flags, support = table[s.name]
+        assert flags == list(s.cli or []), s.name
+        accepted = not support.startswith(("not supported", "not for WSGI"))
+        for flag in flags:
+            assert (re.search(r"(^|[\s,])%s\b" % re.escape(flag), help_text) is not None) == accepted, (s.name, flag)
