@@ -117,7 +117,11 @@ def evaluate(target, hooks):
         if name in hooks and callable(value):
             found.append(name)
             continue
-        text = _toml(value)
+        try:
+            text = _toml(value)
+        except RecursionError:
+            # A structure that holds itself: no setting's value.
+            text = None
         if text is not None:
             lines.append('%s = %s' % (_text(name), text))
         elif not _quiet(value):

@@ -117,9 +117,9 @@ def test_hup_reads_the_file_again_and_a_broken_one_keeps_the_old(servers, tmp_pa
 
 
 def test_what_a_config_file_may_hold_besides_settings(tmp_path):
-    """Strings past the BMP, huge numbers, dicts, sets of Gunicorn-only
-    settings and a process started at import: the file still reads, in
-    moments."""
+    """Strings past the BMP, huge numbers, dicts, a dict that holds
+    itself, sets of Gunicorn-only settings and a process started at
+    import: the file still reads, in moments."""
     conf = tmp_path / "rich.py"
     conf.write_text(
         "import subprocess\n"
@@ -127,6 +127,7 @@ def test_what_a_config_file_may_hold_besides_settings(tmp_path):
         "HUGE = 2 ** 80\n"
         "secure_scheme_headers = {'X-FORWARDED-PROTO': 'https'}\n"
         "reload_extra_files = {'a.html', 'b.html'}\n"
+        "LOOP = {}\nLOOP['self'] = LOOP\n"
         "helper = subprocess.Popen(['sleep', '61.5'])\n"
         "workers = 2\n"
     )
