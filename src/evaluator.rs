@@ -49,10 +49,11 @@ fn evaluate(py: Python<'_>, target: &str) -> PyResult<bool> {
 
 /// Gunicorn's way to read a config: a file is executed as the module
 /// `__config__` (whatever its extension), `python:NAME` is imported; every
-/// public module-level name whose value is a bool, a number, a string or
-/// a list of strings is printed as a TOML line, the functions named after
-/// server hooks are listed under `__hooks__`, and the names of other
-/// values (a dict, a set, a mixed list) under `__skipped__`; `None`,
+/// public module-level name whose value is a bool, a number, a string, or
+/// a list or a dict (string keys) of those, is printed as a TOML line, the
+/// functions named after server hooks are listed under `__hooks__`, and
+/// the names of other values (a set, a dict holding a class) under
+/// `__skipped__`; `None`,
 /// modules, classes and other functions are the file's own business. The cwd comes first on
 /// sys.path, as it does for the app.
 const EVALUATOR: &std::ffi::CStr = c"
@@ -81,8 +82,14 @@ def _toml(value):
         return str(int(value)) if value.is_integer() else _text(str(value))
     if isinstance(value, str):
         return _text(value)
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return '[' + ', '.join(_text(v) for v in value) + ']'
+    if isinstance(value, (list, tuple)):
+        items = [_toml(v) for v in value]
+        return None if None in items else '[' + ', '.join(items) + ']'
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            return None
+        items = [(_text(k), _toml(v)) for k, v in value.items()]
+        return None if any(v is None for _, v in items) else '{' + ', '.join('%s = %s' % kv for kv in items) + '}'
     return None
 
 def _quiet(value):
@@ -110,7 +117,11 @@ def evaluate(target, hooks):
         if name in hooks and callable(value):
             found.append(name)
             continue
-        text = _toml(value)
+        try:
+            text = _toml(value)
+        except RecursionError:
+            # A structure that holds itself: no setting's value.
+            text = None
         if text is not None:
             lines.append('%s = %s' % (_text(name), text))
         elif not _quiet(value):

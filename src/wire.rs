@@ -130,16 +130,33 @@ impl<'a> Wire<'a> {
         if buf.is_empty() {
             return Ok(Parse::Partial);
         }
-        let Parse::Complete(request) = http::parse_request(buf, &self.cfg.limits)? else {
+        let Parse::Complete(mut request) = http::parse_request(buf, &self.cfg.limits)? else {
             return Ok(Parse::Partial);
         };
-        if self.cfg.header_map == HeaderMap::Refuse && request.headers.iter().any(|h| h.name.contains('_')) {
-            return Err(HttpError::UnderscoreInHeaderName.into());
-        }
+        // Scheme headers and forwarder headers count only from a trusted
+        // proxy (the socket's peer, not a client it names).
+        let trusted = self.cfg.forwarded_allow.allows(peer.ip());
+        let https = trusted && http::forwarded_scheme_is_secure(&request, &self.cfg.secure_scheme_headers)?.unwrap_or(false);
+        self.apply_header_map(&mut request, trusted)?;
         self.check_body_limit(&request)?;
-        // Scheme headers count only from a trusted proxy.
-        let https = self.cfg.forwarded_allow.allows(peer.ip()) && http::forwarded_scheme_is_secure(&request)?.unwrap_or(false);
         Ok(Parse::Complete(Incoming { request, client, https, one_shot: false }))
+    }
+
+    /// Header names with `_`, which would collide with dashed ones in the
+    /// environ (`X_Forwarded_For` and `X-Forwarded-For`): those a trusted
+    /// proxy may send (`--forwarder-headers`) stay; the others are
+    /// dropped, refused or kept as `--header-map` says.
+    fn apply_header_map(&self, request: &mut Request, trusted: bool) -> Result<(), HttpError> {
+        let forwarders = &self.cfg.forwarder_headers;
+        let forwarded = |name: &str| trusted && forwarders.iter().any(|f| f == "*" || f.eq_ignore_ascii_case(name));
+        let unwanted = |h: &http::Header| h.name.contains('_') && !forwarded(&h.name);
+        match self.cfg.header_map {
+            HeaderMap::Dangerous => {}
+            HeaderMap::Refuse if request.headers.iter().any(unwanted) => return Err(HttpError::UnderscoreInHeaderName),
+            HeaderMap::Refuse => {}
+            HeaderMap::Drop => request.headers.retain(|h| !unwanted(h)),
+        }
+        Ok(())
     }
 
     /// `--limit-request-body`: a body said to be larger is refused before

@@ -3,7 +3,7 @@
 //! fail when a checked-in copy is stale; `RWSGI_UPDATE_DOCS=1 cargo test
 //! docs::` rewrites them.
 
-use super::settings::{Kind, SETTINGS};
+use super::settings::{Cli, Kind, SETTINGS};
 
 /// The whole man page in roff.
 pub fn render() -> String {
@@ -16,11 +16,12 @@ pub fn render() -> String {
     out
 }
 
-/// One section per settings heading, one entry per flag, from the table.
+/// One section per settings heading, one entry per flag (or config-file
+/// key, for the settings that have no flag), from the table.
 fn man_options() -> String {
     let mut out = String::new();
     let mut section = "";
-    for s in SETTINGS.iter().filter(|s| s.long.is_some()) {
+    for s in SETTINGS.iter().filter(|s| s.cli != Cli::Positional) {
         if s.section != section {
             section = s.section;
             out.push_str(&format!(".SH {}\n", section.to_uppercase()));
@@ -29,8 +30,11 @@ fn man_options() -> String {
         if let Some(c) = s.short {
             flag.push_str(&format!("\\fB\\-{c}\\fR, "));
         }
-        flag.push_str(&format!("\\fB\\-\\-{}\\fR", escape(s.long.unwrap_or_default())));
-        if !s.kind.is_switch() {
+        match s.long() {
+            Some(long) => flag.push_str(&format!("\\fB\\-\\-{}\\fR", escape(long))),
+            None => flag.push_str(&format!("\\fB{}\\fR (config file only)", escape(s.name))),
+        }
+        if !s.kind.is_switch() && s.long().is_some() {
             flag.push_str(&format!(" \\fI{}\\fR", s.meta));
         }
         out.push_str(&format!(".TP\n{flag}\n{}", escape(s.help)));
@@ -169,12 +173,13 @@ pub fn render_example_config() -> String {
         for line in wrap(s.help, 76) {
             out.push_str(&format!("# {line}\n"));
         }
-        let flag = s.long.map(|l| format!(" (--{l})")).unwrap_or_default();
+        let flag = s.long().map(|l| format!(" (--{l})")).unwrap_or_default();
         let shown = s.example.unwrap_or(s.default);
         let value = match s.kind {
             Kind::Uint => shown.to_string(),
             Kind::List if shown.is_empty() => "[]".to_string(),
             Kind::List => format!("[{}]", toml::Value::String(shown.into())),
+            Kind::Table => shown.to_string(),
             _ => toml::Value::String(shown.into()).to_string(),
         };
         out.push_str(&format!("#{} = {value}{}\n", s.name, if flag.is_empty() { String::new() } else { format!("  #{flag}") }));
@@ -221,6 +226,28 @@ mod tests {
         assert!(on_disk == fresh, "{relative} is stale: run `RWSGI_UPDATE_DOCS=1 cargo test docs::` and commit it");
     }
 
+    /// The part of `relative` between the `begin` and `end` marker lines
+    /// must be `fresh` (rewritten under `RWSGI_UPDATE_DOCS`).
+    fn assert_section_current(relative: &str, begin: &str, end: &str, fresh: &str) {
+        let path = format!("{}/{relative}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let (Some(start), Some(stop)) = (text.find(begin), text.find(end)) else {
+            panic!("{relative} has no {begin} ... {end} markers");
+        };
+        let start = start + begin.len() + 1;
+        if std::env::var_os("RWSGI_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, format!("{}{fresh}{}", &text[..start], &text[stop..])).unwrap();
+            return;
+        }
+        assert!(&text[start..stop] == fresh, "{relative} is stale: run `RWSGI_UPDATE_DOCS=1 cargo test docs::` and commit it");
+    }
+
+    #[test]
+    fn readme_migration_table_is_current() {
+        let table = super::super::gunicorn::render_table();
+        assert_section_current("README.md", "<!-- gunicorn-settings:begin -->", "<!-- gunicorn-settings:end -->", &table);
+    }
+
     #[test]
     fn man_page_is_current() {
         assert_current("man/rwsgi.1", &render());
@@ -246,7 +273,7 @@ mod tests {
     #[test]
     fn every_flag_is_in_the_man_page() {
         let page = render();
-        for s in SETTINGS.iter().filter_map(|s| s.long) {
+        for s in SETTINGS.iter().filter_map(|s| s.long()) {
             assert!(page.contains(&escape(s)), "{s}");
         }
     }

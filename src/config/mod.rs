@@ -27,13 +27,14 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, Command};
 
-pub use settings::{Env, Kind, Raw, Setting, SETTINGS};
+pub use settings::{Cli, Env, Kind, Raw, Setting, SETTINGS};
 pub use types::{
-    AllowList, AppSpec, BindAddr, Choice, HeaderMap, LogLevel, LogTarget, Protocol, ProxyProtocol, RequestLimits, Words, WorkerClass,
+    AllowList, AppSource, AppSpec, BindAddr, Choice, Facility, HeaderMap, LogLevel, LogTarget, PasteApp, Protocol, ProxyProtocol,
+    PythonLogging, RequestLimits, Syslog, SyslogAddr, Words, WorkerClass,
 };
 
 /// A setting's value before validation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// A switch.
     Bool(bool),
@@ -41,6 +42,8 @@ pub enum Value {
     Text(String),
     /// The values of a repeatable setting, in order.
     List(Vec<String>),
+    /// A dict of a config file (`secure_scheme_headers`, `logconfig_dict`).
+    Table(toml::Table),
 }
 
 /// The validated settings.
@@ -48,7 +51,11 @@ pub enum Value {
 pub struct Config {
     /// The application to serve; `None` when only a config file names it
     /// later, or for `--print-config` without one.
-    pub app: Option<AppSpec>,
+    pub app: Option<AppSource>,
+    /// `--paste`, as given; `app` once the settings are read.
+    paste: Option<String>,
+    /// `--paste-global` values, for `app`.
+    paste_global_conf: Vec<(String, String)>,
     /// The TOML config file the settings were read from.
     pub config_file: Option<PathBuf>,
     /// Load the application once and exit (`--check-config`).
@@ -116,12 +123,19 @@ pub struct Config {
     pub raw_env: Vec<(String, String)>,
     /// The server's name in the start-up log line.
     pub proc_name: String,
+    /// The name when `proc_name` is not given (the app, by default).
+    default_proc_name: String,
     /// Where the master writes its pid.
     pub pidfile: Option<PathBuf>,
     /// What to do with request header names that contain `_`.
     pub header_map: HeaderMap,
     /// Peers whose scheme headers count.
     pub forwarded_allow: AllowList,
+    /// The scheme headers (lower-case names) and the values meaning https.
+    pub secure_scheme_headers: Vec<(String, String)>,
+    /// Header names (upper-case) with `_` a trusted proxy may send; `*`
+    /// for any.
+    pub forwarder_headers: Vec<String>,
     /// What the listeners speak.
     pub protocol: Protocol,
     /// Peers that may speak the uwsgi protocol (`--protocol uwsgi`).
@@ -136,6 +150,8 @@ pub struct Config {
     pub user: Option<u32>,
     /// Gid the workers switch to.
     pub group: Option<u32>,
+    /// The workers get every group of `user` (initgroups(3)).
+    pub initgroups: bool,
     /// The umask of rwsgi's processes; `None` keeps the inherited one.
     pub umask: Option<u32>,
     /// Where the error log goes.
@@ -146,10 +162,38 @@ pub struct Config {
     pub accesslog: Option<LogTarget>,
     /// The access log line, in Gunicorn's `%(atom)s` format.
     pub access_log_format: String,
+    /// Python's logging configuration for the workers, as given.
+    pub python_logging: LoggingFiles,
+    /// Sending the logs to syslog too.
+    pub syslog: Syslog,
+    /// Trace every line of Python each worker's main thread runs.
+    pub spew: bool,
     /// The primary group of `user`, which `group` defaults to.
     user_group: Option<u32>,
     /// The merged raw values, kept for `--print-config`.
     values: BTreeMap<&'static str, Value>,
+}
+
+/// The Python logging configurations given; [`LoggingFiles::chosen`]
+/// picks one as Gunicorn does.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoggingFiles {
+    /// `logconfig_dict` (empty when not given).
+    pub dict: toml::Table,
+    /// `--log-config-json`.
+    pub json: Option<PathBuf>,
+    /// `--log-config`.
+    pub ini: Option<PathBuf>,
+}
+
+impl LoggingFiles {
+    /// The one that applies: a dict, else a JSON file, else an ini file.
+    pub fn chosen(&self) -> Option<PythonLogging<'_>> {
+        if !self.dict.is_empty() {
+            return Some(PythonLogging::Dict(&self.dict));
+        }
+        self.json.as_deref().map(PythonLogging::Json).or_else(|| self.ini.as_deref().map(PythonLogging::Ini))
+    }
 }
 
 /// A configuration error: one readable sentence for the user.
@@ -288,7 +332,7 @@ pub fn command() -> Command {
         // does (a wrapper script often appends to a base command); the
         // repeatable ones (`-b`, `-e`) still collect every value.
         .args_override_self(true);
-    for s in SETTINGS {
+    for s in SETTINGS.iter().filter(|s| s.cli != Cli::FileOnly) {
         cmd = cmd.arg(arg(s));
     }
     cmd
@@ -297,12 +341,15 @@ pub fn command() -> Command {
 /// The clap argument of one row.
 fn arg(s: &Setting) -> Arg {
     let mut arg = Arg::new(s.name).help(s.help).help_heading(s.section);
-    arg = match s.long {
+    arg = match s.long() {
         Some(long) => arg.long(long).value_name(s.meta),
         None => arg.value_name(s.meta).required(false),
     };
     if let Some(short) = s.short {
         arg = arg.short(short);
+    }
+    if let Some(alias) = s.alias {
+        arg = arg.visible_alias(alias);
     }
     arg = match s.kind {
         Kind::Flag => arg.action(ArgAction::SetTrue),
@@ -310,9 +357,9 @@ fn arg(s: &Setting) -> Arg {
         Kind::List => arg.action(ArgAction::Append),
         Kind::Uint => arg.action(ArgAction::Set).value_parser(clap::value_parser!(u64)),
         Kind::Choice(words) => arg.action(ArgAction::Set).value_parser(words.values.to_vec()).ignore_case(true),
-        Kind::Text => arg.action(ArgAction::Set),
+        Kind::Text | Kind::Table => arg.action(ArgAction::Set),
     };
-    if s.long.is_some() && !s.kind.is_switch() && !s.default.is_empty() {
+    if s.long().is_some() && !s.kind.is_switch() && !s.default.is_empty() {
         arg = arg.hide_default_value(false).default_value(s.default);
     }
     arg
@@ -329,7 +376,7 @@ fn bare_flags_explicit(mut args: Vec<String>) -> Vec<String> {
             break;
         }
         let flag = args[i].strip_prefix("--");
-        let row = SETTINGS.iter().find(|s| s.bare.is_some() && flag.is_some() && s.long == flag);
+        let row = SETTINGS.iter().find(|s| s.bare.is_some() && flag.is_some() && s.long() == flag);
         if let Some(Setting { kind: Kind::Choice(words), bare: Some(bare), .. }) = row {
             let word_follows = args.get(i + 1).is_some_and(|next| words.values.iter().any(|w| next.eq_ignore_ascii_case(w)));
             if !word_follows {
@@ -345,7 +392,7 @@ fn bare_flags_explicit(mut args: Vec<String>) -> Vec<String> {
 /// are not "given" and must not override the config file).
 fn values_from_matches(m: &clap::ArgMatches) -> BTreeMap<&'static str, Value> {
     let mut out = BTreeMap::new();
-    for s in SETTINGS {
+    for s in SETTINGS.iter().filter(|s| s.cli != Cli::FileOnly) {
         if m.value_source(s.name) != Some(ValueSource::CommandLine) {
             continue;
         }
@@ -353,7 +400,7 @@ fn values_from_matches(m: &clap::ArgMatches) -> BTreeMap<&'static str, Value> {
             Kind::Flag | Kind::NoFlag => Value::Bool(m.get_flag(s.name)),
             Kind::List => Value::List(m.get_many::<String>(s.name).into_iter().flatten().cloned().collect()),
             Kind::Uint => Value::Text(m.get_one::<u64>(s.name).map(u64::to_string).unwrap_or_default()),
-            Kind::Text | Kind::Choice(_) => Value::Text(m.get_one::<String>(s.name).cloned().unwrap_or_default()),
+            Kind::Text | Kind::Choice(_) | Kind::Table => Value::Text(m.get_one::<String>(s.name).cloned().unwrap_or_default()),
         };
         out.insert(s.name, value);
     }
@@ -400,6 +447,8 @@ fn values_from_toml(text: &str) -> Result<BTreeMap<&'static str, Value>, String>
             // `proxy_protocol = true`, Gunicorn's older boolean form.
             (Kind::Choice(words), toml::Value::Boolean(b)) if words.accepts(&b.to_string()) => Value::Text(b.to_string()),
             (Kind::Text | Kind::Choice(_), _) => return Err(wrong("a string")),
+            (Kind::Table, toml::Value::Table(t)) => Value::Table(t),
+            (Kind::Table, _) => return Err(wrong("a table")),
         };
         out.insert(s.name, value);
     }
@@ -416,6 +465,7 @@ impl Config {
             (s.apply)(Raw::of(s, &values), &mut config)?;
         }
         config.values = values;
+        config.choose_app()?;
         config.defaults_from_other_settings();
         Ok(config)
     }
@@ -442,15 +492,48 @@ impl Config {
         self.hooks = py.hooks;
     }
 
+    /// `--paste` over `MODULE:CALLABLE`, as in Gunicorn (which ignores
+    /// the module then; here it is said).
+    fn choose_app(&mut self) -> Result<(), ConfigError> {
+        let Some(given) = self.paste.take() else { return Ok(()) };
+        let (file, name) = match given.split_once('#') {
+            Some((file, name)) => (file, Some(name.to_string())),
+            None => (given.as_str(), None),
+        };
+        // Absolute before --chdir, as Gunicorn makes it.
+        let file = std::path::absolute(file).map_err(|e| ConfigError(format!("paste: {file}: {e}")))?;
+        if !file.is_file() {
+            return Err(ConfigError(format!("paste: {} not found", file.display())));
+        }
+        if let Some(AppSource::Import(spec)) = &self.app {
+            self.notices.push((log::Level::Warn, format!("{spec} is not used: --paste names the application")));
+        }
+        let paste = PasteApp { file, name, global_conf: std::mem::take(&mut self.paste_global_conf) };
+        if self.python_logging.ini.is_none() && paste.has_logging_config() {
+            self.python_logging.ini = Some(paste.file.clone());
+        }
+        self.app = Some(AppSource::Paste(paste));
+        Ok(())
+    }
+
     /// Defaults that come from other settings, once every row is applied.
     fn defaults_from_other_settings(&mut self) {
         // As in Gunicorn: the workers take the user's primary group unless
         // a group is named.
         self.group = self.group.or(self.user_group);
         if self.proc_name.is_empty() {
-            // The application as written (not as parsed), or rwsgi.
+            // `default_proc_name`, else the application as written (not as
+            // parsed), or the --paste ini file; else rwsgi.
             let app = Raw::of(settings::setting("wsgi_app"), &self.values);
-            self.proc_name = app.nonempty().unwrap_or("rwsgi").to_string();
+            let paste = match &self.app {
+                Some(AppSource::Paste(p)) => Some(p.file.display().to_string()),
+                _ => None,
+            };
+            self.proc_name = Some(std::mem::take(&mut self.default_proc_name))
+                .filter(|n| !n.is_empty())
+                .or(paste)
+                .or_else(|| app.nonempty().map(str::to_string))
+                .unwrap_or_else(|| "rwsgi".to_string());
         }
     }
 
@@ -461,6 +544,8 @@ impl Config {
         let nobody = || AllowList(Some(Vec::new()));
         Config {
             app: None,
+            paste: None,
+            paste_global_conf: Vec::new(),
             config_file: None,
             check_config: false,
             print_config: false,
@@ -492,15 +577,19 @@ impl Config {
                 permit_obsolete_folding: false,
                 permit_unconventional_method: false,
                 casefold_method: false,
+                strip_header_spaces: false,
             },
             chdir: None,
             pythonpath: Vec::new(),
             virtualenv: None,
             raw_env: Vec::new(),
             proc_name: String::new(),
+            default_proc_name: String::new(),
             pidfile: None,
             header_map: HeaderMap::Refuse,
             forwarded_allow: nobody(),
+            secure_scheme_headers: Vec::new(),
+            forwarder_headers: Vec::new(),
             protocol: Protocol::Http,
             uwsgi_allow: nobody(),
             proxy_protocol: ProxyProtocol::Off,
@@ -508,11 +597,21 @@ impl Config {
             daemon: false,
             user: None,
             group: None,
+            initgroups: false,
             umask: None,
             errorlog: LogTarget::Stderr,
             loglevel: log::LevelFilter::Off,
             accesslog: None,
             access_log_format: String::new(),
+            python_logging: LoggingFiles::default(),
+            syslog: Syslog {
+                enabled: false,
+                addr: SyslogAddr::Unix(PathBuf::new(), false),
+                facility: Facility::User,
+                prefix: None,
+                access: false,
+            },
+            spew: false,
             user_group: None,
             values: BTreeMap::new(),
         }
@@ -530,6 +629,7 @@ impl Config {
                 Value::List(l) => {
                     toml::Value::Array(l.iter().cloned().map(toml::Value::String).collect()).to_string()
                 }
+                Value::Table(t) => toml::Value::Table(t.clone()).to_string(),
             };
             out.push_str(&format!("{} = {}\n", s.name, rendered));
         }
@@ -574,7 +674,8 @@ mod tests {
                 field_size: 8190,
                 permit_obsolete_folding: false,
                 permit_unconventional_method: false,
-                casefold_method: false
+                casefold_method: false,
+                strip_header_spaces: false
             }
         );
         assert_eq!(c.errorlog, LogTarget::Stderr);

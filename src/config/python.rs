@@ -131,17 +131,24 @@ fn read_output(text: &str) -> Result<PythonConfig, String> {
             // Values the evaluator could not print: an error for a setting
             // of rwsgi's, a note for one of Gunicorn's only.
             for skipped in value.as_array().into_iter().flatten().filter_map(toml::Value::as_str) {
-                if SETTINGS.iter().any(|s| s.name == skipped) {
-                    return Err(format!("'{skipped}' has a value of the wrong type"));
+                match SETTINGS.iter().find(|s| s.name == skipped) {
+                    Some(s) if s.kind == Kind::Table => {
+                        return Err(format!(
+                            "'{skipped}' holds a value that is not data (a class, a function, None): \
+                             name classes and functions by their dotted path, as a string"
+                        ))
+                    }
+                    Some(_) => return Err(format!("'{skipped}' has a value of the wrong type")),
+                    None => {}
                 }
-                if gunicorn::SETTINGS.contains(&skipped) {
+                if gunicorn::is_setting(skipped) {
                     config.unsupported.push(skipped.to_string());
                 }
             }
         } else if let Some(s) = SETTINGS.iter().find(|s| s.name == name) {
             let v = python_value(s.kind, value).ok_or_else(|| format!("'{name}' has a value of the wrong type"))?;
             config.values.insert(s.name, v);
-        } else if gunicorn::SETTINGS.contains(&name.as_str()) {
+        } else if gunicorn::is_setting(&name) {
             config.unsupported.push(name);
         }
     }
@@ -162,6 +169,7 @@ fn python_value(kind: Kind, value: toml::Value) -> Option<Value> {
         (Kind::Uint | Kind::Text | Kind::Choice(_), T::Integer(n)) => Value::Text(n.to_string()),
         (Kind::Uint | Kind::Text | Kind::Choice(_), T::String(s)) => Value::Text(s),
         (Kind::Text | Kind::Choice(_), T::Boolean(b)) => Value::Text(b.to_string()),
+        (Kind::Table, T::Table(t)) => Value::Table(t),
         _ => return None,
     })
 }
@@ -183,9 +191,14 @@ mod tests {
         assert!(!c.values.contains_key("cpus"), "a variable of the file");
         assert_eq!(c.hooks, vec!["post_fork".to_string(), "when_ready".to_string()]);
         assert!(read_output("\"workers\" = [1]\n").is_err());
-        let c = read_output("__skipped__ = [\"secure_scheme_headers\", \"CACHE\"]\n").unwrap();
-        assert_eq!(c.unsupported, vec!["secure_scheme_headers".to_string()]);
+        let c = read_output("__skipped__ = [\"statsd_host\", \"CACHE\"]\n").unwrap();
+        assert_eq!(c.unsupported, vec!["statsd_host".to_string()]);
         assert!(read_output("__skipped__ = [\"bind\"]\n").is_err(), "a setting of rwsgi's, unreadable");
+        let e = read_output("__skipped__ = [\"logconfig_dict\"]\n").unwrap_err();
+        assert!(e.contains("by their dotted path"), "{e}");
+        let c = read_output("secure_scheme_headers = {\"X-PROTO\" = \"https\"}\n").unwrap();
+        let Some(Value::Table(t)) = c.values.get("secure_scheme_headers") else { panic!("{:?}", c.values) };
+        assert_eq!(t.get("X-PROTO").and_then(toml::Value::as_str), Some("https"));
     }
 
     #[test]

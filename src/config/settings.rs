@@ -14,11 +14,15 @@
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::types::{lookup_group, lookup_user, parse_env_pair, parse_networks, parse_umask, Choice, Words};
+use super::types::{
+    lookup_group, lookup_user, parse_env_pair, parse_networks, parse_paste_global, parse_umask, Choice, Facility, SyslogAddr,
+    Words,
+};
 use super::{
-    AllowList, AppSpec, BindAddr, Config, ConfigError, HeaderMap, LogLevel, LogTarget, Protocol, ProxyProtocol, Value,
+    AllowList, AppSource, AppSpec, BindAddr, Config, ConfigError, HeaderMap, LogLevel, LogTarget, Protocol, ProxyProtocol, Value,
     WorkerClass,
 };
 
@@ -39,6 +43,21 @@ pub enum Kind {
     Choice(Words),
     /// Repeatable on the command line; an array in the config file.
     List,
+    /// A table in the config file (a Python dict); its default is written
+    /// as a TOML inline table.
+    Table,
+}
+
+/// Where the command line gives a setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cli {
+    /// As this long flag (without the dashes).
+    Flag(&'static str),
+    /// As the positional argument (the app).
+    Positional,
+    /// Nowhere: a config file only, as in Gunicorn (its dict settings and
+    /// the names it sets itself).
+    FileOnly,
 }
 
 /// One row of the table.
@@ -48,8 +67,8 @@ pub struct Setting {
     pub name: &'static str,
     /// Short flag, if any.
     pub short: Option<char>,
-    /// Long flag without the dashes; `None` for the positional app.
-    pub long: Option<&'static str>,
+    /// Where the command line gives it.
+    pub cli: Cli,
     /// What the value is: decides the clap action and the config-file type.
     pub kind: Kind,
     /// Default as text; list settings use "" for empty.
@@ -72,6 +91,8 @@ pub struct Setting {
     /// setting out: not for actions and the config file's own name, which a
     /// printed config fed back to `-c` must not repeat.
     pub printed: bool,
+    /// A second long flag Gunicorn also takes (`--log-file`, `--paster`).
+    pub alias: Option<&'static str>,
     /// Validates the merged raw value and writes the typed field(s) of
     /// `Config`; the error is the sentence the user sees.
     pub apply: fn(Raw<'_>, &mut Config) -> Result<(), ConfigError>,
@@ -107,12 +128,23 @@ impl Kind {
 }
 
 impl Setting {
+    /// The long flag, when the command line has one.
+    pub fn long(&self) -> Option<&'static str> {
+        match self.cli {
+            Cli::Flag(long) => Some(long),
+            Cli::Positional | Cli::FileOnly => None,
+        }
+    }
+
     /// A value written as text (a default, an environment variable) as
     /// this row's kind holds it.
     pub fn value_from_text(&self, text: String) -> Value {
         match self.kind {
             Kind::Flag | Kind::NoFlag => Value::Bool(text == "true"),
             Kind::List => Value::List(if text.is_empty() { vec![] } else { vec![text] }),
+            // Defaults are the table's own text, checked by a test.
+            Kind::Table => Value::Table(format!("t = {text}").parse::<toml::Table>().ok()
+                .and_then(|mut t| t.remove("t")).and_then(|t| t.as_table().cloned()).unwrap_or_default()),
             _ => Value::Text(text),
         }
     }
@@ -215,6 +247,27 @@ impl<'a> Raw<'a> {
         T::from_word(&word).ok_or_else(|| ConfigError(unknown(&word)))
     }
 
+    /// The table; empty for a value that is not one.
+    pub fn table(self) -> &'a toml::Table {
+        static EMPTY: OnceLock<toml::Table> = OnceLock::new();
+        match self.value {
+            Value::Table(t) => t,
+            _ => EMPTY.get_or_init(toml::Table::new),
+        }
+    }
+
+    /// The table as names and string values, in order.
+    pub fn string_table(self) -> Result<Vec<(String, String)>, ConfigError> {
+        let table = self.table();
+        table
+            .iter()
+            .map(|(k, v)| match v.as_str() {
+                Some(s) => Ok((k.clone(), s.to_string())),
+                None => Err(ConfigError(format!("{}: the value of '{k}' must be a string", self.name))),
+            })
+            .collect()
+    }
+
     /// `*`, or comma-separated addresses and CIDR networks.
     pub fn networks(self) -> Result<AllowList, ConfigError> {
         parse_networks(self.name, self.text())
@@ -234,16 +287,17 @@ macro_rules! first {
 }
 
 /// One row: the columns every setting has, then, in this order, any of
-/// `example:`, `bare:`, `printed:` the row needs, then `apply:`.
+/// `example:`, `bare:`, `printed:`, `alias:` the row needs, then `apply:`.
 macro_rules! setting {
-    ($name:literal, $short:expr, $long:expr, $kind:expr, $default:literal, $env:expr,
+    ($name:literal, $short:expr, $cli:expr, $kind:expr, $default:literal, $env:expr,
      $meta:literal, $section:literal, $help:literal,
      $(example: $example:literal,)? $(bare: $bare:literal,)? $(printed: $printed:literal,)?
+     $(alias: $alias:literal,)?
      apply: $apply:expr $(,)?) => {
         Setting {
             name: $name,
             short: $short,
-            long: $long,
+            cli: $cli,
             kind: $kind,
             default: $default,
             env: $env,
@@ -253,6 +307,7 @@ macro_rules! setting {
             example: first!($(Some($example),)? None),
             bare: first!($(Some($bare),)? None),
             printed: first!($($printed,)? true),
+            alias: first!($(Some($alias),)? None),
             apply: $apply,
         }
     };
@@ -260,15 +315,32 @@ macro_rules! setting {
 
 /// Every setting, in the order `--help` and the man page list them.
 pub static SETTINGS: &[Setting] = &[
-    setting!("wsgi_app", None, None, Kind::Text, "", None, "APP", "Application",
+    setting!("wsgi_app", None, Cli::Positional, Kind::Text, "", None, "APP", "Application",
         "The WSGI application, as MODULE:CALLABLE, or MODULE:FACTORY() / MODULE:FACTORY(ARGS) \
          to call a factory with literal arguments. MODULE is a dotted import path.",
         example: "myproject.wsgi:application",
         apply: |v, c| {
-            c.app = v.nonempty().map(AppSpec::parse).transpose()?;
+            c.app = v.nonempty().map(|t| AppSpec::parse(t).map(AppSource::Import)).transpose()?;
             Ok(())
         }),
-    setting!("config", Some('c'), Some("config"), Kind::Text, "", None, "FILE", "Config File",
+    setting!("paste", None, Cli::Flag("paste"), Kind::Text, "", None, "FILE[#NAME]", "Application",
+        "Load the application with PasteDeploy from this ini file (its [app:main] section, or \
+         [app:NAME] after '#'), as Gunicorn's --paste does; PasteDeploy must be installed where \
+         the application is. An ini file with a [loggers] section also configures Python's \
+         logging, as --log-config would. A MODULE:CALLABLE given as well is not used.",
+        alias: "paster",
+        apply: |v, c| {
+            c.paste = v.nonempty().map(str::to_string);
+            Ok(())
+        }),
+    setting!("raw_paste_global_conf", None, Cli::Flag("paste-global"), Kind::List, "", None, "KEY=VALUE", "Application",
+        "A global configuration value for the --paste ini file (its [DEFAULT] section sees it), \
+         e.g. --paste-global FOO=1; write \\= for an '=' that is part of the key. Repeatable.",
+        apply: |v, c| {
+            c.paste_global_conf = v.list().iter().map(|kv| parse_paste_global(kv)).collect::<Result<_, _>>()?;
+            Ok(())
+        }),
+    setting!("config", Some('c'), Cli::Flag("config"), Kind::Text, "", None, "FILE", "Config File",
         "Read settings from this file: a Python file as Gunicorn reads it (gunicorn.conf.py: \
          module-level names are the settings; imports, environment look-ups and any code \
          allowed), or python:MODULE, or a TOML file (ending in .toml; keys as --print-config \
@@ -281,7 +353,7 @@ pub static SETTINGS: &[Setting] = &[
             c.config_file = v.path();
             Ok(())
         }),
-    setting!("check_config", None, Some("check-config"), Kind::Flag, "false", None, "", "Config File",
+    setting!("check_config", None, Cli::Flag("check-config"), Kind::Flag, "false", None, "", "Config File",
         "Check the configuration and import the application once, then exit: 0 when it loads, \
          1 with the reason when it does not.",
         printed: false,
@@ -289,14 +361,14 @@ pub static SETTINGS: &[Setting] = &[
             c.check_config = v.flag();
             Ok(())
         }),
-    setting!("print_config", None, Some("print-config"), Kind::Flag, "false", None, "", "Config File",
+    setting!("print_config", None, Cli::Flag("print-config"), Kind::Flag, "false", None, "", "Config File",
         "Print the resolved settings as TOML (usable as a config file) and exit.",
         printed: false,
         apply: |v, c| {
             c.print_config = v.flag();
             Ok(())
         }),
-    setting!("bind", Some('b'), Some("bind"), Kind::List, "127.0.0.1:8000", Some(Env::prefixed("PORT", "0.0.0.0:")), "ADDRESS", "Server Socket",
+    setting!("bind", Some('b'), Cli::Flag("bind"), Kind::List, "127.0.0.1:8000", Some(Env::prefixed("PORT", "0.0.0.0:")), "ADDRESS", "Server Socket",
         "The socket to bind: HOST, HOST:PORT, [IPV6]:PORT, unix:PATH or fd://FD. Repeat to bind \
          several. Defaults to 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set.",
         apply: |v, c| {
@@ -306,13 +378,13 @@ pub static SETTINGS: &[Setting] = &[
             }
             Ok(())
         }),
-    setting!("backlog", None, Some("backlog"), Kind::Uint, "2048", None, "INT", "Server Socket",
+    setting!("backlog", None, Cli::Flag("backlog"), Kind::Uint, "2048", None, "INT", "Server Socket",
         "The maximum number of pending connections on each listening socket.",
         apply: |v, c| {
             c.backlog = i32::try_from(v.uint()?.max(1)).unwrap_or(i32::MAX);
             Ok(())
         }),
-    setting!("reuse_port", None, Some("reuse-port"), Kind::Flag, "false", None, "", "Server Socket",
+    setting!("reuse_port", None, Cli::Flag("reuse-port"), Kind::Flag, "false", None, "", "Server Socket",
         "Set SO_REUSEPORT on the TCP sockets rwsgi binds, as Gunicorn does: other processes (another \
          rwsgi, a new deployment) may then bind the same address, and the kernel spreads new \
          connections over all of them.",
@@ -320,13 +392,13 @@ pub static SETTINGS: &[Setting] = &[
             c.reuse_port = v.flag();
             Ok(())
         }),
-    setting!("workers", Some('w'), Some("workers"), Kind::Uint, "1", Some(Env::var("WEB_CONCURRENCY")), "INT", "Worker Processes",
+    setting!("workers", Some('w'), Cli::Flag("workers"), Kind::Uint, "1", Some(Env::var("WEB_CONCURRENCY")), "INT", "Worker Processes",
         "The number of worker processes. Defaults to $WEB_CONCURRENCY, or 1.",
         apply: |v, c| {
             c.workers = v.usize_in(1..=u64::MAX)?;
             Ok(())
         }),
-    setting!("worker_class", Some('k'), Some("worker-class"), Kind::Text, "sync", None, "CLASS", "Worker Processes",
+    setting!("worker_class", Some('k'), Cli::Flag("worker-class"), Kind::Text, "sync", None, "CLASS", "Worker Processes",
         "Gunicorn's worker class: sync or gthread (also as gunicorn.workers.sync.SyncWorker, \
          gunicorn.workers.gthread.ThreadWorker or egg:gunicorn#sync). rwsgi's one worker \
          serves both: --threads sets how many requests run at once (sync with --threads over 1 \
@@ -342,7 +414,7 @@ pub static SETTINGS: &[Setting] = &[
             })?;
             Ok(())
         }),
-    setting!("threads", None, Some("threads"), Kind::Uint, "1", None, "INT", "Worker Processes",
+    setting!("threads", None, Cli::Flag("threads"), Kind::Uint, "1", None, "INT", "Worker Processes",
         "Requests each worker serves at once, on this many threads sharing its interpreter \
          (wsgi.multithread is then true), for applications that wait on databases and APIs. \
          Python's GIL is released around every socket wait. 1 serves requests one at a time \
@@ -352,7 +424,7 @@ pub static SETTINGS: &[Setting] = &[
             c.threads = v.usize_in(1..=1024)?;
             Ok(())
         }),
-    setting!("worker_connections", None, Some("worker-connections"), Kind::Uint, "1000", None, "INT", "Worker Processes",
+    setting!("worker_connections", None, Cli::Flag("worker-connections"), Kind::Uint, "1000", None, "INT", "Worker Processes",
         "Most connections one worker holds, requests in progress and idle keep-alive ones \
          together; past it the worker stops accepting until one closes, so other workers take \
          the load.",
@@ -360,7 +432,7 @@ pub static SETTINGS: &[Setting] = &[
             c.worker_connections = v.usize_in(1..=u64::MAX)?;
             Ok(())
         }),
-    setting!("timeout", Some('t'), Some("timeout"), Kind::Uint, "30", None, "INT", "Worker Processes",
+    setting!("timeout", Some('t'), Cli::Flag("timeout"), Kind::Uint, "30", None, "INT", "Worker Processes",
         "Heartbeat: a worker that makes no progress for this many seconds (stuck in \
          application code) is killed, after logging the Python stack of every thread, and \
          replaced. Also the longest wait for a request head and for each read or write of a \
@@ -369,55 +441,55 @@ pub static SETTINGS: &[Setting] = &[
             c.timeout = v.seconds()?;
             Ok(())
         }),
-    setting!("boot_timeout", None, Some("boot-timeout"), Kind::Uint, "120", None, "INT", "Worker Processes",
+    setting!("boot_timeout", None, Cli::Flag("boot-timeout"), Kind::Uint, "120", None, "INT", "Worker Processes",
         "Seconds a worker may take to start and import the application before it is killed \
          and replaced. 0 means no limit.",
         apply: |v, c| {
             c.boot_timeout = v.seconds()?;
             Ok(())
         }),
-    setting!("request_timeout", None, Some("request-timeout"), Kind::Uint, "0", None, "INT", "Worker Processes",
+    setting!("request_timeout", None, Cli::Flag("request-timeout"), Kind::Uint, "0", None, "INT", "Worker Processes",
         "Seconds one request may take in all, however much progress it makes, before its \
          worker is killed (stack logged) and replaced. 0 (the default) means no limit.",
         apply: |v, c| {
             c.request_timeout = v.seconds()?;
             Ok(())
         }),
-    setting!("graceful_timeout", None, Some("graceful-timeout"), Kind::Uint, "30", None, "INT", "Worker Processes",
+    setting!("graceful_timeout", None, Cli::Flag("graceful-timeout"), Kind::Uint, "30", None, "INT", "Worker Processes",
         "Seconds workers get to finish their requests after TERM before they are killed.",
         apply: |v, c| {
             c.graceful_timeout = Duration::from_secs(v.uint()?);
             Ok(())
         }),
-    setting!("keepalive", None, Some("keep-alive"), Kind::Uint, "2", None, "INT", "Worker Processes",
+    setting!("keepalive", None, Cli::Flag("keep-alive"), Kind::Uint, "2", None, "INT", "Worker Processes",
         "Seconds an idle keep-alive connection is kept open waiting for the next request. \
          0 disables keep-alive.",
         apply: |v, c| {
             c.keepalive = v.seconds()?;
             Ok(())
         }),
-    setting!("max_requests", None, Some("max-requests"), Kind::Uint, "0", None, "INT", "Worker Processes",
+    setting!("max_requests", None, Cli::Flag("max-requests"), Kind::Uint, "0", None, "INT", "Worker Processes",
         "Restart a worker (gracefully) after it has served this many requests, to bound the \
          damage of memory leaks. 0 disables it.",
         apply: |v, c| {
             c.max_requests = Some(v.uint()?).filter(|n| *n > 0);
             Ok(())
         }),
-    setting!("max_requests_jitter", None, Some("max-requests-jitter"), Kind::Uint, "0", None, "INT", "Worker Processes",
+    setting!("max_requests_jitter", None, Cli::Flag("max-requests-jitter"), Kind::Uint, "0", None, "INT", "Worker Processes",
         "Add a random number between 0 and this to each worker's --max-requests, so the workers \
          do not all restart at once.",
         apply: |v, c| {
             c.max_requests_jitter = v.uint()?;
             Ok(())
         }),
-    setting!("max_worker_memory", None, Some("max-worker-memory"), Kind::Uint, "0", None, "MB", "Worker Processes",
+    setting!("max_worker_memory", None, Cli::Flag("max-worker-memory"), Kind::Uint, "0", None, "MB", "Worker Processes",
         "Restart a worker (gracefully, after the request in hand) once its resident memory \
          passes this many MiB. 0 disables it.",
         apply: |v, c| {
             c.max_worker_memory = Some(v.uint()?).filter(|n| *n > 0).map(|mb| mb.saturating_mul(1 << 20));
             Ok(())
         }),
-    setting!("limit_request_line", None, Some("limit-request-line"), Kind::Uint, "4094", None, "INT", "Security",
+    setting!("limit_request_line", None, Cli::Flag("limit-request-line"), Kind::Uint, "4094", None, "INT", "Security",
         "The maximum size of the HTTP request line in bytes, its CRLF not counted; longer lines get \
          414. 0 means no limit of its own (the head is still bounded). Above 8190, Gunicorn's \
          maximum, it is 8190 (with a warning), as in Gunicorn.",
@@ -425,7 +497,7 @@ pub static SETTINGS: &[Setting] = &[
             c.limits.request_line = v.clamped(0, 8190, 8190, c)?;
             Ok(())
         }),
-    setting!("limit_request_fields", None, Some("limit-request-fields"), Kind::Uint, "100", None, "INT", "Security",
+    setting!("limit_request_fields", None, Cli::Flag("limit-request-fields"), Kind::Uint, "100", None, "INT", "Security",
         "The maximum number of header fields in a request; more get 431. 0 means 32768, the \
          maximum (above it, 32768 with a warning), as in Gunicorn.",
         apply: |v, c| {
@@ -433,7 +505,7 @@ pub static SETTINGS: &[Setting] = &[
             c.limits.fields = v.clamped(32768, 32768, 32768, c)?;
             Ok(())
         }),
-    setting!("limit_request_field_size", None, Some("limit-request-field_size"), Kind::Uint, "8190", None, "INT", "Security",
+    setting!("limit_request_field_size", None, Cli::Flag("limit-request-field_size"), Kind::Uint, "8190", None, "INT", "Security",
         "The maximum size of one request header field in bytes, counted as Gunicorn counts it: \
          the field line with its CRLF (and any obs-fold continuation lines with theirs); larger \
          get 431. 0 means 8190, as in Gunicorn (whose documentation calls it unlimited, but \
@@ -443,7 +515,7 @@ pub static SETTINGS: &[Setting] = &[
             c.limits.field_size = v.clamped(8190, 1024 * 1024, 1024 * 1024, c)?;
             Ok(())
         }),
-    setting!("permit_unconventional_http_method", None, Some("permit-unconventional-http-method"), Kind::Flag, "false", None, "", "Security",
+    setting!("permit_unconventional_http_method", None, Cli::Flag("permit-unconventional-http-method"), Kind::Flag, "false", None, "", "Security",
         "Accept request methods outside the conventional shape: lowercase letters or '#' in the \
          method, or fewer than 3 or more than 20 characters (any token is then accepted, as \
          RFC 9110 allows). Without it such requests get 400, as in Gunicorn: two parsers may \
@@ -452,7 +524,7 @@ pub static SETTINGS: &[Setting] = &[
             c.limits.permit_unconventional_method = v.flag();
             Ok(())
         }),
-    setting!("casefold_http_method", None, Some("casefold-http-method"), Kind::Flag, "false", None, "", "Security",
+    setting!("casefold_http_method", None, Cli::Flag("casefold-http-method"), Kind::Flag, "false", None, "", "Security",
         "Upper-case the method of a request before the application sees it ('get' becomes \
          'GET'), as Gunicorn's option does; only methods accepted at all are folded, so it needs \
          --permit-unconventional-http-method for lowercase ones. Dangerous behind a front end \
@@ -461,7 +533,7 @@ pub static SETTINGS: &[Setting] = &[
             c.limits.casefold_method = v.flag();
             Ok(())
         }),
-    setting!("permit_unconventional_http_version", None, Some("permit-unconventional-http-version"), Kind::Flag, "false", None, "", "Security",
+    setting!("permit_unconventional_http_version", None, Cli::Flag("permit-unconventional-http-version"), Kind::Flag, "false", None, "", "Security",
         "Accepted for Gunicorn configs, with no effect: rwsgi speaks HTTP/1.0 and HTTP/1.1 only, and \
          answers other versions with 505 (400 when not a version at all) whatever this says.",
         apply: |v, c| {
@@ -471,7 +543,7 @@ pub static SETTINGS: &[Setting] = &[
             }
             Ok(())
         }),
-    setting!("limit_request_body", None, Some("limit-request-body"), Kind::Uint, "0", None, "BYTES", "Security",
+    setting!("limit_request_body", None, Cli::Flag("limit-request-body"), Kind::Uint, "0", None, "BYTES", "Security",
         "The largest request body, in bytes, that rwsgi passes to the application; 0 (the \
          default) means no limit. A request whose Content-Length says more gets 413 before the \
          application is called; a chunked body that runs past it is cut off, and the \
@@ -481,7 +553,7 @@ pub static SETTINGS: &[Setting] = &[
             c.limit_request_body = Some(v.uint()?).filter(|n| *n > 0);
             Ok(())
         }),
-    setting!("header_map", None, Some("header-map"), Kind::Choice(HeaderMap::WORDS), "drop", None, "MODE", "Security",
+    setting!("header_map", None, Cli::Flag("header-map"), Kind::Choice(HeaderMap::WORDS), "drop", None, "MODE", "Security",
         "Request header names with an underscore, which would collide with dashed names in the \
          environ (X_Forwarded_For and X-Forwarded-For are both HTTP_X_FORWARDED_FOR): drop \
          them, refuse the request (400), or, dangerously, pass them on.",
@@ -489,7 +561,7 @@ pub static SETTINGS: &[Setting] = &[
             c.header_map = v.choice(|w| format!("header_map: unknown mode '{w}'"))?;
             Ok(())
         }),
-    setting!("permit_obsolete_folding", None, Some("permit-obsolete-folding"), Kind::Flag, "false", None, "", "Security",
+    setting!("permit_obsolete_folding", None, Cli::Flag("permit-obsolete-folding"), Kind::Flag, "false", None, "", "Security",
         "Accept header values continued on the next line (obs-fold, deprecated by RFC 9112 \
          §5.2), joining the lines with a space, instead of answering 400. Safe only when every \
          front end also unfolds or refuses obs-fold: one that read a folded line as a header of \
@@ -498,7 +570,15 @@ pub static SETTINGS: &[Setting] = &[
             c.limits.permit_obsolete_folding = v.flag();
             Ok(())
         }),
-    setting!("sendfile", None, Some("no-sendfile"), Kind::NoFlag, "true", None, "", "Server Mechanics",
+    setting!("strip_header_spaces", None, Cli::Flag("strip-header-spaces"), Kind::Flag, "false", None, "", "Security",
+        "Accept spaces and tabs between a header's name and its colon ('Host : x'), dropping \
+         them, instead of answering 400 as RFC 9112 §5.1 requires. As in Gunicorn, where it is \
+         deprecated: dangerous behind a front end that reads such a header differently.",
+        apply: |v, c| {
+            c.limits.strip_header_spaces = v.flag();
+            Ok(())
+        }),
+    setting!("sendfile", None, Cli::Flag("no-sendfile"), Kind::NoFlag, "true", None, "", "Server Mechanics",
         "Do not send wsgi.file_wrapper responses with sendfile(2): read the file and write it, \
          as Gunicorn's --no-sendfile (for file systems where sendfile misbehaves). In a config \
          file: sendfile = false.",
@@ -506,7 +586,7 @@ pub static SETTINGS: &[Setting] = &[
             c.sendfile = v.flag();
             Ok(())
         }),
-    setting!("worker_tmp_dir", None, Some("worker-tmp-dir"), Kind::Text, "", None, "DIR", "Server Mechanics",
+    setting!("worker_tmp_dir", None, Cli::Flag("worker-tmp-dir"), Kind::Text, "", None, "DIR", "Server Mechanics",
         "Accepted for Gunicorn configs, and unused: Gunicorn's workers touch a file there as their \
          heartbeat; rwsgi's beat in shared memory, so no file is written and /dev/shm tricks are \
          not needed.",
@@ -517,21 +597,25 @@ pub static SETTINGS: &[Setting] = &[
             }
             Ok(())
         }),
-    setting!("daemon", Some('D'), Some("daemon"), Kind::Flag, "false", None, "", "Server Mechanics",
+    setting!("tmp_upload_dir", None, Cli::FileOnly, Kind::Text, "", None, "DIR", "Server Mechanics",
+        "Accepted for Gunicorn configs, and unused, as in Gunicorn (whose code no longer reads \
+         it): request bodies are streamed to the application, never written to disk.",
+        apply: |_v, _c| Ok(())),
+    setting!("daemon", Some('D'), Cli::Flag("daemon"), Kind::Flag, "false", None, "", "Server Mechanics",
         "Detach from the terminal and run in the background (log to --error-logfile, since \
          stderr goes to /dev/null unless -R). Under systemd, do not use it.",
         apply: |v, c| {
             c.daemon = v.flag();
             Ok(())
         }),
-    setting!("pidfile", Some('p'), Some("pid"), Kind::Text, "", None, "FILE", "Server Mechanics",
+    setting!("pidfile", Some('p'), Cli::Flag("pid"), Kind::Text, "", None, "FILE", "Server Mechanics",
         "Write the master's pid to this file (atomically), refuse to start while a running \
          process holds it, and remove it on exit.",
         apply: |v, c| {
             c.pidfile = v.path();
             Ok(())
         }),
-    setting!("user", Some('u'), Some("user"), Kind::Text, "", None, "USER", "Server Mechanics",
+    setting!("user", Some('u'), Cli::Flag("user"), Kind::Text, "", None, "USER", "Server Mechanics",
         "Run the workers as this user (name or uid). The master binds the sockets first, so \
          ports below 1024 work.",
         apply: |v, c| {
@@ -540,21 +624,28 @@ pub static SETTINGS: &[Setting] = &[
             c.user_group = found.map(|(_, gid)| gid);
             Ok(())
         }),
-    setting!("group", Some('g'), Some("group"), Kind::Text, "", None, "GROUP", "Server Mechanics",
+    setting!("group", Some('g'), Cli::Flag("group"), Kind::Text, "", None, "GROUP", "Server Mechanics",
         "Run the workers as this group (name or gid). Defaults to the user's group when --user \
          is given.",
         apply: |v, c| {
             c.group = v.nonempty().map(lookup_group).transpose()?;
             Ok(())
         }),
-    setting!("umask", Some('m'), Some("umask"), Kind::Text, "", None, "INT", "Server Mechanics",
+    setting!("initgroups", None, Cli::Flag("initgroups"), Kind::Flag, "false", None, "", "Server Mechanics",
+        "With --user, give the workers every supplementary group the user belongs to (in \
+         /etc/group), as initgroups(3) does; without it they keep only --group.",
+        apply: |v, c| {
+            c.initgroups = v.flag();
+            Ok(())
+        }),
+    setting!("umask", Some('m'), Cli::Flag("umask"), Kind::Text, "", None, "INT", "Server Mechanics",
         "Set the umask of rwsgi's processes, e.g. 0o022 or 022 (octal); it applies to unix \
          socket files too. Unset, the umask rwsgi was started with is kept.",
         apply: |v, c| {
             c.umask = v.nonempty().map(parse_umask).transpose()?;
             Ok(())
         }),
-    setting!("forwarded_allow_ips", None, Some("forwarded-allow-ips"), Kind::Text, "127.0.0.1,::1", Some(Env::var("FORWARDED_ALLOW_IPS")), "ADDRS", "Server Mechanics",
+    setting!("forwarded_allow_ips", None, Cli::Flag("forwarded-allow-ips"), Kind::Text, "127.0.0.1,::1", Some(Env::var("FORWARDED_ALLOW_IPS")), "ADDRS", "Server Mechanics",
         "Front-end proxies trusted to set the scheme headers (X-Forwarded-Proto: https, \
          X-Forwarded-Ssl: on, X-Forwarded-Protocol: ssl, which make wsgi.url_scheme https): \
          comma-separated IPs or CIDR networks, or '*' for any. Clients on unix sockets are \
@@ -564,7 +655,27 @@ pub static SETTINGS: &[Setting] = &[
             c.forwarded_allow = v.networks()?;
             Ok(())
         }),
-    setting!("proxy_protocol", None, Some("proxy-protocol"), Kind::Choice(ProxyProtocol::WORDS), "off", None, "MODE", "Server Mechanics",
+    setting!("secure_scheme_headers", None, Cli::FileOnly, Kind::Table,
+        r#"{ X-FORWARDED-PROTOCOL = "ssl", X-FORWARDED-PROTO = "https", X-FORWARDED-SSL = "on" }"#, None, "", "Server Mechanics",
+        "The headers (and the values meaning https) by which a --forwarded-allow-ips proxy \
+         says the client came over https, as a table (a dict in a Python config). A request \
+         from such a proxy with one of these headers has wsgi.url_scheme https when the value \
+         matches exactly, http when it does not; headers that disagree get 400. Names match in \
+         any case. An empty table turns the headers off.",
+        apply: |v, c| {
+            c.secure_scheme_headers = v.string_table()?.into_iter().map(|(name, value)| (name.to_ascii_lowercase(), value)).collect();
+            Ok(())
+        }),
+    setting!("forwarder_headers", None, Cli::Flag("forwarder-headers"), Kind::Text, "SCRIPT_NAME,PATH_INFO", None, "NAMES", "Server Mechanics",
+        "Header names with an underscore that a --forwarded-allow-ips proxy may send, \
+         comma-separated ('*' for all): they reach the environ (HTTP_SCRIPT_NAME) whatever \
+         --header-map says, and a SCRIPT_NAME header sets SCRIPT_NAME (PATH_INFO is then the \
+         path after it), as in Gunicorn.",
+        apply: |v, c| {
+            c.forwarder_headers = v.text().split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_ascii_uppercase).collect();
+            Ok(())
+        }),
+    setting!("proxy_protocol", None, Cli::Flag("proxy-protocol"), Kind::Choice(ProxyProtocol::WORDS), "off", None, "MODE", "Server Mechanics",
         "Expect a PROXY protocol header (HAProxy, AWS NLB) at the start of every connection \
          from the --proxy-allow-from peers: v1 (text), v2 (binary) or auto (either); the flag \
          alone means auto. REMOTE_ADDR and REMOTE_PORT then name the client the proxy saw. A \
@@ -576,14 +687,14 @@ pub static SETTINGS: &[Setting] = &[
             c.proxy_protocol = v.choice(|w| format!("proxy_protocol: unknown mode '{w}' ({modes})"))?;
             Ok(())
         }),
-    setting!("proxy_allow_ips", None, Some("proxy-allow-from"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
+    setting!("proxy_allow_ips", None, Cli::Flag("proxy-allow-from"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
         "Peers whose PROXY protocol header is believed: comma-separated IPs or CIDR networks, or \
          '*' for any. Clients on unix sockets are always allowed.",
         apply: |v, c| {
             c.proxy_allow = v.networks()?;
             Ok(())
         }),
-    setting!("protocol", None, Some("protocol"), Kind::Choice(Protocol::WORDS), "http", None, "PROTOCOL", "Server Mechanics",
+    setting!("protocol", None, Cli::Flag("protocol"), Kind::Choice(Protocol::WORDS), "http", None, "PROTOCOL", "Server Mechanics",
         "What the listeners speak: http, or uwsgi, the binary protocol of nginx's uwsgi_pass \
          (with 'include uwsgi_params;'). Under uwsgi the environ is built from the variables \
          nginx sends, and each connection carries one request.",
@@ -592,52 +703,60 @@ pub static SETTINGS: &[Setting] = &[
             c.protocol = v.choice(|w| format!("protocol: unknown protocol '{w}' ({protocols})"))?;
             Ok(())
         }),
-    setting!("uwsgi_allow_ips", None, Some("uwsgi-allow-from"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
+    setting!("uwsgi_allow_ips", None, Cli::Flag("uwsgi-allow-from"), Kind::Text, "127.0.0.1,::1", None, "ADDRS", "Server Mechanics",
         "Peers allowed to send uwsgi protocol requests: comma-separated IPs or CIDR networks, or \
          '*' for any; others get 403. Clients on unix sockets are always allowed.",
         apply: |v, c| {
             c.uwsgi_allow = v.networks()?;
             Ok(())
         }),
-    setting!("chdir", None, Some("chdir"), Kind::Text, "", None, "DIR", "Server Mechanics",
+    setting!("chdir", None, Cli::Flag("chdir"), Kind::Text, "", None, "DIR", "Server Mechanics",
         "Change to this directory before binding sockets and loading the application.",
         apply: |v, c| {
             c.chdir = v.path();
             Ok(())
         }),
-    setting!("pythonpath", None, Some("pythonpath"), Kind::Text, "", None, "DIRS", "Server Mechanics",
+    setting!("pythonpath", None, Cli::Flag("pythonpath"), Kind::Text, "", None, "DIRS", "Server Mechanics",
         "Comma-separated directories to put in front of sys.path, e.g. '/home/app,/home/lib'.",
         apply: |v, c| {
             c.pythonpath = v.text().split(',').map(str::trim).filter(|p| !p.is_empty()).map(PathBuf::from).collect();
             Ok(())
         }),
-    setting!("virtualenv", None, Some("virtualenv"), Kind::Text, "", Some(Env::var("VIRTUAL_ENV")), "DIR", "Server Mechanics",
+    setting!("virtualenv", None, Cli::Flag("virtualenv"), Kind::Text, "", Some(Env::var("VIRTUAL_ENV")), "DIR", "Server Mechanics",
         "Load the application with this virtualenv's packages, as its own python would. \
          Defaults to $VIRTUAL_ENV (set by an activated virtualenv).",
         apply: |v, c| {
             c.virtualenv = v.path();
             Ok(())
         }),
-    setting!("raw_env", Some('e'), Some("env"), Kind::List, "", None, "KEY=VALUE", "Server Mechanics",
+    setting!("raw_env", Some('e'), Cli::Flag("env"), Kind::List, "", None, "KEY=VALUE", "Server Mechanics",
         "Set an environment variable in the workers, e.g. -e DJANGO_SETTINGS_MODULE=myproject.settings. Repeatable.",
         apply: |v, c| {
             c.raw_env = v.list().iter().map(|kv| parse_env_pair(kv)).collect::<Result<_, _>>()?;
             Ok(())
         }),
-    setting!("proc_name", Some('n'), Some("name"), Kind::Text, "", None, "STRING", "Process Naming",
+    setting!("proc_name", Some('n'), Cli::Flag("name"), Kind::Text, "", None, "STRING", "Process Naming",
         "A name for this server, shown in the start-up log line. Defaults to the application.",
         apply: |v, c| {
             // Empty until `Config::from_values` puts the application there.
             c.proc_name = v.text().to_string();
             Ok(())
         }),
-    setting!("errorlog", None, Some("error-logfile"), Kind::Text, "-", None, "FILE", "Logging",
+    setting!("default_proc_name", None, Cli::FileOnly, Kind::Text, "", None, "STRING", "Process Naming",
+        "The name used when --name is not given; Gunicorn sets it to the application itself, \
+         which is the default here too.",
+        apply: |v, c| {
+            c.default_proc_name = v.text().to_string();
+            Ok(())
+        }),
+    setting!("errorlog", None, Cli::Flag("error-logfile"), Kind::Text, "-", None, "FILE", "Logging",
         "Where the error log goes; '-' is stderr.",
+        alias: "log-file",
         apply: |v, c| {
             c.errorlog = LogTarget::parse(v.text(), false);
             Ok(())
         }),
-    setting!("enable_stdio_inheritance", Some('R'), Some("enable-stdio-inheritance"), Kind::Flag, "false", None, "", "Logging",
+    setting!("enable_stdio_inheritance", Some('R'), Cli::Flag("enable-stdio-inheritance"), Kind::Flag, "false", None, "", "Logging",
         "With --daemon, keep stdin, stdout and stderr as they were (instead of /dev/null), as \
          Gunicorn's -R does: the error log, when it is stderr, and the app's prints still reach \
          them.",
@@ -645,7 +764,7 @@ pub static SETTINGS: &[Setting] = &[
             c.enable_stdio_inheritance = v.flag();
             Ok(())
         }),
-    setting!("logger_class", None, Some("logger-class"), Kind::Text, "gunicorn.glogging.Logger", None, "STRING", "Logging",
+    setting!("logger_class", None, Cli::Flag("logger-class"), Kind::Text, "gunicorn.glogging.Logger", None, "STRING", "Logging",
         "Gunicorn's default, gunicorn.glogging.Logger, is accepted (rwsgi logs in its layout); \
          any other class is refused: rwsgi's logs are not Python's, so a Python logger class \
          cannot replace them (use --access-logformat and --error-logfile).",
@@ -658,7 +777,7 @@ pub static SETTINGS: &[Setting] = &[
                 ))),
             }
         }),
-    setting!("http_parser", None, Some("http-parser"), Kind::Text, "auto", None, "PARSER", "Logging",
+    setting!("http_parser", None, Cli::Flag("http-parser"), Kind::Text, "auto", None, "PARSER", "Logging",
         "Accepted for Gunicorn configs (auto, python or fast), with no effect: rwsgi has one HTTP \
          parser of its own, strict by default (see the HTTP rules in the README).",
         apply: |v, c| {
@@ -671,26 +790,26 @@ pub static SETTINGS: &[Setting] = &[
             }
             Ok(())
         }),
-    setting!("capture_output", None, Some("capture-output"), Kind::Flag, "false", None, "", "Logging",
+    setting!("capture_output", None, Cli::Flag("capture-output"), Kind::Flag, "false", None, "", "Logging",
         "Send what the application writes to its stdout and stderr (print, a library that logs \
          to stderr) to the error log file, as Gunicorn does; reopened with it on USR1.",
         apply: |v, c| {
             c.capture_output = v.flag();
             Ok(())
         }),
-    setting!("loglevel", None, Some("log-level"), Kind::Choice(LogLevel::WORDS), "info", None, "LEVEL", "Logging",
+    setting!("loglevel", None, Cli::Flag("log-level"), Kind::Choice(LogLevel::WORDS), "info", None, "LEVEL", "Logging",
         "The least severe error log level written: debug, info, warning, error or critical.",
         apply: |v, c| {
             c.loglevel = v.choice(|w| format!("loglevel: unknown level '{w}'")).map(LogLevel::filter)?;
             Ok(())
         }),
-    setting!("accesslog", None, Some("access-logfile"), Kind::Text, "", None, "FILE", "Logging",
+    setting!("accesslog", None, Cli::Flag("access-logfile"), Kind::Text, "", None, "FILE", "Logging",
         "Write an access log line per request to this file; '-' is stdout. Off by default.",
         apply: |v, c| {
             c.accesslog = v.nonempty().map(|t| LogTarget::parse(t, true));
             Ok(())
         }),
-    setting!("access_log_format", None, Some("access-logformat"), Kind::Text,
+    setting!("access_log_format", None, Cli::Flag("access-logformat"), Kind::Text,
         r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#, None, "FORMAT", "Logging",
         "The access log format, with Gunicorn's atoms: h remote address, l '-', u user, t date, \
          r request line, m method, U path, q query, H protocol, s status, B/b response length, \
@@ -698,6 +817,75 @@ pub static SETTINGS: &[Setting] = &[
          {name}i request header, {name}o response header, {name}e environment variable.",
         apply: |v, c| {
             c.access_log_format = v.text().to_string();
+            Ok(())
+        }),
+    setting!("logconfig", None, Cli::Flag("log-config"), Kind::Text, "", None, "FILE", "Logging",
+        "Configure Python's logging in each worker from this ini file (logging.config.fileConfig, \
+         existing loggers kept; %(here)s is the file's directory), before the application is \
+         imported: the application's loggers, and the gunicorn.error and gunicorn.access \
+         loggers it may use. rwsgi's own error and access logs are not Python's and stay as \
+         --error-logfile and --access-logfile say.",
+        apply: |v, c| {
+            c.python_logging.ini = v.path();
+            Ok(())
+        }),
+    setting!("logconfig_dict", None, Cli::FileOnly, Kind::Table, "{}", None, "", "Logging",
+        "As --log-config, from a dict in logging.config.dictConfig's layout (a table in TOML), \
+         merged over Gunicorn's defaults as Gunicorn merges it (each top-level key replaces the \
+         default's). Its values are data: name a class or function by its dotted path ('()': \
+         'pythonjsonlogger.jsonlogger.JsonFormatter'). Wins over --log-config-json and \
+         --log-config.",
+        apply: |v, c| {
+            c.python_logging.dict = v.table().clone();
+            Ok(())
+        }),
+    setting!("logconfig_json", None, Cli::Flag("log-config-json"), Kind::Text, "", None, "FILE", "Logging",
+        "As logconfig_dict, from this JSON file. Wins over --log-config.",
+        apply: |v, c| {
+            c.python_logging.json = v.path();
+            Ok(())
+        }),
+    setting!("syslog", None, Cli::Flag("log-syslog"), Kind::Flag, "false", None, "", "Logging",
+        "Send the error log, and the access log, to syslog as well, as Gunicorn does: each line \
+         as '<PRI>gunicorn.NAME.error: [PID] message' (.access for access lines), NAME being \
+         --log-syslog-prefix or the process name.",
+        apply: |v, c| {
+            c.syslog.enabled = v.flag();
+            Ok(())
+        }),
+    setting!("syslog_addr", None, Cli::Flag("log-syslog-to"), Kind::Text, "udp://localhost:514", None, "ADDR", "Logging",
+        "Where syslog messages go: udp://HOST[:PORT], tcp://HOST[:PORT] or unix://PATH (a \
+         datagram socket, or a stream one if the daemon listens so; unix://PATH#dgram insists on \
+         datagrams), e.g. unix:///dev/log.",
+        apply: |v, c| {
+            c.syslog.addr = SyslogAddr::parse(v.text())?;
+            Ok(())
+        }),
+    setting!("syslog_prefix", None, Cli::Flag("log-syslog-prefix"), Kind::Text, "", None, "NAME", "Logging",
+        "The NAME in the syslog tag gunicorn.NAME.error; the process name (':' becoming '.') when \
+         unset.",
+        apply: |v, c| {
+            c.syslog.prefix = v.nonempty().map(str::to_string);
+            Ok(())
+        }),
+    setting!("syslog_facility", None, Cli::Flag("log-syslog-facility"), Kind::Choice(Facility::WORDS), "user", None, "FACILITY", "Logging",
+        "The syslog facility: user, daemon, local0 to local7, auth, authpriv, cron, ftp, kern, \
+         lpr, mail, news, syslog or uucp.",
+        apply: |v, c| {
+            c.syslog.facility = v.choice(|w| format!("syslog_facility: unknown facility '{w}'"))?;
+            Ok(())
+        }),
+    setting!("disable_redirect_access_to_syslog", None, Cli::Flag("disable-redirect-access-to-syslog"), Kind::Flag, "false", None, "", "Logging",
+        "With --log-syslog, keep access log lines out of syslog.",
+        apply: |v, c| {
+            c.syslog.access = !v.flag();
+            Ok(())
+        }),
+    setting!("spew", None, Cli::Flag("spew"), Kind::Flag, "false", None, "", "Debugging",
+        "Print every line of Python each worker's main thread runs, as 'module:line: source' on \
+         stdout, as Gunicorn's --spew does: for debugging only, it is very slow.",
+        apply: |v, c| {
+            c.spew = v.flag();
             Ok(())
         }),
 ];
@@ -723,7 +911,7 @@ mod tests {
         for (i, a) in SETTINGS.iter().enumerate() {
             for b in &SETTINGS[i + 1..] {
                 assert_ne!(a.name, b.name);
-                assert!(a.long.is_none() || a.long != b.long, "{}", a.name);
+                assert!(a.long().is_none() || a.long() != b.long(), "{}", a.name);
                 assert!(a.short.is_none() || a.short != b.short, "{}", a.name);
             }
         }
@@ -785,7 +973,7 @@ mod tests {
     fn bare_flags_mean_one_of_their_words() {
         for s in SETTINGS.iter().filter(|s| s.bare.is_some()) {
             let Kind::Choice(words) = s.kind else { panic!("{}: only a choice can be bare", s.name) };
-            assert!(s.long.is_some() && words.values.contains(&s.bare.unwrap_or_default()), "{}", s.name);
+            assert!(s.long().is_some() && words.values.contains(&s.bare.unwrap_or_default()), "{}", s.name);
         }
     }
 
@@ -812,7 +1000,7 @@ mod tests {
 
     #[test]
     fn names_are_looked_up_through_the_table() {
-        assert_eq!(find("workers").map(|s| s.long), Some(Some("workers")));
+        assert_eq!(find("workers").map(Setting::long), Some(Some("workers")));
         assert!(find("wrokers").is_none());
     }
 

@@ -164,6 +164,154 @@ impl LogLevel {
     }
 }
 
+choice_enum! {
+    /// A syslog facility, by the names Gunicorn accepts.
+    pub enum Facility {
+        /// Security and authorization messages.
+        Auth = "auth" | "security",
+        /// Private security and authorization messages.
+        Authpriv = "authpriv",
+        /// The clock daemon.
+        Cron = "cron",
+        /// System daemons.
+        Daemon = "daemon",
+        /// The FTP daemon.
+        Ftp = "ftp",
+        /// Kernel messages.
+        Kern = "kern",
+        /// The printing subsystem.
+        Lpr = "lpr",
+        /// The mail subsystem.
+        Mail = "mail",
+        /// Network news.
+        News = "news",
+        /// The syslog daemon itself.
+        Syslog = "syslog",
+        /// User-level messages: the default.
+        User = "user",
+        /// UUCP.
+        Uucp = "uucp",
+        /// Local use 0.
+        Local0 = "local0",
+        /// Local use 1.
+        Local1 = "local1",
+        /// Local use 2.
+        Local2 = "local2",
+        /// Local use 3.
+        Local3 = "local3",
+        /// Local use 4.
+        Local4 = "local4",
+        /// Local use 5.
+        Local5 = "local5",
+        /// Local use 6.
+        Local6 = "local6",
+        /// Local use 7.
+        Local7 = "local7",
+    }
+}
+
+impl Facility {
+    /// The facility's number (RFC 5424 §6.2.1).
+    pub fn code(self) -> u8 {
+        use Facility::*;
+        match self {
+            Kern => 0,
+            User => 1,
+            Mail => 2,
+            Daemon => 3,
+            Auth => 4,
+            Syslog => 5,
+            Lpr => 6,
+            News => 7,
+            Uucp => 8,
+            Cron => 9,
+            Authpriv => 10,
+            Ftp => 11,
+            Local0 => 16,
+            Local1 => 17,
+            Local2 => 18,
+            Local3 => 19,
+            Local4 => 20,
+            Local5 => 21,
+            Local6 => 22,
+            Local7 => 23,
+        }
+    }
+}
+
+/// Where syslog messages go (`--log-syslog-to`), as Gunicorn reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyslogAddr {
+    /// `udp://HOST[:PORT]`, port 514 by default.
+    Udp(String, u16),
+    /// `tcp://HOST[:PORT]`, port 514 by default.
+    Tcp(String, u16),
+    /// `unix://PATH`: a datagram socket, or a stream one when the
+    /// daemon's socket is a stream (`#dgram` insists on datagrams).
+    Unix(PathBuf, bool),
+}
+
+impl SyslogAddr {
+    /// `udp://HOST[:PORT]`, `tcp://HOST[:PORT]` or `unix://PATH[#dgram]`.
+    pub fn parse(text: &str) -> Result<SyslogAddr, ConfigError> {
+        let invalid = || ConfigError(format!("syslog_addr: '{text}' is not udp://HOST[:PORT], tcp://HOST[:PORT] or unix://PATH"));
+        if let Some(path) = text.strip_prefix("unix://") {
+            let (path, kind) = path.split_once('#').unwrap_or((path, ""));
+            return if path.is_empty() { Err(invalid()) } else { Ok(SyslogAddr::Unix(PathBuf::from(path), kind == "dgram")) };
+        }
+        let (udp, rest) = match (text.strip_prefix("udp://"), text.strip_prefix("tcp://")) {
+            (Some(rest), _) => (true, rest),
+            (_, Some(rest)) => (false, rest),
+            _ => return Err(invalid()),
+        };
+        // `[v6]:port`, `host:port`, `host`, or nothing (localhost).
+        let (host, port) = match rest.strip_prefix('[') {
+            Some(v6) => {
+                let (host, after) = v6.split_once(']').ok_or_else(invalid)?;
+                (host, after.strip_prefix(':'))
+            }
+            None => match rest.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (rest, None),
+            },
+        };
+        let port = match port {
+            None => 514,
+            Some(p) => p.parse().map_err(|_| ConfigError(format!("syslog_addr: '{p}' is not a valid port number")))?,
+        };
+        let host = if host.is_empty() { "localhost".to_string() } else { host.to_ascii_lowercase() };
+        Ok(if udp { SyslogAddr::Udp(host, port) } else { SyslogAddr::Tcp(host, port) })
+    }
+}
+
+/// `--log-syslog`: the error log (and the access log) also go to syslog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Syslog {
+    /// Whether the logs go to syslog at all.
+    pub enabled: bool,
+    /// Where the messages go.
+    pub addr: SyslogAddr,
+    /// The facility they are sent with.
+    pub facility: Facility,
+    /// The name in their tag (`gunicorn.NAME.error`); the process name
+    /// when unset.
+    pub prefix: Option<String>,
+    /// Access log lines go to syslog too.
+    pub access: bool,
+}
+
+/// A configuration for Python's `logging` in the workers, by Gunicorn's
+/// precedence: a dict, else a JSON file, else an ini file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PythonLogging<'a> {
+    /// `logconfig_dict`.
+    Dict(&'a toml::Table),
+    /// `--log-config-json FILE`.
+    Json(&'a std::path::Path),
+    /// `--log-config FILE` (or a `--paste` ini with a `[loggers]` section).
+    Ini(&'a std::path::Path),
+}
+
 /// Limits on the request head, with Gunicorn's names; 0 means unlimited
 /// where Gunicorn allows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,6 +331,9 @@ pub struct RequestLimits {
     pub permit_unconventional_method: bool,
     /// Upper-case the method of an accepted request.
     pub casefold_method: bool,
+    /// Accept spaces and tabs between a header's name and its colon, and
+    /// drop them (`--strip-header-spaces`), rather than refuse the request.
+    pub strip_header_spaces: bool,
 }
 
 /// Peers allowed by an address list: anyone (`*`), or IPs and networks.
@@ -401,6 +552,59 @@ impl AppSpec {
             return Err(bad("the callable must be a Python name"));
         }
         Ok(AppSpec { module: module.into(), attr: attr.into(), call })
+    }
+}
+
+/// Where the application comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppSource {
+    /// Imported from a module (`MODULE:CALLABLE`).
+    Import(AppSpec),
+    /// Loaded by PasteDeploy from an ini file (`--paste`).
+    Paste(PasteApp),
+}
+
+/// `--paste FILE[#NAME]` and its `--paste-global` values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasteApp {
+    /// The ini file, absolute (made so before `--chdir`, as in Gunicorn).
+    pub file: PathBuf,
+    /// The app section after `#`; PasteDeploy's `main` when `None`.
+    pub name: Option<String>,
+    /// `--paste-global KEY=VALUE`: the ini's global configuration.
+    pub global_conf: Vec<(String, String)>,
+}
+
+impl PasteApp {
+    /// PasteDeploy's URI for the app: `config:/abs/app.ini#name`.
+    pub fn uri(&self) -> String {
+        let name = self.name.as_deref().map(|n| format!("#{n}")).unwrap_or_default();
+        format!("config:{}{name}", self.file.display())
+    }
+
+    /// Whether the ini file configures Python's logging (a `[loggers]`
+    /// section): Gunicorn then reads it as `--log-config` too.
+    pub fn has_logging_config(&self) -> bool {
+        std::fs::read_to_string(&self.file).is_ok_and(|text| text.lines().any(|l| l.trim() == "[loggers]"))
+    }
+}
+
+/// A `--paste-global` value: `KEY=VALUE`, where `\=` is an `=` of the key or
+/// the value, as Gunicorn splits it (at the first unescaped `=`).
+pub(super) fn parse_paste_global(kv: &str) -> Result<(String, String), ConfigError> {
+    let split = (0..kv.len()).find(|&i| kv.as_bytes()[i] == b'=' && (i == 0 || kv.as_bytes()[i - 1] != b'\\'));
+    match split {
+        Some(i) => Ok((kv[..i].replace("\\=", "="), kv[i + 1..].replace("\\=", "="))),
+        None => Err(ConfigError(format!("raw_paste_global_conf: '{kv}' is not KEY=VALUE"))),
+    }
+}
+
+impl fmt::Display for AppSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppSource::Import(spec) => spec.fmt(f),
+            AppSource::Paste(paste) => write!(f, "{}", paste.uri()),
+        }
     }
 }
 

@@ -267,8 +267,8 @@ pub fn parse_request(buf: &[u8], limits: &RequestLimits) -> Result<Parse<Request
     let buf = &buf[skip..];
     let head_end = find_head_end(buf);
     check_line_ends(&buf[..head_end.unwrap_or(buf.len())])?;
-    if limits.permit_obsolete_folding {
-        if let Some(result) = parse_folded(buf, limits) {
+    if limits.permit_obsolete_folding || limits.strip_header_spaces {
+        if let Some(result) = parse_lenient(buf, limits) {
             return result.map(|parsed| match parsed {
                 Parse::Complete(mut req) => {
                     req.head_len += skip;
@@ -354,49 +354,43 @@ fn check_limits(buf: &[u8], head_end: Option<usize>, limits: &RequestLimits) -> 
     Ok(Parse::Complete(()))
 }
 
-/// Under `--permit-obsolete-folding`: a head with obs-fold is parsed from a
-/// copy where each fold (CRLF then SP/HTAB, with the whitespace around it)
-/// is one SP (RFC 9112 §5.2). `None` when `buf` has no fold, to parse it
-/// as it is. A fold right after the request line is not a continuation of
-/// anything and is left for the parser to refuse.
-fn parse_folded(buf: &[u8], limits: &RequestLimits) -> Option<Result<Parse<Request>, HttpError>> {
-    let first_line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+/// Under `--permit-obsolete-folding` or `--strip-header-spaces`: a head
+/// with what they permit is parsed from a copy where each fold (CRLF then
+/// SP/HTAB, with the whitespace around it) is one SP (RFC 9112 §5.2), and
+/// the spaces between a field's name and its colon are gone. `None` when
+/// `buf` has nothing to rewrite, to parse it as it is. A fold right after
+/// the request line is not a continuation of anything and is left for the
+/// parser to refuse.
+fn parse_lenient(buf: &[u8], limits: &RequestLimits) -> Option<Result<Parse<Request>, HttpError>> {
+    let fields_start = buf.windows(2).position(|w| w == b"\r\n")? + 2;
     let head_end = find_head_end(buf);
-    let fields = &buf[first_line_end + 2..head_end.unwrap_or(buf.len())];
-    let is_fold = |w: &[u8]| w[0] == b'\r' && w[1] == b'\n' && (w[2] == b' ' || w[2] == b'\t');
-    if !fields.windows(3).any(is_fold) {
+    let fields = &buf[fields_start..head_end.unwrap_or(buf.len())];
+    let unfold = limits.permit_obsolete_folding && fields.windows(3).any(is_fold);
+    // An unfinished head waits whole: its last line may be a name whose
+    // spaces are followed by a colon in the next read.
+    let strip = limits.strip_header_spaces && (head_end.is_none() || fields.split(|&b| b == b'\n').any(|l| name_end(l).is_some()));
+    if !unfold && !strip {
         return None;
     }
-    // A folded field is held to the field size line by line, as received.
-    if let Err(e) = check_field_lines(fields, limits.field_size, true) {
+    // Held to the limits as received, folds and spaces included, whether
+    // or not the head is whole yet: any split of the same bytes gives the
+    // same answer.
+    if let Err(e) = check_field_lines(fields, limits.field_size, unfold) {
         return Some(Err(e));
     }
-    // Held to the limit as received, folds included, whether or not the
-    // head is whole yet: any split of the same bytes gives the same answer.
     if head_end.unwrap_or(buf.len()) > max_head_len(limits) {
         return Some(Err(HttpError::HeaderTooLarge));
     }
     let Some(head_end) = head_end else { return Some(Ok(Parse::Partial)) };
-    let mut unfolded = Vec::with_capacity(head_end);
-    unfolded.extend_from_slice(&buf[..first_line_end + 2]);
-    let mut i = first_line_end + 2;
-    while i < head_end {
-        if i + 2 < head_end && is_fold(&buf[i..i + 3]) {
-            while unfolded.last().is_some_and(|b| *b == b' ' || *b == b'\t') {
-                unfolded.pop();
-            }
-            unfolded.push(b' ');
-            i += 2;
-            while i < head_end && (buf[i] == b' ' || buf[i] == b'\t') {
-                i += 1;
-            }
-        } else {
-            unfolded.push(buf[i]);
-            i += 1;
-        }
+    let mut copy = buf[..head_end].to_vec();
+    if unfold {
+        copy = unfolded(&copy, fields_start);
     }
-    let strict = RequestLimits { permit_obsolete_folding: false, ..*limits };
-    Some(match parse_request(&unfolded, &strict) {
+    if strip {
+        copy = names_stripped(&copy, fields_start);
+    }
+    let strict = RequestLimits { permit_obsolete_folding: false, strip_header_spaces: false, ..*limits };
+    Some(match parse_request(&copy, &strict) {
         Ok(Parse::Complete(mut req)) => {
             req.head_len = head_end;
             Ok(Parse::Complete(req))
@@ -405,6 +399,64 @@ fn parse_folded(buf: &[u8], limits: &RequestLimits) -> Option<Result<Parse<Reque
         Ok(Parse::Partial) => Err(HttpError::Malformed),
         Err(e) => Err(e),
     })
+}
+
+/// CRLF then SP or HTAB: an obs-fold.
+fn is_fold(w: &[u8]) -> bool {
+    w[0] == b'\r' && w[1] == b'\n' && (w[2] == b' ' || w[2] == b'\t')
+}
+
+/// `head` with each fold after `from` made one SP.
+fn unfolded(head: &[u8], from: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len());
+    out.extend_from_slice(&head[..from]);
+    let mut i = from;
+    while i < head.len() {
+        if i + 2 < head.len() && is_fold(&head[i..i + 3]) {
+            while out.last().is_some_and(|b| *b == b' ' || *b == b'\t') {
+                out.pop();
+            }
+            out.push(b' ');
+            i += 2;
+            while i < head.len() && (head[i] == b' ' || head[i] == b'\t') {
+                i += 1;
+            }
+        } else {
+            out.push(head[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Where a field line's name ends when spaces or tabs stand between it
+/// and its colon (`Host : x`); `None` for a line without them (or a
+/// continuation line).
+fn name_end(line: &[u8]) -> Option<usize> {
+    if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+        return None;
+    }
+    let colon = line.iter().position(|&b| b == b':')?;
+    let name = &line[..colon];
+    let end = name.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(0, |i| i + 1);
+    (end > 0 && end < colon).then_some(end)
+}
+
+/// `head` with the spaces between each field name after `from` and its
+/// colon taken out.
+fn names_stripped(head: &[u8], from: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len());
+    out.extend_from_slice(&head[..from]);
+    for line in head[from..].split_inclusive(|&b| b == b'\n') {
+        match name_end(line) {
+            Some(end) => {
+                out.extend_from_slice(&line[..end]);
+                out.extend_from_slice(&line[line.iter().position(|&b| b == b':').unwrap_or(end)..]);
+            }
+            None => out.extend_from_slice(line),
+        }
+    }
+    out
 }
 
 /// Header slots kept on the stack (the default limit is 100 fields).
@@ -688,20 +740,17 @@ pub fn parse_content_length(v: &[u8]) -> Result<u64, HttpError> {
         .ok_or(HttpError::InvalidContentLength)
 }
 
-/// Gunicorn's secure-scheme headers and the value that means https.
-const SECURE_SCHEME_HEADERS: [(&str, &[u8]); 3] =
-    [("x-forwarded-protocol", b"ssl"), ("x-forwarded-proto", b"https"), ("x-forwarded-ssl", b"on")];
-
-/// The scheme a trusted proxy reports: `Some(true)` for https,
-/// `Some(false)` for plain, `None` without any scheme header; headers that
-/// disagree are an error.
-pub fn forwarded_scheme_is_secure(req: &Request) -> Result<Option<bool>, HttpError> {
+/// The scheme a trusted proxy reports through `scheme_headers` (lower-case
+/// names, and the value that means https, matched exactly as Gunicorn
+/// matches it): `Some(true)` for https, `Some(false)` for plain, `None`
+/// without any of the headers; headers that disagree are an error.
+pub fn forwarded_scheme_is_secure(req: &Request, scheme_headers: &[(String, String)]) -> Result<Option<bool>, HttpError> {
     let mut verdict = None;
     for h in &req.headers {
-        let Some((_, secure_value)) = SECURE_SCHEME_HEADERS.iter().find(|(n, _)| h.name.eq_ignore_ascii_case(n)) else {
+        let Some((_, secure_value)) = scheme_headers.iter().find(|(n, _)| h.name.eq_ignore_ascii_case(n)) else {
             continue;
         };
-        let secure = h.value.eq_ignore_ascii_case(secure_value);
+        let secure = h.value == secure_value.as_bytes();
         if verdict.is_some_and(|v| v != secure) {
             return Err(HttpError::ConflictingScheme);
         }

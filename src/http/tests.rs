@@ -26,18 +26,20 @@ const V10: Version = Version::Http10;
 const V11: Version = Version::Http11;
 
 /// Gunicorn's defaults.
-const DEFAULT: RequestLimits = RequestLimits { request_line: 4094, fields: 100, field_size: 8190, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false };
+const DEFAULT: RequestLimits = RequestLimits { request_line: 4094, fields: 100, field_size: 8190, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false, strip_header_spaces: false };
 /// Small limits so the boundaries are easy to write: `max_head_len` is
 /// (32 + 2) + 4 * 24 + 2 = 132.
-const SMALL: RequestLimits = RequestLimits { request_line: 32, fields: 4, field_size: 24, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false };
+const SMALL: RequestLimits = RequestLimits { request_line: 32, fields: 4, field_size: 24, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false, strip_header_spaces: false };
 /// The defaults with `--permit-obsolete-folding`.
 const FOLD: RequestLimits = RequestLimits { permit_obsolete_folding: true, ..DEFAULT };
 /// Folding permitted, with a field size small enough to cross by folding.
 const FOLD_SMALL: RequestLimits = RequestLimits { field_size: 24, permit_obsolete_folding: true, ..DEFAULT };
+/// The defaults with `--strip-header-spaces`.
+const STRIP: RequestLimits = RequestLimits { strip_header_spaces: true, ..DEFAULT };
 /// The defaults with `--permit-unconventional-http-method`.
 const PERMISSIVE: RequestLimits = RequestLimits { permit_unconventional_method: true, ..DEFAULT };
 /// `0` = unlimited for the request line and field size.
-const UNLIMITED: RequestLimits = RequestLimits { request_line: 0, fields: 100, field_size: 0, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false };
+const UNLIMITED: RequestLimits = RequestLimits { request_line: 0, fields: 100, field_size: 0, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false, strip_header_spaces: false };
 
 // ---------------------------------------------------------------------------
 // Table machinery
@@ -948,6 +950,17 @@ fn smuggling_and_split_cases() -> Vec<Case> {
             cat(&[b"GET / HTTP/1.1\r\nHost: h\r\nX: a", "\r\n ".repeat(37).as_bytes(), b"b\r\n\r\n"]),
             fail(HeaderTooLarge)).with(RequestLimits { permit_obsolete_folding: true, ..SMALL }),
         case("obs-fold permitted, control byte in continuation", get11(b"X: a\r\n b\x01\r\n"), status(400)).with(FOLD),
+        // --strip-header-spaces: Gunicorn's deprecated leniency, spaces and
+        // tabs between a name and its colon dropped.
+        case("spaces before colon stripped", get11(b"X : v\r\n"), ok("GET", "/", V11).hdrs(hdrs![("Host", b"h"), ("X", b"v")])).with(STRIP),
+        case("spaces and tabs before the host's colon stripped", b"GET / HTTP/1.1\r\nHost \t : h\r\n\r\n",
+            ok("GET", "/", V11).hdrs(hdrs![("Host", b"h")])).with(STRIP),
+        case("stripping leaves a space inside a name", get11(b"X Y : v\r\n"), fail(InvalidHeaderName)).with(STRIP),
+        case("stripping does not permit obs-fold", get11(b"X : a\r\n b\r\n"), fail(ObsoleteLineFolding)).with(STRIP),
+        case("stripping and obs-fold together", get11(b"X : a\r\n b\r\n"),
+            ok("GET", "/", V11).hdrs(hdrs![("Host", b"h"), ("X", b"a b")])).with(RequestLimits { strip_header_spaces: true, ..FOLD }),
+        case_rest("stripping, body follows", post11(b"Content-Length : 3\r\n"), b"abc",
+            ok("POST", "/", V11).framing(Length(3))).with(STRIP),
         // RFC 9112 §3.2.3: CONNECT takes authority-form only.
         case("connect with absolute-form", b"CONNECT http://h:80/ HTTP/1.1\r\nHost: h\r\n\r\n", fail(InvalidTarget)),
     ]
@@ -1080,7 +1093,7 @@ fn max_head_len_counts_every_limit() {
 /// tiny bound in release builds, so every head read in pieces gets a 431.
 #[test]
 fn max_head_len_saturates_on_huge_limits() {
-    let huge = RequestLimits { request_line: usize::MAX - 1, fields: usize::MAX, field_size: usize::MAX - 2, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false };
+    let huge = RequestLimits { request_line: usize::MAX - 1, fields: usize::MAX, field_size: usize::MAX - 2, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false, strip_header_spaces: false };
     assert_eq!(max_head_len(&huge), usize::MAX);
 }
 

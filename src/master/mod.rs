@@ -399,6 +399,10 @@ impl Master {
             Ok(loaded) => loaded,
             Err(e) => return self.reload_failed(&e),
         };
+        // The new workers inherit the logs as the new settings have them.
+        if let Err(e) = crate::logging::configure(&cfg) {
+            return self.reload_failed(&e.to_string());
+        }
         for l in &listeners {
             if !self.current.listeners.iter().any(|old| Rc::ptr_eq(old, l)) {
                 log::info!("Listening at: {} ({})", l.describe(), std::process::id());

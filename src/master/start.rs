@@ -82,7 +82,7 @@ fn set_umask(cfg: &Config) {
 /// The error log, before the first line worth logging; until it is open,
 /// errors go to stderr.
 fn open_error_log(cfg: &Config) -> ControlFlow<i32> {
-    if let Err(e) = logging::init_error_log(&cfg.errorlog, cfg.loglevel) {
+    if let Err(e) = logging::configure(cfg) {
         eprintln!("Error: {e}");
         return ControlFlow::Break(1);
     }

@@ -473,14 +473,20 @@ pub fn redirect_stdio(fd: RawFd) -> nix::Result<()> {
 }
 
 /// Switch this worker to `gid` and `uid` (group first: once the uid is
-/// dropped, the gid can no longer change).
-pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>) -> nix::Result<()> {
-    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+/// dropped, the gid can no longer change). As root, the supplementary
+/// groups become `gid` alone, or, with `all_groups` (`--initgroups`),
+/// every group of the user `uid` names.
+pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>, all_groups: bool) -> nix::Result<()> {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid, User};
     if let Some(gid) = gid {
         let gid = Gid::from_raw(gid);
         if nix::unistd::getegid() != gid || Uid::effective().is_root() {
             if Uid::effective().is_root() {
-                setgroups(&[gid])?;
+                let user = uid.filter(|_| all_groups).map(|uid| User::from_uid(Uid::from_raw(uid))).transpose()?.flatten();
+                match user {
+                    Some(user) => nix::unistd::initgroups(&CString::new(user.name).map_err(|_| nix::errno::Errno::EINVAL)?, gid)?,
+                    None => setgroups(&[gid])?,
+                }
             }
             setgid(gid)?;
         }

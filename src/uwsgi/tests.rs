@@ -3,7 +3,7 @@
 
 use super::*;
 
-const LIMITS: RequestLimits = RequestLimits { request_line: 4094, fields: 100, field_size: 8190, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false };
+const LIMITS: RequestLimits = RequestLimits { request_line: 4094, fields: 100, field_size: 8190, permit_obsolete_folding: false, permit_unconventional_method: false, casefold_method: false, strip_header_spaces: false };
 
 /// A packet with these variables, in order.
 fn packet(vars: &[(&str, &[u8])]) -> Vec<u8> {

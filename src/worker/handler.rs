@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 
 use super::conn::Conn;
-use crate::config::{Config, HeaderMap};
+use crate::config::Config;
 use crate::logging::{AccessInfo, AccessLog};
 use crate::net::{DeadlineIo, Stream};
 use crate::sys::Scoreboard;
@@ -74,7 +74,6 @@ impl Handler<'_> {
             leftover: std::mem::take(&mut conn.buf),
             timeout: cfg.timeout,
             keep_alive,
-            underscore_headers: cfg.header_map == HeaderMap::Dangerous,
             body_limit: cfg.limit_request_body,
             date: http_date(),
             remote_cache: &mut conn.remote_strings,

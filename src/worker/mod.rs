@@ -149,7 +149,7 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
         return Err(ExitReason::BootError);
     }
     let mut keep: Vec<RawFd> = spec.listeners.iter().map(|l| l.as_raw_fd()).collect();
-    keep.push(crate::logging::error_log_fd());
+    keep.extend(crate::logging::log_fds());
     sys::close_inherited_except(&keep);
     sys::set_heartbeat(spec.board, spec.slot);
     match sys::follow_master(spec.master) {
@@ -161,7 +161,7 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
     log::info!("Booting worker with pid: {}", std::process::id());
     let access_log = open_access_log(cfg)?;
     capture_output(cfg);
-    if let Err(e) = sys::drop_privileges(cfg.user, cfg.group) {
+    if let Err(e) = sys::drop_privileges(cfg.user, cfg.group, cfg.initgroups) {
         log::error!("cannot switch to user {:?} / group {:?}: {e}", cfg.user, cfg.group);
         return Err(ExitReason::BootError);
     }
@@ -184,8 +184,7 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
 }
 
 fn open_access_log(cfg: &Config) -> Result<Option<AccessLog>, ExitReason> {
-    let Some(target) = &cfg.accesslog else { return Ok(None) };
-    AccessLog::open(target, &cfg.access_log_format).map(Some).map_err(|e| {
+    AccessLog::open(cfg).map_err(|e| {
         log::error!("{e}");
         ExitReason::BootError
     })

@@ -1,13 +1,16 @@
-//! PEP 3333: loading the application, building the environ, calling the
-//! app and iterating its response into the socket.
+//! PEP 3333: loading the application (`load`), building the environ,
+//! calling the app and iterating its response into the socket.
 //!
 //! Python is attached only around Python calls; socket reads and writes
 //! run detached. The response iterable's `close()` is called on every
 //! path. Framing bytes come from `http`; this module never writes them
 //! itself.
 
+mod load;
 pub mod objects;
 pub mod response;
+
+pub use load::{load_app, LoadError};
 
 use std::borrow::Cow;
 use std::os::fd::AsFd;
@@ -18,7 +21,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::{intern, PyTypeInfo};
 
-use crate::config::{AppSpec, Config};
+use crate::config::Config;
 use crate::http::body::{BodyError, BodyReader};
 use crate::http::{Request, Version};
 use crate::net::{Peer, Stream};
@@ -36,85 +39,6 @@ pub struct App {
     script_name: String,
     /// `wsgi.file_wrapper` responses go out with sendfile(2).
     sendfile: bool,
-}
-
-/// Why the application could not be loaded.
-pub struct LoadError {
-    /// One readable sentence.
-    pub summary: String,
-    /// The Python traceback, when there is one.
-    pub traceback: Option<String>,
-}
-
-impl LoadError {
-    /// The sentence, then the traceback if there is one.
-    pub fn into_text(self) -> String {
-        match self.traceback {
-            Some(tb) => format!("{}\n{tb}", self.summary),
-            None => self.summary,
-        }
-    }
-}
-
-/// Put `--chdir`/`--pythonpath` on `sys.path`, apply `-e`, import the app.
-pub fn load_app(py: Python<'_>, cfg: &Config) -> Result<Py<PyAny>, LoadError> {
-    let spec = cfg.app.as_ref().ok_or_else(|| LoadError {
-        summary: "no application given: rwsgi [OPTIONS] MODULE:CALLABLE".into(),
-        traceback: None,
-    })?;
-    let with_tb = |e: PyErr| LoadError { summary: format!("cannot load {spec}: {e}"), traceback: Some(format_traceback(py, &e)) };
-    let sys = py.import("sys").map_err(with_tb)?;
-    let path = sys.getattr("path").map_err(with_tb)?;
-    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into());
-    let mut front: Vec<String> = cfg.pythonpath.iter().map(|p| p.display().to_string()).collect();
-    front.push(cwd);
-    for (i, dir) in front.iter().enumerate() {
-        path.call_method1("insert", (i, dir)).map_err(with_tb)?;
-    }
-    import_app(py, spec).map_err(|e| {
-        let not_found = e.is_instance_of::<pyo3::exceptions::PyModuleNotFoundError>(py)
-            && e.value(py).getattr("name").ok().and_then(|n| n.extract::<String>().ok()).is_some_and(|n| {
-                spec.module == n || spec.module.starts_with(&format!("{n}."))
-            });
-        if not_found {
-            LoadError {
-                summary: format!(
-                    "cannot load {spec}: no module named '{}' (searched {}; see --chdir and --pythonpath)",
-                    spec.module,
-                    path.str().map(|s| s.to_string()).unwrap_or_default()
-                ),
-                traceback: None,
-            }
-        } else {
-            with_tb(e)
-        }
-    })
-}
-
-fn import_app(py: Python<'_>, spec: &AppSpec) -> PyResult<Py<PyAny>> {
-    let module = py.import(spec.module.as_str())?;
-    let mut obj = module.into_any();
-    for part in spec.attr.split('.') {
-        obj = obj.getattr(part).map_err(|_| {
-            pyo3::exceptions::PyAttributeError::new_err(format!(
-                "module '{}' has no attribute '{}'",
-                spec.module, spec.attr
-            ))
-        })?;
-    }
-    if let Some(args) = &spec.call {
-        // Arguments are Python literals only, as in Gunicorn: evaluated by
-        // ast.literal_eval, never executed.
-        let code = c"def call(factory, text):\n    import ast\n    node = ast.parse('f(' + text + ')', mode='eval').body\n    if not isinstance(node, ast.Call):\n        raise ValueError('factory arguments must be a call')\n    args = [ast.literal_eval(a) for a in node.args]\n    kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}\n    return factory(*args, **kwargs)\n";
-        let scope = PyDict::new(py);
-        py.run(code, Some(&scope), None)?;
-        let call = scope.get_item("call")?.ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("factory helper missing"))?;
-        obj = call.call1((obj, args.as_str()))?;
-    }
-    if !obj.is_callable() {
-        return Err(pyo3::exceptions::PyTypeError::new_err(format!("{spec} is not callable (a WSGI application must be)")));
-    }
-    Ok(obj.unbind())
 }
 
 /// A Python exception with its traceback, as Python prints it.
@@ -183,8 +107,6 @@ pub struct Exchange<'a> {
     /// The server allows keep-alive for this request (not stopping,
     /// keep-alive enabled, the client asked for it).
     pub keep_alive: bool,
-    /// Header names with `_` reach the environ (`--header-map dangerous`).
-    pub underscore_headers: bool,
     /// The most body bytes the app may read (`--limit-request-body`).
     pub body_limit: Option<u64>,
     /// The `Date` header value (shared: it changes once a second).
@@ -490,7 +412,7 @@ fn build_environ<'py>(
     env.set_item(intern!(py, "REMOTE_ADDR"), addr)?;
     env.set_item(intern!(py, "REMOTE_PORT"), port)?;
     set_front_end_vars(py, &env, req)?;
-    set_header_vars(py, &env, req, ex.underscore_headers)?;
+    set_header_vars(py, &env, req)?;
     if ex.incoming.https {
         env.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
     }
@@ -500,7 +422,9 @@ fn build_environ<'py>(
 
 /// SCRIPT_NAME, PATH_INFO and QUERY_STRING. A uwsgi front end sends them
 /// (PATH_INFO already decoded, after its rewrites); HTTP derives them from
-/// the target. `script_name` is the one from rwsgi's environment.
+/// the target, and a trusted proxy may send SCRIPT_NAME as a header
+/// (`--forwarder-headers`). `script_name` is the one from rwsgi's
+/// environment.
 fn set_path_vars(py: Python<'_>, env: &Bound<'_, PyDict>, req: &Request, script_name: &str) -> PyResult<()> {
     let (path, query) = req.path_and_query();
     let mut path_info: Cow<'_, str> = match req.param("PATH_INFO") {
@@ -508,7 +432,9 @@ fn set_path_vars(py: Python<'_>, env: &Bound<'_, PyDict>, req: &Request, script_
         None if !path.contains('%') => Cow::Borrowed(path),
         None => Cow::Owned(latin1(&percent_decode(path.as_bytes())).into_owned()),
     };
-    let script_name: Cow<'_, str> = match req.param("SCRIPT_NAME") {
+    // A SCRIPT_NAME header is still here only if --header-map let it through.
+    let forwarded = || req.headers.iter().rev().find(|h| h.name.eq_ignore_ascii_case("script_name")).map(|h| h.value.as_slice());
+    let script_name: Cow<'_, str> = match req.param("SCRIPT_NAME").or_else(forwarded) {
         Some(s) => {
             let s = latin1(s).trim_end_matches('/').to_string();
             env.set_item(intern!(py, "SCRIPT_NAME"), s.as_str())?;
@@ -549,15 +475,11 @@ fn set_front_end_vars(py: Python<'_>, env: &Bound<'_, PyDict>, req: &Request) ->
     Ok(())
 }
 
-/// CONTENT_TYPE, CONTENT_LENGTH and an `HTTP_*` key per request header;
-/// repeated headers are joined with commas.
-fn set_header_vars(py: Python<'_>, env: &Bound<'_, PyDict>, req: &Request, underscore_headers: bool) -> PyResult<()> {
+/// CONTENT_TYPE, CONTENT_LENGTH and an `HTTP_*` key per request header
+/// (those `--header-map` let through); repeated headers are joined with
+/// commas.
+fn set_header_vars(py: Python<'_>, env: &Bound<'_, PyDict>, req: &Request) -> PyResult<()> {
     for h in &req.headers {
-        if h.name.contains('_') && !underscore_headers {
-            // `X_Forwarded_For` would collide with `X-Forwarded-For` in
-            // the environ; drop it (Gunicorn's default).
-            continue;
-        }
         let key = if h.name.eq_ignore_ascii_case("content-type") {
             intern!(py, "CONTENT_TYPE").clone()
         } else if h.name.eq_ignore_ascii_case("content-length") {

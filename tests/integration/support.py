@@ -1,6 +1,7 @@
 """Shared helpers for the integration suite: paths, ports, and running the
 rwsgi binary as a real subprocess."""
 
+import contextlib
 import os
 import re
 import signal
@@ -365,6 +366,26 @@ class ServerManager:
         for server in self.servers:
             server.stop()
         self.servers = []
+
+
+@contextlib.contextmanager
+def gunicorn(args, log_path, env=None, cwd=APPS_DIR):
+    """Gunicorn (a test dependency) with `args` (ending with the app) on a
+    free loopback port, --chdir to the test apps, for tests where rwsgi
+    and Gunicorn must behave the same; yields its address."""
+    port = free_port()
+    exe = Path(sys.prefix) / "bin" / "gunicorn"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(exe), "-b", "127.0.0.1:%d" % port, "--chdir", str(APPS_DIR)] + list(args),
+            cwd=str(cwd), env=server_env(env), stdout=log, stderr=log, start_new_session=True,
+        )
+        try:
+            wait_for(lambda: proc.poll() is not None or http_probe(("127.0.0.1", port)), 20, message="gunicorn to answer")
+            assert proc.poll() is None, "gunicorn exited:\n" + Path(log_path).read_text(errors="replace")
+            yield ("127.0.0.1", port)
+        finally:
+            stop_process_group(proc)
 
 
 def read_until_close(sock, max_seconds=30.0):

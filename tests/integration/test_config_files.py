@@ -7,9 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import tomllib
 
-from support import APPS_DIR, free_port, run_cli, server_env, wait_for
+from support import APPS_DIR, free_port, get_close, http_probe, run_cli, server_env, wait_for
 
 CONFIG_WITH_LOGIC = '''
 import multiprocessing
@@ -116,21 +117,26 @@ def test_hup_reads_the_file_again_and_a_broken_one_keeps_the_old(servers, tmp_pa
 
 
 def test_what_a_config_file_may_hold_besides_settings(tmp_path):
-    """Strings past the BMP, huge numbers, dicts of Gunicorn-only settings
-    and a process started at import: the file still reads, in moments."""
+    """Strings past the BMP, huge numbers, dicts, a dict that holds
+    itself, sets of Gunicorn-only settings and a process started at
+    import: the file still reads, in moments."""
     conf = tmp_path / "rich.py"
     conf.write_text(
         "import subprocess\n"
         "BANNER = 'serving \U0001F680'\n"
         "HUGE = 2 ** 80\n"
         "secure_scheme_headers = {'X-FORWARDED-PROTO': 'https'}\n"
+        "reload_extra_files = {'a.html', 'b.html'}\n"
+        "LOOP = {}\nLOOP['self'] = LOOP\n"
         "helper = subprocess.Popen(['sleep', '61.5'])\n"
         "workers = 2\n"
     )
     result = run_cli(["-c", str(conf), "--check-config", "testapp:app"], timeout=20)
     assert result.returncode == 0, result.stderr
-    assert "Gunicorn settings rwsgi does not have, ignored: secure_scheme_headers" in result.stderr
-    assert print_config(["-c", str(conf), "testapp:app"])["workers"] == 2
+    assert "Gunicorn settings rwsgi does not have, ignored: reload_extra_files" in result.stderr
+    printed = print_config(["-c", str(conf), "testapp:app"])
+    assert printed["workers"] == 2
+    assert printed["secure_scheme_headers"] == {"X-FORWARDED-PROTO": "https"}
     leftovers = subprocess.run(["pgrep", "-f", "sleep 61.5"], stdout=subprocess.PIPE, text=True).stdout
     assert leftovers.strip() == "", "a process the config file started outlived its reading"
 
@@ -141,3 +147,32 @@ def test_a_setting_of_the_wrong_type_is_an_error(tmp_path):
     result = run_cli(["-c", str(conf), "testapp:app"])
     assert result.returncode == 1
     assert "'bind' has a value of the wrong type" in result.stderr
+
+
+def test_hup_applies_new_binds_and_log_settings_from_the_file(servers, tmp_path):
+    port1, port2 = free_port(), free_port()
+    log1, log2, access = tmp_path / "one.log", tmp_path / "two.log", tmp_path / "access.log"
+    conf = tmp_path / "live.py"
+    settings = "bind = %r\nerrorlog = %r\nloglevel = %r\naccesslog = %r\nwsgi_app = 'testapp:app'\n"
+    conf.write_text(settings % (["127.0.0.1:%d" % port1], str(log1), "info", None))
+    srv = servers.start(["-c", str(conf)], bind=None, ready=("127.0.0.1", port1))
+    wait_for(lambda: "Booting worker" in log1.read_text(), 10, message="the first error log")
+    binds = ["127.0.0.1:%d" % port1, "127.0.0.1:%d" % port2]
+    conf.write_text(settings % (binds, str(log2), "info", str(access)))
+    os.kill(srv.pid, signal.SIGHUP)
+    wait_for(lambda: http_probe(("127.0.0.1", port2)), 20, message="the new bind to answer")
+    # The master and the new workers log where the file now says.
+    wait_for(lambda: "Reload: 1 new workers booted" in log2.read_text(), 10, message="the reload in the new log")
+    assert "Listening at: http://127.0.0.1:%d" % port2 in log2.read_text()
+    assert "Reload" not in log1.read_text()
+    pid = get_close(("127.0.0.1", port2), b"/pid").split(b"\r\n\r\n", 1)[1]
+    wait_for(lambda: "GET /pid" in access.read_text(), 10, message="an access line from a new worker")
+    # At the level it now says: a reload to warnings only logs no INFO line.
+    conf.write_text(settings % (binds, str(log2), "warning", str(access)))
+    before = log2.read_text()
+    os.kill(srv.pid, signal.SIGHUP)
+    wait_for(lambda: get_close(("127.0.0.1", port2), b"/pid").split(b"\r\n\r\n", 1)[1] != pid, 20,
+             message="a worker of the new generation")
+    time.sleep(0.5)
+    after = log2.read_text()[len(before):]
+    assert "Handling signal: hup" in after and after.count("[INFO]") == 1, after

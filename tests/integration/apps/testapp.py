@@ -383,8 +383,22 @@ def route_hopbyhop(environ, start_response):
     return [body]
 
 
+def route_groups(environ, start_response):
+    return _json(start_response, {"uid": os.getuid(), "gid": os.getgid(), "groups": sorted(os.getgroups())})
+
+
+def route_log(environ, start_response):
+    """Log ?msg= through Python's logging, as an application does."""
+    import logging
+
+    logging.getLogger("testapp").info("%s", _query(environ).get("msg", ""))
+    return _respond(start_response, "logged\n")
+
+
 ROUTES = [
     ("/hello", route_hello),
+    ("/groups", route_groups),
+    ("/log", route_log),
     ("/pid", route_pid),
     ("/path", route_path),
     ("/environ", route_environ),
@@ -472,3 +486,16 @@ def keep_environ_app(environ, start_response):
     KEPT_ENVIRONS.append(environ)
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
     return [b"kept"]
+
+
+def paste_factory(global_conf, **local_conf):
+    """A PasteDeploy app factory (`use = call:testapp:paste_factory`): the
+    app shows the configuration it was made with, and logs each request to
+    the `testapp.paste` logger."""
+    import logging
+
+    def paste_app(environ, start_response):
+        logging.getLogger("testapp.paste").info("served %s", environ.get("PATH_INFO"))
+        return _json(start_response, {"global_conf": global_conf, "local_conf": local_conf})
+
+    return paste_app

@@ -3,7 +3,8 @@
 //!
 //! Both write whole lines with one `write` call each, so lines from
 //! several workers sharing a file do not interleave. Files are opened in
-//! append mode and can be reopened (USR1, logrotate).
+//! append mode and can be reopened (USR1, logrotate). With `--log-syslog`
+//! both also go to syslog (`syslog`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use base64::Engine;
 
-use crate::config::LogTarget;
+use crate::config::{Config, LogTarget};
 use crate::http::Request;
 use crate::net::Peer;
 
@@ -59,53 +60,81 @@ fn open_append(path: &Path) -> io::Result<File> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot open log file {}: {e}", path.display())))
 }
 
-/// The error log.
+pub mod syslog;
+
+/// The error log; its level is `log`'s maximum level.
 struct ErrorLog {
     sink: Mutex<Sink>,
-    level: log::LevelFilter,
 }
 
 static ERROR_LOG: OnceLock<&'static ErrorLog> = OnceLock::new();
 
 impl log::Log for ErrorLog {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= self.level
+        metadata.level() <= log::max_level()
     }
 
     fn log(&self, record: &log::Record<'_>) {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let level = match record.level() {
-            log::Level::Error => "ERROR",
-            log::Level::Warn => "WARNING",
-            log::Level::Info => "INFO",
-            log::Level::Debug => "DEBUG",
-            log::Level::Trace => "TRACE",
+        use syslog::Severity;
+        let (level, severity) = match record.level() {
+            log::Level::Error => ("ERROR", Severity::Error),
+            log::Level::Warn => ("WARNING", Severity::Warning),
+            log::Level::Info => ("INFO", Severity::Info),
+            log::Level::Debug => ("DEBUG", Severity::Debug),
+            log::Level::Trace => ("TRACE", Severity::Debug),
         };
+        let message = record.args().to_string();
         let line = format!(
-            "[{}] [{}] [{level}] {}\n",
+            "[{}] [{}] [{level}] {message}\n",
             chrono::Local::now().format("%Y-%m-%d %H:%M:%S %z"),
             std::process::id(),
-            record.args()
         );
         if let Ok(mut sink) = self.sink.lock() {
             sink.write_line(line.as_bytes());
         }
+        syslog::send(syslog::Stream::Error, severity, &message);
     }
 
     fn flush(&self) {}
 }
 
-/// Install the error log. Call once, in the master, before forking.
+/// Install the error log, in the master, before forking; called again
+/// (HUP), point it at the target and level given now. A target that
+/// cannot be opened leaves the log as it was.
 pub fn init_error_log(target: &LogTarget, level: log::LevelFilter) -> io::Result<()> {
-    let logger: &'static ErrorLog = Box::leak(Box::new(ErrorLog { sink: Mutex::new(Sink::open(target)?), level }));
-    if ERROR_LOG.set(logger).is_ok() {
-        // Cannot fail: ERROR_LOG guards against a second call.
-        let _ = log::set_logger(logger);
-        log::set_max_level(level);
+    let sink = Sink::open(target)?;
+    match ERROR_LOG.get() {
+        Some(logger) => {
+            if let Ok(mut old) = logger.sink.lock() {
+                *old = sink;
+            }
+        }
+        None => {
+            let logger: &'static ErrorLog = Box::leak(Box::new(ErrorLog { sink: Mutex::new(sink) }));
+            if ERROR_LOG.set(logger).is_ok() {
+                // Cannot fail: ERROR_LOG guards against a second call.
+                let _ = log::set_logger(logger);
+            }
+        }
     }
+    log::set_max_level(level);
     Ok(())
+}
+
+/// The error log and syslog as `cfg` says: at start, and again at HUP.
+pub fn configure(cfg: &Config) -> io::Result<()> {
+    init_error_log(&cfg.errorlog, cfg.loglevel)?;
+    syslog::configure(&cfg.syslog, &cfg.proc_name)
+}
+
+/// The descriptors the logs write to, for a worker to keep open.
+pub fn log_fds() -> Vec<std::os::fd::RawFd> {
+    let mut fds = vec![error_log_fd()];
+    fds.extend(syslog::fd());
+    fds
 }
 
 /// Reopen the error log file (USR1).
@@ -187,28 +216,45 @@ enum Atom {
     EnvVar(String),
 }
 
-/// The access log: a sink and a compiled format.
+/// The access log: where lines go, and a compiled format.
 pub struct AccessLog {
-    sink: Mutex<Sink>,
+    /// `--access-logfile`, when given.
+    sink: Option<Mutex<Sink>>,
+    /// Lines go to syslog too.
+    to_syslog: bool,
     atoms: Vec<Atom>,
 }
 
 impl AccessLog {
-    /// Open `target` for appending, with `format` compiled once.
-    pub fn open(target: &LogTarget, format: &str) -> io::Result<AccessLog> {
-        Ok(AccessLog { sink: Mutex::new(Sink::open(target)?), atoms: compile(format) })
+    /// The access log `cfg` asks for, `None` when it asks for none: lines
+    /// to `--access-logfile` (opened for appending) and to syslog unless
+    /// `--disable-redirect-access-to-syslog`, with the format compiled
+    /// once.
+    pub fn open(cfg: &Config) -> io::Result<Option<AccessLog>> {
+        let to_syslog = syslog::takes_access_lines();
+        if cfg.accesslog.is_none() && !to_syslog {
+            return Ok(None);
+        }
+        let sink = cfg.accesslog.as_ref().map(Sink::open).transpose()?.map(Mutex::new);
+        Ok(Some(AccessLog { sink, to_syslog, atoms: compile(&cfg.access_log_format) }))
     }
 
     /// Reopen the file (USR1, after logrotate moved it).
     pub fn reopen(&self) -> io::Result<()> {
-        self.sink.lock().map_or(Ok(()), |mut s| s.reopen())
+        match &self.sink {
+            Some(sink) => sink.lock().map_or(Ok(()), |mut s| s.reopen()),
+            None => Ok(()),
+        }
     }
 
     /// Write one line for a finished request.
     pub fn log(&self, info: &AccessInfo<'_>) {
         let mut line = render(&self.atoms, info);
+        if self.to_syslog {
+            syslog::send(syslog::Stream::Access, syslog::Severity::Info, &line);
+        }
         line.push('\n');
-        if let Ok(mut sink) = self.sink.lock() {
+        if let Some(Ok(mut sink)) = self.sink.as_ref().map(Mutex::lock) {
             sink.write_line(line.as_bytes());
         }
     }
