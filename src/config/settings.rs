@@ -368,6 +368,17 @@ pub static SETTINGS: &[Setting] = &[
             c.print_config = v.flag();
             Ok(())
         }),
+    setting!("hook_timeout", None, Cli::Flag("hook-timeout"), Kind::Uint, "30", None, "INT", "Server Hooks",
+        "The longest a master-side server hook (on_starting, when_ready, pre_fork, child_exit, \
+         nworkers_changed, on_reload, pre_exec, on_exit) may run. Those hooks run in a Python \
+         process of their own, never in the master; one that runs longer is logged and its \
+         process killed, and the server goes on (a fork waiting for pre_fork happens). \
+         Worker-side hooks are bounded by --boot-timeout (post_fork, post_worker_init) and \
+         --timeout (pre_request, post_request). rwsgi's own: Gunicorn's hooks have no limit.",
+        apply: |v, c| {
+            c.hook_timeout = Duration::from_secs(v.uint()?.max(1));
+            Ok(())
+        }),
     setting!("bind", Some('b'), Cli::Flag("bind"), Kind::List, "127.0.0.1:8000", Some(Env::prefixed("PORT", "0.0.0.0:")), "ADDRESS", "Server Socket",
         "The socket to bind: HOST, HOST:PORT, [IPV6]:PORT, unix:PATH or fd://FD. Repeat to bind \
          several. Defaults to 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set.",
