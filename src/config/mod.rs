@@ -485,12 +485,6 @@ impl Config {
                 format!("{file}: Gunicorn settings rwsgi does not have, ignored: {}", py.unsupported.join(", ")),
             ));
         }
-        if !py.hooks.is_empty() {
-            self.notices.push((
-                log::Level::Warn,
-                format!("{file}: server hooks are not run by this version of rwsgi: {}", py.hooks.join(", ")),
-            ));
-        }
         self.hooks = py.hooks;
     }
 

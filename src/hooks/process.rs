@@ -32,12 +32,8 @@ pub fn run(args: &[String]) -> i32 {
             py.run(&super::runtime_code(), Some(&scope), None)?;
             // The app's directories, as a worker has them, for hooks that
             // import the app's modules.
-            let path = py.import("sys")?.getattr("path")?;
-            let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into());
-            let dirs: Vec<&str> = pythonpath.split(',').filter(|d| !d.is_empty()).chain([cwd.as_str()]).collect();
-            for (i, dir) in dirs.iter().enumerate() {
-                path.call_method1("insert", (i, dir))?;
-            }
+            let dirs: Vec<std::path::PathBuf> = pythonpath.split(',').filter(|d| !d.is_empty()).map(Into::into).collect();
+            crate::wsgi::app_dirs_on_path(py, &dirs)?;
             let serve = scope.get_item("serve_master_hooks")?.ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("runtime incomplete"))?;
             serve.call1((0, target.as_str(), 2)).map(drop)
         })();

@@ -101,14 +101,13 @@ class Setting:
 
 
 class Logger:
-    """Gunicorn's server.log and worker.log: lines in rwsgi's error log,
-    in its layout, at or above --log-level."""
+    """Gunicorn's server.log and worker.log: lines in rwsgi's error log, at
+    or above --log-level. `emit(level, text)` writes one."""
 
     LEVELS = {'critical': 50, 'error': 40, 'warning': 30, 'info': 20, 'debug': 10}
-    NAMES = {50: 'CRITICAL', 40: 'ERROR', 30: 'WARNING', 20: 'INFO', 10: 'DEBUG'}
 
-    def __init__(self, fd, level):
-        self.fd = fd
+    def __init__(self, emit, level):
+        self.emit = emit
         self.level = self.LEVELS.get(str(level).lower(), 20)
 
     def _write(self, level, msg, args, exc_info=False):
@@ -117,12 +116,7 @@ class Logger:
         text = str(msg) % args if args else str(msg)
         if exc_info and sys.exc_info()[0] is not None:
             text += '\n' + traceback.format_exc().rstrip('\n')
-        line = '[%s] [%d] [%s] %s\n' % (time.strftime('%Y-%m-%d %H:%M:%S %z'), os.getpid(),
-                                         self.NAMES.get(level, 'INFO'), text)
-        try:
-            os.write(self.fd, line.encode('utf-8', 'replace'))
-        except OSError:
-            pass
+        self.emit(level, text)
 
     def critical(self, msg, *args, **kw):
         self._write(50, msg, args, kw.get('exc_info'))
@@ -132,6 +126,8 @@ class Logger:
 
     def warning(self, msg, *args, **kw):
         self._write(30, msg, args, kw.get('exc_info'))
+
+    warn = warning
 
     def info(self, msg, *args, **kw):
         self._write(20, msg, args, kw.get('exc_info'))
@@ -146,6 +142,21 @@ class Logger:
         if isinstance(lvl, str):
             lvl = self.LEVELS.get(lvl.lower(), 20)
         self._write(lvl, msg, args, kw.get('exc_info'))
+
+
+def fd_emitter(fd):
+    """Log lines in rwsgi's layout, written to `fd` (the hook process's
+    standard error, which is the error log)."""
+    names = {50: 'CRITICAL', 40: 'ERROR', 30: 'WARNING', 20: 'INFO', 10: 'DEBUG'}
+
+    def emit(level, text):
+        line = '[%s] [%d] [%s] %s\n' % (time.strftime('%Y-%m-%d %H:%M:%S %z'), os.getpid(),
+                                         names.get(level, 'INFO'), text)
+        try:
+            os.write(fd, line.encode('utf-8', 'replace'))
+        except OSError:
+            pass
+    return emit
 
 
 class Worker:
@@ -193,16 +204,13 @@ class Server:
 
 
 class Request:
-    """Gunicorn's req: the request head."""
+    """Gunicorn's req: the request head, as parsed."""
 
-    def __init__(self, method, uri, version, headers, scheme, peer):
+    def __init__(self, method, uri, path, query, version, headers, scheme, peer):
         self.method = method
         self.uri = uri
-        path, _, self.query = uri.partition('?')
-        if path.lower().startswith(('http://', 'https://')):
-            # Absolute form: the path starts after the authority.
-            path = '/' + path.split('://', 1)[1].partition('/')[2]
         self.path = path
+        self.query = query
         self.fragment = ''
         self.version = version
         self.headers = headers
@@ -243,11 +251,11 @@ class WorkerHooks:
     """A worker's hooks and the objects they receive; rwsgi calls its
     methods at the moments Gunicorn calls the hooks."""
 
-    def __init__(self, target, state_json, log_fd):
+    def __init__(self, target, state_json, emit):
         state = json.loads(state_json)
         self.hooks = load_hooks(target, WORKER_SIDE)
         self.cfg = Config(state['cfg'])
-        self.log = Logger(log_fd, self.cfg.loglevel)
+        self.log = Logger(emit, self.cfg.loglevel)
         self.server = Server(state['server'], self.cfg, self.log)
         self.worker = Worker(state['worker'], self.cfg, self.log, self.server.pid)
         self.worker.pid = os.getpid()
@@ -265,25 +273,22 @@ class WorkerHooks:
             self.hooks['post_worker_init'](self.worker)
         self.worker.booted = True
 
-    def request(self, method, uri, version, headers, scheme, peer):
-        return Request(method, uri, version, headers, scheme, peer)
+    def request(self, *head):
+        return Request(*head)
 
     def pre_request(self, req):
         if 'pre_request' in self.hooks:
             self.hooks['pre_request'](self.worker, req)
 
     def post_request(self, req, environ, status, headers, sent):
-        self.worker.nr += 1
-        if 'post_request' not in self.hooks:
-            return
-        resp = None if environ is None else Response(status, headers, sent)
-        try:
-            self.hooks['post_request'](self.worker, req, environ if environ is not None else {}, resp)
-        except Exception:
-            self.log.exception('Exception in post_request hook')
-
-    def stopping(self):
-        self.worker.alive = False
+        if environ is None:
+            # pre_request raised: Gunicorn's empty environ, no response.
+            environ, resp = {}, None
+        else:
+            self.worker.nr += 1
+            resp = Response(status, headers, sent)
+        if 'post_request' in self.hooks:
+            self._logged('post_request', self.worker, req, environ, resp)
 
     def worker_int(self):
         self.worker.alive = False
@@ -295,15 +300,63 @@ class WorkerHooks:
         if 'worker_abort' in self.hooks:
             self._logged('worker_abort', self.worker)
 
+    def install_signal_handlers(self):
+        """Python handlers for the signals whose hooks are defined: SIGINT
+        and SIGQUIT run worker_int, SIGABRT (the master's, for a stuck
+        worker) worker_abort, then worker_exit; the worker then dies of
+        the signal, as it would have without hooks. Python runs them on the
+        main thread, between bytecodes or from the worker's signal pipe."""
+        if 'worker_int' in self.hooks or 'worker_exit' in self.hooks:
+            signal.signal(signal.SIGINT, self._on_quit)
+            signal.signal(signal.SIGQUIT, self._on_quit)
+        if 'worker_abort' in self.hooks or 'worker_exit' in self.hooks:
+            signal.signal(signal.SIGABRT, self._on_abort)
+
+    def _on_quit(self, signum, frame):
+        if self._dying():
+            return
+        self.worker_int()
+        self.worker_exit()
+        # A quick exit still ends Python's way for what the app registered
+        # (an exporter's last flush), as Gunicorn's sys.exit does.
+        self._logged_call('atexit', __import__('atexit')._run_exitfuncs)
+        self._die(signum)
+
+    def _on_abort(self, signum, frame):
+        if self._dying():
+            return
+        self.worker_abort()
+        self.worker_exit()
+        self._die(signum)
+
+    def _dying(self):
+        # A second signal (Ctrl-C reaches a worker from the terminal and
+        # from the master) while the hooks of the first run.
+        dying, self._dead = getattr(self, '_dead', False), True
+        return dying
+
+    def _die(self, signum):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        os._exit(1)
+
     def worker_exit(self):
         if 'worker_exit' in self.hooks:
             self._logged('worker_exit', self.server, self.worker)
 
     def _logged(self, name, *args):
+        self._logged_call('%s hook' % name, self.hooks[name], *args)
+
+    def _logged_call(self, what, fn, *args):
         try:
-            self.hooks[name](*args)
+            fn(*args)
         except BaseException:
-            self.log.exception('Exception in %s hook', name)
+            self.log.exception('Exception in %s', what)
 
 
 def serve_master_hooks(fd, target, log_fd):
@@ -330,7 +383,7 @@ def serve_master_hooks(fd, target, log_fd):
             error = load_error
         elif call['call'] in hooks:
             cfg = Config(call['cfg'])
-            log = Logger(log_fd, cfg.loglevel)
+            log = Logger(fd_emitter(log_fd), cfg.loglevel)
             server = Server(call['server'], cfg, log)
             worker = Worker(call['worker'], cfg, log, server.pid) if call.get('worker') else None
             args = [server] + ([worker] if worker is not None else []) + list(call.get('args', []))

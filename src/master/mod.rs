@@ -990,7 +990,8 @@ impl Master {
         match unsafe { sys::fork() } {
             Ok(ForkResult::Child) => {
                 let gen = self.generation(generation);
-                let spec = WorkerSpec { cfg: &gen.cfg, listeners: &gen.listeners, board: &self.board, slot, master };
+                let age = self.next_age;
+                let spec = WorkerSpec { cfg: &gen.cfg, listeners: &gen.listeners, board: &self.board, slot, master, age };
                 worker::run(spec)
             }
             Ok(ForkResult::Parent { child }) => {

@@ -10,7 +10,7 @@ mod load;
 pub mod objects;
 pub mod response;
 
-pub use load::{load_app, LoadError};
+pub use load::{app_dirs_on_path, load_app, LoadError};
 
 use std::borrow::Cow;
 use std::os::fd::AsFd;
@@ -39,6 +39,9 @@ pub struct App {
     script_name: String,
     /// `wsgi.file_wrapper` responses go out with sendfile(2).
     sendfile: bool,
+    /// The worker's server hooks (`runtime.py`'s `WorkerHooks`), when the
+    /// config file defines pre_request or post_request.
+    hooks: Option<Py<PyAny>>,
 }
 
 /// A Python exception with its traceback, as Python prints it.
@@ -87,7 +90,70 @@ impl App {
             env.set_item("SCRIPT_NAME", script_name.as_str())?;
             base_environs.push(env.unbind());
         }
-        Ok(App { callable, base_environs, script_name, sendfile: cfg.sendfile })
+        Ok(App { callable, base_environs, script_name, sendfile: cfg.sendfile, hooks: None })
+    }
+
+    /// The application callable.
+    pub fn callable(&self) -> &Py<PyAny> {
+        &self.callable
+    }
+
+    /// Call `hooks`' pre_request and post_request around every request.
+    pub fn with_request_hooks(self, hooks: Option<Py<PyAny>>) -> App {
+        App { hooks, ..self }
+    }
+
+    /// Whether requests go through server hooks.
+    pub fn has_request_hooks(&self) -> bool {
+        self.hooks.is_some()
+    }
+
+    /// post_request for a request [`handle`] served, once it is logged.
+    pub fn finish_request(&self, py: Python<'_>, outcome: &mut Outcome) {
+        let (Some(hooks), Some(hooked)) = (&self.hooks, outcome.hooked.take()) else { return };
+        let status = (!outcome.status.is_empty()).then_some(outcome.status.as_str());
+        let args = (hooked.req, hooked.environ, status, outcome.headers.clone(), outcome.body_bytes);
+        if let Err(e) = hooks.bind(py).call_method1(intern!(py, "post_request"), args) {
+            log_py_err(py, "Exception in post_request hook", &e);
+        }
+    }
+}
+
+/// A request the server hooks see: Gunicorn's `req`, and the environ
+/// once built (`None` when pre_request raised).
+pub struct HookedRequest {
+    req: Py<PyAny>,
+    environ: Option<Py<PyDict>>,
+}
+
+impl HookedRequest {
+    /// Gunicorn's `req` for `incoming`, then pre_request(worker, req).
+    fn begin(py: Python<'_>, hooks: &Py<PyAny>, incoming: &Incoming) -> (Option<HookedRequest>, PyResult<()>) {
+        let r = &incoming.request;
+        let (path, query) = r.path_and_query();
+        let version = match r.version {
+            Version::Http10 => (1, 0),
+            Version::Http11 => (1, 1),
+        };
+        let headers: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .map(|h| (h.name.to_ascii_uppercase(), String::from_utf8_lossy(&h.value).into_owned()))
+            .collect();
+        let peer = match incoming.client {
+            Peer::Tcp(a) => (a.ip().to_string(), a.port()).into_pyobject(py).map(|t| t.into_any().unbind()),
+            Peer::Unix => Ok(PyString::new(py, "").into_any().unbind()),
+        };
+        let scheme = if incoming.https { "https" } else { "http" };
+        let hooks = hooks.bind(py);
+        let head = peer.and_then(|peer| hooks.call_method1("request", (&r.method, &r.target, path, query, version, headers, scheme, peer)));
+        match head {
+            Ok(req) => {
+                let ran = hooks.call_method1(intern!(py, "pre_request"), (&req,)).map(drop);
+                (Some(HookedRequest { req: req.unbind(), environ: None }), ran)
+            }
+            Err(e) => (None, Err(e)),
+        }
     }
 }
 
@@ -155,6 +221,8 @@ pub struct Outcome {
     /// The whole response, held back for the caller to send (empty when it
     /// went out already).
     pub held: Vec<u8>,
+    /// The request as the server hooks saw it, for post_request.
+    pub hooked: Option<HookedRequest>,
 }
 
 /// Call the app for one request and write its response.
@@ -179,7 +247,19 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
     let state = Arc::new(Mutex::new(response));
 
     let remote = remote_strings(py, &ex.incoming.client, ex.remote_cache);
-    if let Err(failure) = run_app(py, app, &ex, &input, &state, remote) {
+    let (mut hooked, ran) = match &app.hooks {
+        None => (None, run_app(py, app, &ex, &input, &state, remote, None)),
+        Some(hooks) => match HookedRequest::begin(py, hooks, ex.incoming) {
+            (mut hooked, Ok(())) => {
+                let environ = hooked.as_mut().map(|h| &mut h.environ);
+                let ran = run_app(py, app, &ex, &input, &state, remote, environ);
+                (hooked, ran)
+            }
+            // pre_request raised: answered as an app error, app not called.
+            (hooked, Err(e)) => (hooked, Err(Failure::App(e))),
+        },
+    };
+    if let Err(failure) = ran {
         answer_failure(py, req, &ex.incoming.client, failure, &input, &state);
     }
     let mut st = lock(&state);
@@ -197,6 +277,7 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
         continue_unsent: expect.unsent() && !body.is_complete(),
         held: st.take_held(),
         body,
+        hooked: hooked.take(),
     }
 }
 
@@ -245,8 +326,12 @@ fn run_app(
     input: &Arc<Mutex<InputState>>,
     state: &Arc<Mutex<ResponseState>>,
     remote: (Bound<'_, PyString>, Bound<'_, PyString>),
+    keep_environ: Option<&mut Option<Py<PyDict>>>,
 ) -> Result<(), Failure> {
     let environ = build_environ(py, app, ex, input, remote).map_err(Failure::App)?;
+    if let Some(kept) = keep_environ {
+        *kept = Some(environ.clone().unbind());
+    }
     let start_response = Py::new(py, StartResponse { state: state.clone() }).map_err(Failure::App)?;
     let iterable = app.callable.bind(py).call1((environ, start_response)).map_err(Failure::App)?;
     let result = write_iterable(py, &iterable, state, app.sendfile);
