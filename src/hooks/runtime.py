@@ -5,10 +5,12 @@
 # master that runs no Python. Run by rwsgi (the config evaluator, the
 # workers, the hook process) in the scope of one exec; never imported.
 
+import contextlib
 import importlib
 import importlib.machinery
 import importlib.util
 import inspect
+import io
 import json
 import os
 import signal
@@ -67,8 +69,10 @@ def resolve_hook(name, value):
 
 
 def load_hooks(target, wanted):
-    """The hooks of `wanted` the config file defines, resolved."""
-    names = load_module(target)
+    """The hooks of `wanted` the config file defines, resolved. What the
+    file prints was shown once already, when rwsgi read its settings."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        names = load_module(target)
     return {name: resolve_hook(name, names[name]) for name in wanted if name in names}
 
 

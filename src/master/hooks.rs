@@ -32,7 +32,12 @@ pub const TOKEN: Token = Token(1);
 struct Pending {
     id: u64,
     hook: &'static str,
-    sent: Instant,
+    /// When the process took it up: when it was sent, or when the call
+    /// before it was answered.
+    started: Instant,
+    /// The call as sent, to send again to a new process should this one
+    /// be lost on an earlier call.
+    line: Vec<u8>,
 }
 
 /// The hook process while it runs.
@@ -133,17 +138,21 @@ impl HookProcess {
         let mut chunk = [0u8; 4096];
         loop {
             match running.stream.read(&mut chunk) {
-                Ok(0) => return self.lost(registry, "closed its socket"),
+                Ok(0) => return self.lost(registry, Loss::Closed),
                 Ok(n) => running.read.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return self.lost(registry, &e.to_string()),
+                Err(e) => return self.lost(registry, Loss::Io(e)),
             }
         }
         while let Some(end) = running.read.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = running.read.drain(..=end).collect();
             let Some(call) = running.pending.pop_front() else { continue };
             answered(&call, &line);
+            // The next call's time starts now: it waited its turn.
+            if let Some(next) = running.pending.front_mut() {
+                next.started = Instant::now();
+            }
         }
     }
 
@@ -152,9 +161,8 @@ impl HookProcess {
     pub fn check_timeout(&mut self, registry: &Registry) {
         let Some(running) = &self.running else { return };
         let Some(oldest) = running.pending.front() else { return };
-        if oldest.sent.elapsed() >= self.timeout {
-            let why = format!("its {} hook did not return within {} s (--hook-timeout)", oldest.hook, self.timeout.as_secs());
-            self.lost(registry, &why);
+        if oldest.started.elapsed() >= self.timeout {
+            self.lost(registry, Loss::TimedOut);
         }
     }
 
@@ -163,7 +171,7 @@ impl HookProcess {
     pub fn wait_idle(&mut self, registry: &Registry) {
         while let Some(running) = &self.running {
             let Some(oldest) = running.pending.front() else { return };
-            let left = self.timeout.saturating_sub(oldest.sent.elapsed());
+            let left = self.timeout.saturating_sub(oldest.started.elapsed());
             if !left.is_zero() {
                 wait_readable(&running.stream, left.min(Duration::from_millis(100)));
             }
@@ -177,7 +185,7 @@ impl HookProcess {
         if self.running.as_ref().is_none_or(|r| r.pid != pid) {
             return false;
         }
-        self.lost(registry, &format!("exited ({exit})"));
+        self.lost(registry, Loss::Exited(exit));
         true
     }
 
@@ -189,17 +197,42 @@ impl HookProcess {
         }
     }
 
-    /// The process is gone or given up on: its unanswered calls are said
-    /// to be lost.
-    fn lost(&mut self, registry: &Registry, why: &str) {
-        let Some(running) = &self.running else { return };
-        let hooks: Vec<&str> = running.pending.iter().map(|p| p.hook).filter(|h| !h.starts_with("__")).collect();
-        if hooks.is_empty() {
-            log::warn!("The hook process {} {why}", running.pid);
-        } else {
-            log::error!("The hook process {} {why}; unfinished: {}", running.pid, hooks.join(", "));
+    /// The process is gone or given up on: the call it was running is
+    /// lost, and the calls queued behind it go to a new process (which
+    /// loads the config file afresh).
+    fn lost(&mut self, registry: &Registry, loss: Loss) {
+        let Some(mut running) = self.running.take() else { return };
+        let pid = running.pid;
+        let culprit = running.pending.pop_front().map(|p| p.hook).filter(|h| !h.starts_with("__"));
+        match (loss, culprit) {
+            (Loss::TimedOut, Some(hook)) => log::error!(
+                "The hook process {pid} was stopped: its {hook} hook did not return within {} s (--hook-timeout)",
+                self.timeout.as_secs()
+            ),
+            (loss, Some(hook)) => log::error!("The hook process {pid} {loss} in its {hook} hook"),
+            (loss, None) => log::warn!("The hook process {pid} {loss}"),
         }
-        self.stop(registry);
+        let _ = registry.deregister(&mut running.stream);
+        let _ = kill(running.pid, Signal::SIGKILL);
+        let queued: Vec<Pending> = running.pending.into_iter().filter(|p| !p.hook.starts_with("__")).collect();
+        if queued.is_empty() {
+            return;
+        }
+        match self.spawn(registry) {
+            Ok(mut fresh) => {
+                for mut call in queued {
+                    call.started = Instant::now();
+                    fresh.unsent.extend_from_slice(&call.line);
+                    fresh.pending.push_back(call);
+                }
+                self.running = Some(fresh);
+                self.flush(registry);
+            }
+            Err(e) => {
+                let hooks: Vec<&str> = queued.iter().map(|p| p.hook).collect();
+                log::error!("cannot start the hook process again: {e}; not run: {}", hooks.join(", "));
+            }
+        }
     }
 
     /// Start the hook process on one end of a socket pair.
@@ -237,7 +270,7 @@ impl HookProcess {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return self.lost(registry, &e.to_string()),
+                Err(e) => return self.lost(registry, Loss::Io(e)),
             }
         }
         let interest = if running.unsent.is_empty() { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
@@ -245,13 +278,37 @@ impl HookProcess {
     }
 }
 
+/// How the hook process was lost.
+enum Loss {
+    /// A call outlasted `--hook-timeout` (the process is killed).
+    TimedOut,
+    /// It ended.
+    Exited(Exit),
+    /// It closed its socket.
+    Closed,
+    /// Its socket failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Loss::TimedOut => write!(f, "was stopped: a call outlasted --hook-timeout"),
+            Loss::Exited(exit) => write!(f, "exited ({exit})"),
+            Loss::Closed => write!(f, "closed its socket"),
+            Loss::Io(e) => write!(f, "failed: {e}"),
+        }
+    }
+}
+
 /// Put `call` on `running`'s line, numbered.
 fn queue(running: &mut Running, next_id: &mut u64, hook: &'static str, mut call: Value) {
     *next_id += 1;
     call["id"] = json!(*next_id);
-    running.unsent.extend_from_slice(call.to_string().as_bytes());
-    running.unsent.push(b'\n');
-    running.pending.push_back(Pending { id: *next_id, hook, sent: Instant::now() });
+    let mut line = call.to_string().into_bytes();
+    line.push(b'\n');
+    running.unsent.extend_from_slice(&line);
+    running.pending.push_back(Pending { id: *next_id, hook, started: Instant::now(), line });
 }
 
 /// Log what went wrong in an answered call, if anything did.
