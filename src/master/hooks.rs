@@ -189,11 +189,22 @@ impl HookProcess {
         true
     }
 
-    /// End the process: its socket closes, and it is killed.
+    /// Let the process go now if it has no call to finish (the next call
+    /// starts a new one: on a reopened error log); a busy one stays.
+    pub fn restart_when_idle(&mut self, registry: &Registry) {
+        if !self.busy() {
+            self.stop(registry);
+        }
+    }
+
+    /// End the process: its socket closes, and it ends (killed if a call
+    /// is still running).
     pub fn stop(&mut self, registry: &Registry) {
         if let Some(mut running) = self.running.take() {
             let _ = registry.deregister(&mut running.stream);
-            let _ = kill(running.pid, Signal::SIGKILL);
+            if !running.pending.is_empty() {
+                let _ = kill(running.pid, Signal::SIGKILL);
+            }
         }
     }
 

@@ -389,12 +389,17 @@ impl Master {
         }
     }
 
-    /// USR1: the master reopens its error log, each worker its own logs.
-    fn reopen_logs(&self) {
+    /// USR1: the master reopens its error log, each worker its own logs;
+    /// the hook process, which writes to the master's, starts again on
+    /// the reopened file.
+    fn reopen_logs(&mut self) {
         if let Err(e) = crate::logging::reopen_error_log() {
             log::error!("{e}");
         }
         self.signal_workers(Signal::SIGUSR1);
+        if let Some(hooks) = &mut self.hooks {
+            hooks.restart_when_idle(self.poll.registry());
+        }
     }
 
     /// WINCH, in Gunicorn's meaning when daemonized: stop the workers,

@@ -415,3 +415,19 @@ def test_usr2_runs_pre_exec_before_the_new_master_starts(servers, tmp_path):
     assert srv.wait(20) == 0
     os.kill(new_master, signal.SIGTERM)
     wait_for(lambda: hooks_of(evidence, "on_exit", server_pid=new_master), 20, message="the new master's on_exit")
+
+
+def test_hooks_log_to_the_reopened_error_log_after_usr1(servers, tmp_path):
+    """logrotate moves the error log and sends USR1: what master-side hooks
+    log goes to the new file."""
+    log = tmp_path / "error.log"
+    srv, evidence = start(servers, tmp_path, ["-w", "1", "--error-logfile", str(log)])
+    first = wait_hook(evidence, "post_worker_init")[0]["wpid"]
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: "hooks_conf: child_exit %d" % first in log.read_text(), 10, message="child_exit's line")
+    log.rename(tmp_path / "error.log.1")
+    srv.signal(signal.SIGUSR1)
+    wait_for(lambda: log.exists(), 10, message="the reopened log")
+    second = wait_for(lambda: [p for p in workers_of(evidence) if p != first], 15, message="the replacement")[0]
+    os.kill(second, signal.SIGKILL)
+    wait_for(lambda: "hooks_conf: child_exit %d" % second in log.read_text(), 10, message="child_exit in the new log")

@@ -87,6 +87,7 @@ def post_request(worker, req, environ, resp):
 
 
 def child_exit(server, worker):
+    server.log.info("hooks_conf: child_exit %s", worker.pid)
     record("child_exit", **server_facts(server), **worker_facts(worker))
 
 
