@@ -351,8 +351,12 @@ def test_a_worker_side_hook_that_raises(servers, tmp_path):
     assert result.returncode != 0
     assert "Exception in worker process" in result.stderr
     assert "RuntimeError: post_fork failed on purpose" in result.stderr
-    # Gunicorn's worker_exit still runs in the worker that failed.
-    assert hooks_of(evidence, "worker_exit")
+    # Gunicorn's worker_exit still runs in the worker that failed; the
+    # master's child_exit too (where Gunicorn skips it), then on_exit.
+    failed = hooks_of(evidence, "post_fork")[0]["wpid"]
+    assert hooks_of(evidence, "worker_exit", wpid=failed)
+    assert hooks_of(evidence, "child_exit", wpid=failed)
+    assert events(evidence)[-1]["hook"] == "on_exit"
     assert not hooks_of(evidence, "post_worker_init")
 
     srv, evidence = start(servers, tmp_path / "..", ["-w", "1"], raise_=["post_request", "worker_exit"])
