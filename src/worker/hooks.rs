@@ -66,7 +66,7 @@ impl Hooks {
     /// post_fork(server, worker), before the app is imported; the error is
     /// the traceback.
     pub fn post_fork(&self) -> Result<(), String> {
-        self.call("post_fork", |py| PyTuple::empty(py))
+        self.call("post_fork", PyTuple::empty)
     }
 
     /// post_worker_init(worker), once the app is imported.
@@ -77,7 +77,7 @@ impl Hooks {
     /// worker_exit(server, worker), as the worker ends (its exceptions are
     /// logged by the runtime).
     pub fn worker_exit(&self) {
-        let _ = self.call("worker_exit", |py| PyTuple::empty(py));
+        let _ = self.call("worker_exit", PyTuple::empty);
     }
 
     /// The object the request path calls (`pre_request`, `post_request`),
