@@ -350,7 +350,13 @@ pub static SETTINGS: &[Setting] = &[
          RWSGI_CMD_ARGS < command line.",
         printed: false,
         apply: |v, c| {
-            c.config_file = v.path();
+            // Absolute (settings are read in the directory rwsgi started
+            // in): the hook process and the workers load the file again
+            // from the --chdir one.
+            c.config_file = v.path().map(|p| match std::path::absolute(&p) {
+                Ok(absolute) if !p.to_string_lossy().starts_with("python:") => absolute,
+                _ => p,
+            });
             Ok(())
         }),
     setting!("check_config", None, Cli::Flag("check-config"), Kind::Flag, "false", None, "", "Config File",

@@ -81,13 +81,22 @@ impl HookProcess {
             running: None,
             next_id: 0,
         };
-        hooks.follow(cfg);
+        hooks.take_settings(cfg);
         hooks::defines_any(cfg, hooks::MASTER_SIDE).then_some(hooks)
     }
 
     /// Take the hooks and settings of `cfg` (HUP): the process loads the
     /// config file again before the next call.
-    pub fn follow(&mut self, cfg: &Config) {
+    pub fn follow(&mut self, registry: &Registry, cfg: &Config) {
+        self.take_settings(cfg);
+        if let Some(running) = &mut self.running {
+            queue(running, &mut self.next_id, "__reload__", json!({"call": "__reload__"}));
+            self.flush(registry);
+        }
+    }
+
+    /// What the calls from now on are made with.
+    fn take_settings(&mut self, cfg: &Config) {
         self.defined = cfg.hooks.iter().filter(|h| hooks::MASTER_SIDE.contains(&h.as_str())).cloned().collect();
         self.target = cfg.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
         self.virtualenv = cfg.virtualenv.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
@@ -95,9 +104,6 @@ impl HookProcess {
         self.env = cfg.raw_env.clone();
         self.cfg = cfg.to_json();
         self.timeout = cfg.hook_timeout;
-        if let Some(running) = &mut self.running {
-            queue(running, &mut self.next_id, "__reload__", json!({"call": "__reload__"}));
-        }
     }
 
     /// Whether the config file defines `hook`.
@@ -399,7 +405,7 @@ impl super::Master {
     /// config file defines master-side hooks now, and none ran before).
     pub(super) fn hooks_follow(&mut self, cfg: &Config) {
         match &mut self.hooks {
-            Some(hooks) => hooks.follow(cfg),
+            Some(hooks) => hooks.follow(self.poll.registry(), cfg),
             None => self.hooks = HookProcess::new(cfg),
         }
     }

@@ -435,3 +435,15 @@ def test_hooks_log_to_the_reopened_error_log_after_usr1(servers, tmp_path):
     second = wait_for(lambda: [p for p in workers_of(evidence) if p != first], 15, message="the replacement")[0]
     os.kill(second, signal.SIGKILL)
     wait_for(lambda: "hooks_conf: child_exit %d" % second in log.read_text(), 10, message="child_exit in the new log")
+
+
+def test_a_relative_config_path_is_found_after_chdir(servers, tmp_path):
+    """`-c conf.py` names a file in the directory rwsgi starts in, also for
+    the hook process and the workers, which run in the --chdir one."""
+    (tmp_path / "conf.py").write_text((APPS_DIR / "hooks_conf.py").read_text())
+    evidence = tmp_path / "evidence.jsonl"
+    srv = servers.start(["-w", "1", "-c", "conf.py", "testapp:app"], cwd=str(tmp_path),
+                        env={"HOOK_EVIDENCE": str(evidence)})
+    wait_hook(evidence, "when_ready")
+    wait_hook(evidence, "post_worker_init")
+    assert srv.get("/hello").status == 200
