@@ -20,10 +20,10 @@
 //!   CLI) and the validated `Config`; renders `--help` and the man page. A
 //!   Python config file is read by starting the binary again as the
 //!   `evaluator`, a child process.
-//! - [`evaluator`] (sys, wsgi, config): the rwsgi binary run as a
+//! - [`evaluator`] (hooks, sys, wsgi, config): the rwsgi binary run as a
 //!   short-lived child that executes a Python config file and prints its
 //!   settings; `config` starts it, so the master never runs Python.
-//! - [`hooks`] (sys, config): Gunicorn's server hooks: the objects they
+//! - [`hooks`] (sys, wsgi, config): Gunicorn's server hooks: the objects they
 //!   receive (`runtime.py`, from JSON pictures of the master and a worker),
 //!   and the hook process, the binary run again with its own CPython, in
 //!   which the master-side hooks run.
@@ -32,7 +32,7 @@
 //!   and driving the hook process; no Python.
 //! - [`sys`] (none): every `unsafe` (fork, signal dispositions, the shared
 //!   scoreboard, fd adoption, CPython start-up).
-//! - [`worker`] (wire, wsgi, http, net, sys, logging, config): a worker's
+//! - [`worker`] (hooks, wire, wsgi, http, net, sys, logging, config): a worker's
 //!   boot order, its serve loop, its connections and request threads.
 //! - [`net`] (sys, config): listening sockets, connections, reads and
 //!   writes with deadlines.

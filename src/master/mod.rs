@@ -28,14 +28,14 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{ForkResult, Pid};
+use serde_json::json;
 use signal_hook::consts::signal::*;
 use signal_hook_mio::v1_0::Signals;
 
 use self::exit::{reap_next, Exit, ExitKind};
 use self::hooks::{hooks_before_start, HookProcess};
-use crate::hooks::WorkerPicture;
-use serde_json::json;
 use crate::config::{BindAddr, Config};
+use crate::hooks::WorkerPicture;
 use crate::net::Listener;
 use crate::sys::{self, Scoreboard, SlotState};
 use crate::worker::{self, ExitReason, WorkerSpec};
@@ -325,7 +325,10 @@ impl Master {
         }
         if self.upgrade_due && !self.hooks.as_ref().is_some_and(HookProcess::busy) {
             self.upgrade_due = false;
-            self.start_new_master();
+            // (Unless a stop came meanwhile.)
+            if self.phase == Phase::Running {
+                self.start_new_master();
+            }
         }
     }
 
@@ -569,7 +572,7 @@ impl Master {
         if self.phase != Phase::Running {
             return;
         }
-        if self.upgrade_child_alive() {
+        if self.upgrade_child_alive() || self.upgrade_due {
             log::warn!("Handling signal: usr2; a new master is already running, ignored");
             return;
         }
