@@ -4,12 +4,15 @@
 //! Python is attached only around Python calls; socket reads and writes
 //! run detached. The response iterable's `close()` is called on every
 //! path. Framing bytes come from `http`; this module never writes them
-//! itself.
+//! itself. A worker whose config file defines pre_request or post_request
+//! calls them around the app (`hooked`).
 
+mod hooked;
 mod load;
 pub mod objects;
 pub mod response;
 
+pub use hooked::HookedRequest;
 pub use load::{app_dirs_on_path, load_app, LoadError};
 
 use std::borrow::Cow;
@@ -110,49 +113,8 @@ impl App {
 
     /// post_request for a request [`handle`] served, once it is logged.
     pub fn finish_request(&self, py: Python<'_>, outcome: &mut Outcome) {
-        let (Some(hooks), Some(hooked)) = (&self.hooks, outcome.hooked.take()) else { return };
-        let status = (!outcome.status.is_empty()).then_some(outcome.status.as_str());
-        let args = (hooked.req, hooked.environ, status, outcome.headers.clone(), outcome.body_bytes);
-        if let Err(e) = hooks.bind(py).call_method1(intern!(py, "post_request"), args) {
-            log_py_err(py, "Exception in post_request hook", &e);
-        }
-    }
-}
-
-/// A request the server hooks see: Gunicorn's `req`, and the environ
-/// once built (`None` when pre_request raised).
-pub struct HookedRequest {
-    req: Py<PyAny>,
-    environ: Option<Py<PyDict>>,
-}
-
-impl HookedRequest {
-    /// Gunicorn's `req` for `incoming`, then pre_request(worker, req).
-    fn begin(py: Python<'_>, hooks: &Py<PyAny>, incoming: &Incoming) -> (Option<HookedRequest>, PyResult<()>) {
-        let r = &incoming.request;
-        let (path, query) = r.path_and_query();
-        let version = match r.version {
-            Version::Http10 => (1, 0),
-            Version::Http11 => (1, 1),
-        };
-        let headers: Vec<(String, String)> = r
-            .headers
-            .iter()
-            .map(|h| (h.name.to_ascii_uppercase(), String::from_utf8_lossy(&h.value).into_owned()))
-            .collect();
-        let peer = match incoming.client {
-            Peer::Tcp(a) => (a.ip().to_string(), a.port()).into_pyobject(py).map(|t| t.into_any().unbind()),
-            Peer::Unix => Ok(PyString::new(py, "").into_any().unbind()),
-        };
-        let scheme = if incoming.https { "https" } else { "http" };
-        let hooks = hooks.bind(py);
-        let head = peer.and_then(|peer| hooks.call_method1("request", (&r.method, &r.target, path, query, version, headers, scheme, peer)));
-        match head {
-            Ok(req) => {
-                let ran = hooks.call_method1(intern!(py, "pre_request"), (&req,)).map(drop);
-                (Some(HookedRequest { req: req.unbind(), environ: None }), ran)
-            }
-            Err(e) => (None, Err(e)),
+        if let (Some(hooks), Some(hooked)) = (&self.hooks, outcome.hooked.take()) {
+            hooked.finish(py, hooks, outcome);
         }
     }
 }
