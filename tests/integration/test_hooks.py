@@ -447,3 +447,14 @@ def test_a_relative_config_path_is_found_after_chdir(servers, tmp_path):
     wait_hook(evidence, "when_ready")
     wait_hook(evidence, "post_worker_init")
     assert srv.get("/hello").status == 200
+
+
+def test_a_memory_recycle_runs_worker_exit_and_child_exit(servers, tmp_path):
+    """--max-worker-memory: the worker over it finishes its request and
+    goes, as a --max-requests recycle does."""
+    srv, evidence = start(servers, tmp_path, ["-w", "1", "--max-worker-memory", "1"])
+    first = wait_hook(evidence, "post_worker_init")[0]["wpid"]
+    srv.get("/hello")
+    wait_hook(evidence, "child_exit", wpid=first)
+    evs = events(evidence)
+    assert index(evs, "worker_exit", wpid=first) < index(evs, "child_exit", wpid=first)
