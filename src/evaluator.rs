@@ -42,32 +42,24 @@ pub fn run(args: &[String]) -> i32 {
 /// Run the evaluator on `target`: whether the file ran.
 fn evaluate(py: Python<'_>, target: &str) -> PyResult<bool> {
     let scope = PyDict::new(py);
+    py.run(&crate::hooks::runtime_code(), Some(&scope), None)?;
     py.run(EVALUATOR, Some(&scope), None)?;
     let evaluate = scope.get_item("evaluate")?.ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("evaluator missing"))?;
     evaluate.call1((target, HOOKS.to_vec()))?.extract()
 }
 
-/// Gunicorn's way to read a config: a file is executed as the module
-/// `__config__` (whatever its extension), `python:NAME` is imported; every
-/// public module-level name whose value is a bool, a number, a string, or
-/// a list or a dict (string keys) of those, is printed as a TOML line, the
-/// functions named after server hooks are listed under `__hooks__`, and
-/// the names of other values (a set, a dict holding a class) under
-/// `__skipped__`; `None`,
-/// modules, classes and other functions are the file's own business. The cwd comes first on
-/// sys.path, as it does for the app.
+/// Gunicorn's way to read a config (the runtime's `load_module`): a file
+/// is executed as the module `__config__` (whatever its extension),
+/// `python:NAME` is imported; every public module-level name whose value
+/// is a bool, a number, a string, or a list or a dict (string keys) of
+/// those, is printed as a TOML line; the server hooks (functions, or
+/// dotted paths to them) are checked as Gunicorn checks them, for their
+/// number of arguments, and listed under `__hooks__`; the names of other
+/// values (a set, a dict holding a class) go under `__skipped__`; `None`,
+/// modules, classes and other functions are the file's own business. The
+/// cwd comes first on sys.path, as it does for the app.
 const EVALUATOR: &std::ffi::CStr = c"
-import importlib.machinery, importlib.util, json, os, sys, traceback, types
-
-def _load(target):
-    if target.startswith('python:'):
-        return vars(importlib.import_module(target[len('python:'):]))
-    loader = importlib.machinery.SourceFileLoader('__config__', target)
-    spec = importlib.util.spec_from_file_location('__config__', target, loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules['__config__'] = module
-    spec.loader.exec_module(module)
-    return vars(module)
+import json, types
 
 def _text(value):
     # Any str, as a TOML string (lone surrogates replaced).
@@ -100,7 +92,7 @@ def evaluate(target, hooks):
     sys.path.insert(0, os.getcwd())
     out, sys.stdout = sys.stdout, sys.stderr
     try:
-        names = _load(target)
+        names = load_module(target)
     except BaseException as e:
         # The traceback from the file's own frames on, not the evaluator's.
         tb = e.__traceback__
@@ -114,7 +106,13 @@ def evaluate(target, hooks):
     for name, value in names.items():
         if name.startswith('_'):
             continue
-        if name in hooks and callable(value):
+        if name in hooks and (callable(value) or isinstance(value, str)):
+            try:
+                resolve_hook(name, value)
+            except Exception as e:
+                # Gunicorn's words, and like Gunicorn the file is refused.
+                sys.stderr.write('Invalid value for %s: %r\\n%s\\n' % (name, value, e))
+                return False
             found.append(name)
             continue
         try:

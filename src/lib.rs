@@ -20,15 +20,19 @@
 //!   CLI) and the validated `Config`; renders `--help` and the man page. A
 //!   Python config file is read by starting the binary again as the
 //!   `evaluator`, a child process.
-//! - [`evaluator`] (sys, wsgi, config): the rwsgi binary run as a
+//! - [`evaluator`] (hooks, sys, wsgi, config): the rwsgi binary run as a
 //!   short-lived child that executes a Python config file and prints its
 //!   settings; `config` starts it, so the master never runs Python.
-//! - [`master`] (worker, net, sys, logging, config): start-up in a fixed
-//!   order, then binding listeners, forking and supervising workers; no
-//!   Python.
+//! - [`hooks`] (sys, wsgi, config): Gunicorn's server hooks: the objects they
+//!   receive (`runtime.py`, from JSON pictures of the master and a worker),
+//!   and the hook process, the binary run again with its own CPython, in
+//!   which the master-side hooks run.
+//! - [`master`] (hooks, worker, net, sys, logging, config): start-up in a
+//!   fixed order, then binding listeners, forking and supervising workers,
+//!   and driving the hook process; no Python.
 //! - [`sys`] (none): every `unsafe` (fork, signal dispositions, the shared
 //!   scoreboard, fd adoption, CPython start-up).
-//! - [`worker`] (wire, wsgi, http, net, sys, logging, config): a worker's
+//! - [`worker`] (hooks, wire, wsgi, http, net, sys, logging, config): a worker's
 //!   boot order, its serve loop, its connections and request threads.
 //! - [`net`] (sys, config): listening sockets, connections, reads and
 //!   writes with deadlines.
@@ -52,6 +56,7 @@
 
 pub mod config;
 pub mod evaluator;
+pub mod hooks;
 pub mod http;
 pub mod logging;
 pub mod master;

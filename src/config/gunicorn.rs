@@ -15,6 +15,8 @@ pub enum Support {
     Differs(&'static str),
     /// rwsgi accepts it, and it has no effect, for the reason said.
     NoEffect(&'static str),
+    /// A server hook rwsgi runs: where, when, and how it differs.
+    Hook(&'static str),
     /// rwsgi does not have it: what to do instead.
     Unsupported(&'static str),
     /// It belongs to what Gunicorn serves besides WSGI over HTTP/1.x (ASGI,
@@ -44,11 +46,8 @@ const fn g(name: &'static str, flags: &'static str, support: Support) -> Gunicor
     GunicornSetting { name, flags, support }
 }
 
-use Support::{Differs, NoEffect, NotWsgi, Same, Unsupported};
+use Support::{Differs, Hook, NoEffect, NotWsgi, Same, Unsupported};
 
-const HOOK: Support = Unsupported(
-    "a Python config file's hooks are read and listed by `--check-config`, and logged once as not run; this version does not run them",
-);
 const TLS: Support = Unsupported("terminate TLS in nginx, HAProxy or the load balancer");
 const STATSD: Support = Unsupported("rwsgi sends no statsd metrics");
 const RELOAD: Support = Unsupported("rwsgi does not watch files: have a watcher (entr, watchexec) send HUP");
@@ -119,21 +118,21 @@ pub static SETTINGS: &[GunicornSetting] = &[
     g("default_proc_name", "", Same),
     g("pythonpath", "--pythonpath", Same),
     g("paste", "--paste, --paster", Differs("also from a config file or `GUNICORN_CMD_ARGS`; a `MODULE:CALLABLE` given as well is named in a warning")),
-    g("on_starting", "", HOOK),
-    g("on_reload", "", HOOK),
-    g("when_ready", "", HOOK),
-    g("pre_fork", "", HOOK),
-    g("post_fork", "", HOOK),
-    g("post_worker_init", "", HOOK),
-    g("worker_int", "", HOOK),
-    g("worker_abort", "", HOOK),
-    g("pre_exec", "", HOOK),
-    g("pre_request", "", HOOK),
-    g("post_request", "", HOOK),
-    g("child_exit", "", HOOK),
-    g("worker_exit", "", HOOK),
-    g("nworkers_changed", "", HOOK),
-    g("on_exit", "", HOOK),
+    g("on_starting", "", Hook("hook process, before the sockets are bound and the pidfile written")),
+    g("on_reload", "", Hook("hook process, on HUP once the new settings are read, before the new workers are forked")),
+    g("when_ready", "", Hook("hook process, once the sockets are bound, before the first fork")),
+    g("pre_fork", "", Hook("hook process; the fork waits for it (`worker.pid` is `\"[booting]\"`, ages count from 1)")),
+    g("post_fork", "", Hook("worker, once CPython has started (after `--user` and `-e`), before the app is imported; raising fails the worker's boot")),
+    g("post_worker_init", "", Hook("worker, once the app is imported; raising fails the worker's boot")),
+    g("worker_int", "", Hook("worker, on SIGINT or SIGQUIT (a fast stop), then worker_exit; once per worker (Gunicorn's can run twice on a Ctrl-C)")),
+    g("worker_abort", "", Hook("worker, on the master's SIGABRT to a stuck worker, after its Python stack is logged, once Python gets to run (a worker stuck outside Python is killed without it)")),
+    g("pre_exec", "", Hook("hook process, on USR2 before the new master starts (Gunicorn: in the forked child that becomes it)")),
+    g("pre_request", "", Hook("worker, on the request's thread; raising answers 500 without calling the app")),
+    g("post_request", "", Hook("worker, once the response is sent and logged; `resp.status` is the status sent, 500 when the app raised (Gunicorn: `None`)")),
+    g("child_exit", "", Hook("hook process, for every worker that ends, however it ends (Gunicorn skips one that failed to boot, and those killed at the end of a stop)")),
+    g("worker_exit", "", Hook("worker, as it ends by itself or on a signal it handles, after a failed boot too (not after SIGKILL)")),
+    g("nworkers_changed", "", Hook("hook process: `(N, None)` at start, then on TTIN, TTOU and HUP")),
+    g("on_exit", "", Hook("hook process, last, after every child_exit")),
     g("ssl_context", "", TLS),
     g("proxy_protocol", "--proxy-protocol", Differs("also takes a mode: `v1`, `v2` or `auto` (the flag alone)")),
     g("proxy_allow_ips", "--proxy-allow-from", Same),
@@ -203,6 +202,7 @@ pub fn render_table() -> String {
             Same => "same".to_string(),
             Differs(how) => format!("differs: {how}"),
             NoEffect(why) => format!("accepted, no effect: {why}"),
+            Hook(how) => format!("runs in the {how}"),
             Unsupported(instead) => format!("not supported: {instead}"),
             NotWsgi(why) => format!("not for WSGI: {why}"),
         };

@@ -111,6 +111,8 @@ pub struct Config {
     pub notices: Vec<(log::Level, String)>,
     /// The server hooks the Python config file defines.
     pub hooks: Vec<String>,
+    /// The longest a master-side hook may run.
+    pub hook_timeout: Duration,
     /// Limits on the request head.
     pub limits: RequestLimits,
     /// Directory to change to before binding and loading the application.
@@ -483,12 +485,6 @@ impl Config {
                 format!("{file}: Gunicorn settings rwsgi does not have, ignored: {}", py.unsupported.join(", ")),
             ));
         }
-        if !py.hooks.is_empty() {
-            self.notices.push((
-                log::Level::Warn,
-                format!("{file}: server hooks are not run by this version of rwsgi: {}", py.hooks.join(", ")),
-            ));
-        }
         self.hooks = py.hooks;
     }
 
@@ -570,6 +566,7 @@ impl Config {
             enable_stdio_inheritance: false,
             notices: Vec::new(),
             hooks: Vec::new(),
+            hook_timeout: Duration::ZERO,
             limits: RequestLimits {
                 request_line: 0,
                 fields: 0,
@@ -615,6 +612,53 @@ impl Config {
             user_group: None,
             values: BTreeMap::new(),
         }
+    }
+
+    /// The settings as Gunicorn's `cfg` object shows them to server hooks:
+    /// every Gunicorn setting by name (`None` for those rwsgi lacks), rwsgi's
+    /// own too, numbers as numbers, unset text as `None`, and Gunicorn's
+    /// derived values (`address`, `worker_class_str`, `env`, `uid`, `gid`).
+    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::{json, Value as J};
+        let mut out: serde_json::Map<String, J> = gunicorn::SETTINGS.iter().map(|g| (g.name.to_string(), J::Null)).collect();
+        for s in SETTINGS {
+            let value = match (s.kind, self.values.get(s.name)) {
+                (_, None) => J::Null,
+                (_, Some(Value::Bool(b))) => J::Bool(*b),
+                (Kind::Uint, Some(Value::Text(t))) => t.parse::<u64>().map_or(J::Null, J::from),
+                (_, Some(Value::Text(t))) if t.is_empty() => J::Null,
+                (_, Some(Value::Text(t))) => J::String(t.clone()),
+                (_, Some(Value::List(items))) => json!(items),
+                (_, Some(Value::Table(t))) => serde_json::to_value(t).unwrap_or(J::Null),
+            };
+            out.insert(s.name.to_string(), value);
+        }
+        let address: Vec<J> = self
+            .binds
+            .iter()
+            .map(|b| match b {
+                BindAddr::Tcp(a) => json!([a.ip().to_string(), a.port()]),
+                BindAddr::Unix(p) => json!(p.display().to_string()),
+                BindAddr::Fd(n) => json!(format!("fd://{n}")),
+            })
+            .collect();
+        let worker_class = if self.threads > 1 || self.worker_class == WorkerClass::Gthread { "gthread" } else { "sync" };
+        let env: serde_json::Map<String, J> = self.raw_env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let uid = self.user.unwrap_or_else(|| nix::unistd::geteuid().as_raw());
+        let gid = self.group.unwrap_or_else(|| nix::unistd::getegid().as_raw());
+        for (name, value) in [
+            ("workers", json!(self.workers)),
+            ("proc_name", json!(self.proc_name)),
+            ("address", J::Array(address)),
+            ("worker_class_str", json!(worker_class)),
+            ("env", J::Object(env)),
+            ("uid", json!(uid)),
+            ("gid", json!(gid)),
+            ("is_ssl", J::Bool(false)),
+        ] {
+            out.insert(name.to_string(), value);
+        }
+        out
     }
 
     /// The resolved settings as a TOML document that `-c` accepts back.

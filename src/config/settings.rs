@@ -350,7 +350,13 @@ pub static SETTINGS: &[Setting] = &[
          RWSGI_CMD_ARGS < command line.",
         printed: false,
         apply: |v, c| {
-            c.config_file = v.path();
+            // Absolute (settings are read in the directory rwsgi started
+            // in): the hook process and the workers load the file again
+            // from the --chdir one.
+            c.config_file = v.path().map(|p| match std::path::absolute(&p) {
+                Ok(absolute) if !p.to_string_lossy().starts_with("python:") => absolute,
+                _ => p,
+            });
             Ok(())
         }),
     setting!("check_config", None, Cli::Flag("check-config"), Kind::Flag, "false", None, "", "Config File",
@@ -366,6 +372,17 @@ pub static SETTINGS: &[Setting] = &[
         printed: false,
         apply: |v, c| {
             c.print_config = v.flag();
+            Ok(())
+        }),
+    setting!("hook_timeout", None, Cli::Flag("hook-timeout"), Kind::Uint, "30", None, "INT", "Server Hooks",
+        "The longest a master-side server hook (on_starting, when_ready, pre_fork, child_exit, \
+         nworkers_changed, on_reload, pre_exec, on_exit) may run. Those hooks run in a Python \
+         process of their own, never in the master; one that runs longer is logged and its \
+         process killed, and the server goes on (a fork waiting for pre_fork happens). \
+         Worker-side hooks are bounded by --boot-timeout (post_fork, post_worker_init) and \
+         --timeout (pre_request, post_request). rwsgi's own: Gunicorn's hooks have no limit.",
+        apply: |v, c| {
+            c.hook_timeout = Duration::from_secs(v.uint()?.max(1));
             Ok(())
         }),
     setting!("bind", Some('b'), Cli::Flag("bind"), Kind::List, "127.0.0.1:8000", Some(Env::prefixed("PORT", "0.0.0.0:")), "ADDRESS", "Server Socket",

@@ -158,6 +158,20 @@ pub fn error_log_fd() -> std::os::fd::RawFd {
     }
 }
 
+/// A descriptor of its own on the error log, for a child process's
+/// standard output and error.
+pub fn error_log_file() -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsFd;
+    match ERROR_LOG.get().and_then(|l| l.sink.lock().ok()) {
+        Some(sink) => match &*sink {
+            Sink::File(f, _) => f.as_fd().try_clone_to_owned(),
+            Sink::Stdout => io::stdout().as_fd().try_clone_to_owned(),
+            Sink::Stderr => io::stderr().as_fd().try_clone_to_owned(),
+        },
+        None => io::stderr().as_fd().try_clone_to_owned(),
+    }
+}
+
 /// Write text to the error log as it is (`wsgi.errors`).
 pub fn write_raw(bytes: &[u8]) {
     match ERROR_LOG.get() {

@@ -13,6 +13,7 @@
 //! so a reload that fails leaves the old workers serving.
 
 mod exit;
+mod hooks;
 mod pidfile;
 mod start;
 
@@ -27,11 +28,14 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{ForkResult, Pid};
+use serde_json::json;
 use signal_hook::consts::signal::*;
 use signal_hook_mio::v1_0::Signals;
 
 use self::exit::{reap_next, Exit, ExitKind};
+use self::hooks::{hooks_before_start, HookProcess};
 use crate::config::{BindAddr, Config};
+use crate::hooks::WorkerPicture;
 use crate::net::Listener;
 use crate::sys::{self, Scoreboard, SlotState};
 use crate::worker::{self, ExitReason, WorkerSpec};
@@ -201,6 +205,13 @@ pub struct Master {
     /// growing delay, so a crash loop cannot make the master spin.
     spawn_delay: Duration,
     next_spawn: Instant,
+    /// The master-side server hooks' process, when the config file
+    /// defines any.
+    hooks: Option<HookProcess>,
+    /// The age of the next worker, once pre_fork has been called for it.
+    pre_forked: Option<u64>,
+    /// USR2 came: the new master starts once pre_exec has returned.
+    upgrade_due: bool,
 }
 
 impl Master {
@@ -208,11 +219,12 @@ impl Master {
     /// or by systemd, else bound now), write the pidfile and install the
     /// signal handlers. Errors are one readable sentence each.
     pub fn new(cfg: Config, argv: Vec<String>, reloader: Reloader, start_dir: PathBuf) -> Result<Master, String> {
+        let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
+        let hooks = hooks_before_start(&cfg, poll.registry());
         let upgraded_from = take_upgraded_from();
         let (listeners, socket_activated) = open_listeners(&cfg)?;
         let pidfile = write_pidfile(&cfg, upgraded_from)?;
         let board = Scoreboard::new().map_err(|e| format!("cannot map the scoreboard: {e}"))?;
-        let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
         let signals = watch_signals(&poll)?;
         sys::ignore_sigpipe().map_err(|e| format!("cannot ignore SIGPIPE: {e}"))?;
         Ok(Master {
@@ -224,7 +236,7 @@ impl Master {
             poll,
             signals,
             workers: HashMap::new(),
-            next_age: 0,
+            next_age: 1,
             phase: Phase::Running,
             pidfile,
             upgraded_from,
@@ -236,12 +248,16 @@ impl Master {
             announced_ready: false,
             spawn_delay: Duration::ZERO,
             next_spawn: Instant::now(),
+            hooks,
+            pre_forked: None,
+            upgrade_due: false,
         })
     }
 
     /// Supervise until stopped; returns the process exit status.
     pub fn run(mut self) -> i32 {
         self.log_start();
+        self.hook("when_ready", None, vec![]);
         let mut events = Events::with_capacity(16);
         loop {
             self.wait(&mut events);
@@ -251,6 +267,7 @@ impl Master {
             self.reap_workers();
             if let Some(code) = self.finished() {
                 self.shut_down();
+                self.hooks_at_exit();
                 return code;
             }
             self.murder_stuck_workers();
@@ -289,7 +306,8 @@ impl Master {
     /// Sleep until a signal arrives or it is time to look at the workers
     /// again (sooner while a reload is under way or a spawn is due).
     fn wait(&mut self, events: &mut Events) {
-        let mut timeout = if self.pending.is_some() { Duration::from_millis(50) } else { Duration::from_millis(500) };
+        let hooks_busy = self.hooks.as_ref().is_some_and(HookProcess::busy);
+        let mut timeout = if self.pending.is_some() || hooks_busy { Duration::from_millis(50) } else { Duration::from_millis(500) };
         let until_spawn = self.next_spawn.saturating_duration_since(Instant::now());
         if !until_spawn.is_zero() {
             timeout = timeout.min(until_spawn);
@@ -297,6 +315,19 @@ impl Master {
         if let Err(e) = self.poll.poll(events, Some(timeout)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 log::error!("poll failed: {e}");
+            }
+        }
+        if let Some(hooks) = &mut self.hooks {
+            if events.iter().any(|e| e.token() == hooks::TOKEN) {
+                hooks.on_ready(self.poll.registry());
+            }
+            hooks.check_timeout(self.poll.registry());
+        }
+        if self.upgrade_due && !self.hooks.as_ref().is_some_and(HookProcess::busy) {
+            self.upgrade_due = false;
+            // (Unless a stop came meanwhile.)
+            if self.phase == Phase::Running {
+                self.start_new_master();
             }
         }
     }
@@ -347,6 +378,7 @@ impl Master {
         if self.phase == Phase::Running && self.current.target < sys::scoreboard::MAX_SLOTS {
             self.current.target += 1;
             log::info!("Handling signal: ttin; workers now {}", self.current.target);
+            self.workers_changed(self.current.target - 1);
         }
     }
 
@@ -356,15 +388,21 @@ impl Master {
         if self.phase == Phase::Running && self.current.target > 1 {
             self.current.target -= 1;
             log::info!("Handling signal: ttou; workers now {}", self.current.target);
+            self.workers_changed(self.current.target + 1);
         }
     }
 
-    /// USR1: the master reopens its error log, each worker its own logs.
-    fn reopen_logs(&self) {
+    /// USR1: the master reopens its error log, each worker its own logs;
+    /// the hook process, which writes to the master's, starts again on
+    /// the reopened file.
+    fn reopen_logs(&mut self) {
         if let Err(e) = crate::logging::reopen_error_log() {
             log::error!("{e}");
         }
         self.signal_workers(Signal::SIGUSR1);
+        if let Some(hooks) = &mut self.hooks {
+            hooks.restart_when_idle(self.poll.registry());
+        }
     }
 
     /// WINCH, in Gunicorn's meaning when daemonized: stop the workers,
@@ -379,7 +417,8 @@ impl Master {
         if let Some(p) = self.pending.take() {
             self.abandon(p);
         }
-        self.current.target = 0;
+        let old = std::mem::replace(&mut self.current.target, 0);
+        self.workers_changed(old);
         self.retire_generation(self.current.id);
     }
 
@@ -403,6 +442,7 @@ impl Master {
         if let Err(e) = crate::logging::configure(&cfg) {
             return self.reload_failed(&e.to_string());
         }
+        self.hooks_follow(&cfg);
         for l in &listeners {
             if !self.current.listeners.iter().any(|old| Rc::ptr_eq(old, l)) {
                 log::info!("Listening at: {} ({})", l.describe(), std::process::id());
@@ -411,7 +451,12 @@ impl Master {
         self.board.clear_boot_error();
         let id = self.next_generation;
         self.next_generation += 1;
+        let old_target = self.current.target;
         self.pending = Some(PendingReload { generation: Generation::new(id, cfg, listeners), started: Instant::now() });
+        // As Gunicorn: the new count, then on_reload, before any new fork.
+        let new_target = self.pending.as_ref().map_or(old_target, |p| p.generation.target);
+        self.hook("nworkers_changed", None, vec![json!(new_target), json!(old_target)]);
+        self.hook("on_reload", None, vec![]);
     }
 
     /// The settings read again from the directory rwsgi started in (so a
@@ -527,11 +572,18 @@ impl Master {
         if self.phase != Phase::Running {
             return;
         }
-        if self.upgrade_child_alive() {
+        if self.upgrade_child_alive() || self.upgrade_due {
             log::warn!("Handling signal: usr2; a new master is already running, ignored");
             return;
         }
         log::info!("Handling signal: usr2; starting a new master");
+        // As Gunicorn: pre_exec returns before the new master starts.
+        self.hook("pre_exec", None, vec![]);
+        self.upgrade_due = true;
+    }
+
+    /// USR2's new master, on the same sockets.
+    fn start_new_master(&mut self) {
         let fds: Vec<(i32, bool)> = self.current.listeners.iter().map(|l| (l.as_raw_fd(), l.owns_file())).collect();
         let program = self.argv.first().cloned().unwrap_or_else(|| "rwsgi".into());
         match sys::spawn_upgraded_master(&program, &self.argv, &self.start_dir, &fds) {
@@ -615,7 +667,13 @@ impl Master {
             if self.upgrade_child == Some(pid) {
                 self.upgrade_child_exited(pid, exit);
             } else if let Some(entry) = self.workers.remove(&pid) {
+                let picture = self.worker_picture(pid, &entry);
                 self.worker_exited(pid, entry, exit);
+                // Every worker's end, whatever the cause (Gunicorn's
+                // prometheus_client recipe counts on it).
+                self.hook("child_exit", Some(picture), vec![]);
+            } else if let Some(hooks) = &mut self.hooks {
+                hooks.reaped(self.poll.registry(), pid, exit);
             }
         }
     }
@@ -852,10 +910,27 @@ impl Master {
                 break;
             }
             let mut missing = target.saturating_sub(self.active_workers(id));
-            while missing > 0 && self.spawn_worker(id) {
+            while missing > 0 && self.hooks_allow_fork() && self.spawn_worker(id) {
                 missing -= 1;
             }
         }
+    }
+
+    /// Whether the hooks called so far have returned, pre_fork included
+    /// for the next worker (called here when it was not yet): Gunicorn's
+    /// master forks only after them.
+    fn hooks_allow_fork(&mut self) -> bool {
+        let Some(hooks) = &self.hooks else { return true };
+        if hooks.busy() {
+            return false;
+        }
+        if hooks.defines("pre_fork") && self.pre_forked != Some(self.next_age) {
+            self.pre_forked = Some(self.next_age);
+            let booting = WorkerPicture { pid: None, age: self.next_age, ..WorkerPicture::default() };
+            self.hook("pre_fork", Some(booting), vec![]);
+            return false;
+        }
+        true
     }
 
     /// Above the current generation's target (TTOU), the oldest worker
@@ -923,7 +998,8 @@ impl Master {
         match unsafe { sys::fork() } {
             Ok(ForkResult::Child) => {
                 let gen = self.generation(generation);
-                let spec = WorkerSpec { cfg: &gen.cfg, listeners: &gen.listeners, board: &self.board, slot, master };
+                let age = self.next_age;
+                let spec = WorkerSpec { cfg: &gen.cfg, listeners: &gen.listeners, board: &self.board, slot, master, age };
                 worker::run(spec)
             }
             Ok(ForkResult::Parent { child }) => {

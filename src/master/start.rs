@@ -107,7 +107,7 @@ fn check_config(cfg: &Config) -> ControlFlow<i32> {
         Ok(()) => {
             println!("Configuration OK: {} loads", cfg.app.as_ref().map(ToString::to_string).unwrap_or_default());
             if !cfg.hooks.is_empty() {
-                println!("Server hooks defined, not run by this version of rwsgi: {}", cfg.hooks.join(", "));
+                println!("Server hooks: {}", cfg.hooks.join(", "));
             }
             0
         }

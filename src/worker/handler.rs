@@ -79,7 +79,7 @@ impl Handler<'_> {
             remote_cache: &mut conn.remote_strings,
             hold: hold.then(|| std::mem::take(&mut conn.unsent)),
         };
-        let outcome = Python::attach(|py| wsgi::handle(py, &self.app, ex));
+        let mut outcome = Python::attach(|py| wsgi::handle(py, &self.app, ex));
         if let (Some(log), Some(started)) = (&self.access_log, started) {
             log.log(&AccessInfo {
                 peer: &incoming.client,
@@ -89,6 +89,10 @@ impl Handler<'_> {
                 body_bytes: outcome.body_bytes,
                 duration: started.elapsed(),
             });
+        }
+        if outcome.hooked.is_some() {
+            // As Gunicorn: post_request once the response is out and logged.
+            Python::attach(|py| self.app.finish_request(py, &mut outcome));
         }
         self.after_response(conn, &incoming, outcome)
     }

@@ -11,11 +11,13 @@
 //!
 //! Files: `conn` (one connection, its state and deadline), `server` (the
 //! loop), `handler` (serving one request), `hold` (responses held for the
-//! end of a turn), `threads` (request threads).
+//! end of a turn), `threads` (request threads), `hooks` (the config
+//! file's worker-side server hooks).
 
 mod conn;
 mod handler;
 mod hold;
+mod hooks;
 mod server;
 mod signals;
 mod threads;
@@ -33,6 +35,7 @@ use crate::net::Listener;
 use crate::sys::{self, Scoreboard, SlotState};
 use crate::wsgi::{self, App, ListenerInfo};
 use handler::Handler;
+use hooks::Hooks;
 use server::{Mode, Server};
 use signals::SignalPipe;
 use threads::Pool;
@@ -81,6 +84,8 @@ pub struct WorkerSpec<'a> {
     pub slot: usize,
     /// The master's pid: a worker whose master is gone stops.
     pub master: nix::unistd::Pid,
+    /// Its place in the order workers were forked, from 1 (`worker.age`).
+    pub age: u64,
 }
 
 /// Run a worker in a freshly forked child; never returns. A panic ends
@@ -92,7 +97,10 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
             spec.board.set_state(spec.slot, SlotState::Idle);
             // Kept open until the process exits: CPython's wakeup fd and
             // rwsgi's TERM handler write to it until then.
-            let _signals = serve_until_stopped(&spec, booted);
+            let (_signals, hooks) = serve_until_stopped(&spec, booted);
+            if let Some(hooks) = hooks {
+                hooks.worker_exit();
+            }
             finalize_python(spec.cfg.graceful_timeout);
             ExitReason::Stopped
         }
@@ -109,18 +117,21 @@ struct Booted {
     /// TERM as Python sees it (see `signals`); `None` when it could not be
     /// set up, and TERM then reaches rwsgi's own handler alone.
     signals: Option<SignalPipe>,
+    /// The config file's worker-side server hooks, when it has any.
+    hooks: Option<Hooks>,
 }
 
 /// Serve until stopped, then let go of the app's objects while Python
-/// still runs. Hands back the signal pipe, for the caller to keep open.
-fn serve_until_stopped(spec: &WorkerSpec<'_>, booted: Booted) -> Option<SignalPipe> {
-    let Booted { app, access_log, signals } = booted;
+/// still runs. Hands back the signal pipe, for the caller to keep open,
+/// and the hooks, for worker_exit.
+fn serve_until_stopped(spec: &WorkerSpec<'_>, booted: Booted) -> (Option<SignalPipe>, Option<Hooks>) {
+    let Booted { app, access_log, signals, hooks } = booted;
     let handler = Handler { cfg: spec.cfg, board: spec.board, slot: spec.slot, app, access_log };
     if let Err(e) = serve(spec, &handler, signals.as_ref()) {
         log::error!("worker failed: {e}");
     }
     Python::attach(|_| drop(handler));
-    signals
+    (signals, hooks)
 }
 
 /// Load the app once in this process and report: `--check-config`.
@@ -135,9 +146,10 @@ pub fn check_app(cfg: &Config) -> Result<(), String> {
 /// its mark on processes forked from it, inherited descriptors closed, the
 /// heartbeat, a watch on the master, the process title, the access log
 /// (opened before privileges drop, like the error log the master opened),
-/// the user and group, `-e` and CPython, Python's SIGTERM handler,
-/// faulthandler, the app, then SIGTERM back to rwsgi's handler (see
-/// `signals`).
+/// the user and group, `-e` and CPython, Python's SIGTERM handler, the
+/// config file's worker-side hooks (and their signal handlers),
+/// faulthandler, post_fork, the app, post_worker_init, then SIGTERM back
+/// to rwsgi's handler (see `signals`).
 fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
     let cfg = spec.cfg;
     if let Err(e) = sys::install_worker_signals() {
@@ -170,17 +182,41 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
         reason
     })?;
     let signals = SignalPipe::install().map_err(|e| log::warn!("{e}")).ok();
+    // Before faulthandler: its SIGABRT dump hands over to the handler it
+    // found, the hooks' (see `enable_faulthandler`).
+    let hooks = Hooks::load(spec).map_err(|traceback| {
+        log::error!("Exception in worker process (loading the config file's hooks):\n{traceback}");
+        ExitReason::BootError
+    })?;
     enable_faulthandler();
+    let app = boot_app(spec, hooks.as_ref()).inspect_err(|_| {
+        // As Gunicorn: worker_exit even for a worker that failed to boot.
+        if let Some(hooks) = &hooks {
+            hooks.worker_exit();
+        }
+    })?;
+    if let Some(Err(e)) = signals.as_ref().map(SignalPipe::take_over_term) {
+        log::warn!("{e}");
+    }
+    Ok(Booted { app, access_log, signals, hooks })
+}
+
+/// post_fork, the app, post_worker_init: the app ready to serve, with the
+/// per-request hooks when defined. A hook that raises fails the boot.
+fn boot_app(spec: &WorkerSpec<'_>, hooks: Option<&Hooks>) -> Result<App, ExitReason> {
+    let hook_failed = |_| ExitReason::BootError;
+    if let Some(hooks) = hooks {
+        hooks.post_fork().map_err(hook_failed)?;
+    }
     let app = load_app(spec).map_err(|text| {
         // The first worker to fail tells the master; the master prints it
         // once, however many workers fail the same way.
         spec.board.report_boot_error(&text);
         ExitReason::AppLoadError
     })?;
-    if let Some(Err(e)) = signals.as_ref().map(SignalPipe::take_over_term) {
-        log::warn!("{e}");
-    }
-    Ok(Booted { app, access_log, signals })
+    let Some(hooks) = hooks else { return Ok(app) };
+    hooks.post_worker_init(app.callable()).map_err(hook_failed)?;
+    Ok(app.with_request_hooks(hooks.per_request()))
 }
 
 fn open_access_log(cfg: &Config) -> Result<Option<AccessLog>, ExitReason> {
@@ -275,7 +311,10 @@ fn prepare_python(cfg: &Config) -> Result<(), (ExitReason, String)> {
 }
 
 /// Have CPython write the stack of every thread to the error log when the
-/// master sends SIGABRT to a stuck worker. The file is a duplicate of the
+/// master sends SIGABRT to a stuck worker. faulthandler's C handler
+/// dumps the stacks, then gives the signal to the handler it found: the
+/// default one (the worker dies), or Python's when a worker_abort or
+/// worker_exit hook is defined (which runs them once Python can). The file is a duplicate of the
 /// log's descriptor, so reopening the log never leaves it dangling; it is
 /// set again after each reopen.
 fn enable_faulthandler() {

@@ -387,7 +387,10 @@ impl<'a> Server<'a> {
         }
         let keep_alive_allowed = self.admit();
         self.spec.board.request_started(self.spec.slot);
-        let after = self.handler.serve(conn, incoming, keep_alive_allowed, true);
+        // post_request runs once the response is out, as under Gunicorn:
+        // with request hooks, nothing is held for the end of the turn.
+        let hold = !self.handler.app.has_request_hooks();
+        let after = self.handler.serve(conn, incoming, keep_alive_allowed, hold);
         self.spec.board.request_finished(self.spec.slot);
         self.after_request();
         after

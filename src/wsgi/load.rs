@@ -35,14 +35,7 @@ pub fn load_app(py: Python<'_>, cfg: &Config) -> Result<Py<PyAny>, LoadError> {
         traceback: None,
     })?;
     let with_tb = |e: PyErr| LoadError { summary: format!("cannot load {source}: {e}"), traceback: Some(format_traceback(py, &e)) };
-    let sys = py.import("sys").map_err(with_tb)?;
-    let path = sys.getattr("path").map_err(with_tb)?;
-    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into());
-    let mut front: Vec<String> = cfg.pythonpath.iter().map(|p| p.display().to_string()).collect();
-    front.push(cwd);
-    for (i, dir) in front.iter().enumerate() {
-        path.call_method1("insert", (i, dir)).map_err(with_tb)?;
-    }
+    let path = app_dirs_on_path(py, &cfg.pythonpath).map_err(with_tb)?;
     if let Some(logging) = cfg.python_logging.chosen() {
         configure_logging(py, logging).map_err(|e| LoadError {
             summary: format!("cannot configure Python's logging: {e}"),
@@ -56,6 +49,23 @@ pub fn load_app(py: Python<'_>, cfg: &Config) -> Result<Py<PyAny>, LoadError> {
         AppSource::Import(spec) => import_app(py, spec).map_err(|e| import_error(py, spec, &path, e)),
         AppSource::Paste(paste) => paste_app(py, paste),
     }
+}
+
+/// Put `--pythonpath`, then the working directory (`--chdir`), first on
+/// `sys.path`, where the app and a config file's hooks import from; once
+/// (a second call finds them there). Returns `sys.path`.
+pub fn app_dirs_on_path<'py>(py: Python<'py>, pythonpath: &[std::path::PathBuf]) -> PyResult<Bound<'py, PyAny>> {
+    let path = py.import("sys")?.getattr("path")?;
+    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into());
+    let mut front: Vec<String> = pythonpath.iter().map(|p| p.display().to_string()).collect();
+    front.push(cwd);
+    for (i, dir) in front.iter().enumerate() {
+        let there = path.get_item(i).ok().and_then(|d| d.extract::<String>().ok());
+        if there.as_deref() != Some(dir.as_str()) {
+            path.call_method1("insert", (i, dir))?;
+        }
+    }
+    Ok(path)
 }
 
 /// The error for an app that did not import: a module that is not on

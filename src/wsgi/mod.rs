@@ -4,13 +4,16 @@
 //! Python is attached only around Python calls; socket reads and writes
 //! run detached. The response iterable's `close()` is called on every
 //! path. Framing bytes come from `http`; this module never writes them
-//! itself.
+//! itself. A worker whose config file defines pre_request or post_request
+//! calls them around the app (`hooked`).
 
+mod hooked;
 mod load;
 pub mod objects;
 pub mod response;
 
-pub use load::{load_app, LoadError};
+pub use hooked::HookedRequest;
+pub use load::{app_dirs_on_path, load_app, LoadError};
 
 use std::borrow::Cow;
 use std::os::fd::AsFd;
@@ -39,6 +42,9 @@ pub struct App {
     script_name: String,
     /// `wsgi.file_wrapper` responses go out with sendfile(2).
     sendfile: bool,
+    /// The worker's server hooks (`runtime.py`'s `WorkerHooks`), when the
+    /// config file defines pre_request or post_request.
+    hooks: Option<Py<PyAny>>,
 }
 
 /// A Python exception with its traceback, as Python prints it.
@@ -87,7 +93,29 @@ impl App {
             env.set_item("SCRIPT_NAME", script_name.as_str())?;
             base_environs.push(env.unbind());
         }
-        Ok(App { callable, base_environs, script_name, sendfile: cfg.sendfile })
+        Ok(App { callable, base_environs, script_name, sendfile: cfg.sendfile, hooks: None })
+    }
+
+    /// The application callable.
+    pub fn callable(&self) -> &Py<PyAny> {
+        &self.callable
+    }
+
+    /// Call `hooks`' pre_request and post_request around every request.
+    pub fn with_request_hooks(self, hooks: Option<Py<PyAny>>) -> App {
+        App { hooks, ..self }
+    }
+
+    /// Whether requests go through server hooks.
+    pub fn has_request_hooks(&self) -> bool {
+        self.hooks.is_some()
+    }
+
+    /// post_request for a request [`handle`] served, once it is logged.
+    pub fn finish_request(&self, py: Python<'_>, outcome: &mut Outcome) {
+        if let (Some(hooks), Some(hooked)) = (&self.hooks, outcome.hooked.take()) {
+            hooked.finish(py, hooks, outcome);
+        }
     }
 }
 
@@ -155,6 +183,8 @@ pub struct Outcome {
     /// The whole response, held back for the caller to send (empty when it
     /// went out already).
     pub held: Vec<u8>,
+    /// The request as the server hooks saw it, for post_request.
+    pub hooked: Option<HookedRequest>,
 }
 
 /// Call the app for one request and write its response.
@@ -179,7 +209,19 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
     let state = Arc::new(Mutex::new(response));
 
     let remote = remote_strings(py, &ex.incoming.client, ex.remote_cache);
-    if let Err(failure) = run_app(py, app, &ex, &input, &state, remote) {
+    let (mut hooked, ran) = match &app.hooks {
+        None => (None, run_app(py, app, &ex, &input, &state, remote, None)),
+        Some(hooks) => match HookedRequest::begin(py, hooks, ex.incoming) {
+            (mut hooked, Ok(())) => {
+                let environ = hooked.as_mut().map(|h| &mut h.environ);
+                let ran = run_app(py, app, &ex, &input, &state, remote, environ);
+                (hooked, ran)
+            }
+            // pre_request raised: answered as an app error, app not called.
+            (hooked, Err(e)) => (hooked, Err(Failure::App(e))),
+        },
+    };
+    if let Err(failure) = ran {
         answer_failure(py, req, &ex.incoming.client, failure, &input, &state);
     }
     let mut st = lock(&state);
@@ -197,6 +239,7 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
         continue_unsent: expect.unsent() && !body.is_complete(),
         held: st.take_held(),
         body,
+        hooked: hooked.take(),
     }
 }
 
@@ -245,8 +288,12 @@ fn run_app(
     input: &Arc<Mutex<InputState>>,
     state: &Arc<Mutex<ResponseState>>,
     remote: (Bound<'_, PyString>, Bound<'_, PyString>),
+    keep_environ: Option<&mut Option<Py<PyDict>>>,
 ) -> Result<(), Failure> {
     let environ = build_environ(py, app, ex, input, remote).map_err(Failure::App)?;
+    if let Some(kept) = keep_environ {
+        *kept = Some(environ.clone().unbind());
+    }
     let start_response = Py::new(py, StartResponse { state: state.clone() }).map_err(Failure::App)?;
     let iterable = app.callable.bind(py).call1((environ, start_response)).map_err(Failure::App)?;
     let result = write_iterable(py, &iterable, state, app.sendfile);

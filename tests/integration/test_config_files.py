@@ -4,6 +4,7 @@ process (never in the master), read again on HUP. Where Gunicorn can
 resolve the same file, both must agree."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -78,8 +79,12 @@ def test_gunicorn_conf_py_is_read_by_default_and_runs_the_app_it_names(servers, 
     log = srv.stderr()
     assert "gunicorn.conf.py: loading the config" in log
     assert "Gunicorn settings rwsgi does not have, ignored: preload_app" in log
-    assert "server hooks are not run by this version of rwsgi: post_fork" in log
     assert "max_workers" not in log
+    # Its post_fork hook ran in each worker, and printed once only (when
+    # read), not again where its hooks are loaded.
+    wait_for(lambda: len(re.findall(r"forked (\d+)", srv.stderr())) == 2, 10, message="post_fork in each worker")
+    assert sorted(int(p) for p in re.findall(r"forked (\d+)", srv.stderr())) == sorted(set(srv.booted_pids()))
+    assert srv.stderr().count("loading the config") + srv.stdout().count("loading the config") == 1
 
 
 def test_check_config_lists_the_hooks(tmp_path):
@@ -87,7 +92,7 @@ def test_check_config_lists_the_hooks(tmp_path):
     conf.write_text(CONFIG_WITH_LOGIC)
     result = run_cli(["-c", str(conf), "--check-config"], env={"CONF_PORT": "8124"})
     assert result.returncode == 0, result.stderr
-    assert "Server hooks defined, not run by this version of rwsgi: post_fork" in result.stdout
+    assert "Server hooks: post_fork" in result.stdout
 
 
 def test_a_broken_config_at_start_is_one_error_with_its_traceback(tmp_path):
