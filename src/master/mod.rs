@@ -15,6 +15,7 @@
 mod exit;
 mod hooks;
 mod pidfile;
+mod reload;
 mod start;
 
 pub use start::start;
@@ -34,6 +35,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use self::exit::{reap_next, Exit, ExitKind};
 use self::hooks::{hooks_before_start, HookProcess};
+use self::reload::CodeWatch;
 use crate::config::{BindAddr, Config};
 use crate::hooks::WorkerPicture;
 use crate::net::Listener;
@@ -212,6 +214,8 @@ pub struct Master {
     pre_forked: Option<u64>,
     /// USR2 came: the new master starts once pre_exec has returned.
     upgrade_due: bool,
+    /// `--reload`'s watch on the application's files.
+    code_watch: Option<CodeWatch>,
 }
 
 impl Master {
@@ -221,6 +225,7 @@ impl Master {
     pub fn new(cfg: Config, argv: Vec<String>, reloader: Reloader, start_dir: PathBuf) -> Result<Master, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
         let hooks = hooks_before_start(&cfg, poll.registry());
+        let code_watch = CodeWatch::new(&cfg, poll.registry())?;
         let upgraded_from = take_upgraded_from();
         let (listeners, socket_activated) = open_listeners(&cfg)?;
         let pidfile = write_pidfile(&cfg, upgraded_from)?;
@@ -251,6 +256,7 @@ impl Master {
             hooks,
             pre_forked: None,
             upgrade_due: false,
+            code_watch,
         })
     }
 
@@ -312,6 +318,9 @@ impl Master {
         if !until_spawn.is_zero() {
             timeout = timeout.min(until_spawn);
         }
+        if let Some(watch) = &self.code_watch {
+            timeout = timeout.min(watch.wake_within(Instant::now()));
+        }
         if let Err(e) = self.poll.poll(events, Some(timeout)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 log::error!("poll failed: {e}");
@@ -323,12 +332,26 @@ impl Master {
             }
             hooks.check_timeout(self.poll.registry());
         }
+        self.reload_if_changed(events);
         if self.upgrade_due && !self.hooks.as_ref().is_some_and(HookProcess::busy) {
             self.upgrade_due = false;
             // (Unless a stop came meanwhile.)
             if self.phase == Phase::Running {
                 self.start_new_master();
             }
+        }
+    }
+
+    /// `--reload`: a watched file changed (and settled): reload as HUP
+    /// does.
+    fn reload_if_changed(&mut self, events: &Events) {
+        let Some(watch) = &mut self.code_watch else { return };
+        if events.iter().any(|e| e.token() == reload::TOKEN) {
+            watch.on_events();
+        }
+        if let Some(path) = watch.due(Instant::now()) {
+            log::info!("Reloading: {} changed", path.display());
+            self.reload();
         }
     }
 
@@ -443,6 +466,7 @@ impl Master {
             return self.reload_failed(&e.to_string());
         }
         self.hooks_follow(&cfg);
+        self.code_watch_follow(&cfg);
         for l in &listeners {
             if !self.current.listeners.iter().any(|old| Rc::ptr_eq(old, l)) {
                 log::info!("Listening at: {} ({})", l.describe(), std::process::id());
@@ -999,7 +1023,8 @@ impl Master {
             Ok(ForkResult::Child) => {
                 let gen = self.generation(generation);
                 let age = self.next_age;
-                let spec = WorkerSpec { cfg: &gen.cfg, listeners: &gen.listeners, board: &self.board, slot, master, age };
+                let reload_dir = self.code_watch.as_ref().map(CodeWatch::report_dir);
+                let spec = WorkerSpec { cfg: &gen.cfg, listeners: &gen.listeners, board: &self.board, slot, master, age, reload_dir };
                 worker::run(spec)
             }
             Ok(ForkResult::Parent { child }) => {

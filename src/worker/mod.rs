@@ -12,12 +12,14 @@
 //! Files: `conn` (one connection, its state and deadline), `server` (the
 //! loop), `handler` (serving one request), `hold` (responses held for the
 //! end of a turn), `threads` (request threads), `hooks` (the config
-//! file's worker-side server hooks).
+//! file's worker-side server hooks), `reload` (the imported files, for
+//! `--reload`).
 
 mod conn;
 mod handler;
 mod hold;
 mod hooks;
+mod reload;
 mod server;
 mod signals;
 mod threads;
@@ -86,6 +88,8 @@ pub struct WorkerSpec<'a> {
     pub master: nix::unistd::Pid,
     /// Its place in the order workers were forked, from 1 (`worker.age`).
     pub age: u64,
+    /// `--reload`: where to say which source files the app imported.
+    pub reload_dir: Option<&'a std::path::Path>,
 }
 
 /// Run a worker in a freshly forked child; never returns. A panic ends
