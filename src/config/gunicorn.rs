@@ -79,7 +79,7 @@ pub static SETTINGS: &[GunicornSetting] = &[
     g("spew", "--spew", Differs("traces each worker's main thread; the master runs no Python")),
     g("check_config", "--check-config", Same),
     g("print_config", "--print-config", Differs("prints TOML that `-c` reads back")),
-    g("preload_app", "--preload", Unsupported("each worker imports the application")),
+    g("preload_app", "--preload", Differs("imported in a zygote process the workers are forked from, never in the master: HUP loads new code")),
     g("sendfile", "--no-sendfile", Same),
     g("reuse_port", "--reuse-port", Same),
     g("chdir", "--chdir", Same),

@@ -170,6 +170,8 @@ pub struct Config {
     pub syslog: Syslog,
     /// Trace every line of Python each worker's main thread runs.
     pub spew: bool,
+    /// Import the app in the zygote, once for every worker.
+    pub preload_app: bool,
     /// Reload when a source file of the app or an extra file changes.
     pub reload: bool,
     /// How `reload` watches.
@@ -615,6 +617,7 @@ impl Config {
                 access: false,
             },
             spew: false,
+            preload_app: false,
             reload: false,
             reload_engine: ReloadEngine::Auto,
             reload_extra_files: Vec::new(),

@@ -17,6 +17,7 @@ mod hooks;
 mod pidfile;
 mod reload;
 mod start;
+mod zygote;
 
 pub use start::start;
 
@@ -104,6 +105,8 @@ struct Generation {
     listeners: Vec<Rc<Listener>>,
     /// Workers wanted (TTIN/TTOU move it).
     target: usize,
+    /// With `--preload`, the process its workers are forked from.
+    zygote: Option<zygote::Zygote>,
 }
 
 impl Generation {
@@ -111,7 +114,7 @@ impl Generation {
     /// (as many as the scoreboard holds at most).
     fn new(id: u64, cfg: Config, listeners: Vec<Rc<Listener>>) -> Generation {
         let target = cfg.workers.min(sys::scoreboard::MAX_SLOTS);
-        Generation { id, cfg, listeners, target }
+        Generation { id, cfg, listeners, target, zygote: None }
     }
 }
 
@@ -696,6 +699,7 @@ impl Master {
                 // Every worker's end, whatever the cause (Gunicorn's
                 // prometheus_client recipe counts on it).
                 self.hook("child_exit", Some(picture), vec![]);
+            } else if self.zygote_exited(pid, exit) {
             } else if let Some(hooks) = &mut self.hooks {
                 hooks.reaped(self.poll.registry(), pid, exit);
             }
@@ -934,7 +938,7 @@ impl Master {
                 break;
             }
             let mut missing = target.saturating_sub(self.active_workers(id));
-            while missing > 0 && self.hooks_allow_fork() && self.spawn_worker(id) {
+            while missing > 0 && self.zygote_ready(id) && self.hooks_allow_fork() && self.spawn_worker(id) {
                 missing -= 1;
             }
         }
@@ -1002,6 +1006,13 @@ impl Master {
         }
     }
 
+    fn generation_mut(&mut self, id: u64) -> &mut Generation {
+        match &mut self.pending {
+            Some(p) if p.generation.id == id => &mut p.generation,
+            _ => &mut self.current,
+        }
+    }
+
     /// Fork a worker of `generation` into a free scoreboard slot; false
     /// when every slot is taken or the fork failed.
     // The one `unsafe` outside sys/: forking a worker is the master's job,
@@ -1013,6 +1024,15 @@ impl Master {
             return false;
         };
         self.board.assign(slot, 0);
+        if self.generation(generation).cfg.preload_app {
+            return match self.spawn_from_zygote(generation, slot) {
+                Some(pid) => self.adopt(pid, slot, generation),
+                None => {
+                    self.board.release(slot);
+                    false
+                }
+            };
+        }
         let master = nix::unistd::getpid();
         // SAFETY: the master never starts a thread: signal handlers only
         // write to signal-hook's pipe, the loop runs on the thread that
@@ -1024,23 +1044,30 @@ impl Master {
                 let gen = self.generation(generation);
                 let age = self.next_age;
                 let reload_dir = self.code_watch.as_ref().map(CodeWatch::report_dir);
-                let spec = WorkerSpec { cfg: &gen.cfg, listeners: &gen.listeners, board: &self.board, slot, master, age, reload_dir };
+                let start = worker::Start::Fresh;
+                let spec =
+                    WorkerSpec { cfg: &gen.cfg, listeners: &gen.listeners, board: &self.board, slot, master, age, reload_dir, start };
                 worker::run(spec)
             }
-            Ok(ForkResult::Parent { child }) => {
-                self.board.set_pid(slot, child.as_raw());
-                let entry =
-                    WorkerEntry { slot, age: self.next_age, generation, retiring: None, aborted: None, started: Instant::now() };
-                self.workers.insert(child, entry);
-                self.next_age += 1;
-                true
-            }
+            Ok(ForkResult::Parent { child }) => self.adopt(child, slot, generation),
             Err(e) => {
                 log::error!("fork failed: {e}");
                 self.board.release(slot);
                 false
             }
         }
+    }
+}
+
+impl Master {
+    /// A new worker of `generation` in `slot`, forked here or by the
+    /// zygote: in the table from now on.
+    fn adopt(&mut self, pid: Pid, slot: usize, generation: u64) -> bool {
+        self.board.set_pid(slot, pid.as_raw());
+        let entry = WorkerEntry { slot, age: self.next_age, generation, retiring: None, aborted: None, started: Instant::now() };
+        self.workers.insert(pid, entry);
+        self.next_age += 1;
+        true
     }
 }
 

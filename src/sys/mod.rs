@@ -308,6 +308,38 @@ pub fn install_worker_signals() -> nix::Result<()> {
     signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
 }
 
+/// The zygote's signal dispositions (see `worker::zygote`): TERM, INT and
+/// QUIT end it; the master's control signals, USR1 and PIPE are ignored;
+/// nothing is blocked. Its workers set their own after the fork.
+pub fn install_zygote_signals() -> nix::Result<()> {
+    let plain = |h: SigHandler| SigAction::new(h, SaFlags::empty(), SigSet::empty());
+    let table = [
+        (Signal::SIGTERM, plain(SigHandler::SigDfl)),
+        (Signal::SIGINT, plain(SigHandler::SigDfl)),
+        (Signal::SIGQUIT, plain(SigHandler::SigDfl)),
+        (Signal::SIGCHLD, plain(SigHandler::SigDfl)),
+        (Signal::SIGHUP, plain(SigHandler::SigIgn)),
+        (Signal::SIGTTIN, plain(SigHandler::SigIgn)),
+        (Signal::SIGTTOU, plain(SigHandler::SigIgn)),
+        (Signal::SIGUSR1, plain(SigHandler::SigIgn)),
+        (Signal::SIGUSR2, plain(SigHandler::SigIgn)),
+        (Signal::SIGWINCH, plain(SigHandler::SigIgn)),
+        (Signal::SIGPIPE, plain(SigHandler::SigIgn)),
+    ];
+    for (sig, action) in table {
+        // SAFETY: SigDfl/SigIgn install no code.
+        unsafe { signal::sigaction(sig, &action) }?;
+    }
+    signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+/// Make the master the reaper of its orphaned descendants: a worker a
+/// zygote forked through a process that exits at once becomes the
+/// master's child, which it reaps and supervises like one it forked.
+pub fn become_subreaper() -> nix::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true)
+}
+
 /// Ignore SIGPIPE in the master too: a write to a closed pipe must be an
 /// error return, never a death.
 pub fn ignore_sigpipe() -> nix::Result<()> {

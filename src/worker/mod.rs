@@ -23,6 +23,7 @@ mod reload;
 mod server;
 mod signals;
 mod threads;
+pub mod zygote;
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -90,6 +91,21 @@ pub struct WorkerSpec<'a> {
     pub age: u64,
     /// `--reload`: where to say which source files the app imported.
     pub reload_dir: Option<&'a std::path::Path>,
+    /// Where its Python comes from.
+    pub start: Start<'a>,
+}
+
+/// How a worker's interpreter comes to it.
+#[derive(Clone, Copy)]
+pub enum Start<'a> {
+    /// Forked from the master: it starts CPython and imports the app.
+    Fresh,
+    /// Forked from its generation's zygote, CPython running, and with
+    /// `--preload` the app imported there.
+    Zygote {
+        /// The application the zygote imported (`--preload`).
+        preloaded: Option<&'a Py<PyAny>>,
+    },
 }
 
 /// Run a worker in a freshly forked child; never returns. A panic ends
@@ -168,6 +184,9 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
     keep.extend(crate::logging::log_fds());
     sys::close_inherited_except(&keep);
     sys::set_heartbeat(spec.board, spec.slot);
+    if let Start::Zygote { .. } = spec.start {
+        zygote::wait_for_adoption(spec.master);
+    }
     match sys::follow_master(spec.master) {
         Ok(true) => {}
         Ok(false) => return Err(ExitReason::Stopped),
@@ -181,10 +200,12 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
         log::error!("cannot switch to user {:?} / group {:?}: {e}", cfg.user, cfg.group);
         return Err(ExitReason::BootError);
     }
-    prepare_python(cfg).map_err(|(reason, e)| {
-        log::error!("{e}");
-        reason
-    })?;
+    if let Start::Fresh = spec.start {
+        prepare_python(cfg).map_err(|(reason, e)| {
+            log::error!("{e}");
+            reason
+        })?;
+    }
     let signals = SignalPipe::install().map_err(|e| log::warn!("{e}")).ok();
     // Before faulthandler: its SIGABRT dump hands over to the handler it
     // found, the hooks' (see `enable_faulthandler`).
@@ -212,7 +233,11 @@ fn boot_app(spec: &WorkerSpec<'_>, hooks: Option<&Hooks>) -> Result<App, ExitRea
     if let Some(hooks) = hooks {
         hooks.post_fork().map_err(hook_failed)?;
     }
-    let app = load_app(spec).map_err(|text| {
+    let loaded = match spec.start {
+        Start::Zygote { preloaded: Some(app) } => Python::attach(|py| prepare_app(spec, py, app.clone_ref(py))),
+        _ => load_app(spec),
+    };
+    let app = loaded.map_err(|text| {
         // The first worker to fail tells the master; the master prints it
         // once, however many workers fail the same way.
         spec.board.report_boot_error(&text);
@@ -243,6 +268,15 @@ fn capture_output(cfg: &Config) {
 /// Import the app and prepare its environ; the error is the text (with
 /// the traceback) for the master to print.
 fn load_app(spec: &WorkerSpec<'_>) -> Result<App, String> {
+    Python::attach(|py| match wsgi::load_app(py, spec.cfg) {
+        Ok(callable) => prepare_app(spec, py, callable),
+        Err(e) => Err(e.into_text()),
+    })
+}
+
+/// The app's callable with the environ prepared for this worker's
+/// listeners.
+fn prepare_app(spec: &WorkerSpec<'_>, py: Python<'_>, callable: Py<PyAny>) -> Result<App, String> {
     let infos: Vec<ListenerInfo> = spec
         .listeners
         .iter()
@@ -251,14 +285,10 @@ fn load_app(spec: &WorkerSpec<'_>) -> Result<App, String> {
             ListenerInfo { server_name, server_port }
         })
         .collect();
-    let app = Python::attach(|py| match wsgi::load_app(py, spec.cfg) {
-        Ok(callable) => App::new(py, callable, &infos, spec.cfg).map_err(|e| wsgi::LoadError {
-            summary: format!("cannot prepare the environ: {e}"),
-            traceback: Some(wsgi::format_traceback(py, &e)),
-        }),
-        Err(e) => Err(e),
-    });
-    app.map_err(wsgi::LoadError::into_text)
+    App::new(py, callable, &infos, spec.cfg).map_err(|e| {
+        wsgi::LoadError { summary: format!("cannot prepare the environ: {e}"), traceback: Some(wsgi::format_traceback(py, &e)) }
+            .into_text()
+    })
 }
 
 /// Serve until stopped: on this thread alone, or with request threads.
