@@ -1024,7 +1024,7 @@ impl Master {
             return false;
         };
         self.board.assign(slot, 0);
-        if self.generation(generation).cfg.preload_app {
+        if zygote::uses_zygote(&self.generation(generation).cfg) {
             return match self.spawn_from_zygote(generation, slot) {
                 Some(pid) => self.adopt(pid, slot, generation),
                 None => {

@@ -102,6 +102,12 @@ impl Drop for Zygote {
     }
 }
 
+/// Whether workers of `cfg` are forked from a zygote: always, unless
+/// `RWSGI_NO_ZYGOTE` is set (for comparing memory and boot times).
+pub fn uses_zygote(_cfg: &crate::config::Config) -> bool {
+    std::env::var_os("RWSGI_NO_ZYGOTE").is_none()
+}
+
 /// Sleep until `stream` is readable or `limit` has passed.
 fn wait_readable(stream: &impl AsFd, limit: Duration) {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -115,7 +121,7 @@ impl Master {
     /// `--preload`; with it, once its zygote has booted (started here
     /// when it has none, killed past `--boot-timeout`).
     pub(super) fn zygote_ready(&mut self, id: u64) -> bool {
-        if !self.generation(id).cfg.preload_app {
+        if !uses_zygote(&self.generation(id).cfg) {
             return true;
         }
         if self.generation(id).zygote.is_none() {

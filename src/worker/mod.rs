@@ -180,8 +180,12 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
         log::error!("cannot watch for processes forked by the application: {e}");
         return Err(ExitReason::BootError);
     }
+    // A worker forked from a zygote has the access log it opened (before
+    // it gave up root, as a worker does on its own).
+    let inherited_log = if let Start::Zygote { .. } = spec.start { zygote::take_access_log() } else { None };
     let mut keep: Vec<RawFd> = spec.listeners.iter().map(|l| l.as_raw_fd()).collect();
     keep.extend(crate::logging::log_fds());
+    keep.extend(inherited_log.as_ref().and_then(AccessLog::fd));
     sys::close_inherited_except(&keep);
     sys::set_heartbeat(spec.board, spec.slot);
     if let Start::Zygote { .. } = spec.start {
@@ -194,18 +198,20 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
     }
     sys::set_process_title("rwsgi: worker", &format!("rwsgi: worker [{}]", cfg.proc_name));
     log::info!("Booting worker with pid: {}", std::process::id());
-    let access_log = open_access_log(cfg)?;
+    let access_log = match spec.start {
+        Start::Fresh => {
+            let opened = open_access_log(cfg)?;
+            become_worker_user(cfg)?;
+            prepare_python(cfg).map_err(|(reason, e)| {
+                log::error!("{e}");
+                reason
+            })?;
+            opened
+        }
+        // The zygote did all that.
+        Start::Zygote { .. } => inherited_log,
+    };
     capture_output(cfg);
-    if let Err(e) = sys::drop_privileges(cfg.user, cfg.group, cfg.initgroups) {
-        log::error!("cannot switch to user {:?} / group {:?}: {e}", cfg.user, cfg.group);
-        return Err(ExitReason::BootError);
-    }
-    if let Start::Fresh = spec.start {
-        prepare_python(cfg).map_err(|(reason, e)| {
-            log::error!("{e}");
-            reason
-        })?;
-    }
     let signals = SignalPipe::install().map_err(|e| log::warn!("{e}")).ok();
     // Before faulthandler: its SIGABRT dump hands over to the handler it
     // found, the hooks' (see `enable_faulthandler`).
@@ -246,6 +252,14 @@ fn boot_app(spec: &WorkerSpec<'_>, hooks: Option<&Hooks>) -> Result<App, ExitRea
     let Some(hooks) = hooks else { return Ok(app) };
     hooks.post_worker_init(app.callable()).map_err(hook_failed)?;
     Ok(app.with_request_hooks(hooks.per_request()))
+}
+
+/// `--user`, `--group`: give up root.
+fn become_worker_user(cfg: &Config) -> Result<(), ExitReason> {
+    sys::drop_privileges(cfg.user, cfg.group, cfg.initgroups).map_err(|e| {
+        log::error!("cannot switch to user {:?} / group {:?}: {e}", cfg.user, cfg.group);
+        ExitReason::BootError
+    })
 }
 
 fn open_access_log(cfg: &Config) -> Result<Option<AccessLog>, ExitReason> {

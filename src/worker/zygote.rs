@@ -24,11 +24,21 @@ use std::time::{Duration, Instant};
 use nix::unistd::{ForkResult, Pid};
 use pyo3::prelude::*;
 
-use super::{prepare_python, ExitReason, Start, WorkerSpec};
+use super::{become_worker_user, capture_output, open_access_log, prepare_python, ExitReason, Start, WorkerSpec};
 use crate::config::Config;
+use crate::logging::AccessLog;
 use crate::net::Listener;
 use crate::sys::{self, Scoreboard};
 use crate::wsgi;
+
+/// The access log the zygote opened, which each worker forked from it
+/// takes (its own copy, made by the fork).
+static ACCESS_LOG: std::sync::Mutex<Option<AccessLog>> = std::sync::Mutex::new(None);
+
+/// In a worker forked from the zygote: the access log it opened.
+pub(super) fn take_access_log() -> Option<AccessLog> {
+    ACCESS_LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+}
 
 /// What the zygote is handed at fork, by the master.
 pub struct ZygoteSpec<'a> {
@@ -73,6 +83,11 @@ fn boot(spec: &ZygoteSpec<'_>) -> Result<Option<Py<PyAny>>, ExitReason> {
     }
     sys::set_process_title("rwsgi: zygote", &format!("rwsgi: zygote [{}]", cfg.proc_name));
     log::info!("Booting zygote with pid: {}", std::process::id());
+    // Opened while still root, for the workers to inherit.
+    let access_log = open_access_log(cfg)?;
+    *ACCESS_LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = access_log;
+    capture_output(cfg);
+    become_worker_user(cfg)?;
     prepare_python(cfg).map_err(|(reason, e)| {
         log::error!("{e}");
         reason

@@ -35,6 +35,7 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
 import rawhttp
+import support
 from support import APPS_DIR, gunicorn, runner_venv_prefix, wait_for
 
 METRICS_CONF = APPS_DIR / "recipe_metrics_conf.py"
@@ -110,19 +111,8 @@ def pid_alive(pid):
 
 
 def worker_pids(master_pid):
-    """The master's live children, less rwsgi's hook process."""
-    out = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout
-    pids = set()
-    for pid in map(int, out.split()):
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                if HOOK_PROCESS_FLAG in f.read():
-                    continue
-        except OSError:
-            continue
-        if pid_alive(pid):
-            pids.add(pid)
-    return pids
+    """The master's live workers (not rwsgi's hook process or zygote)."""
+    return set(support.worker_pids(master_pid))
 
 
 def assert_no_tracebacks(target):
