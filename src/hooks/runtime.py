@@ -255,9 +255,9 @@ class WorkerHooks:
     """A worker's hooks and the objects they receive; rwsgi calls its
     methods at the moments Gunicorn calls the hooks."""
 
-    def __init__(self, target, state_json, emit):
+    def __init__(self, target, state_json, emit, hooks=None):
         state = json.loads(state_json)
-        self.hooks = load_hooks(target, WORKER_SIDE)
+        self.hooks = hooks if hooks is not None else load_hooks(target, WORKER_SIDE)
         self.cfg = Config(state['cfg'])
         self.log = Logger(emit, self.cfg.loglevel)
         self.server = Server(state['server'], self.cfg, self.log)

@@ -317,6 +317,13 @@ impl Master {
     fn wait(&mut self, events: &mut Events) {
         let hooks_busy = self.hooks.as_ref().is_some_and(HookProcess::busy);
         let mut timeout = if self.pending.is_some() || hooks_busy { Duration::from_millis(50) } else { Duration::from_millis(500) };
+        // Workers to fork (at start, after a death): as soon as allowed
+        // (the zygote's `ready` and the hooks' answers are looked for at
+        // each turn).
+        let missing = self.current.target > self.active_workers(self.current.id);
+        if self.phase == Phase::Running && missing && Instant::now() >= self.next_spawn {
+            timeout = timeout.min(Duration::from_millis(10));
+        }
         let until_spawn = self.next_spawn.saturating_duration_since(Instant::now());
         if !until_spawn.is_zero() {
             timeout = timeout.min(until_spawn);

@@ -218,22 +218,31 @@ impl Master {
         if let Some(mut zygote) = self.generation_mut(id).zygote.take() {
             zygote.reaped = true;
         }
-        if exit.reason() != Some(ExitReason::AppLoadError) {
-            if self.phase == Phase::Running {
-                log::warn!("The zygote {pid} exited ({exit}); another starts when a worker is needed");
+        // Only its boot ends it with these (it logged why, or put the
+        // traceback on the board); anything else, a new one can mend.
+        let failed = match exit.reason() {
+            Some(reason @ (ExitReason::AppLoadError | ExitReason::BootError)) => reason,
+            _ => {
+                if self.phase == Phase::Running {
+                    log::warn!("The zygote {pid} exited ({exit}); another starts when a worker is needed");
+                }
+                return true;
             }
-            return true;
-        }
-        let traceback = self.board.boot_error().unwrap_or_default();
+        };
+        let (what, reason) = match failed {
+            ExitReason::AppLoadError => ("failed to load the application", "App failed to load."),
+            _ => ("failed to boot", "Worker failed to boot."),
+        };
+        let traceback = self.board.boot_error().map(|t| format!(":\n{t}")).unwrap_or_default();
         self.board.clear_boot_error();
         if pending == Some(id) {
-            self.reload_failed(&format!("the application failed to load in the zygote:\n{traceback}"));
+            self.reload_failed(&format!("the zygote {what}{traceback}"));
         } else if self.serving_workers(id) == 0 && self.phase == Phase::Running {
-            log::error!("The zygote {pid} failed to load the application:\n{traceback}");
-            log::error!("Reason: App failed to load.");
-            self.stop(false, ExitReason::AppLoadError.code());
+            log::error!("The zygote {pid} {what}{traceback}");
+            log::error!("Reason: {reason}");
+            self.stop(false, failed.code());
         } else {
-            log::error!("The zygote {pid} failed to load the application; the workers serve on:\n{traceback}");
+            log::error!("The zygote {pid} {what}; the workers serve on{traceback}");
         }
         true
     }

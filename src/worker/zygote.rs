@@ -92,6 +92,10 @@ fn boot(spec: &ZygoteSpec<'_>) -> Result<Option<Py<PyAny>>, ExitReason> {
         log::error!("{e}");
         reason
     })?;
+    super::hooks::prepare(cfg).map_err(|traceback| {
+        log::error!("Exception in the zygote (loading the config file's hooks):\n{traceback}");
+        ExitReason::BootError
+    })?;
     let app = if cfg.preload_app { Some(preload(spec)?) } else { None };
     Ok(app)
 }
