@@ -92,12 +92,39 @@ fn boot(spec: &ZygoteSpec<'_>) -> Result<Option<Py<PyAny>>, ExitReason> {
         log::error!("{e}");
         reason
     })?;
+    warm_up();
     super::hooks::prepare(cfg).map_err(|traceback| {
         log::error!("Exception in the zygote (loading the config file's hooks):\n{traceback}");
         ExitReason::BootError
     })?;
     let app = if cfg.preload_app { Some(preload(spec)?) } else { None };
     Ok(app)
+}
+
+/// The standard library modules a Gunicorn worker has loaded before it
+/// imports the application (Gunicorn's own imports): imported here, so
+/// that every worker shares them, as Gunicorn's workers share them with
+/// its master. Applications find them loaded under either server.
+const WARM_MODULES: &[&str] = &[
+    "argparse", "array", "ast", "atexit", "base64", "binascii", "bisect", "bz2", "calendar", "collections.abc",
+    "concurrent.futures", "copy", "copyreg", "csv", "datetime", "dis", "email.header", "email.message", "email.utils",
+    "enum", "errno", "fcntl", "fnmatch", "gettext", "glob", "grp", "heapq", "html", "importlib.metadata",
+    "importlib.resources", "inspect", "ipaddress", "json", "linecache", "locale", "logging.config", "logging.handlers",
+    "lzma", "math", "opcode", "pathlib", "pickle", "platform", "pwd", "queue", "quopri", "random", "re", "select",
+    "selectors", "shlex", "shutil", "signal", "socket", "socketserver", "ssl", "string", "struct", "tempfile",
+    "textwrap", "threading", "tokenize", "traceback", "typing", "urllib.parse", "weakref", "zipfile", "zlib",
+];
+
+/// Import [`WARM_MODULES`]; one that is missing (a Python built without
+/// it) is skipped.
+fn warm_up() {
+    Python::attach(|py| {
+        for name in WARM_MODULES {
+            if let Err(e) = py.import(*name) {
+                log::debug!("zygote: {name} not imported: {e}");
+            }
+        }
+    });
 }
 
 /// `--preload`: import the app here, once, for every worker; say which
