@@ -224,7 +224,7 @@ fn fork_worker(spec: &ZygoteSpec<'_>, app: Option<&Py<PyAny>>, slot: usize, age:
 /// The intermediate process: fork the worker, tell the zygote its pid,
 /// and exit, leaving it to the master (its subreaper).
 #[allow(unsafe_code)]
-unsafe fn intermediate(
+fn intermediate(
     spec: &ZygoteSpec<'_>,
     app: Option<&Py<PyAny>>,
     slot: usize,

@@ -151,3 +151,22 @@ def test_gunicorn_preload_imports_once_too(tmp_path):
     with gunicorn(["-w", "3", "--preload", "--chdir", str(tmp_path), "preload_app:app"], tmp_path / "g.log",
                   env={"IMPORTS": str(imports)}, cwd=tmp_path):
         assert len(imports.read_text().split()) == 1
+
+
+def test_each_worker_has_its_own_random_state(servers, tmp_path):
+    """`random` was imported in the zygote: CPython's fork protocol reseeds
+    it in each worker, as os.fork would."""
+    (tmp_path / "random_app.py").write_text(
+        "import os, random\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'%d %d' % (os.getpid(), random.getrandbits(64))]\n"
+    )
+    srv = servers.start(["-w", "2", "--preload", "random_app:app"], chdir=str(tmp_path))
+    firsts = {}
+    for _ in range(200):
+        pid, value = map(int, fetch(srv).split())
+        firsts.setdefault(pid, value)
+        if len(firsts) == 2:
+            break
+    assert len(firsts) == 2 and len(set(firsts.values())) == 2, firsts
