@@ -10,7 +10,12 @@
 //!
 //! A generation is one configuration and its listeners; HUP starts a new
 //! one beside the current one and switches once its workers have booted,
-//! so a reload that fails leaves the old workers serving.
+//! so a reload that fails leaves the old workers serving. Each generation's
+//! workers are forked by its zygote (`zygote`) and adopted by the master.
+//!
+//! Files: `start` (the start-up order), `exit` (a worker's end and its log
+//! line), `hooks` (the hook process), `reload` (`--reload`'s watch),
+//! `zygote` (the generations' zygotes), `pidfile`.
 
 mod exit;
 mod hooks;
@@ -105,7 +110,7 @@ struct Generation {
     listeners: Vec<Rc<Listener>>,
     /// Workers wanted (TTIN/TTOU move it).
     target: usize,
-    /// With `--preload`, the process its workers are forked from.
+    /// The process its workers are forked from (see `zygote`).
     zygote: Option<zygote::Zygote>,
 }
 
@@ -1020,10 +1025,11 @@ impl Master {
         }
     }
 
-    /// Fork a worker of `generation` into a free scoreboard slot; false
-    /// when every slot is taken or the fork failed.
-    // The one `unsafe` outside sys/: forking a worker is the master's job,
-    // and only the master can vouch for the contract (one thread).
+    /// A new worker of `generation` in a free scoreboard slot, forked by
+    /// its zygote (or, with `RWSGI_NO_ZYGOTE`, here); false when every slot
+    /// is taken or the fork failed.
+    // Forking is the master's job (the zygotes' too, in `zygote`): only
+    // they can vouch for the contract (one thread).
     #[allow(unsafe_code)]
     fn spawn_worker(&mut self, generation: u64) -> bool {
         let used: Vec<usize> = self.workers.values().map(|w| w.slot).collect();

@@ -1,5 +1,5 @@
-//! The master's side of the zygotes (`--preload`; see `worker::zygote`):
-//! each generation of workers gets one, forked from the master, and its
+//! The master's side of the zygotes (see `worker::zygote`): each
+//! generation of workers gets one, forked from the master, and its
 //! workers are forked from it. The master waits for its `ready` without
 //! blocking (a preloaded import can take long; `--boot-timeout` bounds
 //! it); asking for a worker waits for the pid, briefly (a fork), so that

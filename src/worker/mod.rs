@@ -1,4 +1,6 @@
 //! A worker process: the boot order after fork, and the serve loop.
+//! Workers are forked from their generation's zygote (`zygote`), which
+//! started CPython once for all of them.
 //!
 //! The loop (`server`) polls the listening sockets and the parked
 //! connections (idle keep-alive ones, those whose request head is still
@@ -13,7 +15,7 @@
 //! loop), `handler` (serving one request), `hold` (responses held for the
 //! end of a turn), `threads` (request threads), `hooks` (the config
 //! file's worker-side server hooks), `reload` (the imported files, for
-//! `--reload`).
+//! `--reload`), `zygote` (the process workers are forked from).
 
 mod conn;
 mod handler;
@@ -169,7 +171,9 @@ pub fn check_app(cfg: &Config) -> Result<(), String> {
 /// the user and group, `-e` and CPython, Python's SIGTERM handler, the
 /// config file's worker-side hooks (and their signal handlers),
 /// faulthandler, post_fork, the app, post_worker_init, then SIGTERM back
-/// to rwsgi's handler (see `signals`).
+/// to rwsgi's handler (see `signals`). A worker forked from a zygote
+/// first waits to be the master's child, and finds the access log, the
+/// user and group, CPython (and with `--preload` the app) set up there.
 fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
     let cfg = spec.cfg;
     if let Err(e) = sys::install_worker_signals() {
