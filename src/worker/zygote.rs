@@ -102,17 +102,18 @@ fn boot(spec: &ZygoteSpec<'_>) -> Result<Option<Py<PyAny>>, ExitReason> {
 }
 
 /// The standard library modules a Gunicorn worker has loaded before it
-/// imports the application (Gunicorn's own imports): imported here, so
-/// that every worker shares them, as Gunicorn's workers share them with
-/// its master. Applications find them loaded under either server.
+/// imports the application (Gunicorn's own imports), less the few web
+/// frameworks do not use (`importlib.metadata`, `zipfile`, `csv`, ...):
+/// imported here, so that every worker shares them, as Gunicorn's workers
+/// share them with its master.
 const WARM_MODULES: &[&str] = &[
     "argparse", "array", "ast", "atexit", "base64", "binascii", "bisect", "bz2", "calendar", "collections.abc",
-    "concurrent.futures", "copy", "copyreg", "csv", "datetime", "dis", "email.header", "email.message", "email.utils",
-    "enum", "errno", "fcntl", "fnmatch", "gettext", "glob", "grp", "heapq", "html", "importlib.metadata",
-    "importlib.resources", "inspect", "ipaddress", "json", "linecache", "locale", "logging.config", "logging.handlers",
-    "lzma", "math", "opcode", "pathlib", "pickle", "platform", "pwd", "queue", "quopri", "random", "re", "select",
-    "selectors", "shlex", "shutil", "signal", "socket", "socketserver", "ssl", "string", "struct", "tempfile",
-    "textwrap", "threading", "tokenize", "traceback", "typing", "urllib.parse", "weakref", "zipfile", "zlib",
+    "concurrent.futures", "copy", "copyreg", "datetime", "dis", "email.header", "email.message", "email.utils", "enum",
+    "errno", "fcntl", "fnmatch", "gettext", "glob", "grp", "heapq", "html", "inspect", "ipaddress", "json", "linecache",
+    "locale", "logging.config", "logging.handlers", "lzma", "math", "opcode", "pathlib", "pickle", "platform", "pwd",
+    "queue", "quopri", "random", "re", "select", "selectors", "shutil", "signal", "socket", "socketserver", "ssl",
+    "string", "struct", "tempfile", "textwrap", "threading", "tokenize", "traceback", "typing", "urllib.parse",
+    "weakref", "zlib",
 ];
 
 /// Import [`WARM_MODULES`]; one that is missing (a Python built without

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 
 import pytest
@@ -40,7 +39,6 @@ from support import APPS_DIR, gunicorn, runner_venv_prefix, wait_for
 
 METRICS_CONF = APPS_DIR / "recipe_metrics_conf.py"
 TRACING_CONF = APPS_DIR / "recipe_tracing_conf.py"
-HOOK_PROCESS_FLAG = b"--rwsgi-hook-process"
 SETTLE_TIMEOUT = 15.0
 
 SERVERS = ["rwsgi", "gunicorn"]
@@ -98,16 +96,6 @@ def start(kind, servers, tmp_path, args, env):
         # "[date] [MASTER PID] [INFO] Listening at: ..."
         master = int(re.search(r"\[(\d+)\] \[INFO\] Listening at: ", log()).group(1))
         yield Target("gunicorn", address, master, log, stack.close)
-
-
-def pid_alive(pid):
-    """True if pid exists and is not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def worker_pids(master_pid):
