@@ -67,6 +67,15 @@ def descendants(pid):
     return found
 
 
+def alive(pid):
+    """Whether `pid` runs (a zombie does not)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def pss_kib(pids):
     total = 0
     for p in pids:
@@ -129,7 +138,6 @@ def measure(server, preload, app, workers, tmp):
         before = set(marks(marks_file))
         hup = time.monotonic()
         os.kill(proc.pid, signal.SIGHUP)
-        alive = lambda p: os.path.exists("/proc/%d" % p) and open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()[0] != "Z"  # noqa: E731
         wait(lambda: len(set(marks(marks_file)) - before) >= workers and not any(alive(p) for p in before))
         reload_s = time.monotonic() - hup
         get(port)
