@@ -74,6 +74,9 @@ def _toml(value):
         return str(int(value)) if value.is_integer() else _text(str(value))
     if isinstance(value, str):
         return _text(value)
+    if isinstance(value, (set, frozenset)):
+        # Gunicorn takes any iterable for a list setting.
+        value = sorted(value, key=str)
     if isinstance(value, (list, tuple)):
         items = [_toml(v) for v in value]
         return None if None in items else '[' + ', '.join(items) + ']'

@@ -52,10 +52,17 @@ const NAME_TO_DESCRIPTION: &str = ".SH NAME\nrwsgi \\- a pre-fork WSGI HTTP serv
     .SH SYNOPSIS\n.B rwsgi\n[\\fIOPTIONS\\fR] [\\fIAPP\\fR]\n\
     .SH DESCRIPTION\n\
     rwsgi serves a Python WSGI (PEP 3333) application over HTTP/1.1 (or the uwsgi protocol \
-    behind nginx). A master process binds the sockets and forks worker processes; each \
-    worker embeds CPython, imports the application and serves requests one at a time (or \
-    N at once with \\-\\-threads N), keeping idle keep-alive connections parked. Its \
-    command line follows Gunicorn's.\n\
+    behind nginx). A master process, which never runs Python, binds the sockets and \
+    supervises the workers. Each generation of workers (at start, and at each HUP) is forked \
+    from a zygote: a process the master forks, which starts CPython once, imports the \
+    standard library modules a Gunicorn worker has loaded, loads the config file's \
+    worker-side hooks and, with \\-\\-preload, the application, so the workers share its \
+    memory. Each worker is forked through a process that exits at once, so that it is the \
+    master's child (the master is a subreaper), which reaps it and watches it directly. \
+    Each worker imports the application (unless preloaded) and serves requests one at a \
+    time (or N at once with \\-\\-threads N), keeping idle keep-alive connections parked. \
+    Server hooks that Gunicorn runs in its master run in a hook process the master starts. \
+    Its command line follows Gunicorn's.\n\
     .PP\nAPP is \\fIMODULE\\fR:\\fICALLABLE\\fR, or \\fIMODULE\\fR:\\fIFACTORY\\fR() to call \
     an application factory, e.g.\n.PP\n.RS\nrwsgi \\-w 4 get_started:hello_world\n.RE\n";
 
@@ -69,6 +76,8 @@ const ENVIRONMENT: &str = ".SH ENVIRONMENT\n\
     .TP\n\\fBPORT\\fR\nWhen set, the default bind is 0.0.0.0:$PORT.\n\
     .TP\n\\fBVIRTUAL_ENV\\fR\nThe default for \\-\\-virtualenv.\n\
     .TP\n\\fBSCRIPT_NAME\\fR\nThe WSGI SCRIPT_NAME; stripped from the front of PATH_INFO when it matches.\n\
+    .TP\n\\fBRWSGI_NO_ZYGOTE\\fR\nWhen set, the master forks each worker itself and each starts its own \
+    CPython (no zygote, no \\-\\-preload): for comparisons.\n\
     .TP\n\\fBLISTEN_FDS\\fR, \\fBLISTEN_PID\\fR\nSockets passed by systemd socket activation (when \
     LISTEN_PID is rwsgi's pid): rwsgi serves them instead of binding \\-\\-bind, and keeps them across reloads.\n\
     .TP\n\\fBNOTIFY_SOCKET\\fR\nWhere rwsgi reports READY=1 once its first workers have booted, RELOADING=1 \

@@ -50,7 +50,6 @@ use Support::{Differs, Hook, NoEffect, NotWsgi, Same, Unsupported};
 
 const TLS: Support = Unsupported("terminate TLS in nginx, HAProxy or the load balancer");
 const STATSD: Support = Unsupported("rwsgi sends no statsd metrics");
-const RELOAD: Support = Unsupported("rwsgi does not watch files: have a watcher (entr, watchexec) send HUP");
 const CONTROL: Support = Unsupported("rwsgi has no control socket: signals do its work (HUP, TTIN, TTOU, USR1, USR2)");
 const HTTP2: Support = NotWsgi("rwsgi speaks HTTP/1.0 and 1.1; HTTP/2 ends at the front end");
 const ASGI: Support = NotWsgi("for Gunicorn's ASGI worker");
@@ -74,13 +73,13 @@ pub static SETTINGS: &[GunicornSetting] = &[
     g("limit_request_line", "--limit-request-line", Same),
     g("limit_request_fields", "--limit-request-fields", Same),
     g("limit_request_field_size", "--limit-request-field_size", Same),
-    g("reload", "--reload", RELOAD),
-    g("reload_engine", "--reload-engine", RELOAD),
-    g("reload_extra_files", "--reload-extra-file", RELOAD),
+    g("reload", "--reload", Differs("the master watches the files the workers imported and reloads as HUP does (new workers first), so a broken edit keeps the old workers serving; Gunicorn's workers restart themselves")),
+    g("reload_engine", "--reload-engine", Differs("`inotify` needs no Python package")),
+    g("reload_extra_files", "--reload-extra-file", Same),
     g("spew", "--spew", Differs("traces each worker's main thread; the master runs no Python")),
     g("check_config", "--check-config", Same),
     g("print_config", "--print-config", Differs("prints TOML that `-c` reads back")),
-    g("preload_app", "--preload", Unsupported("each worker imports the application")),
+    g("preload_app", "--preload", Differs("imported in a zygote process the workers are forked from, never in the master: HUP loads new code")),
     g("sendfile", "--no-sendfile", Same),
     g("reuse_port", "--reuse-port", Same),
     g("chdir", "--chdir", Same),

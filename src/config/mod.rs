@@ -30,7 +30,7 @@ use clap::{Arg, ArgAction, Command};
 pub use settings::{Cli, Env, Kind, Raw, Setting, SETTINGS};
 pub use types::{
     AllowList, AppSource, AppSpec, BindAddr, Choice, Facility, HeaderMap, LogLevel, LogTarget, PasteApp, Protocol, ProxyProtocol,
-    PythonLogging, RequestLimits, Syslog, SyslogAddr, Words, WorkerClass,
+    PythonLogging, ReloadEngine, RequestLimits, Syslog, SyslogAddr, Words, WorkerClass,
 };
 
 /// A setting's value before validation.
@@ -170,6 +170,14 @@ pub struct Config {
     pub syslog: Syslog,
     /// Trace every line of Python each worker's main thread runs.
     pub spew: bool,
+    /// Import the app in the zygote, once for every worker.
+    pub preload_app: bool,
+    /// Reload when a source file of the app or an extra file changes.
+    pub reload: bool,
+    /// How `reload` watches.
+    pub reload_engine: ReloadEngine,
+    /// More files (or glob patterns) `reload` watches, absolute.
+    pub reload_extra_files: Vec<PathBuf>,
     /// The primary group of `user`, which `group` defaults to.
     user_group: Option<u32>,
     /// The merged raw values, kept for `--print-config`.
@@ -609,6 +617,10 @@ impl Config {
                 access: false,
             },
             spew: false,
+            preload_app: false,
+            reload: false,
+            reload_engine: ReloadEngine::Auto,
+            reload_extra_files: Vec::new(),
             user_group: None,
             values: BTreeMap::new(),
         }

@@ -181,13 +181,13 @@ mod tests {
     #[test]
     fn settings_are_read_leniently_and_others_sorted_out() {
         let printed = "\"workers\" = \"4\"\n\"bind\" = \"0.0.0.0:80\"\n\"daemon\" = true\n\"umask\" = 18\n\
-                       \"preload_app\" = true\n\"cpus\" = 8\n__hooks__ = [\"post_fork\", \"when_ready\"]\n";
+                       \"keyfile\" = \"k.pem\"\n\"cpus\" = 8\n__hooks__ = [\"post_fork\", \"when_ready\"]\n";
         let c = read_output(printed).unwrap();
         assert_eq!(c.values.get("workers"), Some(&Value::Text("4".into())));
         assert_eq!(c.values.get("bind"), Some(&Value::List(vec!["0.0.0.0:80".into()])));
         assert_eq!(c.values.get("daemon"), Some(&Value::Bool(true)));
         assert_eq!(c.values.get("umask"), Some(&Value::Text("18".into())));
-        assert_eq!(c.unsupported, vec!["preload_app".to_string()], "a Gunicorn setting rwsgi lacks");
+        assert_eq!(c.unsupported, vec!["keyfile".to_string()], "a Gunicorn setting rwsgi lacks");
         assert!(!c.values.contains_key("cpus"), "a variable of the file");
         assert_eq!(c.hooks, vec!["post_fork".to_string(), "when_ready".to_string()]);
         assert!(read_output("\"workers\" = [1]\n").is_err());

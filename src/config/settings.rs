@@ -22,8 +22,8 @@ use super::types::{
     Words,
 };
 use super::{
-    AllowList, AppSource, AppSpec, BindAddr, Config, ConfigError, HeaderMap, LogLevel, LogTarget, Protocol, ProxyProtocol, Value,
-    WorkerClass,
+    AllowList, AppSource, AppSpec, BindAddr, Config, ConfigError, HeaderMap, LogLevel, LogTarget, Protocol, ProxyProtocol,
+    ReloadEngine, Value, WorkerClass,
 };
 
 /// What kind of value a setting holds; decides the clap action and how a
@@ -350,11 +350,10 @@ pub static SETTINGS: &[Setting] = &[
          RWSGI_CMD_ARGS < command line.",
         printed: false,
         apply: |v, c| {
-            // Absolute (settings are read in the directory rwsgi started
-            // in): the hook process and the workers load the file again
-            // from the --chdir one.
-            c.config_file = v.path().map(|p| match std::path::absolute(&p) {
-                Ok(absolute) if !p.to_string_lossy().starts_with("python:") => absolute,
+            // Absolute: the hook process and the workers load the file
+            // again from the --chdir directory.
+            c.config_file = v.path().map(|p| match p.to_str() {
+                Some(text) if !text.starts_with("python:") => absolute_from_start(text),
                 _ => p,
             });
             Ok(())
@@ -413,6 +412,16 @@ pub static SETTINGS: &[Setting] = &[
         "The number of worker processes. Defaults to $WEB_CONCURRENCY, or 1.",
         apply: |v, c| {
             c.workers = v.usize_in(1..=u64::MAX)?;
+            Ok(())
+        }),
+    setting!("preload_app", None, Cli::Flag("preload"), Kind::Flag, "false", None, "", "Server Mechanics",
+        "Import the application once, in the zygote each generation of workers is forked from, \
+         so the workers share its memory (copy-on-write). Unlike Gunicorn's, the master never \
+         imports it: HUP starts a new zygote on the new code, so code reloads keep working. \
+         Threads the application starts on import do not run in the workers (a warning names \
+         them): start them in a post_fork hook.",
+        apply: |v, c| {
+            c.preload_app = v.flag();
             Ok(())
         }),
     setting!("worker_class", Some('k'), Cli::Flag("worker-class"), Kind::Text, "sync", None, "CLASS", "Worker Processes",
@@ -898,6 +907,31 @@ pub static SETTINGS: &[Setting] = &[
             c.syslog.access = !v.flag();
             Ok(())
         }),
+    setting!("reload", None, Cli::Flag("reload"), Kind::Flag, "false", None, "", "Debugging",
+        "Reload gracefully, as HUP does, when a source file the application imported or a \
+         --reload-extra-file changes: for development. The master watches the files the workers \
+         report (they never restart themselves); a change that breaks the import keeps the old \
+         workers serving, its traceback logged, until the next change.",
+        apply: |v, c| {
+            c.reload = v.flag();
+            Ok(())
+        }),
+    setting!("reload_engine", None, Cli::Flag("reload-engine"), Kind::Choice(ReloadEngine::WORDS), "auto", None, "ENGINE", "Debugging",
+        "How --reload notices a change: inotify (the kernel says), poll (every file's time of \
+         change, once a second), or auto (inotify, else poll).",
+        apply: |v, c| {
+            c.reload_engine = v.choice(|w| format!("reload_engine: unknown engine '{w}' (auto, poll or inotify)"))?;
+            Ok(())
+        }),
+    setting!("reload_extra_files", None, Cli::Flag("reload-extra-file"), Kind::List, "", None, "FILES", "Debugging",
+        "Another file for --reload to watch (templates, configuration); repeatable. An entry \
+         with *, ? or [ is a glob pattern (** recurses, * skips dotfiles), expanded again every \
+         second, so a file created later is watched from then on (its first edit reloads). \
+         Relative paths are from the directory rwsgi starts in, not --chdir, as in Gunicorn.",
+        apply: |v, c| {
+            c.reload_extra_files = v.list().iter().map(|p| absolute_from_start(p)).collect();
+            Ok(())
+        }),
     setting!("spew", None, Cli::Flag("spew"), Kind::Flag, "false", None, "", "Debugging",
         "Print every line of Python each worker's main thread runs, as 'module:line: source' on \
          stdout, as Gunicorn's --spew does: for debugging only, it is very slow.",
@@ -906,6 +940,12 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         }),
 ];
+
+/// `path` made absolute from the working directory, which is the one rwsgi
+/// started in while settings are read (`--chdir` comes later).
+fn absolute_from_start(path: &str) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.into())
+}
 
 /// The row named `name` (a config-file key the user wrote), if any.
 pub fn find(name: &str) -> Option<&'static Setting> {

@@ -85,6 +85,18 @@ macro_rules! choice_enum {
 }
 
 choice_enum! {
+    /// How `--reload` notices that a watched file changed.
+    pub enum ReloadEngine {
+        /// inotify where the kernel allows it, else polling.
+        Auto = "auto",
+        /// Every watched file's time of change, once a second.
+        Poll = "poll",
+        /// The kernel's inotify events.
+        Inotify = "inotify",
+    }
+}
+
+choice_enum! {
     /// The protocol the listeners speak.
     pub enum Protocol {
         /// HTTP/1.0 and HTTP/1.1.

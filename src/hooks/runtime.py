@@ -9,12 +9,9 @@ import contextlib
 import importlib
 import importlib.machinery
 import importlib.util
-import inspect
 import io
 import json
 import os
-import signal
-import socket
 import sys
 import time
 import traceback
@@ -43,6 +40,7 @@ def load_module(target):
 
 def positional_arity(fn):
     """Positional parameters, as Gunicorn counts them (defaults included)."""
+    import inspect  # here: reading a config file without hooks stays quick
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     return sum(1 for p in inspect.signature(fn).parameters.values() if p.kind in kinds)
 
@@ -255,9 +253,9 @@ class WorkerHooks:
     """A worker's hooks and the objects they receive; rwsgi calls its
     methods at the moments Gunicorn calls the hooks."""
 
-    def __init__(self, target, state_json, emit):
+    def __init__(self, target, state_json, emit, hooks=None):
         state = json.loads(state_json)
-        self.hooks = load_hooks(target, WORKER_SIDE)
+        self.hooks = hooks if hooks is not None else load_hooks(target, WORKER_SIDE)
         self.cfg = Config(state['cfg'])
         self.log = Logger(emit, self.cfg.loglevel)
         self.server = Server(state['server'], self.cfg, self.log)
@@ -310,6 +308,7 @@ class WorkerHooks:
         worker) worker_abort, then worker_exit; the worker then dies of
         the signal, as it would have without hooks. Python runs them on the
         main thread, between bytecodes or from the worker's signal pipe."""
+        import signal
         if 'worker_int' in self.hooks or 'worker_exit' in self.hooks:
             signal.signal(signal.SIGINT, self._on_quit)
             signal.signal(signal.SIGQUIT, self._on_quit)
@@ -340,6 +339,7 @@ class WorkerHooks:
         return dying
 
     def _die(self, signum):
+        import signal
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -367,6 +367,8 @@ def serve_master_hooks(fd, target, log_fd):
     """The hook process: read one JSON call per line from the master on
     socket `fd`, run the hook, answer {"id", "error"}. Only the end of the
     socket (the master gone) ends it; signals meant for the server do not."""
+    import signal
+    import socket
     for name in ('SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'):
         signal.signal(getattr(signal, name), signal.SIG_IGN)
     sock = socket.socket(fileno=fd)

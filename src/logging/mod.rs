@@ -253,6 +253,16 @@ impl AccessLog {
         Ok(Some(AccessLog { sink, to_syslog, atoms: compile(&cfg.access_log_format) }))
     }
 
+    /// The file's descriptor, when it writes to a file of its own (for a
+    /// process that inherits it to keep open).
+    pub fn fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        match &*self.sink.as_ref()?.lock().ok()? {
+            Sink::File(f, _) => Some(f.as_raw_fd()),
+            Sink::Stdout | Sink::Stderr => None,
+        }
+    }
+
     /// Reopen the file (USR1, after logrotate moved it).
     pub fn reopen(&self) -> io::Result<()> {
         match &self.sink {

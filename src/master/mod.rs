@@ -10,12 +10,19 @@
 //!
 //! A generation is one configuration and its listeners; HUP starts a new
 //! one beside the current one and switches once its workers have booted,
-//! so a reload that fails leaves the old workers serving.
+//! so a reload that fails leaves the old workers serving. Each generation's
+//! workers are forked by its zygote (`zygote`) and adopted by the master.
+//!
+//! Files: `start` (the start-up order), `exit` (a worker's end and its log
+//! line), `hooks` (the hook process), `reload` (`--reload`'s watch),
+//! `zygote` (the generations' zygotes), `pidfile`.
 
 mod exit;
 mod hooks;
 mod pidfile;
+mod reload;
 mod start;
+mod zygote;
 
 pub use start::start;
 
@@ -34,6 +41,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use self::exit::{reap_next, Exit, ExitKind};
 use self::hooks::{hooks_before_start, HookProcess};
+use self::reload::CodeWatch;
 use crate::config::{BindAddr, Config};
 use crate::hooks::WorkerPicture;
 use crate::net::Listener;
@@ -102,6 +110,8 @@ struct Generation {
     listeners: Vec<Rc<Listener>>,
     /// Workers wanted (TTIN/TTOU move it).
     target: usize,
+    /// The process its workers are forked from (see `zygote`).
+    zygote: Option<zygote::Zygote>,
 }
 
 impl Generation {
@@ -109,7 +119,7 @@ impl Generation {
     /// (as many as the scoreboard holds at most).
     fn new(id: u64, cfg: Config, listeners: Vec<Rc<Listener>>) -> Generation {
         let target = cfg.workers.min(sys::scoreboard::MAX_SLOTS);
-        Generation { id, cfg, listeners, target }
+        Generation { id, cfg, listeners, target, zygote: None }
     }
 }
 
@@ -212,6 +222,8 @@ pub struct Master {
     pre_forked: Option<u64>,
     /// USR2 came: the new master starts once pre_exec has returned.
     upgrade_due: bool,
+    /// `--reload`'s watch on the application's files.
+    code_watch: Option<CodeWatch>,
 }
 
 impl Master {
@@ -221,6 +233,7 @@ impl Master {
     pub fn new(cfg: Config, argv: Vec<String>, reloader: Reloader, start_dir: PathBuf) -> Result<Master, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
         let hooks = hooks_before_start(&cfg, poll.registry());
+        let code_watch = CodeWatch::new(&cfg, poll.registry())?;
         let upgraded_from = take_upgraded_from();
         let (listeners, socket_activated) = open_listeners(&cfg)?;
         let pidfile = write_pidfile(&cfg, upgraded_from)?;
@@ -251,6 +264,7 @@ impl Master {
             hooks,
             pre_forked: None,
             upgrade_due: false,
+            code_watch,
         })
     }
 
@@ -308,9 +322,19 @@ impl Master {
     fn wait(&mut self, events: &mut Events) {
         let hooks_busy = self.hooks.as_ref().is_some_and(HookProcess::busy);
         let mut timeout = if self.pending.is_some() || hooks_busy { Duration::from_millis(50) } else { Duration::from_millis(500) };
+        // Workers to fork (at start, after a death): as soon as allowed
+        // (the zygote's `ready` and the hooks' answers are looked for at
+        // each turn).
+        let missing = self.current.target > self.active_workers(self.current.id);
+        if self.phase == Phase::Running && missing && Instant::now() >= self.next_spawn {
+            timeout = timeout.min(Duration::from_millis(10));
+        }
         let until_spawn = self.next_spawn.saturating_duration_since(Instant::now());
         if !until_spawn.is_zero() {
             timeout = timeout.min(until_spawn);
+        }
+        if let Some(watch) = &self.code_watch {
+            timeout = timeout.min(watch.wake_within(Instant::now()));
         }
         if let Err(e) = self.poll.poll(events, Some(timeout)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
@@ -323,12 +347,26 @@ impl Master {
             }
             hooks.check_timeout(self.poll.registry());
         }
+        self.reload_if_changed(events);
         if self.upgrade_due && !self.hooks.as_ref().is_some_and(HookProcess::busy) {
             self.upgrade_due = false;
             // (Unless a stop came meanwhile.)
             if self.phase == Phase::Running {
                 self.start_new_master();
             }
+        }
+    }
+
+    /// `--reload`: a watched file changed (and settled): reload as HUP
+    /// does.
+    fn reload_if_changed(&mut self, events: &Events) {
+        let Some(watch) = &mut self.code_watch else { return };
+        if events.iter().any(|e| e.token() == reload::TOKEN) {
+            watch.on_events();
+        }
+        if let Some(path) = watch.due(Instant::now()) {
+            log::info!("Reloading: {} changed", path.display());
+            self.reload();
         }
     }
 
@@ -443,6 +481,7 @@ impl Master {
             return self.reload_failed(&e.to_string());
         }
         self.hooks_follow(&cfg);
+        self.code_watch_follow(&cfg);
         for l in &listeners {
             if !self.current.listeners.iter().any(|old| Rc::ptr_eq(old, l)) {
                 log::info!("Listening at: {} ({})", l.describe(), std::process::id());
@@ -672,6 +711,7 @@ impl Master {
                 // Every worker's end, whatever the cause (Gunicorn's
                 // prometheus_client recipe counts on it).
                 self.hook("child_exit", Some(picture), vec![]);
+            } else if self.zygote_exited(pid, exit) {
             } else if let Some(hooks) = &mut self.hooks {
                 hooks.reaped(self.poll.registry(), pid, exit);
             }
@@ -910,7 +950,7 @@ impl Master {
                 break;
             }
             let mut missing = target.saturating_sub(self.active_workers(id));
-            while missing > 0 && self.hooks_allow_fork() && self.spawn_worker(id) {
+            while missing > 0 && self.zygote_ready(id) && self.hooks_allow_fork() && self.spawn_worker(id) {
                 missing -= 1;
             }
         }
@@ -978,10 +1018,18 @@ impl Master {
         }
     }
 
-    /// Fork a worker of `generation` into a free scoreboard slot; false
-    /// when every slot is taken or the fork failed.
-    // The one `unsafe` outside sys/: forking a worker is the master's job,
-    // and only the master can vouch for the contract (one thread).
+    fn generation_mut(&mut self, id: u64) -> &mut Generation {
+        match &mut self.pending {
+            Some(p) if p.generation.id == id => &mut p.generation,
+            _ => &mut self.current,
+        }
+    }
+
+    /// A new worker of `generation` in a free scoreboard slot, forked by
+    /// its zygote (or, with `RWSGI_NO_ZYGOTE`, here); false when every slot
+    /// is taken or the fork failed.
+    // Forking is the master's job (the zygotes' too, in `zygote`): only
+    // they can vouch for the contract (one thread).
     #[allow(unsafe_code)]
     fn spawn_worker(&mut self, generation: u64) -> bool {
         let used: Vec<usize> = self.workers.values().map(|w| w.slot).collect();
@@ -989,6 +1037,15 @@ impl Master {
             return false;
         };
         self.board.assign(slot, 0);
+        if zygote::uses_zygote(&self.generation(generation).cfg) {
+            return match self.spawn_from_zygote(generation, slot) {
+                Some(pid) => self.adopt(pid, slot, generation),
+                None => {
+                    self.board.release(slot);
+                    false
+                }
+            };
+        }
         let master = nix::unistd::getpid();
         // SAFETY: the master never starts a thread: signal handlers only
         // write to signal-hook's pipe, the loop runs on the thread that
@@ -999,23 +1056,31 @@ impl Master {
             Ok(ForkResult::Child) => {
                 let gen = self.generation(generation);
                 let age = self.next_age;
-                let spec = WorkerSpec { cfg: &gen.cfg, listeners: &gen.listeners, board: &self.board, slot, master, age };
+                let reload_dir = self.code_watch.as_ref().map(CodeWatch::report_dir);
+                let start = worker::Start::Fresh;
+                let spec =
+                    WorkerSpec { cfg: &gen.cfg, listeners: &gen.listeners, board: &self.board, slot, master, age, reload_dir, start };
                 worker::run(spec)
             }
-            Ok(ForkResult::Parent { child }) => {
-                self.board.set_pid(slot, child.as_raw());
-                let entry =
-                    WorkerEntry { slot, age: self.next_age, generation, retiring: None, aborted: None, started: Instant::now() };
-                self.workers.insert(child, entry);
-                self.next_age += 1;
-                true
-            }
+            Ok(ForkResult::Parent { child }) => self.adopt(child, slot, generation),
             Err(e) => {
                 log::error!("fork failed: {e}");
                 self.board.release(slot);
                 false
             }
         }
+    }
+}
+
+impl Master {
+    /// A new worker of `generation` in `slot`, forked here or by the
+    /// zygote: in the table from now on.
+    fn adopt(&mut self, pid: Pid, slot: usize, generation: u64) -> bool {
+        self.board.set_pid(slot, pid.as_raw());
+        let entry = WorkerEntry { slot, age: self.next_age, generation, retiring: None, aborted: None, started: Instant::now() };
+        self.workers.insert(pid, entry);
+        self.next_age += 1;
+        true
     }
 }
 

@@ -285,27 +285,49 @@ pub fn take_reopen_request() -> bool {
 /// WINCH) ignored, so `pkill -HUP rwsgi` cannot kill workers; PIPE ignored
 /// so a client hang-up is an `EPIPE`, not death.
 pub fn install_worker_signals() -> nix::Result<()> {
-    let flag = |h: extern "C" fn(libc::c_int)| SigAction::new(SigHandler::Handler(h), SaFlags::empty(), SigSet::empty());
-    let plain = |h: SigHandler| SigAction::new(h, SaFlags::empty(), SigSet::empty());
+    let flag = |h: extern "C" fn(libc::c_int)| SigHandler::Handler(h);
+    install_dispositions(flag(on_term), flag(on_usr1))
+}
+
+/// The zygote's signal dispositions (see `worker::zygote`): as a worker's,
+/// but TERM ends it and USR1 is ignored (it writes no log of its own).
+/// Its workers set their own after the fork.
+pub fn install_zygote_signals() -> nix::Result<()> {
+    install_dispositions(SigHandler::SigDfl, SigHandler::SigIgn)
+}
+
+/// A forked child's dispositions, with `term` and `usr1` as given; nothing
+/// blocked afterwards.
+fn install_dispositions(term: SigHandler, usr1: SigHandler) -> nix::Result<()> {
+    use SigHandler::{SigDfl, SigIgn};
     let table = [
-        (Signal::SIGTERM, flag(on_term)),
-        (Signal::SIGUSR1, flag(on_usr1)),
-        (Signal::SIGINT, plain(SigHandler::SigDfl)),
-        (Signal::SIGQUIT, plain(SigHandler::SigDfl)),
-        (Signal::SIGCHLD, plain(SigHandler::SigDfl)),
-        (Signal::SIGHUP, plain(SigHandler::SigIgn)),
-        (Signal::SIGTTIN, plain(SigHandler::SigIgn)),
-        (Signal::SIGTTOU, plain(SigHandler::SigIgn)),
-        (Signal::SIGUSR2, plain(SigHandler::SigIgn)),
-        (Signal::SIGWINCH, plain(SigHandler::SigIgn)),
-        (Signal::SIGPIPE, plain(SigHandler::SigIgn)),
+        (Signal::SIGTERM, term),
+        (Signal::SIGUSR1, usr1),
+        (Signal::SIGINT, SigDfl),
+        (Signal::SIGQUIT, SigDfl),
+        (Signal::SIGCHLD, SigDfl),
+        (Signal::SIGHUP, SigIgn),
+        (Signal::SIGTTIN, SigIgn),
+        (Signal::SIGTTOU, SigIgn),
+        (Signal::SIGUSR2, SigIgn),
+        (Signal::SIGWINCH, SigIgn),
+        (Signal::SIGPIPE, SigIgn),
     ];
-    for (sig, action) in table {
-        // SAFETY: the handlers only store to atomics and write(2), which
-        // are async-signal-safe; SigDfl/SigIgn install no code at all.
+    for (sig, handler) in table {
+        let action = SigAction::new(handler, SaFlags::empty(), SigSet::empty());
+        // SAFETY: the only handlers given (the worker's) store to atomics
+        // and write(2), which are async-signal-safe; SigDfl/SigIgn install
+        // no code at all.
         unsafe { signal::sigaction(sig, &action) }?;
     }
     signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+/// Make the master the reaper of its orphaned descendants: a worker a
+/// zygote forked through a process that exits at once becomes the
+/// master's child, which it reaps and supervises like one it forked.
+pub fn become_subreaper() -> nix::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true)
 }
 
 /// Ignore SIGPIPE in the master too: a write to a closed pipe must be an

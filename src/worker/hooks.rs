@@ -4,10 +4,14 @@
 //! executed again here to find them (only when it defines any of them);
 //! `runtime.py`'s `WorkerHooks` holds them and the objects they receive.
 
+use std::sync::OnceLock;
+
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::WorkerSpec;
+use crate::config::Config;
 use crate::hooks::{self, ServerPicture, WorkerPicture};
 use crate::wsgi;
 
@@ -30,13 +34,47 @@ fn emit(level: u32, text: &str) {
     log::log!(level, "{text}");
 }
 
+/// The runtime's scope and the config file's worker-side hooks, loaded
+/// once in the zygote, before the workers are forked: they share them,
+/// and the file runs once rather than in every worker.
+static PREPARED: OnceLock<(Py<PyDict>, Py<PyAny>)> = OnceLock::new();
+
+/// The config file that defines worker-side hooks, if any.
+fn hooks_file(cfg: &Config) -> Option<&std::path::Path> {
+    cfg.config_file.as_deref().filter(|_| hooks::defines_any(cfg, hooks::WORKER_SIDE))
+}
+
+/// In the zygote: load the runtime and the hooks for its workers; the
+/// error is the traceback.
+pub fn prepare(cfg: &Config) -> Result<(), String> {
+    let Some(target) = hooks_file(cfg) else { return Ok(()) };
+    Python::attach(|py| {
+        let loaded = (|| -> PyResult<(Py<PyDict>, Py<PyAny>)> {
+            wsgi::app_dirs_on_path(py, &cfg.pythonpath)?;
+            let scope = runtime_scope(py)?;
+            let load = scope.get_item("load_hooks")?.ok_or_else(|| PyRuntimeError::new_err("runtime incomplete"))?;
+            let found = load.call1((target.display().to_string(), hooks::WORKER_SIDE.to_vec()))?;
+            Ok((scope.unbind(), found.unbind()))
+        })();
+        let loaded = loaded.map_err(|e| wsgi::format_traceback(py, &e))?;
+        let _ = PREPARED.set(loaded);
+        Ok(())
+    })
+}
+
+/// rwsgi's hook runtime, run in a fresh scope.
+fn runtime_scope(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let scope = PyDict::new(py);
+    py.run(&hooks::runtime_code(), Some(&scope), None)?;
+    Ok(scope)
+}
+
 impl Hooks {
-    /// Load the hooks when the config file defines any worker-side one;
-    /// the error is the traceback. Python is started, `sys.path` not yet
-    /// set up for the app.
+    /// Load the hooks when the config file defines any worker-side one
+    /// (or take those the zygote loaded); the error is the traceback.
     pub fn load(spec: &WorkerSpec<'_>) -> Result<Option<Hooks>, String> {
         let cfg = spec.cfg;
-        let Some(target) = cfg.config_file.as_ref().filter(|_| hooks::defines_any(cfg, hooks::WORKER_SIDE)) else {
+        let Some(target) = hooks_file(cfg) else {
             return Ok(None);
         };
         // Gunicorn's worker sees the master's pid, the count wanted, and
@@ -47,10 +85,12 @@ impl Hooks {
         Python::attach(|py| {
             let loaded = (|| -> PyResult<Py<PyAny>> {
                 wsgi::app_dirs_on_path(py, &cfg.pythonpath)?;
-                let scope = PyDict::new(py);
-                py.run(&hooks::runtime_code(), Some(&scope), None)?;
-                let class = scope.get_item("WorkerHooks")?.ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("runtime incomplete"))?;
-                let obj = class.call1((target.display().to_string(), state, wrap_pyfunction!(emit, py)?))?;
+                let (scope, found) = match PREPARED.get() {
+                    Some((scope, found)) => (scope.bind(py).clone(), found.bind(py).clone()),
+                    None => (runtime_scope(py)?, py.None().into_bound(py)),
+                };
+                let class = scope.get_item("WorkerHooks")?.ok_or_else(|| PyRuntimeError::new_err("runtime incomplete"))?;
+                let obj = class.call1((target.display().to_string(), state, wrap_pyfunction!(emit, py)?, found))?;
                 obj.call_method0("install_signal_handlers")?;
                 Ok(obj.unbind())
             })();

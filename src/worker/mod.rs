@@ -1,4 +1,6 @@
 //! A worker process: the boot order after fork, and the serve loop.
+//! Workers are forked from their generation's zygote (`zygote`), which
+//! started CPython once for all of them.
 //!
 //! The loop (`server`) polls the listening sockets and the parked
 //! connections (idle keep-alive ones, those whose request head is still
@@ -12,15 +14,18 @@
 //! Files: `conn` (one connection, its state and deadline), `server` (the
 //! loop), `handler` (serving one request), `hold` (responses held for the
 //! end of a turn), `threads` (request threads), `hooks` (the config
-//! file's worker-side server hooks).
+//! file's worker-side server hooks), `reload` (the imported files, for
+//! `--reload`), `zygote` (the process workers are forked from).
 
 mod conn;
 mod handler;
 mod hold;
 mod hooks;
+mod reload;
 mod server;
 mod signals;
 mod threads;
+pub mod zygote;
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -86,6 +91,23 @@ pub struct WorkerSpec<'a> {
     pub master: nix::unistd::Pid,
     /// Its place in the order workers were forked, from 1 (`worker.age`).
     pub age: u64,
+    /// `--reload`: where to say which source files the app imported.
+    pub reload_dir: Option<&'a std::path::Path>,
+    /// Where its Python comes from.
+    pub start: Start<'a>,
+}
+
+/// How a worker's interpreter comes to it.
+#[derive(Clone, Copy)]
+pub enum Start<'a> {
+    /// Forked from the master: it starts CPython and imports the app.
+    Fresh,
+    /// Forked from its generation's zygote, CPython running, and with
+    /// `--preload` the app imported there.
+    Zygote {
+        /// The application the zygote imported (`--preload`).
+        preloaded: Option<&'a Py<PyAny>>,
+    },
 }
 
 /// Run a worker in a freshly forked child; never returns. A panic ends
@@ -149,7 +171,9 @@ pub fn check_app(cfg: &Config) -> Result<(), String> {
 /// the user and group, `-e` and CPython, Python's SIGTERM handler, the
 /// config file's worker-side hooks (and their signal handlers),
 /// faulthandler, post_fork, the app, post_worker_init, then SIGTERM back
-/// to rwsgi's handler (see `signals`).
+/// to rwsgi's handler (see `signals`). A worker forked from a zygote
+/// first waits to be the master's child, and finds the access log, the
+/// user and group, CPython (and with `--preload` the app) set up there.
 fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
     let cfg = spec.cfg;
     if let Err(e) = sys::install_worker_signals() {
@@ -160,10 +184,17 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
         log::error!("cannot watch for processes forked by the application: {e}");
         return Err(ExitReason::BootError);
     }
+    // A worker forked from a zygote has the access log it opened (before
+    // it gave up root, as a worker does on its own).
+    let inherited_log = if let Start::Zygote { .. } = spec.start { zygote::take_access_log() } else { None };
     let mut keep: Vec<RawFd> = spec.listeners.iter().map(|l| l.as_raw_fd()).collect();
     keep.extend(crate::logging::log_fds());
+    keep.extend(inherited_log.as_ref().and_then(AccessLog::fd));
     sys::close_inherited_except(&keep);
     sys::set_heartbeat(spec.board, spec.slot);
+    if let Start::Zygote { .. } = spec.start {
+        zygote::wait_for_adoption(spec.master);
+    }
     match sys::follow_master(spec.master) {
         Ok(true) => {}
         Ok(false) => return Err(ExitReason::Stopped),
@@ -171,16 +202,20 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
     }
     sys::set_process_title("rwsgi: worker", &format!("rwsgi: worker [{}]", cfg.proc_name));
     log::info!("Booting worker with pid: {}", std::process::id());
-    let access_log = open_access_log(cfg)?;
+    let access_log = match spec.start {
+        Start::Fresh => {
+            let opened = open_access_log(cfg)?;
+            become_worker_user(cfg)?;
+            prepare_python(cfg).map_err(|(reason, e)| {
+                log::error!("{e}");
+                reason
+            })?;
+            opened
+        }
+        // The zygote did all that.
+        Start::Zygote { .. } => inherited_log,
+    };
     capture_output(cfg);
-    if let Err(e) = sys::drop_privileges(cfg.user, cfg.group, cfg.initgroups) {
-        log::error!("cannot switch to user {:?} / group {:?}: {e}", cfg.user, cfg.group);
-        return Err(ExitReason::BootError);
-    }
-    prepare_python(cfg).map_err(|(reason, e)| {
-        log::error!("{e}");
-        reason
-    })?;
     let signals = SignalPipe::install().map_err(|e| log::warn!("{e}")).ok();
     // Before faulthandler: its SIGABRT dump hands over to the handler it
     // found, the hooks' (see `enable_faulthandler`).
@@ -208,7 +243,11 @@ fn boot_app(spec: &WorkerSpec<'_>, hooks: Option<&Hooks>) -> Result<App, ExitRea
     if let Some(hooks) = hooks {
         hooks.post_fork().map_err(hook_failed)?;
     }
-    let app = load_app(spec).map_err(|text| {
+    let loaded = match spec.start {
+        Start::Zygote { preloaded: Some(app) } => Python::attach(|py| prepare_app(spec, py, app.clone_ref(py))),
+        _ => load_app(spec),
+    };
+    let app = loaded.map_err(|text| {
         // The first worker to fail tells the master; the master prints it
         // once, however many workers fail the same way.
         spec.board.report_boot_error(&text);
@@ -217,6 +256,14 @@ fn boot_app(spec: &WorkerSpec<'_>, hooks: Option<&Hooks>) -> Result<App, ExitRea
     let Some(hooks) = hooks else { return Ok(app) };
     hooks.post_worker_init(app.callable()).map_err(hook_failed)?;
     Ok(app.with_request_hooks(hooks.per_request()))
+}
+
+/// `--user`, `--group`: give up root.
+fn become_worker_user(cfg: &Config) -> Result<(), ExitReason> {
+    sys::drop_privileges(cfg.user, cfg.group, cfg.initgroups).map_err(|e| {
+        log::error!("cannot switch to user {:?} / group {:?}: {e}", cfg.user, cfg.group);
+        ExitReason::BootError
+    })
 }
 
 fn open_access_log(cfg: &Config) -> Result<Option<AccessLog>, ExitReason> {
@@ -239,6 +286,15 @@ fn capture_output(cfg: &Config) {
 /// Import the app and prepare its environ; the error is the text (with
 /// the traceback) for the master to print.
 fn load_app(spec: &WorkerSpec<'_>) -> Result<App, String> {
+    Python::attach(|py| match wsgi::load_app(py, spec.cfg) {
+        Ok(callable) => prepare_app(spec, py, callable),
+        Err(e) => Err(e.into_text()),
+    })
+}
+
+/// The app's callable with the environ prepared for this worker's
+/// listeners.
+fn prepare_app(spec: &WorkerSpec<'_>, py: Python<'_>, callable: Py<PyAny>) -> Result<App, String> {
     let infos: Vec<ListenerInfo> = spec
         .listeners
         .iter()
@@ -247,14 +303,10 @@ fn load_app(spec: &WorkerSpec<'_>) -> Result<App, String> {
             ListenerInfo { server_name, server_port }
         })
         .collect();
-    let app = Python::attach(|py| match wsgi::load_app(py, spec.cfg) {
-        Ok(callable) => App::new(py, callable, &infos, spec.cfg).map_err(|e| wsgi::LoadError {
-            summary: format!("cannot prepare the environ: {e}"),
-            traceback: Some(wsgi::format_traceback(py, &e)),
-        }),
-        Err(e) => Err(e),
-    });
-    app.map_err(wsgi::LoadError::into_text)
+    App::new(py, callable, &infos, spec.cfg).map_err(|e| {
+        wsgi::LoadError { summary: format!("cannot prepare the environ: {e}"), traceback: Some(wsgi::format_traceback(py, &e)) }
+            .into_text()
+    })
 }
 
 /// Serve until stopped: on this thread alone, or with request threads.

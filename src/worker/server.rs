@@ -19,6 +19,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::conn::{Conn, ConnState, SocketInput, Timers};
 use super::handler::{After, Handler};
 use super::hold::{self, Held, HeldResponse};
+use super::reload::ModuleReport;
 use super::signals::SignalPipe;
 use super::threads::{Done, Job, Pool};
 use super::{WorkerSpec, SIGNAL_PIPE, WAKER};
@@ -128,6 +129,8 @@ pub(super) struct Server<'a> {
     /// Requests started so far, and the count after which to restart.
     started: u64,
     max_requests: Option<u64>,
+    /// `--reload`: the imported files, told to the master.
+    modules: Option<ModuleReport>,
 }
 
 /// Bytes asked for by one read of a connection.
@@ -174,6 +177,7 @@ impl<'a> Server<'a> {
             stopping_since: None,
             started: 0,
             max_requests: spec.cfg.max_requests.map(|n| n + super::jitter(spec.cfg.max_requests_jitter)),
+            modules: spec.reload_dir.and_then(ModuleReport::start),
         })
     }
 
@@ -193,6 +197,9 @@ impl<'a> Server<'a> {
                 self.reopen_logs();
             }
             self.beat();
+            if let Some(modules) = &mut self.modules {
+                modules.tick();
+            }
             match self.wait(&mut events) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

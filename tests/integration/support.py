@@ -45,6 +45,26 @@ def runner_venv_prefix():
     return None
 
 
+def is_worker_process(pid):
+    """Whether `pid` is one of rwsgi's workers (not its zygote or hook
+    process, also children of the master), alive (not a zombie)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            cmdline = f.read()
+    except (OSError, IndexError):
+        return False
+    return not cmdline.startswith(b"rwsgi: zygote") and b"--rwsgi-hook-process" not in cmdline
+
+
+def worker_pids(master):
+    """The master's live worker processes."""
+    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
+    return sorted(p for p in map(int, out.split()) if is_worker_process(p))
+
+
 def free_port(host="127.0.0.1"):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:

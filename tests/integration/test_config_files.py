@@ -25,6 +25,7 @@ timeout = 45
 keepalive = 5
 wsgi_app = "testapp:app"
 preload_app = False
+statsd_host = "localhost:8125"
 max_workers = 99  # a variable of the file, not a setting
 
 print("loading the config")
@@ -78,7 +79,7 @@ def test_gunicorn_conf_py_is_read_by_default_and_runs_the_app_it_names(servers, 
     srv.wait_booted(2)
     log = srv.stderr()
     assert "gunicorn.conf.py: loading the config" in log
-    assert "Gunicorn settings rwsgi does not have, ignored: preload_app" in log
+    assert "Gunicorn settings rwsgi does not have, ignored: statsd_host" in log
     assert "max_workers" not in log
     # Its post_fork hook ran in each worker, and printed once only (when
     # read), not again where its hooks are loaded.
@@ -131,16 +132,19 @@ def test_what_a_config_file_may_hold_besides_settings(tmp_path):
         "BANNER = 'serving \U0001F680'\n"
         "HUGE = 2 ** 80\n"
         "secure_scheme_headers = {'X-FORWARDED-PROTO': 'https'}\n"
-        "reload_extra_files = {'a.html', 'b.html'}\n"
+        "reload_extra_files = {'b.html', 'a.html'}\n"
+        "dirty_apps = {'a:app', 'b:app'}\n"
         "LOOP = {}\nLOOP['self'] = LOOP\n"
         "helper = subprocess.Popen(['sleep', '61.5'])\n"
         "workers = 2\n"
     )
     result = run_cli(["-c", str(conf), "--check-config", "testapp:app"], timeout=20)
     assert result.returncode == 0, result.stderr
-    assert "Gunicorn settings rwsgi does not have, ignored: reload_extra_files" in result.stderr
+    assert "Gunicorn settings rwsgi does not have, ignored: dirty_apps" in result.stderr
     printed = print_config(["-c", str(conf), "testapp:app"])
     assert printed["workers"] == 2
+    # A set for a list setting: any iterable, as Gunicorn takes it.
+    assert printed["reload_extra_files"] == ["a.html", "b.html"]
     assert printed["secure_scheme_headers"] == {"X-FORWARDED-PROTO": "https"}
     leftovers = subprocess.run(["pgrep", "-f", "sleep 61.5"], stdout=subprocess.PIPE, text=True).stdout
     assert leftovers.strip() == "", "a process the config file started outlived its reading"

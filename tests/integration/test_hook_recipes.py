@@ -27,7 +27,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 
 import pytest
@@ -35,11 +34,11 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
 import rawhttp
+import support
 from support import APPS_DIR, gunicorn, runner_venv_prefix, wait_for
 
 METRICS_CONF = APPS_DIR / "recipe_metrics_conf.py"
 TRACING_CONF = APPS_DIR / "recipe_tracing_conf.py"
-HOOK_PROCESS_FLAG = b"--rwsgi-hook-process"
 SETTLE_TIMEOUT = 15.0
 
 SERVERS = ["rwsgi", "gunicorn"]
@@ -99,30 +98,9 @@ def start(kind, servers, tmp_path, args, env):
         yield Target("gunicorn", address, master, log, stack.close)
 
 
-def pid_alive(pid):
-    """True if pid exists and is not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def worker_pids(master_pid):
-    """The master's live children, less rwsgi's hook process."""
-    out = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout
-    pids = set()
-    for pid in map(int, out.split()):
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                if HOOK_PROCESS_FLAG in f.read():
-                    continue
-        except OSError:
-            continue
-        if pid_alive(pid):
-            pids.add(pid)
-    return pids
+    """The master's live workers (not rwsgi's hook process or zygote)."""
+    return set(support.worker_pids(master_pid))
 
 
 def assert_no_tracebacks(target):

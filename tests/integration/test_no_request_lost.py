@@ -10,7 +10,7 @@ import time
 import pytest
 
 import rawhttp
-from support import wait_for
+from support import wait_for, worker_pids
 
 
 def read_response(conn, timeout=10.0):
@@ -158,7 +158,7 @@ def test_a_query_of_death_does_not_take_the_service_down(servers, tmp_path):
             except Exception:  # noqa: BLE001 - the worker dies mid-request
                 pass
             for _ in range(5):
-                fewest = min(fewest, len(children_of(srv.pid)))
+                fewest = min(fewest, len(worker_pids(srv.pid)))
                 time.sleep(0.1)
     finally:
         done.set()

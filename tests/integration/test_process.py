@@ -17,7 +17,7 @@ import time
 import pytest
 
 import rawhttp
-from support import exchange, free_port, get_close, http_probe, ipv6_loopback_available, run_cli, wait_for
+from support import exchange, free_port, get_close, http_probe, ipv6_loopback_available, run_cli, wait_for, worker_pids
 
 
 def pid_alive(pid):
@@ -188,9 +188,8 @@ def test_killed_worker_is_replaced(servers):
 
 
 def live_workers(srv):
-    """Pids of the master's children that are alive."""
-    out = subprocess.run(["pgrep", "-P", str(srv.pid)], capture_output=True, text=True).stdout
-    return sorted(int(p) for p in out.split() if pid_alive(int(p)))
+    """Pids of the master's workers that are alive."""
+    return worker_pids(srv.pid)
 
 
 def test_workers_ignore_the_masters_control_signals(servers):

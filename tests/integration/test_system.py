@@ -6,7 +6,7 @@ import signal
 import socket
 import subprocess
 
-from support import APPS_DIR, free_port, get_close, rwsgi_bin, server_env, wait_for
+from support import APPS_DIR, free_port, get_close, rwsgi_bin, server_env, wait_for, worker_pids
 
 
 def alive(pid):
@@ -18,8 +18,8 @@ def alive(pid):
 
 
 def children(pid):
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split() if alive(int(p))]
+    """The master's live workers."""
+    return worker_pids(pid)
 
 
 def get(port, path=b"/hello", timeout=5):
