@@ -414,16 +414,6 @@ pub static SETTINGS: &[Setting] = &[
             c.workers = v.usize_in(1..=u64::MAX)?;
             Ok(())
         }),
-    setting!("preload_app", None, Cli::Flag("preload"), Kind::Flag, "false", None, "", "Server Mechanics",
-        "Import the application once, in the zygote each generation of workers is forked from, \
-         so the workers share its memory (copy-on-write). Unlike Gunicorn's, the master never \
-         imports it: HUP starts a new zygote on the new code, so code reloads keep working. \
-         Threads the application starts on import do not run in the workers (a warning names \
-         them): start them in a post_fork hook.",
-        apply: |v, c| {
-            c.preload_app = v.flag();
-            Ok(())
-        }),
     setting!("worker_class", Some('k'), Cli::Flag("worker-class"), Kind::Text, "sync", None, "CLASS", "Worker Processes",
         "Gunicorn's worker class: sync or gthread (also as gunicorn.workers.sync.SyncWorker, \
          gunicorn.workers.gthread.ThreadWorker or egg:gunicorn#sync). rwsgi's one worker \
@@ -753,6 +743,16 @@ pub static SETTINGS: &[Setting] = &[
          Defaults to $VIRTUAL_ENV (set by an activated virtualenv).",
         apply: |v, c| {
             c.virtualenv = v.path();
+            Ok(())
+        }),
+    setting!("preload_app", None, Cli::Flag("preload"), Kind::Flag, "false", None, "", "Server Mechanics",
+        "Import the application once, in the zygote each generation of workers is forked from, \
+         so the workers share its memory (copy-on-write). Unlike Gunicorn's, the master never \
+         imports it: HUP starts a new zygote on the new code, so code reloads keep working. \
+         Threads the application starts on import do not run in the workers (a warning names \
+         them): start them in a post_fork hook.",
+        apply: |v, c| {
+            c.preload_app = v.flag();
             Ok(())
         }),
     setting!("raw_env", Some('e'), Cli::Flag("env"), Kind::List, "", None, "KEY=VALUE", "Server Mechanics",
