@@ -14,11 +14,13 @@
 //! workers are forked by its zygote (`zygote`) and adopted by the master.
 //!
 //! Files: `start` (the start-up order), `exit` (a worker's end and its log
-//! line), `hooks` (the hook process), `reload` (`--reload`'s watch),
+//! line), `hooks` (the hook process), `multiproc` (prometheus_client's
+//! files), `reload` (`--reload`'s watch),
 //! `zygote` (the generations' zygotes), `pidfile`.
 
 mod exit;
 mod hooks;
+mod multiproc;
 mod pidfile;
 mod reload;
 mod start;
@@ -235,6 +237,10 @@ impl Master {
         let hooks = hooks_before_start(&cfg, poll.registry());
         let code_watch = CodeWatch::new(&cfg, poll.registry())?;
         let upgraded_from = take_upgraded_from();
+        // (A new master of USR2 leaves the old one's workers' files be.)
+        if let (Some(dir), None) = (multiproc::directory(&cfg), upgraded_from) {
+            multiproc::clear(&dir);
+        }
         let (listeners, socket_activated) = open_listeners(&cfg)?;
         let pidfile = write_pidfile(&cfg, upgraded_from)?;
         let board = Scoreboard::new().map_err(|e| format!("cannot map the scoreboard: {e}"))?;
@@ -703,6 +709,9 @@ impl Master {
     /// Collect every child that has ended and say why it went.
     fn reap_workers(&mut self) {
         while let Some((pid, exit)) = reap_next() {
+            if let Some(dir) = multiproc::directory(&self.current.cfg) {
+                multiproc::forget(&dir, pid);
+            }
             if self.upgrade_child == Some(pid) {
                 self.upgrade_child_exited(pid, exit);
             } else if let Some(entry) = self.workers.remove(&pid) {
