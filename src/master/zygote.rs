@@ -94,10 +94,10 @@ impl Zygote {
 
 impl Drop for Zygote {
     /// A zygote no longer needed (its generation went, or it failed):
-    /// its line closes, which ends it; TERM in case it is stuck.
+    /// killed (it holds nothing to save; a stopped or stuck one goes too).
     fn drop(&mut self) {
         if !self.reaped {
-            let _ = kill(self.pid, Signal::SIGTERM);
+            let _ = kill(self.pid, Signal::SIGKILL);
         }
     }
 }
