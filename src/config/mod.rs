@@ -172,6 +172,8 @@ pub struct Config {
     pub spew: bool,
     /// Import the app in the zygote, once for every worker.
     pub preload_app: bool,
+    /// Where the master serves its metrics and probes.
+    pub metrics_bind: Option<String>,
     /// Reload when a source file of the app or an extra file changes.
     pub reload: bool,
     /// How `reload` watches.
@@ -618,6 +620,7 @@ impl Config {
             },
             spew: false,
             preload_app: false,
+            metrics_bind: None,
             reload: false,
             reload_engine: ReloadEngine::Auto,
             reload_extra_files: Vec::new(),

@@ -939,6 +939,15 @@ pub static SETTINGS: &[Setting] = &[
             c.spew = v.flag();
             Ok(())
         }),
+    setting!("metrics_bind", None, Cli::Flag("metrics-bind"), Kind::Text, "", None, "HOST:PORT", "Metrics",
+        "Serve, from the master, the Prometheus text format at /metrics (workers by state, \
+         requests, worker exits by cause, reloads), and the probes /ready (200 once a worker of \
+         the current generation serves, 503 while booting or stopping) and /live. Off by \
+         default. rwsgi's own.",
+        apply: |v, c| {
+            c.metrics_bind = v.nonempty().map(str::to_string);
+            Ok(())
+        }),
 ];
 
 /// `path` made absolute from the working directory, which is the one rwsgi

@@ -20,6 +20,7 @@
 
 mod exit;
 mod hooks;
+mod metrics;
 mod multiproc;
 mod pidfile;
 mod reload;
@@ -226,6 +227,21 @@ pub struct Master {
     upgrade_due: bool,
     /// `--reload`'s watch on the application's files.
     code_watch: Option<CodeWatch>,
+    /// `--metrics-bind`'s listener, and what it counts.
+    metrics: Option<metrics::MetricsServer>,
+    counts: Counts,
+}
+
+/// What the master counts for `--metrics-bind`.
+#[derive(Default)]
+struct Counts {
+    /// When the master started.
+    since: Option<Instant>,
+    /// Requests served by workers that are gone.
+    requests_gone: u64,
+    /// Worker exits by cause.
+    exits: std::collections::BTreeMap<&'static str, u64>,
+    reloads: u64,
 }
 
 impl Master {
@@ -236,6 +252,7 @@ impl Master {
         let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
         let hooks = hooks_before_start(&cfg, poll.registry());
         let code_watch = CodeWatch::new(&cfg, poll.registry())?;
+        let metrics = cfg.metrics_bind.as_deref().map(|a| metrics::MetricsServer::bind(a, poll.registry())).transpose()?;
         let upgraded_from = take_upgraded_from();
         // (A new master of USR2 leaves the old one's workers' files be.)
         if let (Some(dir), None) = (multiproc::directory(&cfg), upgraded_from) {
@@ -271,6 +288,8 @@ impl Master {
             pre_forked: None,
             upgrade_due: false,
             code_watch,
+            metrics,
+            counts: Counts { since: Some(Instant::now()), ..Counts::default() },
         })
     }
 
@@ -354,12 +373,49 @@ impl Master {
             hooks.check_timeout(self.poll.registry());
         }
         self.reload_if_changed(events);
+        self.serve_metrics(events);
         if self.upgrade_due && !self.hooks.as_ref().is_some_and(HookProcess::busy) {
             self.upgrade_due = false;
             // (Unless a stop came meanwhile.)
             if self.phase == Phase::Running {
                 self.start_new_master();
             }
+        }
+    }
+
+    /// `--metrics-bind`: accept, read and answer its clients.
+    fn serve_metrics(&mut self, events: &Events) {
+        let Some(mut server) = self.metrics.take() else { return };
+        let tokens: Vec<Token> = events.iter().map(|e| e.token()).filter(|t| server.owns(*t)).collect();
+        for token in tokens {
+            server.on_event(self.poll.registry(), token, &mut || self.metrics_snapshot());
+        }
+        server.expire(self.poll.registry());
+        self.metrics = Some(server);
+    }
+
+    /// What `/metrics` and `/ready` say now.
+    fn metrics_snapshot(&self) -> metrics::Snapshot {
+        let mut workers = [("booting", 0), ("idle", 0), ("busy", 0), ("stopping", 0)];
+        let mut requests = self.counts.requests_gone;
+        for w in self.workers.values() {
+            let i = match self.board.state(w.slot) {
+                SlotState::Booting | SlotState::Free => 0,
+                SlotState::Idle => 1,
+                SlotState::Busy => 2,
+                SlotState::Stopping => 3,
+            };
+            workers[i].1 += 1;
+            requests += self.board.requests(w.slot);
+        }
+        metrics::Snapshot {
+            workers: workers.to_vec(),
+            target: self.current.target,
+            requests,
+            exits: self.counts.exits.iter().map(|(k, v)| (*k, *v)).collect(),
+            reloads: self.counts.reloads,
+            ready: self.phase == Phase::Running && self.serving_workers(self.current.id) > 0,
+            uptime: self.counts.since.map_or(0.0, |t| t.elapsed().as_secs_f64()),
         }
     }
 
@@ -474,6 +530,7 @@ impl Master {
         if self.phase != Phase::Running {
             return;
         }
+        self.counts.reloads += 1;
         if let Some(p) = self.pending.take() {
             log::info!("Reload: a newer reload replaces the one under way");
             self.abandon(p);
@@ -750,6 +807,7 @@ impl Master {
                 line
             }
         });
+        self.counts.requests_gone += self.board.requests(entry.slot);
         self.board.release(entry.slot);
         let reason = exit.reason().filter(|r| booting || matches!(r, ExitReason::Stopped | ExitReason::Panicked));
         let stopping = self.phase != Phase::Running || entry.retiring.is_some();
@@ -757,6 +815,7 @@ impl Master {
         // is not a failed reload: it is simply replaced.
         let recycled = reason == Some(ExitReason::Stopped) && !booting;
         if self.is_pending(entry.generation) && !stopping && !recycled {
+            *self.counts.exits.entry("boot_failed").or_default() += 1;
             return self.reload_worker_died(pid, reason, exit);
         }
         // Told to go (TTOU, WINCH, a finished or abandoned reload):
@@ -766,6 +825,7 @@ impl Master {
             self.note_lifetime(pid, &entry, Life { booted: !booting, served }, reason, exit);
         }
         let kind = self.classify_exit(retired, reason, exit, entry.aborted.is_some());
+        *self.counts.exits.entry(kind.cause()).or_default() += 1;
         for (level, text) in kind.log_lines(pid, during.as_deref()) {
             log::log!(level, "{text}");
         }
