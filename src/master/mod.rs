@@ -47,6 +47,7 @@ use self::hooks::{hooks_before_start, HookProcess};
 use self::reload::CodeWatch;
 use crate::config::{BindAddr, Config};
 use crate::hooks::WorkerPicture;
+use crate::logging::statsd;
 use crate::net::Listener;
 use crate::sys::{self, Scoreboard, SlotState};
 use crate::worker::{self, ExitReason, WorkerSpec};
@@ -242,6 +243,10 @@ struct Counts {
     /// Worker exits by cause.
     exits: std::collections::BTreeMap<&'static str, u64>,
     reloads: u64,
+    /// The worker count statsd was last told.
+    workers_sent: Option<usize>,
+    /// When statsd was last told the backlog.
+    backlog_sent: Option<Instant>,
 }
 
 impl Master {
@@ -995,6 +1000,25 @@ impl Master {
                 self.spawn_missing_workers(now);
                 self.retire_surplus_worker();
             }
+        }
+        self.send_statsd(now);
+    }
+
+    /// Gunicorn's master metrics: `gunicorn.workers` when the count
+    /// changed, and `gunicorn.backlog` once a second when asked for.
+    fn send_statsd(&mut self, now: Instant) {
+        if !statsd::enabled() {
+            return;
+        }
+        let count = self.workers.len();
+        if self.counts.workers_sent != Some(count) {
+            self.counts.workers_sent = Some(count);
+            statsd::gauge("gunicorn.workers", count as u64);
+        }
+        if self.current.cfg.enable_backlog_metric && self.counts.backlog_sent.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            self.counts.backlog_sent = Some(now);
+            let backlog: u64 = self.current.listeners.iter().filter_map(|l| sys::listen_queue(l.as_raw_fd())).map(u64::from).sum();
+            statsd::histogram("gunicorn.backlog", backlog);
         }
     }
 
