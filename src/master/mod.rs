@@ -505,6 +505,7 @@ impl Master {
             log::error!("{e}");
         }
         self.signal_workers(Signal::SIGUSR1);
+        self.signal_zygotes(Signal::SIGUSR1);
         if let Some(hooks) = &mut self.hooks {
             hooks.restart_when_idle(self.poll.registry());
         }

@@ -206,6 +206,16 @@ impl Master {
         }
     }
 
+    /// Send `sig` to the zygotes (USR1: reopen the logs).
+    pub(super) fn signal_zygotes(&self, sig: Signal) {
+        let pending = self.pending.as_ref().map(|p| &p.generation);
+        for gen in [Some(&self.current), pending].into_iter().flatten() {
+            if let Some(zygote) = &gen.zygote {
+                let _ = kill(zygote.pid, sig);
+            }
+        }
+    }
+
     /// Whether `pid` was a zygote: if so, it is forgotten, and a failed
     /// import fails its generation (the start, or the reload).
     pub(super) fn zygote_exited(&mut self, pid: Pid, exit: Exit) -> bool {

@@ -290,10 +290,11 @@ pub fn install_worker_signals() -> nix::Result<()> {
 }
 
 /// The zygote's signal dispositions (see `worker::zygote`): as a worker's,
-/// but TERM ends it and USR1 is ignored (it writes no log of its own).
-/// Its workers set their own after the fork.
+/// but TERM ends it. USR1 asks it to reopen its logs too, which the
+/// workers it forks next inherit. Its workers set their own after the
+/// fork.
 pub fn install_zygote_signals() -> nix::Result<()> {
-    install_dispositions(SigHandler::SigDfl, SigHandler::SigIgn)
+    install_dispositions(SigHandler::SigDfl, SigHandler::Handler(on_usr1))
 }
 
 /// A forked child's dispositions, with `term` and `usr1` as given; nothing
