@@ -375,7 +375,10 @@ EOF
 sed -i 's/^INSTANCES=.*/INSTANCES="hello"/' "$CHROOT/etc/default/rwsgi"
 
 master_pid() { cat "$CHROOT/run/rwsgi/$1.pid" 2>/dev/null; }
-workers_of() { in_root pgrep -P "$1" | sort -n | tr '\n' ' '; }
+# The master's workers (its other children: the zygote they are forked
+# from, the hook process).
+workers_of() { in_root pgrep -P "$1" -f '^rwsgi: worker' | sort -n | tr '\n' ' '; }
+children_of() { in_root pgrep -P "$1" | sort -n | tr '\n' ' '; }
 worker_count() { workers_of "$1" | wc -w; }
 # Processes of the test root's rwsgi user (the host's /proc is mounted in the
 # root, so pgrep there would also see host processes with the same uid).
@@ -397,7 +400,7 @@ check_show "status says running" in_root /etc/init.d/rwsgi status
 MASTER=$(master_pid hello || true)
 check "pidfile /run/rwsgi/hello.pid names a running master" bash -c '[ -n "$1" ] && kill -0 "$1"' _ "$MASTER"
 check "the master runs as rwsgi" bash -c '[ "$(stat -c %u "/proc/$1")" = "$(chroot "$2" id -u rwsgi)" ]' _ "$MASTER" "$CHROOT"
-check "two workers booted" wait_for 30 bash -c '[ "$(chroot "$1" pgrep -c -P "$2")" = 2 ]' _ "$CHROOT" "$MASTER"
+check "two workers booted" wait_for 30 bash -c '[ "$(chroot "$1" pgrep -c -P "$2" -f "^rwsgi: worker")" = 2 ]' _ "$CHROOT" "$MASTER"
 check "curl http://127.0.0.1:$PORT/ says Hello world!" wait_for 30 curl_hello
 check "error log /var/log/rwsgi/hello.log records the start" grep -q "Listening at: http://127.0.0.1:$PORT" "$CHROOT/var/log/rwsgi/hello.log"
 
@@ -420,7 +423,8 @@ check "curl after reload" curl_hello
 
 # logrotate itself (the package only suggests it), forced: it renames
 # hello.log to hello.log.1 as user rwsgi, then its postrotate runs
-# `/etc/init.d/rwsgi rotate` (USR1): master and workers reopen hello.log.
+# `/etc/init.d/rwsgi rotate` (USR1): master, zygote and workers reopen
+# hello.log.
 if ! in_root sh -c 'command -v logrotate' >/dev/null 2>&1; then
     timeout 300 chroot "$CHROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -q --no-install-recommends logrotate >/dev/null 2>&1 || true
@@ -428,7 +432,7 @@ fi
 check "logrotate -f /etc/logrotate.d/rwsgi" in_root logrotate -f -s /tmp/logrotate.status /etc/logrotate.d/rwsgi
 logs_reopened() {
     local pid fds
-    for pid in "$MASTER" $(workers_of "$MASTER"); do
+    for pid in "$MASTER" $(children_of "$MASTER"); do
         fds=$(ls -l "/proc/$pid/fd" 2>/dev/null) || return 1
         # (seen from the host, the link names the path inside the root)
         grep -q '/var/log/rwsgi/hello\.log$' <<<"$fds" || return 1

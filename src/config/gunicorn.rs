@@ -49,7 +49,6 @@ const fn g(name: &'static str, flags: &'static str, support: Support) -> Gunicor
 use Support::{Differs, Hook, NoEffect, NotWsgi, Same, Unsupported};
 
 const TLS: Support = Unsupported("terminate TLS in nginx, HAProxy or the load balancer");
-const STATSD: Support = Unsupported("rwsgi sends no statsd metrics");
 const CONTROL: Support = Unsupported("rwsgi has no control socket: signals do its work (HUP, TTIN, TTOU, USR1, USR2)");
 const HTTP2: Support = NotWsgi("rwsgi speaks HTTP/1.0 and 1.1; HTTP/2 ends at the front end");
 const ASGI: Support = NotWsgi("for Gunicorn's ASGI worker");
@@ -109,10 +108,10 @@ pub static SETTINGS: &[GunicornSetting] = &[
     g("syslog_prefix", "--log-syslog-prefix", Same),
     g("syslog_facility", "--log-syslog-facility", Same),
     g("enable_stdio_inheritance", "-R, --enable-stdio-inheritance", Same),
-    g("statsd_host", "--statsd-host", STATSD),
-    g("dogstatsd_tags", "--dogstatsd-tags", STATSD),
-    g("statsd_prefix", "--statsd-prefix", STATSD),
-    g("enable_backlog_metric", "--enable-backlog-metric", STATSD),
+    g("statsd_host", "--statsd-host", Same),
+    g("dogstatsd_tags", "--dogstatsd-tags", Same),
+    g("statsd_prefix", "--statsd-prefix", Same),
+    g("enable_backlog_metric", "--enable-backlog-metric", Same),
     g("proc_name", "-n, --name", Differs("process titles read `rwsgi: worker [NAME]`")),
     g("default_proc_name", "", Same),
     g("pythonpath", "--pythonpath", Same),

@@ -172,6 +172,16 @@ pub struct Config {
     pub spew: bool,
     /// Import the app in the zygote, once for every worker.
     pub preload_app: bool,
+    /// Where the master serves its metrics and probes.
+    pub metrics_bind: Option<String>,
+    /// The statsd collector.
+    pub statsd_host: Option<String>,
+    /// What every statsd metric name starts with.
+    pub statsd_prefix: String,
+    /// DogStatsD tags added to every metric.
+    pub dogstatsd_tags: String,
+    /// Send the listen backlog to statsd.
+    pub enable_backlog_metric: bool,
     /// Reload when a source file of the app or an extra file changes.
     pub reload: bool,
     /// How `reload` watches.
@@ -618,6 +628,11 @@ impl Config {
             },
             spew: false,
             preload_app: false,
+            metrics_bind: None,
+            statsd_host: None,
+            statsd_prefix: String::new(),
+            dogstatsd_tags: String::new(),
+            enable_backlog_metric: false,
             reload: false,
             reload_engine: ReloadEngine::Auto,
             reload_extra_files: Vec::new(),

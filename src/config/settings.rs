@@ -829,6 +829,34 @@ pub static SETTINGS: &[Setting] = &[
             c.loglevel = v.choice(|w| format!("loglevel: unknown level '{w}'")).map(LogLevel::filter)?;
             Ok(())
         }),
+    setting!("statsd_host", None, Cli::Flag("statsd-host"), Kind::Text, "", None, "STATSD_ADDR", "Logging",
+        "Send Gunicorn's statsd metrics (request duration, count and status, log-line counts, \
+         workers, with --enable-backlog-metric the listen backlog) to HOST[:PORT] (port 8125) \
+         or unix:PATH, over datagrams that never make a worker wait.",
+        apply: |v, c| {
+            c.statsd_host = v.nonempty().map(str::to_string);
+            Ok(())
+        }),
+    setting!("statsd_prefix", None, Cli::Flag("statsd-prefix"), Kind::Text, "", None, "STATSD_PREFIX", "Logging",
+        "A prefix for every statsd metric name (a dot is added after it).",
+        apply: |v, c| {
+            c.statsd_prefix = v.text().to_string();
+            Ok(())
+        }),
+    setting!("dogstatsd_tags", None, Cli::Flag("dogstatsd-tags"), Kind::Text, "", None, "DOGSTATSD_TAGS", "Logging",
+        "Tags added to every statsd metric, DogStatsD's way: a comma-separated list of tags \
+         (name or name:value).",
+        apply: |v, c| {
+            c.dogstatsd_tags = v.text().to_string();
+            Ok(())
+        }),
+    setting!("enable_backlog_metric", None, Cli::Flag("enable-backlog-metric"), Kind::Flag, "false", None, "", "Logging",
+        "With --statsd-host, send gunicorn.backlog, the connections waiting to be accepted on \
+         the TCP listeners, once a second.",
+        apply: |v, c| {
+            c.enable_backlog_metric = v.flag();
+            Ok(())
+        }),
     setting!("accesslog", None, Cli::Flag("access-logfile"), Kind::Text, "", None, "FILE", "Logging",
         "Write an access log line per request to this file; '-' is stdout. Off by default.",
         apply: |v, c| {
@@ -937,6 +965,15 @@ pub static SETTINGS: &[Setting] = &[
          stdout, as Gunicorn's --spew does: for debugging only, it is very slow.",
         apply: |v, c| {
             c.spew = v.flag();
+            Ok(())
+        }),
+    setting!("metrics_bind", None, Cli::Flag("metrics-bind"), Kind::Text, "", None, "HOST:PORT", "Metrics",
+        "Serve, from the master, the Prometheus text format at /metrics (workers by state, \
+         requests, worker exits by cause, reloads), and the probes /ready (200 once a worker of \
+         the current generation serves, 503 while booting or stopping) and /live. Off by \
+         default. rwsgi's own.",
+        apply: |v, c| {
+            c.metrics_bind = v.nonempty().map(str::to_string);
             Ok(())
         }),
 ];

@@ -60,6 +60,7 @@ fn open_append(path: &Path) -> io::Result<File> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot open log file {}: {e}", path.display())))
 }
 
+pub mod statsd;
 pub mod syslog;
 
 /// The error log; its level is `log`'s maximum level.
@@ -96,6 +97,7 @@ impl log::Log for ErrorLog {
             sink.write_line(line.as_bytes());
         }
         syslog::send(syslog::Stream::Error, severity, &message);
+        statsd::log_line(record.level(), &message);
     }
 
     fn flush(&self) {}
@@ -127,6 +129,7 @@ pub fn init_error_log(target: &LogTarget, level: log::LevelFilter) -> io::Result
 /// The error log and syslog as `cfg` says: at start, and again at HUP.
 pub fn configure(cfg: &Config) -> io::Result<()> {
     init_error_log(&cfg.errorlog, cfg.loglevel)?;
+    statsd::configure(cfg)?;
     syslog::configure(&cfg.syslog, &cfg.proc_name)
 }
 
@@ -134,6 +137,7 @@ pub fn configure(cfg: &Config) -> io::Result<()> {
 pub fn log_fds() -> Vec<std::os::fd::RawFd> {
     let mut fds = vec![error_log_fd()];
     fds.extend(syslog::fd());
+    fds.extend(statsd::fd());
     fds
 }
 

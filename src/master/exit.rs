@@ -98,6 +98,23 @@ pub(super) enum ExitKind {
 }
 
 impl ExitKind {
+    /// The cause `--metrics-bind` counts it under.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            ExitKind::Retired(_) => "retired",
+            ExitKind::AppLoadFailedOthersServe { .. }
+            | ExitKind::AppLoadFailed { .. }
+            | ExitKind::AppLoadFailedWhileStopping
+            | ExitKind::BootFailedOthersServe
+            | ExitKind::BootFailed => "boot_failed",
+            ExitKind::Stopped | ExitKind::KilledAfterGracefulTimeout => "stopped",
+            ExitKind::StoppedOnItsOwn => "recycled",
+            ExitKind::KilledAsStuck => "timeout",
+            ExitKind::KilledOutOfMemory => "killed",
+            ExitKind::Panicked | ExitKind::KilledBy(_) | ExitKind::Status(_) => "crashed",
+        }
+    }
+
     /// The one table from a worker's end to its log lines: level and text.
     /// `during` is the request (method and path) the worker was serving
     /// when it ended, named where the end was not asked for.

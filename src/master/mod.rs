@@ -14,11 +14,14 @@
 //! workers are forked by its zygote (`zygote`) and adopted by the master.
 //!
 //! Files: `start` (the start-up order), `exit` (a worker's end and its log
-//! line), `hooks` (the hook process), `reload` (`--reload`'s watch),
+//! line), `hooks` (the hook process), `multiproc` (prometheus_client's
+//! files), `reload` (`--reload`'s watch),
 //! `zygote` (the generations' zygotes), `pidfile`.
 
 mod exit;
 mod hooks;
+mod metrics;
+mod multiproc;
 mod pidfile;
 mod reload;
 mod start;
@@ -44,6 +47,7 @@ use self::hooks::{hooks_before_start, HookProcess};
 use self::reload::CodeWatch;
 use crate::config::{BindAddr, Config};
 use crate::hooks::WorkerPicture;
+use crate::logging::statsd;
 use crate::net::Listener;
 use crate::sys::{self, Scoreboard, SlotState};
 use crate::worker::{self, ExitReason, WorkerSpec};
@@ -224,6 +228,25 @@ pub struct Master {
     upgrade_due: bool,
     /// `--reload`'s watch on the application's files.
     code_watch: Option<CodeWatch>,
+    /// `--metrics-bind`'s listener, and what it counts.
+    metrics: Option<metrics::MetricsServer>,
+    counts: Counts,
+}
+
+/// What the master counts for `--metrics-bind`.
+#[derive(Default)]
+struct Counts {
+    /// When the master started.
+    since: Option<Instant>,
+    /// Requests served by workers that are gone.
+    requests_gone: u64,
+    /// Worker exits by cause.
+    exits: std::collections::BTreeMap<&'static str, u64>,
+    reloads: u64,
+    /// The worker count statsd was last told.
+    workers_sent: Option<usize>,
+    /// When statsd was last told the backlog.
+    backlog_sent: Option<Instant>,
 }
 
 impl Master {
@@ -234,7 +257,12 @@ impl Master {
         let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
         let hooks = hooks_before_start(&cfg, poll.registry());
         let code_watch = CodeWatch::new(&cfg, poll.registry())?;
+        let metrics = cfg.metrics_bind.as_deref().map(|a| metrics::MetricsServer::bind(a, poll.registry())).transpose()?;
         let upgraded_from = take_upgraded_from();
+        // (A new master of USR2 leaves the old one's workers' files be.)
+        if let (Some(dir), None) = (multiproc::directory(&cfg), upgraded_from) {
+            multiproc::clear(&dir);
+        }
         let (listeners, socket_activated) = open_listeners(&cfg)?;
         let pidfile = write_pidfile(&cfg, upgraded_from)?;
         let board = Scoreboard::new().map_err(|e| format!("cannot map the scoreboard: {e}"))?;
@@ -265,6 +293,8 @@ impl Master {
             pre_forked: None,
             upgrade_due: false,
             code_watch,
+            metrics,
+            counts: Counts { since: Some(Instant::now()), ..Counts::default() },
         })
     }
 
@@ -348,12 +378,49 @@ impl Master {
             hooks.check_timeout(self.poll.registry());
         }
         self.reload_if_changed(events);
+        self.serve_metrics(events);
         if self.upgrade_due && !self.hooks.as_ref().is_some_and(HookProcess::busy) {
             self.upgrade_due = false;
             // (Unless a stop came meanwhile.)
             if self.phase == Phase::Running {
                 self.start_new_master();
             }
+        }
+    }
+
+    /// `--metrics-bind`: accept, read and answer its clients.
+    fn serve_metrics(&mut self, events: &Events) {
+        let Some(mut server) = self.metrics.take() else { return };
+        let tokens: Vec<Token> = events.iter().map(|e| e.token()).filter(|t| server.owns(*t)).collect();
+        for token in tokens {
+            server.on_event(self.poll.registry(), token, &mut || self.metrics_snapshot());
+        }
+        server.expire(self.poll.registry());
+        self.metrics = Some(server);
+    }
+
+    /// What `/metrics` and `/ready` say now.
+    fn metrics_snapshot(&self) -> metrics::Snapshot {
+        let mut workers = [("booting", 0), ("idle", 0), ("busy", 0), ("stopping", 0)];
+        let mut requests = self.counts.requests_gone;
+        for w in self.workers.values() {
+            let i = match self.board.state(w.slot) {
+                SlotState::Booting | SlotState::Free => 0,
+                SlotState::Idle => 1,
+                SlotState::Busy => 2,
+                SlotState::Stopping => 3,
+            };
+            workers[i].1 += 1;
+            requests += self.board.requests(w.slot);
+        }
+        metrics::Snapshot {
+            workers: workers.to_vec(),
+            target: self.current.target,
+            requests,
+            exits: self.counts.exits.iter().map(|(k, v)| (*k, *v)).collect(),
+            reloads: self.counts.reloads,
+            ready: self.phase == Phase::Running && self.serving_workers(self.current.id) > 0,
+            uptime: self.counts.since.map_or(0.0, |t| t.elapsed().as_secs_f64()),
         }
     }
 
@@ -438,6 +505,7 @@ impl Master {
             log::error!("{e}");
         }
         self.signal_workers(Signal::SIGUSR1);
+        self.signal_zygotes(Signal::SIGUSR1);
         if let Some(hooks) = &mut self.hooks {
             hooks.restart_when_idle(self.poll.registry());
         }
@@ -468,6 +536,7 @@ impl Master {
         if self.phase != Phase::Running {
             return;
         }
+        self.counts.reloads += 1;
         if let Some(p) = self.pending.take() {
             log::info!("Reload: a newer reload replaces the one under way");
             self.abandon(p);
@@ -703,6 +772,9 @@ impl Master {
     /// Collect every child that has ended and say why it went.
     fn reap_workers(&mut self) {
         while let Some((pid, exit)) = reap_next() {
+            if let Some(dir) = multiproc::directory(&self.current.cfg) {
+                multiproc::forget(&dir, pid);
+            }
             if self.upgrade_child == Some(pid) {
                 self.upgrade_child_exited(pid, exit);
             } else if let Some(entry) = self.workers.remove(&pid) {
@@ -741,6 +813,7 @@ impl Master {
                 line
             }
         });
+        self.counts.requests_gone += self.board.requests(entry.slot);
         self.board.release(entry.slot);
         let reason = exit.reason().filter(|r| booting || matches!(r, ExitReason::Stopped | ExitReason::Panicked));
         let stopping = self.phase != Phase::Running || entry.retiring.is_some();
@@ -748,6 +821,7 @@ impl Master {
         // is not a failed reload: it is simply replaced.
         let recycled = reason == Some(ExitReason::Stopped) && !booting;
         if self.is_pending(entry.generation) && !stopping && !recycled {
+            *self.counts.exits.entry("boot_failed").or_default() += 1;
             return self.reload_worker_died(pid, reason, exit);
         }
         // Told to go (TTOU, WINCH, a finished or abandoned reload):
@@ -757,6 +831,7 @@ impl Master {
             self.note_lifetime(pid, &entry, Life { booted: !booting, served }, reason, exit);
         }
         let kind = self.classify_exit(retired, reason, exit, entry.aborted.is_some());
+        *self.counts.exits.entry(kind.cause()).or_default() += 1;
         for (level, text) in kind.log_lines(pid, during.as_deref()) {
             log::log!(level, "{text}");
         }
@@ -926,6 +1001,25 @@ impl Master {
                 self.spawn_missing_workers(now);
                 self.retire_surplus_worker();
             }
+        }
+        self.send_statsd(now);
+    }
+
+    /// Gunicorn's master metrics: `gunicorn.workers` when the count
+    /// changed, and `gunicorn.backlog` once a second when asked for.
+    fn send_statsd(&mut self, now: Instant) {
+        if !statsd::enabled() {
+            return;
+        }
+        let count = self.workers.len();
+        if self.counts.workers_sent != Some(count) {
+            self.counts.workers_sent = Some(count);
+            statsd::gauge("gunicorn.workers", count as u64);
+        }
+        if self.current.cfg.enable_backlog_metric && self.counts.backlog_sent.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            self.counts.backlog_sent = Some(now);
+            let backlog: u64 = self.current.listeners.iter().filter_map(|l| sys::listen_queue(l.as_raw_fd())).map(u64::from).sum();
+            statsd::histogram("gunicorn.backlog", backlog);
         }
     }
 

@@ -94,10 +94,10 @@ impl Zygote {
 
 impl Drop for Zygote {
     /// A zygote no longer needed (its generation went, or it failed):
-    /// its line closes, which ends it; TERM in case it is stuck.
+    /// killed (it holds nothing to save; a stopped or stuck one goes too).
     fn drop(&mut self) {
         if !self.reaped {
-            let _ = kill(self.pid, Signal::SIGTERM);
+            let _ = kill(self.pid, Signal::SIGKILL);
         }
     }
 }
@@ -202,6 +202,16 @@ impl Master {
             Err(e) => {
                 log::error!("cannot fork a zygote: {e}");
                 None
+            }
+        }
+    }
+
+    /// Send `sig` to the zygotes (USR1: reopen the logs).
+    pub(super) fn signal_zygotes(&self, sig: Signal) {
+        let pending = self.pending.as_ref().map(|p| &p.generation);
+        for gen in [Some(&self.current), pending].into_iter().flatten() {
+            if let Some(zygote) = &gen.zygote {
+                let _ = kill(zygote.pid, sig);
             }
         }
     }

@@ -290,10 +290,11 @@ pub fn install_worker_signals() -> nix::Result<()> {
 }
 
 /// The zygote's signal dispositions (see `worker::zygote`): as a worker's,
-/// but TERM ends it and USR1 is ignored (it writes no log of its own).
-/// Its workers set their own after the fork.
+/// but TERM ends it. USR1 asks it to reopen its logs too, which the
+/// workers it forks next inherit. Its workers set their own after the
+/// fork.
 pub fn install_zygote_signals() -> nix::Result<()> {
-    install_dispositions(SigHandler::SigDfl, SigHandler::SigIgn)
+    install_dispositions(SigHandler::SigDfl, SigHandler::Handler(on_usr1))
 }
 
 /// A forked child's dispositions, with `term` and `usr1` as given; nothing
@@ -321,6 +322,23 @@ fn install_dispositions(term: SigHandler, usr1: SigHandler) -> nix::Result<()> {
         unsafe { signal::sigaction(sig, &action) }?;
     }
     signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+/// Connections waiting to be accepted on the TCP listening socket `fd`
+/// (Linux's `tcpi_unacked` of a listener); `None` for another socket.
+pub fn listen_queue(fd: RawFd) -> Option<u32> {
+    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`, which is
+    // that large and zeroed, and says in `len` how many it wrote.
+    let rc = unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &mut len) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: zeroed, then (partly) written by the kernel: every field is
+    // an integer, valid at any value.
+    let info = unsafe { info.assume_init() };
+    Some(info.tcpi_unacked)
 }
 
 /// Make the master the reaper of its orphaned descendants: a worker a

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 
 use super::conn::Conn;
 use crate::config::Config;
-use crate::logging::{AccessInfo, AccessLog};
+use crate::logging::{statsd, AccessInfo, AccessLog};
 use crate::net::{DeadlineIo, Stream};
 use crate::sys::Scoreboard;
 use crate::wire::Incoming;
@@ -61,8 +61,8 @@ impl Handler<'_> {
         let target = &incoming.request.target;
         let path = target.split_once('?').map_or(target.as_str(), |(path, _)| path);
         self.board.note_request_line(self.slot, &incoming.request.method, path);
-        // Timed only for the access log.
-        let started = self.access_log.as_ref().map(|_| Instant::now());
+        // Timed only for the access log and statsd.
+        let started = (self.access_log.is_some() || statsd::enabled()).then(Instant::now);
         let keep_alive = incoming.request.keep_alive && cfg.keepalive.is_some() && keep_alive_allowed;
         let ex = Exchange {
             incoming: &incoming,
@@ -80,15 +80,19 @@ impl Handler<'_> {
             hold: hold.then(|| std::mem::take(&mut conn.unsent)),
         };
         let mut outcome = Python::attach(|py| wsgi::handle(py, &self.app, ex));
-        if let (Some(log), Some(started)) = (&self.access_log, started) {
-            log.log(&AccessInfo {
-                peer: &incoming.client,
-                request: &incoming.request,
-                status: &outcome.status,
-                response_headers: &outcome.headers,
-                body_bytes: outcome.body_bytes,
-                duration: started.elapsed(),
-            });
+        if let Some(started) = started {
+            let duration = started.elapsed();
+            if let Some(log) = &self.access_log {
+                log.log(&AccessInfo {
+                    peer: &incoming.client,
+                    request: &incoming.request,
+                    status: &outcome.status,
+                    response_headers: &outcome.headers,
+                    body_bytes: outcome.body_bytes,
+                    duration,
+                });
+            }
+            statsd::request(duration, &outcome.status);
         }
         if outcome.hooked.is_some() {
             // As Gunicorn: post_request once the response is out and logged.

@@ -160,9 +160,23 @@ fn serve(spec: &ZygoteSpec<'_>, app: Option<&Py<PyAny>>) -> i32 {
     if writeln!(writer, "ready").is_err() {
         return 0;
     }
-    for line in BufReader::new(stream).lines() {
-        let Ok(line) = line else { break };
-        let answer = match parse_spawn(&line) {
+    let mut reader = BufReader::new(stream);
+    loop {
+        // Between requests, and at least every quarter second: USR1's
+        // reopened logs, for the workers forked from now on.
+        if reader.buffer().is_empty() && !readable_within(reader.get_ref(), Duration::from_millis(250)) {
+            if sys::take_reopen_request() {
+                reopen_logs(spec.cfg);
+            }
+            continue;
+        }
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = line.trim_end();
+        let answer = match parse_spawn(line) {
             Some((slot, age)) => match fork_worker(spec, app, slot, age) {
                 Ok(pid) => format!("pid {pid}"),
                 Err(e) => format!("error {e}"),
@@ -174,6 +188,27 @@ fn serve(spec: &ZygoteSpec<'_>, app: Option<&Py<PyAny>>) -> i32 {
         }
     }
     0
+}
+
+/// Whether `stream` has something to read within `limit`.
+fn readable_within(stream: &UnixStream, limit: Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+    let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
+    matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
+}
+
+/// USR1 in the zygote: the error log, the access log its workers take,
+/// and `--capture-output`, on the files as they are now.
+fn reopen_logs(cfg: &Config) {
+    if let Err(e) = crate::logging::reopen_error_log() {
+        log::error!("{e}");
+    }
+    if let Some(Err(e)) = ACCESS_LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(AccessLog::reopen) {
+        log::error!("{e}");
+    }
+    capture_output(cfg);
 }
 
 fn parse_spawn(line: &str) -> Option<(usize, u64)> {

@@ -111,7 +111,7 @@ def assert_no_tracebacks(target):
 # -- prometheus_client multiprocess mode -----------------------------------------
 
 
-def metrics_env(tmp_path):
+def metrics_env(tmp_path, hooks=True):
     """The metrics directory, in the server's own environment (so the
     master's side, Gunicorn's master and rwsgi's hook process, sees it)
     and through -e (for rwsgi's workers and hook process too)."""
@@ -124,7 +124,7 @@ def metrics_env(tmp_path):
         stale.write_value(mmap_key(name, name, [], [], "stale"), 1.0, 0.0)
         stale.close()
     env = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
-    args = ["-e", "PROMETHEUS_MULTIPROC_DIR=%s" % directory, "-c", str(METRICS_CONF)]
+    args = ["-e", "PROMETHEUS_MULTIPROC_DIR=%s" % directory] + (["-c", str(METRICS_CONF)] if hooks else [])
     return args, env
 
 
@@ -194,6 +194,23 @@ def test_live_worker_gauge_follows_kill_ttou_ttin_and_hup(kind, servers, tmp_pat
         # A reload replaces every worker.
         settled(target, 3, gone=after_ttin)
         assert_no_tracebacks(target)
+
+
+def test_rwsgi_keeps_the_live_gauges_right_without_any_hook(servers, tmp_path):
+    """No config file at all: rwsgi itself empties the directory at start
+    and removes each dead worker's live-gauge files (kill -9, TTOU, HUP)."""
+    conf_args, env = metrics_env(tmp_path, hooks=False)
+    with start("rwsgi", servers, tmp_path, ["-w", "2"] + conf_args + ["recipe_metrics_app:app"], env) as target:
+        first = settled(target, 2)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        after_kill = settled(target, 2, gone=[victim])
+        target.signal(signal.SIGTTOU)
+        settled(target, 1)
+        # HUP reads the settings again: -w 2, every worker replaced.
+        target.signal(signal.SIGHUP)
+        settled(target, 2, gone=after_kill)
+        assert "metric files of an earlier run" in target.log()
 
 
 @pytest.mark.parametrize("kind", SERVERS)

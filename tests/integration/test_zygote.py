@@ -170,3 +170,19 @@ def test_each_worker_has_its_own_random_state(servers, tmp_path):
         if len(firsts) == 2:
             break
     assert len(firsts) == 2 and len(set(firsts.values())) == 2, firsts
+
+
+def test_a_worker_forked_after_usr1_logs_to_the_reopened_file(servers, tmp_path):
+    """logrotate moves the error log and sends USR1: the zygote reopens it
+    too, so a worker it forks afterwards logs to the new file."""
+    log = tmp_path / "error.log"
+    srv = servers.start(["-w", "1", "--error-logfile", str(log), "testapp:app"])
+    (first,) = wait_for(lambda: worker_pids(srv.pid), 10, message="a worker")
+    log.rename(tmp_path / "error.log.1")
+    srv.signal(signal.SIGUSR1)
+    wait_for(lambda: log.exists(), 10, message="the reopened log")
+    time.sleep(0.5)
+    os.kill(first, signal.SIGKILL)
+    second = wait_for(lambda: [p for p in worker_pids(srv.pid) if p != first], 10, message="the replacement")[0]
+    wait_for(lambda: "Booting worker with pid: %d" % second in log.read_text(), 10, message="its boot in the new log")
+    assert "Booting worker with pid: %d" % second not in (tmp_path / "error.log.1").read_text()

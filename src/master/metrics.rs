@@ -1,0 +1,253 @@
+//! `--metrics-bind`: the master answers, on a listener of its own, the
+//! Prometheus text format (`/metrics`) and the probes an orchestrator
+//! asks (`/ready`: a worker of the current generation serves and the
+//! server is not stopping; `/live`: the master's loop turns). Everything
+//! comes from the scoreboard and the master's own counts: no Python, and
+//! nothing on the workers' request path. A client is served from the
+//! master's poll without ever blocking it: at most [`MAX_CLIENTS`] at
+//! once, [`CLIENT_TIME`] each to send its request, one request per
+//! connection.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+
+/// The poll token of the metrics listener; clients follow it.
+pub const LISTENER: Token = Token(3);
+const FIRST_CLIENT: usize = 4;
+/// Clients served at once.
+const MAX_CLIENTS: usize = 16;
+/// The longest a client may take to send its request and read the answer.
+const CLIENT_TIME: Duration = Duration::from_secs(5);
+/// The largest request head read.
+const MAX_HEAD: usize = 8192;
+
+/// What the metrics say, taken when a request is complete.
+pub struct Snapshot {
+    /// Workers by scoreboard state name (`booting`, `idle`, `busy`,
+    /// `stopping`).
+    pub workers: Vec<(&'static str, usize)>,
+    /// Workers wanted.
+    pub target: usize,
+    /// Requests served, by the workers alive and gone.
+    pub requests: u64,
+    /// Worker exits, by cause.
+    pub exits: Vec<(&'static str, u64)>,
+    /// Reloads begun.
+    pub reloads: u64,
+    /// Whether the server should get traffic: a current worker serves,
+    /// and it is not stopping.
+    pub ready: bool,
+    /// Seconds since the master started.
+    pub uptime: f64,
+}
+
+/// A connection being served.
+struct Client {
+    stream: TcpStream,
+    since: Instant,
+    head: Vec<u8>,
+    /// The answer, once the request is in; what is left to write.
+    answer: Option<Vec<u8>>,
+}
+
+/// The metrics listener and its clients.
+pub struct MetricsServer {
+    listener: TcpListener,
+    clients: HashMap<Token, Client>,
+    next: usize,
+}
+
+impl MetricsServer {
+    /// Listen on `address` (`HOST:PORT`); the error is one sentence.
+    pub fn bind(address: &str, registry: &Registry) -> Result<MetricsServer, String> {
+        let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(address)
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| format!("--metrics-bind {address}: not a HOST:PORT address"))?;
+        let mut listener = TcpListener::bind(addr).map_err(|e| format!("--metrics-bind {address}: {e}"))?;
+        registry
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| format!("--metrics-bind {address}: {e}"))?;
+        log::info!("Metrics at: http://{addr}/metrics (and /ready, /live)");
+        Ok(MetricsServer { listener, clients: HashMap::new(), next: FIRST_CLIENT })
+    }
+
+    /// Whether `token` is this server's (the listener or a client).
+    pub fn owns(&self, token: Token) -> bool {
+        token == LISTENER || self.clients.contains_key(&token)
+    }
+
+    /// The poll said `token` is ready: accept, read, answer (with a
+    /// snapshot taken only when a request is complete).
+    pub fn on_event(&mut self, registry: &Registry, token: Token, snapshot: &mut dyn FnMut() -> Snapshot) {
+        if token == LISTENER {
+            return self.accept(registry);
+        }
+        let Some(client) = self.clients.get_mut(&token) else { return };
+        let done = match client.answer {
+            None => read_request(client, snapshot),
+            Some(_) => Progress::Writing,
+        };
+        let done = match done {
+            Progress::Writing => write_answer(client),
+            other => other,
+        };
+        match done {
+            Progress::Reading => {}
+            Progress::Writing => {
+                let _ = registry.reregister(&mut client.stream, token, Interest::WRITABLE);
+            }
+            Progress::Done => self.close(registry, token),
+        }
+    }
+
+    /// Drop clients past [`CLIENT_TIME`].
+    pub fn expire(&mut self, registry: &Registry) {
+        let late: Vec<Token> = self.clients.iter().filter(|(_, c)| c.since.elapsed() > CLIENT_TIME).map(|(t, _)| *t).collect();
+        for token in late {
+            self.close(registry, token);
+        }
+    }
+
+    /// Take the waiting connections. At [`MAX_CLIENTS`], the oldest one
+    /// still sending its request makes room: idle connections cannot shut
+    /// the probes out.
+    fn accept(&mut self, registry: &Registry) {
+        loop {
+            let Ok((mut stream, _)) = self.listener.accept() else { return };
+            if self.clients.len() >= MAX_CLIENTS {
+                let oldest = self.clients.iter().filter(|(_, c)| c.answer.is_none()).min_by_key(|(_, c)| c.since).map(|(t, _)| *t);
+                match oldest {
+                    Some(token) => self.close(registry, token),
+                    None => continue,
+                }
+            }
+            let token = Token(self.next);
+            self.next = self.next.checked_add(1).unwrap_or(FIRST_CLIENT);
+            if registry.register(&mut stream, token, Interest::READABLE).is_ok() {
+                self.clients.insert(token, Client { stream, since: Instant::now(), head: Vec::new(), answer: None });
+            }
+        }
+    }
+
+    fn close(&mut self, registry: &Registry, token: Token) {
+        if let Some(mut client) = self.clients.remove(&token) {
+            let _ = registry.deregister(&mut client.stream);
+        }
+    }
+}
+
+enum Progress {
+    Reading,
+    Writing,
+    Done,
+}
+
+/// Read what came; once the head is whole, make the answer.
+fn read_request(client: &mut Client, snapshot: &mut dyn FnMut() -> Snapshot) -> Progress {
+    let mut chunk = [0u8; 2048];
+    loop {
+        match client.stream.read(&mut chunk) {
+            Ok(0) => return Progress::Done,
+            Ok(n) => client.head.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Progress::Done,
+        }
+        if client.head.len() > MAX_HEAD {
+            break;
+        }
+    }
+    let whole = client.head.windows(4).any(|w| w == b"\r\n\r\n") || client.head.len() > MAX_HEAD;
+    if !whole {
+        return Progress::Reading;
+    }
+    let line = client.head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    client.answer = Some(answer(method, target.split('?').next().unwrap_or(""), snapshot));
+    Progress::Writing
+}
+
+/// Write what the socket takes of the answer.
+fn write_answer(client: &mut Client) -> Progress {
+    let Some(answer) = &mut client.answer else { return Progress::Done };
+    while !answer.is_empty() {
+        match client.stream.write(answer) {
+            Ok(n) => {
+                answer.drain(..n);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Progress::Writing,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Progress::Done,
+        }
+    }
+    Progress::Done
+}
+
+/// The whole HTTP/1.1 answer for `method` and `path`.
+fn answer(method: &str, path: &str, snapshot: &mut dyn FnMut() -> Snapshot) -> Vec<u8> {
+    let (status, content_type, body) = match (method, path) {
+        ("GET" | "HEAD", "/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(&snapshot())),
+        ("GET" | "HEAD", "/ready") => match snapshot().ready {
+            true => ("200 OK", "text/plain", "ready\n".to_string()),
+            false => ("503 Service Unavailable", "text/plain", "not ready\n".to_string()),
+        },
+        ("GET" | "HEAD", "/live") => ("200 OK", "text/plain", "live\n".to_string()),
+        ("GET" | "HEAD", _) => ("404 Not Found", "text/plain", "not found: try /metrics, /ready or /live\n".to_string()),
+        _ => ("405 Method Not Allowed", "text/plain", "GET only\n".to_string()),
+    };
+    let body = if method == "HEAD" { String::new() } else { body };
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The Prometheus text format of `s`.
+fn render(s: &Snapshot) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    family("rwsgi_workers", "gauge", "Worker processes, by state.");
+    let mut body = String::new();
+    for (state, n) in &s.workers {
+        let _ = writeln!(body, "rwsgi_workers{{state=\"{state}\"}} {n}");
+    }
+    out.push_str(&body);
+    let _ = writeln!(
+        out,
+        "# HELP rwsgi_workers_wanted Worker processes wanted (-w, TTIN, TTOU).\n# TYPE rwsgi_workers_wanted gauge\nrwsgi_workers_wanted {}",
+        s.target
+    );
+    let _ = writeln!(
+        out,
+        "# HELP rwsgi_requests_total Requests served, by every worker, alive or gone.\n# TYPE rwsgi_requests_total counter\nrwsgi_requests_total {}",
+        s.requests
+    );
+    let _ = writeln!(out, "# HELP rwsgi_worker_exits_total Worker exits, by cause.\n# TYPE rwsgi_worker_exits_total counter");
+    for (cause, n) in &s.exits {
+        let _ = writeln!(out, "rwsgi_worker_exits_total{{cause=\"{cause}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP rwsgi_reloads_total Reloads begun (HUP, --reload).\n# TYPE rwsgi_reloads_total counter\nrwsgi_reloads_total {}",
+        s.reloads
+    );
+    let _ = writeln!(out, "# HELP rwsgi_ready Whether the server takes traffic (/ready).\n# TYPE rwsgi_ready gauge\nrwsgi_ready {}", u8::from(s.ready));
+    let _ = writeln!(
+        out,
+        "# HELP rwsgi_uptime_seconds Seconds since the master started.\n# TYPE rwsgi_uptime_seconds gauge\nrwsgi_uptime_seconds {:.3}",
+        s.uptime
+    );
+    out
+}
