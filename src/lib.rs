@@ -23,6 +23,7 @@
 //! - [`evaluator`] (hooks, sys, wsgi, config): the rwsgi binary run as a
 //!   short-lived child that executes a Python config file and prints its
 //!   settings; `config` starts it, so the master never runs Python.
+//! - [`ctl`] (none): `rwsgi ctl`, the control socket's client.
 //! - [`hooks`] (sys, wsgi, config): Gunicorn's server hooks: the objects they
 //!   receive (`runtime.py`, from JSON pictures of the master and a worker),
 //!   and the hook process, the binary run again with its own CPython, in
@@ -55,6 +56,7 @@
 #![deny(unsafe_code, missing_docs, clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 pub mod config;
+pub mod ctl;
 pub mod evaluator;
 pub mod hooks;
 pub mod http;

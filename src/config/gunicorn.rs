@@ -49,7 +49,6 @@ const fn g(name: &'static str, flags: &'static str, support: Support) -> Gunicor
 use Support::{Differs, Hook, NoEffect, NotWsgi, Same, Unsupported};
 
 const TLS: Support = Unsupported("terminate TLS in nginx, HAProxy or the load balancer");
-const CONTROL: Support = Unsupported("rwsgi has no control socket: signals do its work (HUP, TTIN, TTOU, USR1, USR2)");
 const HTTP2: Support = NotWsgi("rwsgi speaks HTTP/1.0 and 1.1; HTTP/2 ends at the front end");
 const ASGI: Support = NotWsgi("for Gunicorn's ASGI worker");
 const DIRTY: Support = NotWsgi("Gunicorn's dirty arbiters (a separate pool for long tasks) have no counterpart: use a task queue");
@@ -173,9 +172,9 @@ pub static SETTINGS: &[GunicornSetting] = &[
     g("dirty_post_fork", "", DIRTY),
     g("dirty_worker_init", "", DIRTY),
     g("dirty_worker_exit", "", DIRTY),
-    g("control_socket", "--control-socket", CONTROL),
-    g("control_socket_mode", "--control-socket-mode", CONTROL),
-    g("control_socket_disable", "--no-control-socket", CONTROL),
+    g("control_socket", "--control-socket", Differs("off unless given (Gunicorn makes `$XDG_RUNTIME_DIR/gunicorn.ctl` by default); Gunicorn's protocol, so `gunicornc -s PATH` works, and `rwsgi ctl`")),
+    g("control_socket_mode", "--control-socket-mode", Same),
+    g("control_socket_disable", "--no-control-socket", Same),
 ];
 
 /// Whether `name` is one of Gunicorn's settings.

@@ -174,6 +174,12 @@ pub struct Config {
     pub preload_app: bool,
     /// Where the master serves its metrics and probes.
     pub metrics_bind: Option<String>,
+    /// Gunicorn's control socket, its mode, and whether it is turned off.
+    pub control_socket: Option<PathBuf>,
+    /// The control socket file's permissions.
+    pub control_socket_mode: u32,
+    /// `--no-control-socket`.
+    pub control_socket_disable: bool,
     /// The statsd collector.
     pub statsd_host: Option<String>,
     /// What every statsd metric name starts with.
@@ -629,6 +635,9 @@ impl Config {
             spew: false,
             preload_app: false,
             metrics_bind: None,
+            control_socket: None,
+            control_socket_mode: 0o600,
+            control_socket_disable: false,
             statsd_host: None,
             statsd_prefix: String::new(),
             dogstatsd_tags: String::new(),

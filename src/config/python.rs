@@ -191,8 +191,8 @@ mod tests {
         assert!(!c.values.contains_key("cpus"), "a variable of the file");
         assert_eq!(c.hooks, vec!["post_fork".to_string(), "when_ready".to_string()]);
         assert!(read_output("\"workers\" = [1]\n").is_err());
-        let c = read_output("__skipped__ = [\"control_socket\", \"CACHE\"]\n").unwrap();
-        assert_eq!(c.unsupported, vec!["control_socket".to_string()]);
+        let c = read_output("__skipped__ = [\"certfile\", \"CACHE\"]\n").unwrap();
+        assert_eq!(c.unsupported, vec!["certfile".to_string()]);
         assert!(read_output("__skipped__ = [\"bind\"]\n").is_err(), "a setting of rwsgi's, unreadable");
         let e = read_output("__skipped__ = [\"logconfig_dict\"]\n").unwrap_err();
         assert!(e.contains("by their dotted path"), "{e}");

@@ -976,6 +976,28 @@ pub static SETTINGS: &[Setting] = &[
             c.metrics_bind = v.nonempty().map(str::to_string);
             Ok(())
         }),
+    setting!("control_socket", None, Cli::Flag("control-socket"), Kind::Text, "", None, "PATH", "Control",
+        "Answer Gunicorn's control protocol on this unix socket (Gunicorn's gunicornc, or rwsgi \
+         ctl): show workers, stats, listeners, config; worker add, remove, kill; reload, \
+         reopen, shutdown. Off unless given (Gunicorn makes one by default).",
+        apply: |v, c| {
+            c.control_socket = v.nonempty().map(absolute_from_start);
+            Ok(())
+        }),
+    setting!("control_socket_mode", None, Cli::Flag("control-socket-mode"), Kind::Text, "0o600", None, "INT", "Control",
+        "The control socket file's permissions (0o600: its user only); clients of another user \
+         but root are refused anyway.",
+        apply: |v, c| {
+            c.control_socket_mode = parse_umask(v.text())
+                .map_err(|_| ConfigError(format!("control_socket_mode: '{}' is not a mode between 0 and 0o777", v.text())))?;
+            Ok(())
+        }),
+    setting!("control_socket_disable", None, Cli::Flag("no-control-socket"), Kind::Flag, "false", None, "", "Control",
+        "Make no control socket, even when --control-socket is given.",
+        apply: |v, c| {
+            c.control_socket_disable = v.flag();
+            Ok(())
+        }),
 ];
 
 /// `path` made absolute from the working directory, which is the one rwsgi

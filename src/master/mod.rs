@@ -18,6 +18,7 @@
 //! files), `reload` (`--reload`'s watch),
 //! `zygote` (the generations' zygotes), `pidfile`.
 
+mod control;
 mod exit;
 mod hooks;
 mod metrics;
@@ -230,6 +231,8 @@ pub struct Master {
     code_watch: Option<CodeWatch>,
     /// `--metrics-bind`'s listener, and what it counts.
     metrics: Option<metrics::MetricsServer>,
+    /// `--control-socket`.
+    control: Option<control::ControlServer>,
     counts: Counts,
 }
 
@@ -258,6 +261,10 @@ impl Master {
         let hooks = hooks_before_start(&cfg, poll.registry());
         let code_watch = CodeWatch::new(&cfg, poll.registry())?;
         let metrics = cfg.metrics_bind.as_deref().map(|a| metrics::MetricsServer::bind(a, poll.registry())).transpose()?;
+        let control = match (&cfg.control_socket, cfg.control_socket_disable) {
+            (Some(path), false) => Some(control::ControlServer::bind(path, cfg.control_socket_mode, poll.registry())?),
+            _ => None,
+        };
         let upgraded_from = take_upgraded_from();
         // (A new master of USR2 leaves the old one's workers' files be.)
         if let (Some(dir), None) = (multiproc::directory(&cfg), upgraded_from) {
@@ -294,6 +301,7 @@ impl Master {
             upgrade_due: false,
             code_watch,
             metrics,
+            control,
             counts: Counts { since: Some(Instant::now()), ..Counts::default() },
         })
     }
@@ -379,6 +387,7 @@ impl Master {
         }
         self.reload_if_changed(events);
         self.serve_metrics(events);
+        self.serve_control(events);
         if self.upgrade_due && !self.hooks.as_ref().is_some_and(HookProcess::busy) {
             self.upgrade_due = false;
             // (Unless a stop came meanwhile.)

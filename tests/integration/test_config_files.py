@@ -25,7 +25,7 @@ timeout = 45
 keepalive = 5
 wsgi_app = "testapp:app"
 preload_app = False
-control_socket = "/tmp/rwsgi-test-ctl.sock"
+certfile = "/etc/ssl/private/example.pem"
 max_workers = 99  # a variable of the file, not a setting
 
 print("loading the config")
@@ -79,7 +79,7 @@ def test_gunicorn_conf_py_is_read_by_default_and_runs_the_app_it_names(servers, 
     srv.wait_booted(2)
     log = srv.stderr()
     assert "gunicorn.conf.py: loading the config" in log
-    assert "Gunicorn settings rwsgi does not have, ignored: control_socket" in log
+    assert "Gunicorn settings rwsgi does not have, ignored: certfile" in log
     assert "max_workers" not in log
     # Its post_fork hook ran in each worker, and printed once only (when
     # read), not again where its hooks are loaded.

@@ -1,0 +1,92 @@
+"""--control-socket: Gunicorn's control protocol, driven by Gunicorn's
+own client (gunicornc) and by `rwsgi ctl`; its file mode and who may
+connect."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+from support import rwsgi_bin, run_cli, wait_for, worker_pids
+
+GUNICORNC = os.path.join(sys.prefix, "bin", "gunicornc")
+
+
+def gunicornc(path, command):
+    out = subprocess.run([GUNICORNC, "-s", str(path), "-c", command, "-j"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def ctl(path, *command):
+    return subprocess.run([rwsgi_bin(), "ctl", "-s", str(path)] + list(command), capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_gunicornc_drives_rwsgi(servers, tmp_path):
+    sock = tmp_path / "rwsgi.ctl"
+    srv = servers.start(["-w", "2", "--control-socket", str(sock), "testapp:app"])
+    wait_for(lambda: len(worker_pids(srv.pid)) == 2, 10, message="2 workers")
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+    shown = gunicornc(sock, "show workers")
+    assert shown["count"] == 2 and sorted(w["pid"] for w in shown["workers"]) == worker_pids(srv.pid)
+    assert [w["age"] for w in shown["workers"]] == sorted(w["age"] for w in shown["workers"])
+
+    assert gunicornc(sock, "worker add 2")["total"] == 4
+    wait_for(lambda: len(worker_pids(srv.pid)) == 4, 15, message="4 workers")
+    assert gunicornc(sock, "worker remove 3")["total"] == 1
+    wait_for(lambda: len(worker_pids(srv.pid)) == 1, 15, message="1 worker")
+
+    (victim,) = worker_pids(srv.pid)
+    assert gunicornc(sock, "worker kill %d" % victim) == {"success": True, "killed": victim}
+    wait_for(lambda: len(worker_pids(srv.pid)) == 1 and victim not in worker_pids(srv.pid), 15, message="a replacement")
+
+    stats = gunicornc(sock, "show stats")
+    assert stats["pid"] == srv.pid and stats["workers_target"] == 1 and stats["workers_spawned"] >= 5
+    listeners = gunicornc(sock, "show listeners")
+    assert listeners["count"] == 1 and str(srv.port) in listeners["listeners"][0]["address"]
+    assert gunicornc(sock, "show config")["workers"] == 2
+
+    old = worker_pids(srv.pid)
+    assert gunicornc(sock, "reload") == {"status": "reloading"}
+    wait_for(lambda: worker_pids(srv.pid) and not set(old) & set(worker_pids(srv.pid)), 15, message="a reload")
+    assert gunicornc(sock, "shutdown") == {"status": "shutting_down", "mode": "graceful"}
+    assert srv.wait(20) == 0
+    assert not sock.exists()
+
+
+def test_rwsgi_ctl_and_its_errors(servers, tmp_path):
+    sock = tmp_path / "rwsgi.ctl"
+    srv = servers.start(["-w", "1", "--control-socket", str(sock), "--control-socket-mode", "0o660", "testapp:app"])
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o660
+    shown = ctl(sock, "show", "workers")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["count"] == 1
+    bad = ctl(sock, "show", "nothing")
+    assert bad.returncode == 1 and "Unknown command: show nothing" in bad.stderr
+    assert ctl(sock, "help").returncode == 0
+    nothing = ctl(tmp_path / "none.ctl", "show", "stats")
+    assert nothing.returncode == 1 and "none.ctl" in nothing.stderr
+
+
+def test_a_client_of_another_user_is_refused(servers):
+    """Even on a socket anyone may open (mode 0o666, in /tmp): the peer's
+    credentials decide; the server goes on."""
+    sock = "/tmp/rwsgi-ctl-test-%d.sock" % os.getpid()
+    srv = servers.start(["-w", "1", "--control-socket", sock, "--control-socket-mode", "0o666", "testapp:app"])
+    other = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", rwsgi_bin(), "ctl", "-s",
+                            sock, "show", "stats"], capture_output=True, text=True, timeout=30)
+    assert other.returncode == 1, other.stdout
+    srv.wait_stderr("a client of another user was refused", timeout=10)
+    assert ctl(sock, "show", "stats").returncode == 0
+
+
+def test_no_control_socket_and_a_taken_path(servers, tmp_path):
+    sock = tmp_path / "rwsgi.ctl"
+    servers.start(["-w", "1", "--control-socket", str(sock), "--no-control-socket", "testapp:app"])
+    assert not sock.exists()
+    servers.start(["-w", "1", "--control-socket", str(sock), "testapp:app"])
+    taken = run_cli(["-w", "1", "-b", "127.0.0.1:0", "--control-socket", str(sock), "testapp:app"], timeout=20)
+    assert taken.returncode != 0 and "another server answers there" in taken.stderr
+    assert sock.exists()
