@@ -1,7 +1,8 @@
 //! `rwsgi ctl -s PATH COMMAND...`: a client of the control socket
 //! (`--control-socket`), speaking Gunicorn's protocol: it sends one
 //! command and prints the answer's data as JSON (exit 0), or the error
-//! (exit 1).
+//! (exit 1). `rwsgi top -s PATH`: every worker's row, refreshed each
+//! second, from the same socket.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -11,6 +12,8 @@ use serde_json::{json, Value};
 
 /// The first argument that runs the rwsgi binary as the client.
 pub const WORD: &str = "ctl";
+/// The first argument that runs the live view.
+pub const TOP: &str = "top";
 
 const USAGE: &str = "usage: rwsgi ctl -s PATH COMMAND...   (e.g. show workers, worker add 2, reload, help)";
 
@@ -52,4 +55,69 @@ fn ask(socket: &str, command: &str) -> std::io::Result<Value> {
     let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
     stream.read_exact(&mut body)?;
     serde_json::from_slice(&body).map_err(std::io::Error::other)
+}
+
+/// `rwsgi top -s PATH [-n ROUNDS]`: the master and every worker (state,
+/// requests, heartbeat, the request in hand and its age), refreshed each
+/// second until Ctrl-C (or ROUNDS times).
+pub fn top(args: &[String]) -> i32 {
+    let (socket, rounds) = match args {
+        [flag, path] if flag == "-s" || flag == "--socket" => (path, u64::MAX),
+        [flag, path, n, count] if (flag == "-s" || flag == "--socket") && n == "-n" => match count.parse() {
+            Ok(count) => (path, count),
+            Err(_) => return usage_top(),
+        },
+        _ => return usage_top(),
+    };
+    for round in 0..rounds {
+        if round > 0 {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let screen = ask(socket, "show stats").and_then(|stats| Ok((stats, ask(socket, "show workers")?)));
+        match screen {
+            Ok((stats, workers)) => print!("\x1b[H\x1b[2J{}", render_top(&stats["data"], &workers["data"])),
+            Err(e) => {
+                eprintln!("Error: {socket}: {e}");
+                return 1;
+            }
+        }
+        let _ = std::io::stdout().flush();
+    }
+    0
+}
+
+fn usage_top() -> i32 {
+    eprintln!("usage: rwsgi top -s PATH [-n ROUNDS]   (the control socket of a server started with --control-socket)");
+    2
+}
+
+/// One screen of `rwsgi top`.
+fn render_top(stats: &Value, workers: &Value) -> String {
+    let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    let mut out = format!(
+        "rwsgi top: master {}, up {:.0} s, workers {}/{}, requests {}, reloads {}   (Ctrl-C quits)\n\n",
+        num(stats, "pid"),
+        num(stats, "uptime"),
+        num(stats, "workers_current"),
+        num(stats, "workers_target"),
+        num(stats, "requests"),
+        num(stats, "reloads"),
+    );
+    out.push_str(&format!("{:>8} {:>5} {:<9} {:>9} {:>7}  {}\n", "PID", "AGE", "STATE", "REQUESTS", "BEAT", "REQUEST"));
+    for w in workers.get("workers").and_then(Value::as_array).into_iter().flatten() {
+        let request = match (w.get("request").and_then(Value::as_str), w.get("request_seconds").and_then(Value::as_f64)) {
+            (Some(line), Some(age)) => format!("{line} ({age:.1} s)"),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "{:>8} {:>5} {:<9} {:>9} {:>6.1}s  {}\n",
+            num(w, "pid"),
+            num(w, "age"),
+            w.get("state").and_then(Value::as_str).unwrap_or("?"),
+            num(w, "requests"),
+            num(w, "last_heartbeat"),
+            request
+        ));
+    }
+    out
 }

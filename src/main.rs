@@ -8,6 +8,10 @@ fn main() {
         // A child started to evaluate a Python config file.
         std::process::exit(rwsgi::evaluator::run(&args[2..]));
     }
+    if args.get(1).map(String::as_str) == Some(rwsgi::ctl::TOP) {
+        // The live view of a server's workers.
+        std::process::exit(rwsgi::ctl::top(&args[2..]));
+    }
     if args.get(1).map(String::as_str) == Some(rwsgi::ctl::WORD) {
         // The control socket's client.
         std::process::exit(rwsgi::ctl::run(&args[2..]));

@@ -43,6 +43,10 @@ command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v ab >/dev/null 2>&1 || missing+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# tmux drives `rwsgi top` in a terminal (test_control.py); setpriv (util-linux)
+# connects as another user.
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     # Debian's own python3 ships venv/ensurepip separately.
     missing+=(python3-venv)

@@ -62,6 +62,8 @@ const NAME_TO_DESCRIPTION: &str = ".SH NAME\nrwsgi \\- a pre-fork WSGI HTTP serv
     Each worker imports the application (unless preloaded) and serves requests one at a \
     time (or N at once with \\-\\-threads N), keeping idle keep-alive connections parked. \
     Server hooks that Gunicorn runs in its master run in a hook process the master starts. \
+    \\fBrwsgi ctl \\-s\\fR \\fIPATH COMMAND\\fR and \\fBrwsgi top \\-s\\fR \\fIPATH\\fR talk to a \
+    server started with \\-\\-control\\-socket \\fIPATH\\fR. \
     Its command line follows Gunicorn's.\n\
     .PP\nAPP is \\fIMODULE\\fR:\\fICALLABLE\\fR, or \\fIMODULE\\fR:\\fIFACTORY\\fR() to call \
     an application factory, e.g.\n.PP\n.RS\nrwsgi \\-w 4 get_started:hello_world\n.RE\n";

@@ -978,8 +978,9 @@ pub static SETTINGS: &[Setting] = &[
         }),
     setting!("control_socket", None, Cli::Flag("control-socket"), Kind::Text, "", None, "PATH", "Control",
         "Answer Gunicorn's control protocol on this unix socket (Gunicorn's gunicornc, or rwsgi \
-         ctl): show workers, stats, listeners, config; worker add, remove, kill; reload, \
-         reopen, shutdown. Off unless given (Gunicorn makes one by default).",
+         ctl -s PATH COMMAND): show workers, stats, listeners, config; worker add, remove, \
+         kill; reload, reopen, shutdown. rwsgi top -s PATH shows every worker live. Off unless \
+         given (Gunicorn makes one by default).",
         apply: |v, c| {
             c.control_socket = v.nonempty().map(absolute_from_start);
             Ok(())

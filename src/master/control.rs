@@ -332,11 +332,15 @@ impl super::Master {
                     crate::sys::SlotState::Busy => "busy",
                     crate::sys::SlotState::Stopping => "stopping",
                 };
+                // The request in hand, if any: what `rwsgi top` shows.
+                let running = self.board.request_running_ms(w.slot).zip(self.board.request_line(w.slot));
                 json!({
                     "pid": pid.as_raw(), "age": w.age, "state": state, "booted": state != "booting",
                     "aborted": w.aborted.is_some(), "requests": self.board.requests(w.slot),
                     "last_heartbeat": self.board.silent_for_ms(w.slot) as f64 / 1000.0,
                     "current": w.generation == self.current.id,
+                    "request": running.as_ref().map(|(_, line)| line.clone()),
+                    "request_seconds": running.map(|(ms, _)| ms as f64 / 1000.0),
                 })
             })
             .collect();
@@ -352,6 +356,7 @@ impl super::Master {
                 "workers_spawned": self.next_age.saturating_sub(1),
                 "workers_killed": self.counts.exits.values().sum::<u64>(),
                 "reloads": self.counts.reloads,
+                "requests": self.counts.requests_gone + self.workers.values().map(|w| self.board.requests(w.slot)).sum::<u64>(),
             }),
             "listeners" => {
                 let listeners: Vec<Value> = self

@@ -90,3 +90,32 @@ def test_no_control_socket_and_a_taken_path(servers, tmp_path):
     taken = run_cli(["-w", "1", "-b", "127.0.0.1:0", "--control-socket", str(sock), "testapp:app"], timeout=20)
     assert taken.returncode != 0 and "another server answers there" in taken.stderr
     assert sock.exists()
+
+
+def test_rwsgi_top_in_a_terminal_shows_a_busy_workers_request(servers, tmp_path):
+    """`rwsgi top` driven in tmux: the worker in a slow request is shown
+    busy, with the request and its age."""
+    import shutil
+    import threading
+    from support import exchange
+    assert shutil.which("tmux"), "tmux is installed by tests/run.sh"
+    sock = tmp_path / "rwsgi.ctl"
+    srv = servers.start(["-w", "2", "--control-socket", str(sock), "testapp:app"])
+    slow = threading.Thread(target=lambda: exchange((srv.host, srv.port), b"GET /pid?sleep=5 HTTP/1.1\r\nHost: x\r\n"
+                                                    b"Connection: close\r\n\r\n", 15))
+    slow.start()
+    session = "rwsgi-top-%d" % os.getpid()
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "20",
+                    "%s top -s %s" % (rwsgi_bin(), sock)], check=True, timeout=10)
+    try:
+        def screen():
+            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True,
+                                  timeout=10).stdout
+        shown = wait_for(lambda: "GET /pid" in screen() and screen(), 10, message="the busy worker's request on screen")
+        busy = [line for line in shown.splitlines() if "GET /pid" in line]
+        assert len(busy) == 1 and " busy " in busy[0] and " s)" in busy[0], shown
+        assert "rwsgi top: master %d" % srv.pid in shown
+        assert sum(1 for line in shown.splitlines() if " idle " in line or " busy " in line) == 2
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], timeout=10)
+        slow.join()
