@@ -967,8 +967,9 @@ pub static SETTINGS: &[Setting] = &[
             c.spew = v.flag();
             Ok(())
         }),
-    setting!("metrics_bind", None, Cli::Flag("metrics-bind"), Kind::Text, "", None, "HOST:PORT", "Metrics",
-        "Serve, from the master, the Prometheus text format at /metrics (workers by state, \
+    setting!("metrics_bind", None, Cli::Flag("metrics-bind"), Kind::Text, "", None, "ADDRESS", "Metrics",
+        "Serve, on HOST:PORT or unix:PATH, from the master, the Prometheus text format at \
+         /metrics (workers by state, \
          requests, worker exits by cause, reloads), and the probes /ready (200 once a worker of \
          the current generation serves, 503 while booting or stopping) and /live. Off by \
          default. rwsgi's own.",

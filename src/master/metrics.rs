@@ -13,7 +13,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
 /// The poll token of the metrics listener; clients follow it.
@@ -48,32 +49,109 @@ pub struct Snapshot {
 
 /// A connection being served.
 struct Client {
-    stream: TcpStream,
+    stream: Stream,
     since: Instant,
     head: Vec<u8>,
     /// The answer, once the request is in; what is left to write.
     answer: Option<Vec<u8>>,
 }
 
+/// `HOST:PORT`, or `unix:PATH`.
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, std::path::PathBuf),
+}
+
+/// A client's connection.
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    fn accept(&self) -> std::io::Result<Stream> {
+        match self {
+            Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
+            Listener::Unix(l, _) => l.accept().map(|(s, _)| Stream::Unix(s)),
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Listener::Tcp(l) => l,
+            Listener::Unix(l, _) => l,
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Stream {
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The metrics listener and its clients.
 pub struct MetricsServer {
-    listener: TcpListener,
+    listener: Listener,
     clients: HashMap<Token, Client>,
     next: usize,
 }
 
 impl MetricsServer {
-    /// Listen on `address` (`HOST:PORT`); the error is one sentence.
+    /// Listen on `address` (`HOST:PORT`, or `unix:PATH`); the error is one
+    /// sentence.
     pub fn bind(address: &str, registry: &Registry) -> Result<MetricsServer, String> {
-        let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(address)
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| format!("--metrics-bind {address}: not a HOST:PORT address"))?;
-        let mut listener = TcpListener::bind(addr).map_err(|e| format!("--metrics-bind {address}: {e}"))?;
-        registry
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(|e| format!("--metrics-bind {address}: {e}"))?;
-        log::info!("Metrics at: http://{addr}/metrics (and /ready, /live)");
+        let failed = |e: std::io::Error| format!("--metrics-bind {address}: {e}");
+        let (mut listener, shown) = match address.strip_prefix("unix:") {
+            Some(path) => {
+                let path = std::path::absolute(path).map_err(failed)?;
+                let _ = std::fs::remove_file(&path);
+                let listener = UnixListener::bind(&path).map_err(failed)?;
+                (Listener::Unix(listener, path.clone()), format!("unix:{}", path.display()))
+            }
+            None => {
+                let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(address)
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| format!("--metrics-bind {address}: not a HOST:PORT or unix:PATH address"))?;
+                (Listener::Tcp(TcpListener::bind(addr).map_err(failed)?), format!("http://{addr}"))
+            }
+        };
+        registry.register(listener.source(), LISTENER, Interest::READABLE).map_err(failed)?;
+        log::info!("Metrics at: {shown} (/metrics, /ready, /live)");
         Ok(MetricsServer { listener, clients: HashMap::new(), next: FIRST_CLIENT })
     }
 
@@ -100,7 +178,7 @@ impl MetricsServer {
         match done {
             Progress::Reading => {}
             Progress::Writing => {
-                let _ = registry.reregister(&mut client.stream, token, Interest::WRITABLE);
+                let _ = registry.reregister(client.stream.source(), token, Interest::WRITABLE);
             }
             Progress::Done => self.close(registry, token),
         }
@@ -119,7 +197,7 @@ impl MetricsServer {
     /// the probes out.
     fn accept(&mut self, registry: &Registry) {
         loop {
-            let Ok((mut stream, _)) = self.listener.accept() else { return };
+            let Ok(mut stream) = self.listener.accept() else { return };
             if self.clients.len() >= MAX_CLIENTS {
                 let oldest = self.clients.iter().filter(|(_, c)| c.answer.is_none()).min_by_key(|(_, c)| c.since).map(|(t, _)| *t);
                 match oldest {
@@ -129,7 +207,7 @@ impl MetricsServer {
             }
             let token = Token(self.next);
             self.next = self.next.checked_add(1).unwrap_or(FIRST_CLIENT);
-            if registry.register(&mut stream, token, Interest::READABLE).is_ok() {
+            if registry.register(stream.source(), token, Interest::READABLE).is_ok() {
                 self.clients.insert(token, Client { stream, since: Instant::now(), head: Vec::new(), answer: None });
             }
         }
@@ -137,7 +215,7 @@ impl MetricsServer {
 
     fn close(&mut self, registry: &Registry, token: Token) {
         if let Some(mut client) = self.clients.remove(&token) {
-            let _ = registry.deregister(&mut client.stream);
+            let _ = registry.deregister(client.stream.source());
         }
     }
 }

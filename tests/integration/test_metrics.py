@@ -126,3 +126,21 @@ def test_a_bad_metrics_address_is_one_error(tmp_path):
     result = run_cli(["--metrics-bind", "not-an-address", "testapp:app"], timeout=20)
     assert result.returncode != 0
     assert "--metrics-bind not-an-address" in result.stderr
+
+
+def test_metrics_on_a_unix_socket(servers, tmp_path):
+    """`--metrics-bind unix:PATH`: the same answers, read with curl."""
+    import subprocess
+    sock = tmp_path / "metrics.sock"
+    srv = servers.start(["-w", "1", "--metrics-bind", "unix:%s" % sock, "testapp:app"])
+    def curl(path):
+        return subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", str(sock),
+                               "http://x" + path], capture_output=True, text=True, timeout=10).stdout
+    wait_for(lambda: curl("/ready") == "200", 10, message="ready over the unix socket")
+    text = subprocess.run(["curl", "-s", "--unix-socket", str(sock), "http://x/metrics"], capture_output=True,
+                          text=True, timeout=10).stdout
+    families = {f.name for f in text_string_to_metric_families(text)}
+    assert {"rwsgi_workers", "rwsgi_requests", "rwsgi_ready"} <= families, families
+    srv.signal(signal.SIGTERM)
+    assert srv.wait(20) == 0
+    assert not sock.exists()
