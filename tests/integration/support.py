@@ -408,6 +408,16 @@ def gunicorn(args, log_path, env=None, cwd=APPS_DIR):
             stop_process_group(proc)
 
 
+def refused_config(tmp_path, text, name="conf.py"):
+    """Start rwsgi with a config file holding `text`: it must refuse it at
+    start (exit 1); the path and what it printed on stderr."""
+    conf = tmp_path / name
+    conf.write_text(text)
+    result = run_cli(["-c", str(conf), "testapp:app"], timeout=30)
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    return conf, result.stderr
+
+
 def read_until_close(sock, max_seconds=30.0):
     """Everything a connected socket receives until the peer closes (a
     reset ends it too). Each read waits at most the socket's timeout; a

@@ -11,7 +11,7 @@ import sys
 import time
 import tomllib
 
-from support import APPS_DIR, free_port, get_close, http_probe, run_cli, server_env, wait_for
+from support import APPS_DIR, free_port, get_close, http_probe, refused_config, run_cli, server_env, wait_for
 
 CONFIG_WITH_LOGIC = '''
 import multiprocessing
@@ -97,13 +97,10 @@ def test_check_config_lists_the_hooks(tmp_path):
 
 
 def test_a_broken_config_at_start_is_one_error_with_its_traceback(tmp_path):
-    conf = tmp_path / "broken.py"
-    conf.write_text("import os\nworkers = int(os.environ['NO_SUCH_VARIABLE'])\n")
-    result = run_cli(["-c", str(conf), "testapp:app"])
-    assert result.returncode == 1
-    assert result.stderr.startswith("Error: config file %s: it failed:" % conf), result.stderr
-    assert "KeyError: 'NO_SUCH_VARIABLE'" in result.stderr
-    assert 'File "%s", line 2' % conf in result.stderr
+    conf, stderr = refused_config(tmp_path, "import os\nworkers = int(os.environ['NO_SUCH_VARIABLE'])\n", "broken.py")
+    assert stderr.startswith("Error: config file %s: it failed:" % conf), stderr
+    assert "KeyError: 'NO_SUCH_VARIABLE'" in stderr
+    assert 'File "%s", line 2' % conf in stderr
 
 
 def test_hup_reads_the_file_again_and_a_broken_one_keeps_the_old(servers, tmp_path):
@@ -151,11 +148,8 @@ def test_what_a_config_file_may_hold_besides_settings(tmp_path):
 
 
 def test_a_setting_of_the_wrong_type_is_an_error(tmp_path):
-    conf = tmp_path / "wrong.py"
-    conf.write_text("bind = ['127.0.0.1:8000', 8001]\n")
-    result = run_cli(["-c", str(conf), "testapp:app"])
-    assert result.returncode == 1
-    assert "'bind' has a value of the wrong type" in result.stderr
+    _, stderr = refused_config(tmp_path, "bind = ['127.0.0.1:8000', 8001]\n")
+    assert "'bind' has a value of the wrong type" in stderr
 
 
 def test_hup_applies_new_binds_and_log_settings_from_the_file(servers, tmp_path):

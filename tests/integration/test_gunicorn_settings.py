@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from support import REPO_ROOT, exchange, gunicorn, run_cli, runner_venv_prefix, wait_for
+from support import REPO_ROOT, exchange, gunicorn, refused_config, run_cli, runner_venv_prefix, wait_for
 
 
 def get(address, path=b"/environ", headers=()):
@@ -90,11 +90,8 @@ def test_an_empty_table_turns_the_scheme_headers_off(servers, tmp_path):
 
 
 def test_a_scheme_header_table_must_hold_strings(tmp_path):
-    conf = tmp_path / "conf.py"
-    conf.write_text("secure_scheme_headers = {'X-SCHEME': 1}\n")
-    result = run_cli(["-c", str(conf), "testapp:app"])
-    assert result.returncode == 1
-    assert "secure_scheme_headers: the value of 'X-SCHEME' must be a string" in result.stderr
+    _, stderr = refused_config(tmp_path, "secure_scheme_headers = {'X-SCHEME': 1}\n")
+    assert "secure_scheme_headers: the value of 'X-SCHEME' must be a string" in stderr
 
 
 FORWARDER_CASES = [
@@ -295,12 +292,9 @@ def test_a_broken_logging_configuration_is_one_error_at_start(tmp_path):
 
 
 def test_a_logging_dict_holding_a_class_names_the_fix(tmp_path):
-    conf = tmp_path / "conf.py"
-    conf.write_text("import logging\nlogconfig_dict = {'formatters': {'f': {'()': logging.Formatter}}}\n")
-    result = run_cli(["-c", str(conf), "testapp:app"])
-    assert result.returncode == 1
-    assert "'logconfig_dict' holds a value that is not data" in result.stderr
-    assert "dotted path" in result.stderr
+    _, stderr = refused_config(tmp_path, "import logging\nlogconfig_dict = {'formatters': {'f': {'()': logging.Formatter}}}\n")
+    assert "'logconfig_dict' holds a value that is not data" in stderr
+    assert "dotted path" in stderr
 
 
 # -- syslog ----------------------------------------------------------------------------

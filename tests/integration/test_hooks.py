@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from support import APPS_DIR, exchange, free_port, get_close, gunicorn, run_cli, wait_for
+from support import APPS_DIR, exchange, free_port, get_close, gunicorn, refused_config, run_cli, wait_for
 
 CONF = str(APPS_DIR / "hooks_conf.py")
 MASTER_SIDE = {"on_starting", "on_reload", "when_ready", "pre_fork", "pre_exec", "child_exit", "nworkers_changed", "on_exit"}
@@ -380,12 +380,9 @@ def test_worker_side_hooks_that_hang_are_bounded_by_the_worker_timeouts(servers,
 
 
 def test_a_hook_with_the_wrong_arguments_is_refused_at_start_as_by_gunicorn(tmp_path):
-    conf = tmp_path / "conf.py"
-    conf.write_text("def on_starting(server, extra):\n    pass\n")
-    result = run_cli(["-c", str(conf), "testapp:app"], timeout=30)
-    assert result.returncode != 0
-    assert "Invalid value for on_starting" in result.stderr
-    assert "on_starting must take 1 positional argument" in result.stderr
+    conf, stderr = refused_config(tmp_path, "def on_starting(server, extra):\n    pass\n")
+    assert "Invalid value for on_starting" in stderr
+    assert "on_starting must take 1 positional argument" in stderr
     gunicorn_exe = os.path.join(sys.prefix, "bin", "gunicorn")
     g = subprocess.run([gunicorn_exe, "-c", str(conf), "testapp:app"], cwd=str(APPS_DIR), capture_output=True, text=True,
                        timeout=30)
