@@ -35,7 +35,7 @@ pub fn run(args: &[String]) -> i32 {
             let dirs: Vec<std::path::PathBuf> = pythonpath.split(',').filter(|d| !d.is_empty()).map(Into::into).collect();
             crate::wsgi::app_dirs_on_path(py, &dirs)?;
             let serve = scope.get_item("serve_master_hooks")?.ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("runtime incomplete"))?;
-            serve.call1((0, target.as_str(), 2)).map(drop)
+            serve.call1((0, target.as_str(), 2, super::MASTER_SIDE.to_vec())).map(drop)
         })();
         match served {
             Ok(()) => 0,

@@ -243,27 +243,18 @@ class Response:
         self.version = 'rwsgi'
 
 
-WORKER_SIDE = ('post_fork', 'post_worker_init', 'worker_int', 'worker_abort', 'pre_request',
-               'post_request', 'worker_exit')
-MASTER_SIDE = ('on_starting', 'on_reload', 'when_ready', 'pre_fork', 'pre_exec', 'child_exit',
-               'nworkers_changed', 'on_exit')
-
-
 class WorkerHooks:
     """A worker's hooks and the objects they receive; rwsgi calls its
     methods at the moments Gunicorn calls the hooks."""
 
-    def __init__(self, target, state_json, emit, hooks=None):
+    def __init__(self, hooks, state_json, emit):
         state = json.loads(state_json)
-        self.hooks = hooks if hooks is not None else load_hooks(target, WORKER_SIDE)
+        self.hooks = hooks
         self.cfg = Config(state['cfg'])
         self.log = Logger(emit, self.cfg.loglevel)
         self.server = Server(state['server'], self.cfg, self.log)
         self.worker = Worker(state['worker'], self.cfg, self.log, self.server.pid)
         self.worker.pid = os.getpid()
-
-    def has(self, name):
-        return name in self.hooks
 
     def post_fork(self):
         if 'post_fork' in self.hooks:
@@ -363,7 +354,7 @@ class WorkerHooks:
             self.log.exception('Exception in %s', what)
 
 
-def serve_master_hooks(fd, target, log_fd):
+def serve_master_hooks(fd, target, log_fd, wanted):
     """The hook process: read one JSON call per line from the master on
     socket `fd`, run the hook, answer {"id", "error"}. Only the end of the
     socket (the master gone) ends it; signals meant for the server do not."""
@@ -374,7 +365,7 @@ def serve_master_hooks(fd, target, log_fd):
     sock = socket.socket(fileno=fd)
     reader, writer = sock.makefile('rb'), sock.makefile('wb')
     try:
-        hooks, load_error = load_hooks(target, MASTER_SIDE), None
+        hooks, load_error = load_hooks(target, wanted), None
     except BaseException:
         hooks, load_error = {}, traceback.format_exc()
     for line in reader:
@@ -382,7 +373,7 @@ def serve_master_hooks(fd, target, log_fd):
         error = None
         if call['call'] == '__reload__':
             try:
-                hooks, load_error = load_hooks(target, MASTER_SIDE), None
+                hooks, load_error = load_hooks(target, wanted), None
             except BaseException:
                 error = traceback.format_exc()
         elif load_error is not None:

@@ -179,7 +179,7 @@ impl HookProcess {
             let Some(oldest) = running.pending.front() else { return };
             let left = self.timeout.saturating_sub(oldest.started.elapsed());
             if !left.is_zero() {
-                wait_readable(&running.stream, left.min(Duration::from_millis(100)));
+                let _ = crate::sys::wait_readable(&running.stream, left.min(Duration::from_millis(100)));
             }
             self.on_ready(registry);
             self.check_timeout(registry);
@@ -342,13 +342,6 @@ fn answered(call: &Pending, line: &[u8]) {
     }
 }
 
-/// Sleep until `stream` is readable or `limit` has passed.
-fn wait_readable(stream: &impl std::os::fd::AsFd, limit: Duration) {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
-    let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
-    let _ = poll(&mut fds, PollTimeout::from(ms));
-}
 
 /// Gunicorn's first two master-side hooks, before the sockets are bound:
 /// nworkers_changed(N, None), then on_starting, waited for.

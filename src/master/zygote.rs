@@ -9,7 +9,6 @@
 //! would.
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -84,7 +83,7 @@ impl Zygote {
                     if left.is_zero() {
                         return None;
                     }
-                    wait_readable(&self.line, left);
+                    let _ = crate::sys::wait_readable(&self.line, left);
                 }
                 Err(_) => return None,
             }
@@ -108,13 +107,6 @@ pub fn uses_zygote(_cfg: &crate::config::Config) -> bool {
     std::env::var_os("RWSGI_NO_ZYGOTE").is_none()
 }
 
-/// Sleep until `stream` is readable or `limit` has passed.
-fn wait_readable(stream: &impl AsFd, limit: Duration) {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
-    let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
-    let _ = poll(&mut fds, PollTimeout::from(ms));
-}
 
 impl Master {
     /// Whether generation `id` can have a worker now: always without

@@ -341,6 +341,15 @@ pub fn listen_queue(fd: RawFd) -> Option<u32> {
     Some(info.tcpi_unacked)
 }
 
+/// Wait until `fd` is readable or `limit` has passed (a signal may end
+/// the wait early); whether it is readable.
+pub fn wait_readable(fd: &impl std::os::fd::AsFd, limit: std::time::Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
+    matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
+}
+
 /// Make the master the reaper of its orphaned descendants: a worker a
 /// zygote forked through a process that exits at once becomes the
 /// master's child, which it reaps and supervises like one it forked.

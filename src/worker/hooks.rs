@@ -19,6 +19,8 @@ use crate::wsgi;
 pub(super) struct Hooks {
     /// `runtime.py`'s `WorkerHooks`.
     obj: Py<PyAny>,
+    /// pre_request or post_request is defined.
+    per_request: bool,
 }
 
 /// A Python log call of a hook (`worker.log.info(...)`), into rwsgi's
@@ -44,14 +46,16 @@ fn hooks_file(cfg: &Config) -> Option<&std::path::Path> {
     cfg.config_file.as_deref().filter(|_| hooks::defines_any(cfg, hooks::WORKER_SIDE))
 }
 
-/// In the zygote: load the runtime and the hooks for its workers; the
-/// error is the traceback.
+/// Load the runtime and the config file's worker-side hooks, once per
+/// process: in the zygote, for every worker it forks (or in a worker
+/// forked without one). The error is the traceback.
 pub fn prepare(cfg: &Config) -> Result<(), String> {
-    let Some(target) = hooks_file(cfg) else { return Ok(()) };
+    let Some(target) = hooks_file(cfg).filter(|_| PREPARED.get().is_none()) else { return Ok(()) };
     Python::attach(|py| {
         let loaded = (|| -> PyResult<(Py<PyDict>, Py<PyAny>)> {
             wsgi::app_dirs_on_path(py, &cfg.pythonpath)?;
-            let scope = runtime_scope(py)?;
+            let scope = PyDict::new(py);
+            py.run(&hooks::runtime_code(), Some(&scope), None)?;
             let load = scope.get_item("load_hooks")?.ok_or_else(|| PyRuntimeError::new_err("runtime incomplete"))?;
             let found = load.call1((target.display().to_string(), hooks::WORKER_SIDE.to_vec()))?;
             Ok((scope.unbind(), found.unbind()))
@@ -62,45 +66,29 @@ pub fn prepare(cfg: &Config) -> Result<(), String> {
     })
 }
 
-/// rwsgi's hook runtime, run in a fresh scope.
-fn runtime_scope(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let scope = PyDict::new(py);
-    py.run(&hooks::runtime_code(), Some(&scope), None)?;
-    Ok(scope)
-}
-
 impl Hooks {
-    /// Load the hooks when the config file defines any worker-side one
-    /// (or take those the zygote loaded); the error is the traceback.
+    /// The worker's hooks when the config file defines any worker-side
+    /// one (loaded by [`prepare`]); the error is the traceback.
     pub fn load(spec: &WorkerSpec<'_>) -> Result<Option<Hooks>, String> {
         let cfg = spec.cfg;
-        let Some(target) = hooks_file(cfg) else {
-            return Ok(None);
-        };
+        prepare(cfg)?;
+        let Some((scope, found)) = PREPARED.get() else { return Ok(None) };
         // Gunicorn's worker sees the master's pid, the count wanted, and
         // itself; the siblings (`server.WORKERS`) are not given.
         let server = ServerPicture { pid: spec.master.as_raw(), num_workers: cfg.workers, reexec_pid: 0, workers: Vec::new() };
         let me = WorkerPicture { pid: Some(std::process::id() as i32), age: spec.age, ..WorkerPicture::default() };
         let state = hooks::worker_state(cfg, &server, me);
+        let per_request = hooks::defines_any(cfg, &["pre_request", "post_request"]);
         Python::attach(|py| {
             let loaded = (|| -> PyResult<Py<PyAny>> {
                 wsgi::app_dirs_on_path(py, &cfg.pythonpath)?;
-                let (scope, found) = match PREPARED.get() {
-                    Some((scope, found)) => (scope.bind(py).clone(), found.bind(py).clone()),
-                    None => (runtime_scope(py)?, py.None().into_bound(py)),
-                };
-                let class = scope.get_item("WorkerHooks")?.ok_or_else(|| PyRuntimeError::new_err("runtime incomplete"))?;
-                let obj = class.call1((target.display().to_string(), state, wrap_pyfunction!(emit, py)?, found))?;
+                let class = scope.bind(py).get_item("WorkerHooks")?.ok_or_else(|| PyRuntimeError::new_err("runtime incomplete"))?;
+                let obj = class.call1((found.bind(py), state, wrap_pyfunction!(emit, py)?))?;
                 obj.call_method0("install_signal_handlers")?;
                 Ok(obj.unbind())
             })();
-            loaded.map(|obj| Some(Hooks { obj })).map_err(|e| wsgi::format_traceback(py, &e))
+            loaded.map(|obj| Some(Hooks { obj, per_request })).map_err(|e| wsgi::format_traceback(py, &e))
         })
-    }
-
-    /// Whether the config file defines `hook`.
-    pub fn has(&self, hook: &str) -> bool {
-        Python::attach(|py| self.obj.bind(py).call_method1("has", (hook,)).and_then(|b| b.extract()).unwrap_or(false))
     }
 
     /// post_fork(server, worker), before the app is imported; the error is
@@ -123,7 +111,7 @@ impl Hooks {
     /// The object the request path calls (`pre_request`, `post_request`),
     /// when the config file defines either.
     pub fn per_request(&self) -> Option<Py<PyAny>> {
-        (self.has("pre_request") || self.has("post_request")).then(|| Python::attach(|py| self.obj.clone_ref(py)))
+        self.per_request.then(|| Python::attach(|py| self.obj.clone_ref(py)))
     }
 
     fn call(&self, method: &str, args: impl for<'py> FnOnce(Python<'py>) -> Bound<'py, PyTuple>) -> Result<(), String> {

@@ -164,7 +164,7 @@ fn serve(spec: &ZygoteSpec<'_>, app: Option<&Py<PyAny>>) -> i32 {
     loop {
         // Between requests, and at least every quarter second: USR1's
         // reopened logs, for the workers forked from now on.
-        if reader.buffer().is_empty() && !readable_within(reader.get_ref(), Duration::from_millis(250)) {
+        if reader.buffer().is_empty() && !crate::sys::wait_readable(reader.get_ref(), Duration::from_millis(250)) {
             if sys::take_reopen_request() {
                 reopen_logs(spec.cfg);
             }
@@ -190,14 +190,6 @@ fn serve(spec: &ZygoteSpec<'_>, app: Option<&Py<PyAny>>) -> i32 {
     0
 }
 
-/// Whether `stream` has something to read within `limit`.
-fn readable_within(stream: &UnixStream, limit: Duration) -> bool {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
-    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
-    let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
-    matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
-}
 
 /// USR1 in the zygote: the error log, the access log its workers take,
 /// and `--capture-output`, on the files as they are now.
