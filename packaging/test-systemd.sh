@@ -27,7 +27,7 @@ wait_for() {
     done
 }
 mainpid() { systemctl show -P MainPID "$1"; }
-workers() { pgrep -P "$1" | sort -n | tr '\n' ' '; }
+workers() { pgrep -P "$1" -f '^rwsgi: worker' | sort -n | tr '\n' ' '; }
 active() { systemctl is-active --quiet "$1"; }
 hello_unix() { [ "$(curl -sS --max-time 10 --unix-socket /run/rwsgi/hello.sock http://localhost/)" = "Hello world!" ]; }
 hello_tcp() { [ "$(curl -sS --max-time 10 "http://127.0.0.1:$PORT/")" = "Hello world!" ]; }

@@ -52,7 +52,8 @@
 //! - [`logging`] (http, net, config): the error log, which every module
 //!   writes through the `log` macros, and the access log.
 
-// `unsafe` lives in sys/ only; the compiler holds everything else to it.
+// `unsafe` lives in sys/, but for the forks the master and the zygote make
+// (each allowed where it stands); the compiler holds everything else to it.
 #![deny(unsafe_code, missing_docs, clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 pub mod config;

@@ -119,7 +119,7 @@ pub static SETTINGS: &[GunicornSetting] = &[
     g("on_reload", "", Hook("hook process, on HUP once the new settings are read, before the new workers are forked")),
     g("when_ready", "", Hook("hook process, once the sockets are bound, before the first fork")),
     g("pre_fork", "", Hook("hook process; the fork waits for it (`worker.pid` is `\"[booting]\"`, ages count from 1)")),
-    g("post_fork", "", Hook("worker, once CPython has started (after `--user` and `-e`), before the app is imported; raising fails the worker's boot")),
+    g("post_fork", "", Hook("worker, once CPython has started (after `--user` and `-e`), before the app is imported (with `--preload`, after); raising fails the worker's boot")),
     g("post_worker_init", "", Hook("worker, once the app is imported; raising fails the worker's boot")),
     g("worker_int", "", Hook("worker, on SIGINT or SIGQUIT (a fast stop), then worker_exit; once per worker (Gunicorn's can run twice on a Ctrl-C)")),
     g("worker_abort", "", Hook("worker, on the master's SIGABRT to a stuck worker, after its Python stack is logged, once Python gets to run (a worker stuck outside Python is killed without it)")),

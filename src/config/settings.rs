@@ -974,7 +974,11 @@ pub static SETTINGS: &[Setting] = &[
          the current generation serves, 503 while booting or stopping) and /live. Off by \
          default. rwsgi's own.",
         apply: |v, c| {
-            c.metrics_bind = v.nonempty().map(str::to_string);
+            // A socket path is from the directory rwsgi starts in.
+            c.metrics_bind = v.nonempty().map(|a| match a.strip_prefix("unix:") {
+                Some(path) => format!("unix:{}", absolute_from_start(path).display()),
+                None => a.to_string(),
+            });
             Ok(())
         }),
     setting!("control_socket", None, Cli::Flag("control-socket"), Kind::Text, "", None, "PATH", "Control",

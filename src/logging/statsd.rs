@@ -7,7 +7,7 @@
 //!   for one with a Python traceback), counters;
 //! - from the master: `gunicorn.workers:N|g` when the count changes, and
 //!   with `--enable-backlog-metric`, `gunicorn.backlog:N|h` (connections
-//!   waiting to be accepted, summed over the TCP listeners) each turn.
+//!   waiting to be accepted, summed over the TCP listeners) once a second.
 //!
 //! `--statsd-prefix` comes first (with one dot after it), and
 //! `--dogstatsd-tags` last (`|#tags`). One datagram socket, connected in

@@ -221,6 +221,8 @@ impl HookProcess {
         let Some(mut running) = self.running.take() else { return };
         let pid = running.pid;
         let culprit = running.pending.pop_front().map(|p| p.hook).filter(|h| !h.starts_with("__"));
+        // Reaped already, its pid may be another process's now.
+        let reaped = matches!(loss, Loss::Exited(_));
         match (loss, culprit) {
             (Loss::TimedOut, Some(hook)) => log::error!(
                 "The hook process {pid} was stopped: its {hook} hook did not return within {} s (--hook-timeout)",
@@ -230,7 +232,9 @@ impl HookProcess {
             (loss, None) => log::warn!("The hook process {pid} {loss}"),
         }
         let _ = registry.deregister(&mut running.stream);
-        let _ = kill(running.pid, Signal::SIGKILL);
+        if !reaped {
+            let _ = kill(running.pid, Signal::SIGKILL);
+        }
         let queued: Vec<Pending> = running.pending.into_iter().filter(|p| !p.hook.starts_with("__")).collect();
         if queued.is_empty() {
             return;

@@ -137,7 +137,10 @@ impl MetricsServer {
         let failed = |e: std::io::Error| format!("--metrics-bind {address}: {e}");
         let (mut listener, shown) = match address.strip_prefix("unix:") {
             Some(path) => {
-                let path = std::path::absolute(path).map_err(failed)?;
+                let path = std::path::PathBuf::from(path);
+                if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                    return Err(format!("--metrics-bind {address}: another server answers there"));
+                }
                 let _ = std::fs::remove_file(&path);
                 let listener = UnixListener::bind(&path).map_err(failed)?;
                 (Listener::Unix(listener, path.clone()), format!("unix:{}", path.display()))

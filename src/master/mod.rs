@@ -14,9 +14,10 @@
 //! workers are forked by its zygote (`zygote`) and adopted by the master.
 //!
 //! Files: `start` (the start-up order), `exit` (a worker's end and its log
-//! line), `hooks` (the hook process), `multiproc` (prometheus_client's
-//! files), `reload` (`--reload`'s watch),
-//! `zygote` (the generations' zygotes), `pidfile`.
+//! line), `zygote` (the generations' zygotes), `hooks` (the hook process),
+//! `reload` (`--reload`'s watch), `metrics` (`--metrics-bind`), `control`
+//! (the control socket), `multiproc` (prometheus_client's files),
+//! `pidfile`.
 
 mod control;
 mod exit;
@@ -260,18 +261,23 @@ impl Master {
         let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
         let hooks = hooks_before_start(&cfg, poll.registry());
         let code_watch = CodeWatch::new(&cfg, poll.registry())?;
-        let metrics = cfg.metrics_bind.as_deref().map(|a| metrics::MetricsServer::bind(a, poll.registry())).transpose()?;
-        let control = match (&cfg.control_socket, cfg.control_socket_disable) {
-            (Some(path), false) => Some(control::ControlServer::bind(path, cfg.control_socket_mode, poll.registry())?),
-            _ => None,
-        };
         let upgraded_from = take_upgraded_from();
-        // (A new master of USR2 leaves the old one's workers' files be.)
-        if let (Some(dir), None) = (multiproc::directory(&cfg), upgraded_from) {
-            multiproc::clear(&dir);
+        if cfg.preload_app && !zygote::uses_zygote() {
+            log::warn!("--preload has no effect with RWSGI_NO_ZYGOTE: each worker imports the application");
         }
         let (listeners, socket_activated) = open_listeners(&cfg)?;
         let pidfile = write_pidfile(&cfg, upgraded_from)?;
+        // A new master of USR2 leaves the old one's metrics files, and its
+        // metrics and control sockets until it is gone (`check_old_master`).
+        let (metrics, control) = match upgraded_from {
+            None => {
+                if let Some(dir) = multiproc::directory(&cfg) {
+                    multiproc::clear(&dir);
+                }
+                open_observers(&cfg, poll.registry())?
+            }
+            Some(_) => (None, None),
+        };
         let board = Scoreboard::new().map_err(|e| format!("cannot map the scoreboard: {e}"))?;
         let signals = watch_signals(&poll)?;
         sys::ignore_sigpipe().map_err(|e| format!("cannot ignore SIGPIPE: {e}"))?;
@@ -725,6 +731,10 @@ impl Master {
         }
         self.upgraded_from = None;
         log::info!("The old master ({old}) is gone; this one takes over");
+        match open_observers(&self.current.cfg, self.poll.registry()) {
+            Ok((metrics, control)) => (self.metrics, self.control) = (metrics, control),
+            Err(e) => log::error!("{e}"),
+        }
         if let (Some(pidfile), Some(path)) = (self.pidfile.as_mut(), self.current.cfg.pidfile.as_ref()) {
             if let Err(e) = pidfile.move_to(path) {
                 log::error!("{e}");
@@ -1140,7 +1150,7 @@ impl Master {
             return false;
         };
         self.board.assign(slot, 0);
-        if zygote::uses_zygote(&self.generation(generation).cfg) {
+        if zygote::uses_zygote() {
             return match self.spawn_from_zygote(generation, slot) {
                 Some(pid) => self.adopt(pid, slot, generation),
                 None => {
@@ -1185,6 +1195,16 @@ impl Master {
         self.next_age += 1;
         true
     }
+}
+
+/// `--metrics-bind`'s listener and the control socket, as `cfg` asks.
+fn open_observers(cfg: &Config, registry: &mio::Registry) -> Result<(Option<metrics::MetricsServer>, Option<control::ControlServer>), String> {
+    let metrics = cfg.metrics_bind.as_deref().map(|a| metrics::MetricsServer::bind(a, registry)).transpose()?;
+    let control = match (&cfg.control_socket, cfg.control_socket_disable) {
+        (Some(path), false) => Some(control::ControlServer::bind(path, cfg.control_socket_mode, registry)?),
+        _ => None,
+    };
+    Ok((metrics, control))
 }
 
 /// The old master's pid when USR2 started this one. Taken once: the

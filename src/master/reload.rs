@@ -151,9 +151,7 @@ impl CodeWatch {
 
     /// A change to `path`: the reload waits for the change to settle.
     fn note_change(&mut self, path: PathBuf, now: Instant) {
-        if self.changed.is_none() {
-            log::info!("--reload: {} changed", path.display());
-        }
+        // (Said when the reload starts.)
         self.changed = Some((path, now + SETTLE));
     }
 

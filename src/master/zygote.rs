@@ -101,19 +101,21 @@ impl Drop for Zygote {
     }
 }
 
-/// Whether workers of `cfg` are forked from a zygote: always, unless
-/// `RWSGI_NO_ZYGOTE` is set (for comparing memory and boot times).
-pub fn uses_zygote(_cfg: &crate::config::Config) -> bool {
-    std::env::var_os("RWSGI_NO_ZYGOTE").is_none()
+/// Whether workers are forked from a zygote: always, unless
+/// `RWSGI_NO_ZYGOTE` is set (for comparing memory and boot times; read
+/// once).
+pub fn uses_zygote() -> bool {
+    static USES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *USES.get_or_init(|| std::env::var_os("RWSGI_NO_ZYGOTE").is_none())
 }
 
 
 impl Master {
-    /// Whether generation `id` can have a worker now: always without
-    /// `--preload`; with it, once its zygote has booted (started here
-    /// when it has none, killed past `--boot-timeout`).
+    /// Whether generation `id` can have a worker now: once its zygote has
+    /// booted (started here when it has none, killed past
+    /// `--boot-timeout`); at once with `RWSGI_NO_ZYGOTE`.
     pub(super) fn zygote_ready(&mut self, id: u64) -> bool {
-        if !uses_zygote(&self.generation(id).cfg) {
+        if !uses_zygote() {
             return true;
         }
         if self.generation(id).zygote.is_none() {

@@ -1,6 +1,9 @@
-//! The only place with `unsafe`: fork, signal dispositions in a worker, the
+//! Where `unsafe` lives: fork, signal dispositions in a worker, the
 //! shared-memory scoreboard, adopting inherited fds and starting CPython
-//! with a chosen program name. Each function here is mechanism, not policy:
+//! with a chosen program name. (Outside it, only forking itself, where
+//! the caller vouches for one thread: the master's workers and zygotes,
+//! and the zygote's workers with CPython's fork protocol, each marked
+//! `#[allow(unsafe_code)]`.) Each function here is mechanism, not policy:
 //! callers decide when and why.
 
 pub mod scoreboard;

@@ -166,7 +166,7 @@ pub fn check_app(cfg: &Config) -> Result<(), String> {
 
 /// The fixed boot order after fork: the worker's own signal handlers and
 /// its mark on processes forked from it, inherited descriptors closed, the
-/// heartbeat, a watch on the master, the process title, the access log
+/// heartbeat, the process title, a watch on the master, the access log
 /// (opened before privileges drop, like the error log the master opened),
 /// the user and group, `-e` and CPython, Python's SIGTERM handler, the
 /// config file's worker-side hooks (and their signal handlers),
@@ -192,6 +192,9 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
     keep.extend(inherited_log.as_ref().and_then(AccessLog::fd));
     sys::close_inherited_except(&keep);
     sys::set_heartbeat(spec.board, spec.slot);
+    // Named before anything else can see it (a worker from the zygote
+    // still bears the zygote's title).
+    sys::set_process_title("rwsgi: worker", &format!("rwsgi: worker [{}]", cfg.proc_name));
     if let Start::Zygote { .. } = spec.start {
         zygote::wait_for_adoption(spec.master);
     }
@@ -200,7 +203,6 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
         Ok(false) => return Err(ExitReason::Stopped),
         Err(e) => log::warn!("cannot ask to be stopped with the master: {e}"),
     }
-    sys::set_process_title("rwsgi: worker", &format!("rwsgi: worker [{}]", cfg.proc_name));
     log::info!("Booting worker with pid: {}", std::process::id());
     let access_log = match spec.start {
         Start::Fresh => {

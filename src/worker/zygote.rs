@@ -222,8 +222,10 @@ fn fork_worker(spec: &ZygoteSpec<'_>, app: Option<&Py<PyAny>>, slot: usize, age:
     let (read, write) = nix::unistd::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
     // SAFETY: this thread holds no GIL (no pyo3 guard is alive here), so
     // taking it with the C API and giving it back around the fork is
-    // balanced; the zygote is single-threaded (an app's threads were
-    // warned about), as fork requires.
+    // balanced. The zygote runs one thread of its own; threads a preloaded
+    // app started (warned about) do not exist in the child, which is then
+    // in the state os.fork leaves a child in: CPython's protocol resets its
+    // own locks, and libc's fork those of malloc.
     unsafe {
         let gil = pyo3::ffi::PyGILState_Ensure();
         pyo3::ffi::PyOS_BeforeFork();

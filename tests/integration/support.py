@@ -47,7 +47,8 @@ def runner_venv_prefix():
 
 def is_worker_process(pid):
     """Whether `pid` is one of rwsgi's workers (not its zygote or hook
-    process, also children of the master), alive (not a zombie)."""
+    process, also children of the master), alive (not a zombie), and
+    titled as one."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             if f.read().rsplit(")", 1)[1].split()[0] == "Z":
@@ -56,7 +57,9 @@ def is_worker_process(pid):
             cmdline = f.read()
     except (OSError, IndexError):
         return False
-    return not cmdline.startswith(b"rwsgi: zygote") and b"--rwsgi-hook-process" not in cmdline
+    # By title: a worker the zygote has just forked still bears the
+    # zygote's until it retitles itself (the hook process never does).
+    return cmdline.startswith(b"rwsgi: worker")
 
 
 def worker_pids(master):

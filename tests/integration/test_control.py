@@ -8,6 +8,8 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 from support import rwsgi_bin, run_cli, wait_for, worker_pids
 
 GUNICORNC = os.path.join(sys.prefix, "bin", "gunicornc")
@@ -70,6 +72,7 @@ def test_rwsgi_ctl_and_its_errors(servers, tmp_path):
     assert nothing.returncode == 1 and "none.ctl" in nothing.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
 def test_a_client_of_another_user_is_refused(servers):
     """Even on a socket anyone may open (mode 0o666, in /tmp): the peer's
     credentials decide; the server goes on."""
@@ -119,3 +122,25 @@ def test_rwsgi_top_in_a_terminal_shows_a_busy_workers_request(servers, tmp_path)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], timeout=10)
         slow.join()
+
+
+def test_usr2_hands_the_control_socket_over_once_the_old_master_is_gone(servers, tmp_path):
+    """The new master of USR2 does not fight the old one for the control
+    socket (or the metrics port): it takes them when the old one goes."""
+    import signal
+    sock = tmp_path / "rwsgi.ctl"
+    pidfile = tmp_path / "rwsgi.pid"
+    srv = servers.start(["-w", "1", "-p", str(pidfile), "--control-socket", str(sock), "testapp:app"])
+    srv.signal(signal.SIGUSR2)
+    upgraded = tmp_path / "rwsgi.pid.2"
+    wait_for(lambda: upgraded.exists() and upgraded.read_text().strip(), 20, message="the new master")
+    new_master = int(upgraded.read_text())
+    assert json.loads(ctl(sock, "show", "stats").stdout)["pid"] == srv.pid
+    srv.signal(signal.SIGTERM)
+    assert srv.wait(20) == 0
+    try:
+        wait_for(lambda: ctl(sock, "show", "stats").returncode == 0
+                 and json.loads(ctl(sock, "show", "stats").stdout)["pid"] == new_master, 20,
+                 message="the new master on the control socket")
+    finally:
+        os.kill(new_master, signal.SIGTERM)

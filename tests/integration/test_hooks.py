@@ -346,7 +346,7 @@ def test_a_worker_side_hook_that_raises(servers, tmp_path):
     evidence = tmp_path / "evidence.jsonl"
     env = {"HOOK_EVIDENCE": str(evidence), "HOOK_RAISE": "post_fork"}
     result = run_cli(["-w", "1", "-b", "127.0.0.1:%d" % free_port(), "-c", CONF, "testapp:app"], env=env, timeout=30)
-    assert result.returncode != 0
+    assert result.returncode == 3  # Gunicorn's "Worker failed to boot."
     assert "Exception in worker process" in result.stderr
     assert "RuntimeError: post_fork failed on purpose" in result.stderr
     # Gunicorn's worker_exit still runs in the worker that failed; the
@@ -357,7 +357,8 @@ def test_a_worker_side_hook_that_raises(servers, tmp_path):
     assert events(evidence)[-1]["hook"] == "on_exit"
     assert not hooks_of(evidence, "post_worker_init")
 
-    srv, evidence = start(servers, tmp_path / "..", ["-w", "1"], raise_=["post_request", "worker_exit"])
+    (tmp_path / "second").mkdir()
+    srv, evidence = start(servers, tmp_path / "second", ["-w", "1"], raise_=["post_request", "worker_exit"])
     assert srv.get("/hello").status == 200
     wait_for(lambda: "Exception in post_request hook" in srv.stderr(), 10, message="post_request's error")
     srv.signal(signal.SIGTERM)
