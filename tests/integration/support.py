@@ -47,8 +47,8 @@ def runner_venv_prefix():
 
 def is_worker_process(pid):
     """Whether `pid` is one of rwsgi's workers (not its zygote or hook
-    process, also children of the master), alive (not a zombie), and
-    titled as one."""
+    process, also children of the master), alive (not a zombie); or one
+    of Gunicorn's."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             if f.read().rsplit(")", 1)[1].split()[0] == "Z":
@@ -57,9 +57,9 @@ def is_worker_process(pid):
             cmdline = f.read()
     except (OSError, IndexError):
         return False
-    # By title: a worker the zygote has just forked still bears the
-    # zygote's until it retitles itself (the hook process never does).
-    return cmdline.startswith(b"rwsgi: worker")
+    # By what it is not (Gunicorn's workers count too, for the tests that
+    # run both). A worker the zygote forks retitles itself first thing.
+    return not cmdline.startswith(b"rwsgi: zygote") and b"--rwsgi-hook-process" not in cmdline
 
 
 def worker_pids(master):
