@@ -324,6 +324,7 @@ impl Master {
             }
             self.reap_workers();
             if let Some(code) = self.finished() {
+                self.end_zygotes();
                 self.shut_down();
                 self.hooks_at_exit();
                 return code;

@@ -200,6 +200,21 @@ impl Master {
         }
     }
 
+    /// At exit: end the zygotes and wait for them, so that the listening
+    /// sockets they hold are closed once the master is gone (a restart
+    /// binds the port again at once).
+    pub(super) fn end_zygotes(&mut self) {
+        let pending = self.pending.as_mut().map(|p| &mut p.generation);
+        for gen in [Some(&mut self.current), pending].into_iter().flatten() {
+            if let Some(mut zygote) = gen.zygote.take() {
+                let _ = kill(zygote.pid, Signal::SIGKILL);
+                // SIGKILL ends it at once; nothing else reaps it now.
+                let _ = nix::sys::wait::waitpid(zygote.pid, None);
+                zygote.reaped = true;
+            }
+        }
+    }
+
     /// Send `sig` to the zygotes (USR1: reopen the logs).
     pub(super) fn signal_zygotes(&self, sig: Signal) {
         let pending = self.pending.as_ref().map(|p| &p.generation);
