@@ -1,12 +1,12 @@
 //! `rwsgi ctl -s PATH COMMAND...`: a client of the control socket
 //! (`--control-socket`), speaking Gunicorn's protocol: it sends one
 //! command and prints the answer's data as JSON (exit 0), or the error
-//! (exit 1). `rwsgi top -s PATH`: every worker's row, refreshed each
+//! (exit 1). `rwsgi top -s PATH`: the server's rates and every worker's row, refreshed each
 //! second, from the same socket.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -69,13 +69,19 @@ pub fn top(args: &[String]) -> i32 {
         },
         _ => return usage_top(),
     };
+    let mut last: Option<(Instant, Value)> = None;
     for round in 0..rounds {
         if round > 0 {
             std::thread::sleep(Duration::from_secs(1));
         }
         let screen = ask(socket, "show stats").and_then(|stats| Ok((stats, ask(socket, "show workers")?)));
         match screen {
-            Ok((stats, workers)) => print!("\x1b[H\x1b[2J{}", render_top(&stats["data"], &workers["data"])),
+            Ok((stats, workers)) => {
+                let now = Instant::now();
+                let rates = last.as_ref().map(|(then, before)| Rates::between(&before["data"], &stats["data"], now - *then));
+                print!("\x1b[H\x1b[2J{}", render_top(&stats["data"], &workers["data"], rates.as_ref()));
+                last = Some((now, stats));
+            }
             Err(e) => {
                 eprintln!("Error: {socket}: {e}");
                 return 1;
@@ -91,33 +97,92 @@ fn usage_top() -> i32 {
     2
 }
 
-/// One screen of `rwsgi top`.
-fn render_top(stats: &Value, workers: &Value) -> String {
+/// The server's rates between two `show stats`, per second.
+struct Rates {
+    requests: f64,
+    by_class: Vec<(String, f64)>,
+    bytes_in: f64,
+    bytes_out: f64,
+}
+
+impl Rates {
+    fn between(before: &Value, now: &Value, elapsed: Duration) -> Rates {
+        let seconds = elapsed.as_secs_f64().max(0.001);
+        let rate = |a: &Value, b: &Value| (b.as_f64().unwrap_or(0.0) - a.as_f64().unwrap_or(0.0)).max(0.0) / seconds;
+        let classes = now["responses"].as_object().into_iter().flatten();
+        Rates {
+            requests: rate(&before["requests"], &now["requests"]),
+            by_class: classes.map(|(class, n)| (class.clone(), rate(&before["responses"][class], n))).collect(),
+            bytes_in: rate(&before["bytes_in"], &now["bytes_in"]),
+            bytes_out: rate(&before["bytes_out"], &now["bytes_out"]),
+        }
+    }
+}
+
+/// One screen of `rwsgi top`: the server's line, its rates (from the
+/// second screen on), then a row per worker.
+fn render_top(stats: &Value, workers: &Value, rates: Option<&Rates>) -> String {
     let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(0.0);
     let mut out = format!(
-        "rwsgi top: master {}, up {:.0} s, workers {}/{}, requests {}, reloads {}   (Ctrl-C quits)\n\n",
+        "rwsgi top: master {}, up {:.0} s, workers {}/{}, requests {}, reloads {}, listen queue {}   (Ctrl-C quits)\n",
         num(stats, "pid"),
         num(stats, "uptime"),
         num(stats, "workers_current"),
         num(stats, "workers_target"),
         num(stats, "requests"),
         num(stats, "reloads"),
+        num(stats, "listen_queue"),
     );
-    out.push_str(&format!("{:>8} {:>5} {:<9} {:>9} {:>7}  {}\n", "PID", "AGE", "STATE", "REQUESTS", "BEAT", "REQUEST"));
+    match rates {
+        Some(r) => {
+            let classes: Vec<String> = r.by_class.iter().filter(|(_, n)| *n > 0.0).map(|(c, n)| format!("{c} {n:.1}")).collect();
+            out.push_str(&format!(
+                "rates: {:.1} req/s [{}], in {}/s, out {}/s\n\n",
+                r.requests,
+                classes.join(", "),
+                human_bytes(r.bytes_in),
+                human_bytes(r.bytes_out)
+            ));
+        }
+        None => out.push_str("rates: (from the next screen)\n\n"),
+    }
+    out.push_str(&format!(
+        "{:>8} {:>5} {:<9} {:>9} {:>4} {:>8} {:>8} {:>3} {:>7}  {}\n",
+        "PID", "AGE", "STATE", "REQUESTS", "LAST", "RSS", "CPU", "RST", "BEAT", "REQUEST"
+    ));
     for w in workers.get("workers").and_then(Value::as_array).into_iter().flatten() {
         let request = match (w.get("request").and_then(Value::as_str), w.get("request_seconds").and_then(Value::as_f64)) {
             (Some(line), Some(age)) => format!("{line} ({age:.1} s)"),
             _ => String::new(),
         };
+        let last = w.get("last_status").and_then(Value::as_u64).map_or("-".to_string(), |s| s.to_string());
+        let rss = w.get("rss").and_then(Value::as_f64).map_or("-".to_string(), human_bytes);
+        let cpu = w.get("cpu_seconds").and_then(Value::as_f64).map_or("-".to_string(), |s| format!("{s:.2}s"));
         out.push_str(&format!(
-            "{:>8} {:>5} {:<9} {:>9} {:>6.1}s  {}\n",
+            "{:>8} {:>5} {:<9} {:>9} {:>4} {:>8} {:>8} {:>3} {:>6.1}s  {}\n",
             num(w, "pid"),
             num(w, "age"),
             w.get("state").and_then(Value::as_str).unwrap_or("?"),
             num(w, "requests"),
+            last,
+            rss,
+            cpu,
+            num(w, "restarts"),
             num(w, "last_heartbeat"),
             request
         ));
     }
     out
+}
+
+/// `12.3M`-style sizes, as top shows them.
+fn human_bytes(bytes: f64) -> String {
+    let mut size = bytes;
+    for unit in ["B", "K", "M", "G"] {
+        if size < 1024.0 {
+            return if unit == "B" { format!("{size:.0}{unit}") } else { format!("{size:.1}{unit}") };
+        }
+        size /= 1024.0;
+    }
+    format!("{size:.1}T")
 }

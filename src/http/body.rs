@@ -93,6 +93,11 @@ impl BodyReader {
         !self.is_complete() && self.raw_pos == self.raw.len()
     }
 
+    /// Body bytes decoded so far (read by the app, or drained).
+    pub fn decoded(&self) -> u64 {
+        self.decoded
+    }
+
     /// Bytes of memory the reader's buffers hold (their capacity).
     pub fn buffered(&self) -> usize {
         self.raw.capacity() + self.pending.capacity()

@@ -18,6 +18,9 @@ use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 use serde_json::{json, Value};
 
+use super::view::WorkerView;
+use crate::sys::tally::STATUS_CLASSES;
+
 /// The poll token of the control socket; its clients follow it.
 pub const LISTENER: Token = Token(1 << 40);
 /// Clients at once; past it the oldest goes.
@@ -322,48 +325,40 @@ impl super::Master {
 
     /// `show ...`.
     fn control_show(&self, what: &str) -> Value {
-        let mut workers: Vec<Value> = self
-            .workers
-            .iter()
-            .map(|(pid, w)| {
-                let state = match self.board.state(w.slot) {
-                    crate::sys::SlotState::Free | crate::sys::SlotState::Booting => "booting",
-                    crate::sys::SlotState::Idle => "idle",
-                    crate::sys::SlotState::Busy => "busy",
-                    crate::sys::SlotState::Stopping => "stopping",
-                };
-                // The request in hand, if any: what `rwsgi top` shows.
-                let running = self.board.request_running_ms(w.slot).zip(self.board.request_line(w.slot));
-                json!({
-                    "pid": pid.as_raw(), "age": w.age, "state": state, "booted": state != "booting",
-                    "aborted": w.aborted.is_some(), "requests": self.board.requests(w.slot),
-                    "last_heartbeat": self.board.silent_for_ms(w.slot) as f64 / 1000.0,
-                    "current": w.generation == self.current.id,
-                    "request": running.as_ref().map(|(_, line)| line.clone()),
-                    "request_seconds": running.map(|(ms, _)| ms as f64 / 1000.0),
-                })
-            })
-            .collect();
-        workers.sort_by_key(|w| w["age"].as_u64());
+        let view = self.view();
+        let workers: Vec<Value> = view.workers.iter().map(worker_json).collect();
         let count = workers.len();
         match what {
             "workers" => json!({"workers": workers, "count": count}),
-            "stats" => json!({
-                "uptime": self.counts.since.map(|t| t.elapsed().as_secs_f64()),
-                "pid": std::process::id(),
-                "workers_current": count,
-                "workers_target": self.current.target,
-                "workers_spawned": self.next_age.saturating_sub(1),
-                "workers_killed": self.counts.exits.values().sum::<u64>(),
-                "reloads": self.counts.reloads,
-                "requests": self.counts.requests_gone + self.workers.values().map(|w| self.board.requests(w.slot)).sum::<u64>(),
-            }),
+            "stats" => {
+                let t = &view.totals;
+                let by_class: serde_json::Map<String, Value> =
+                    STATUS_CLASSES.iter().zip(t.by_class).map(|(class, n)| (class.to_string(), json!(n))).collect();
+                json!({
+                    "uptime": view.uptime,
+                    "pid": std::process::id(),
+                    "workers_current": count,
+                    "workers_target": view.target,
+                    "workers_spawned": view.spawned,
+                    "workers_killed": view.exits.iter().map(|(_, n)| n).sum::<u64>(),
+                    "worker_exits": view.exits.iter().map(|(cause, n)| (cause.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+                    "reloads": view.reloads,
+                    "requests": view.requests,
+                    "responses": by_class,
+                    "request_seconds_sum": t.duration_sum_us as f64 / 1e6,
+                    "bytes_in": t.bytes_in,
+                    "bytes_out": t.bytes_out,
+                    "connections_accepted": t.accepted,
+                    "workers_rss": view.workers.iter().filter_map(|w| w.rss).sum::<u64>(),
+                    "workers_cpu_seconds": view.cpu,
+                    "listen_queue": view.listeners.iter().filter_map(|(_, _, q)| *q).sum::<u32>(),
+                })
+            }
             "listeners" => {
-                let listeners: Vec<Value> = self
-                    .current
+                let listeners: Vec<Value> = view
                     .listeners
                     .iter()
-                    .map(|l| json!({"address": l.describe(), "fd": std::os::fd::AsRawFd::as_raw_fd(&**l)}))
+                    .map(|(address, fd, queue)| json!({"address": address, "fd": fd, "queue": queue}))
                     .collect();
                 json!({"count": listeners.len(), "listeners": listeners})
             }
@@ -371,6 +366,18 @@ impl super::Master {
             _ => json!({"master": {"pid": std::process::id()}, "workers": workers, "count": count}),
         }
     }
+}
+
+/// A worker in `show workers`: the fields Gunicorn's control socket gives
+/// (pid, age, booted, aborted, last_heartbeat), then rwsgi's.
+fn worker_json(w: &WorkerView) -> Value {
+    json!({
+        "pid": w.pid.as_raw(), "age": w.age, "state": w.state, "booted": w.state != "booting",
+        "aborted": w.aborted, "requests": w.requests, "last_heartbeat": w.silent, "current": w.current,
+        "request": w.request.as_ref().map(|(line, _)| line), "request_seconds": w.request.as_ref().map(|(_, age)| age),
+        "last_status": (w.last_status != 0).then_some(w.last_status),
+        "rss": w.rss, "cpu_seconds": w.cpu, "restarts": w.restarts,
+    })
 }
 
 #[cfg(test)]

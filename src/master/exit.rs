@@ -10,10 +10,12 @@
 use std::fmt;
 
 use log::Level;
+use nix::sys::resource::{getrusage, UsageWho};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::sys::scoreboard::Recycle;
 use crate::worker::ExitReason;
 
 /// How a child process ended, as waitpid tells it.
@@ -45,18 +47,36 @@ impl fmt::Display for Exit {
     }
 }
 
-/// The next child that has ended, without waiting; `None` once there is
-/// none.
-pub(super) fn reap_next() -> Option<(Pid, Exit)> {
+/// The next child that has ended, without waiting, with the CPU seconds
+/// it used; `None` once there is none.
+pub(super) fn reap_next() -> Option<(Pid, Exit, f64)> {
+    // What reaping it adds to the children's times is its own.
+    let before = children_cpu();
     loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => return Some((pid, Exit::Status(code))),
-            Ok(WaitStatus::Signaled(pid, sig, _)) => return Some((pid, Exit::Signal(sig))),
+        let (pid, exit) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid, Exit::Status(code)),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Exit::Signal(sig)),
             Ok(WaitStatus::StillAlive) | Err(_) => return None,
             // Stopped or continued (job control, a debugger): not an end.
-            Ok(_) => {}
-        }
+            Ok(_) => continue,
+        };
+        return Some((pid, exit, (children_cpu() - before).max(0.0)));
     }
+}
+
+/// User and system CPU seconds of the children reaped so far.
+fn children_cpu() -> f64 {
+    let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    getrusage(UsageWho::RUSAGE_CHILDREN).map_or(0.0, |u| seconds(u.user_time()) + seconds(u.system_time()))
+}
+
+/// Why the master told a worker to go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Retirement {
+    /// Fewer workers wanted: TTOU, WINCH, the control socket.
+    ScaledDown,
+    /// Its generation was replaced, or a reload that failed was given up.
+    Reloaded,
 }
 
 /// How a worker's life ended, as far as the log and the service care.
@@ -65,7 +85,7 @@ pub(super) enum ExitKind {
     /// Told to go (TTOU, WINCH, a finished or abandoned reload), or of an
     /// older generation: however it ended, it says nothing about the
     /// workers serving now.
-    Retired(Exit),
+    Retired(Exit, Retirement),
     /// A replacement could not import the application after the service
     /// had served (the code changed on disk): the others serve on.
     AppLoadFailedOthersServe { serving: usize, traceback: String },
@@ -81,8 +101,8 @@ pub(super) enum ExitKind {
     /// Stopped as the master asked.
     Stopped,
     /// Stopped cleanly without the master asking (max-requests, memory,
-    /// a TERM from elsewhere); it is replaced.
-    StoppedOnItsOwn,
+    /// as the worker said; or a TERM from elsewhere); it is replaced.
+    StoppedOnItsOwn(Option<Recycle>),
     /// rwsgi itself panicked in the worker (a bug).
     Panicked,
     /// Still running at the end of the graceful timeout, and killed.
@@ -97,18 +117,26 @@ pub(super) enum ExitKind {
     Status(i32),
 }
 
+/// Every cause a worker exit is counted under, as the metrics show them
+/// (each from the start, at 0).
+pub(super) const CAUSES: [&str; 10] =
+    ["recycled", "memory", "timeout", "crashed", "killed", "scaled_down", "reloaded", "stopped", "exited", "boot_failed"];
+
 impl ExitKind {
-    /// The cause `--metrics-bind` counts it under.
+    /// The cause `--metrics-bind` counts it under (one of [`CAUSES`]).
     pub fn cause(&self) -> &'static str {
         match self {
-            ExitKind::Retired(_) => "retired",
+            ExitKind::Retired(_, Retirement::ScaledDown) => "scaled_down",
+            ExitKind::Retired(_, Retirement::Reloaded) => "reloaded",
             ExitKind::AppLoadFailedOthersServe { .. }
             | ExitKind::AppLoadFailed { .. }
             | ExitKind::AppLoadFailedWhileStopping
             | ExitKind::BootFailedOthersServe
             | ExitKind::BootFailed => "boot_failed",
             ExitKind::Stopped | ExitKind::KilledAfterGracefulTimeout => "stopped",
-            ExitKind::StoppedOnItsOwn => "recycled",
+            ExitKind::StoppedOnItsOwn(Some(Recycle::MaxRequests)) => "recycled",
+            ExitKind::StoppedOnItsOwn(Some(Recycle::Memory)) => "memory",
+            ExitKind::StoppedOnItsOwn(None) => "exited",
             ExitKind::KilledAsStuck => "timeout",
             ExitKind::KilledOutOfMemory => "killed",
             ExitKind::Panicked | ExitKind::KilledBy(_) | ExitKind::Status(_) => "crashed",
@@ -122,7 +150,7 @@ impl ExitKind {
         let line = |level, text| vec![(level, text)];
         let during = during.map_or_else(String::new, |r| format!(" while serving {r}"));
         match self {
-            ExitKind::Retired(exit) => line(Level::Info, format!("Worker exiting (pid: {pid}, {exit})")),
+            ExitKind::Retired(exit, _) => line(Level::Info, format!("Worker exiting (pid: {pid}, {exit})")),
             ExitKind::AppLoadFailedOthersServe { serving, traceback } => line(
                 Level::Error,
                 format!("Worker {pid} failed to load the application; {serving} workers serve on:\n{traceback}"),
@@ -139,7 +167,7 @@ impl ExitKind {
             ExitKind::BootFailedOthersServe => line(Level::Error, format!("Worker {pid} failed to boot; other workers serve on")),
             ExitKind::BootFailed => line(Level::Error, format!("Worker {pid} failed to boot")),
             ExitKind::Stopped => line(Level::Info, format!("Worker exiting (pid: {pid})")),
-            ExitKind::StoppedOnItsOwn => line(Level::Info, format!("Worker {pid} exited")),
+            ExitKind::StoppedOnItsOwn(_) => line(Level::Info, format!("Worker {pid} exited")),
             ExitKind::Panicked => line(Level::Error, format!("Worker {pid} crashed{during} (a bug in rwsgi; see above)")),
             ExitKind::KilledAfterGracefulTimeout => {
                 line(Level::Warn, format!("Worker {pid} killed after the graceful timeout{during}"))
@@ -160,11 +188,11 @@ impl ExitKind {
         match self {
             ExitKind::AppLoadFailed { .. } | ExitKind::AppLoadFailedWhileStopping => Some(ExitReason::AppLoadError.code()),
             ExitKind::BootFailed => Some(ExitReason::BootError.code()),
-            ExitKind::Retired(_)
+            ExitKind::Retired(..)
             | ExitKind::AppLoadFailedOthersServe { .. }
             | ExitKind::BootFailedOthersServe
             | ExitKind::Stopped
-            | ExitKind::StoppedOnItsOwn
+            | ExitKind::StoppedOnItsOwn(_)
             | ExitKind::Panicked
             | ExitKind::KilledAfterGracefulTimeout
             | ExitKind::KilledAsStuck
@@ -179,6 +207,24 @@ impl ExitKind {
 mod tests {
     use super::*;
 
+    #[test]
+    fn every_cause_is_listed() {
+        let kinds = [
+            ExitKind::Retired(Exit::Status(0), Retirement::ScaledDown),
+            ExitKind::Retired(Exit::Status(0), Retirement::Reloaded),
+            ExitKind::BootFailed,
+            ExitKind::Stopped,
+            ExitKind::StoppedOnItsOwn(None),
+            ExitKind::StoppedOnItsOwn(Some(Recycle::MaxRequests)),
+            ExitKind::StoppedOnItsOwn(Some(Recycle::Memory)),
+            ExitKind::KilledAsStuck,
+            ExitKind::KilledOutOfMemory,
+            ExitKind::Panicked,
+        ];
+        let causes: std::collections::BTreeSet<&str> = kinds.iter().map(ExitKind::cause).collect();
+        assert_eq!(causes, CAUSES.into_iter().collect());
+    }
+
     /// The log lines are what operators grep and alert on, and what the
     /// integration tests look for: each kind's level and text, verbatim.
     #[test]
@@ -186,9 +232,9 @@ mod tests {
         let pid = Pid::from_raw(42);
         let tb = || "Traceback (most recent call last):\nImportError: nope".to_string();
         let cases: Vec<(ExitKind, Vec<(Level, String)>)> = vec![
-            (ExitKind::Retired(Exit::Status(0)), vec![(Level::Info, "Worker exiting (pid: 42, status 0)".into())]),
+            (ExitKind::Retired(Exit::Status(0), Retirement::Reloaded), vec![(Level::Info, "Worker exiting (pid: 42, status 0)".into())]),
             (
-                ExitKind::Retired(Exit::Signal(Signal::SIGKILL)),
+                ExitKind::Retired(Exit::Signal(Signal::SIGKILL), Retirement::ScaledDown),
                 vec![(Level::Info, "Worker exiting (pid: 42, killed by SIGKILL)".into())],
             ),
             (
@@ -207,7 +253,7 @@ mod tests {
             (ExitKind::BootFailedOthersServe, vec![(Level::Error, "Worker 42 failed to boot; other workers serve on".into())]),
             (ExitKind::BootFailed, vec![(Level::Error, "Worker 42 failed to boot".into())]),
             (ExitKind::Stopped, vec![(Level::Info, "Worker exiting (pid: 42)".into())]),
-            (ExitKind::StoppedOnItsOwn, vec![(Level::Info, "Worker 42 exited".into())]),
+            (ExitKind::StoppedOnItsOwn(None), vec![(Level::Info, "Worker 42 exited".into())]),
             (ExitKind::Panicked, vec![(Level::Error, "Worker 42 crashed (a bug in rwsgi; see above)".into())]),
             (ExitKind::KilledAfterGracefulTimeout, vec![(Level::Warn, "Worker 42 killed after the graceful timeout".into())]),
             (ExitKind::KilledAsStuck, vec![(Level::Error, "Worker 42 killed as stuck; replacing it".into())]),

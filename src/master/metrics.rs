@@ -9,6 +9,7 @@
 //! connection.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,6 +17,9 @@ use std::time::{Duration, Instant};
 use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
+
+use super::view::ServerView;
+use crate::sys::tally::STATUS_CLASSES;
 
 /// The poll token of the metrics listener; clients follow it.
 pub const LISTENER: Token = Token(3);
@@ -26,26 +30,6 @@ const MAX_CLIENTS: usize = 16;
 const CLIENT_TIME: Duration = Duration::from_secs(5);
 /// The largest request head read.
 const MAX_HEAD: usize = 8192;
-
-/// What the metrics say, taken when a request is complete.
-pub struct Snapshot {
-    /// Workers by scoreboard state name (`booting`, `idle`, `busy`,
-    /// `stopping`).
-    pub workers: Vec<(&'static str, usize)>,
-    /// Workers wanted.
-    pub target: usize,
-    /// Requests served, by the workers alive and gone.
-    pub requests: u64,
-    /// Worker exits, by cause.
-    pub exits: Vec<(&'static str, u64)>,
-    /// Reloads begun.
-    pub reloads: u64,
-    /// Whether the server should get traffic: a current worker serves,
-    /// and it is not stopping.
-    pub ready: bool,
-    /// Seconds since the master started.
-    pub uptime: f64,
-}
 
 /// A connection being served.
 struct Client {
@@ -165,13 +149,13 @@ impl MetricsServer {
 
     /// The poll said `token` is ready: accept, read, answer (with a
     /// snapshot taken only when a request is complete).
-    pub fn on_event(&mut self, registry: &Registry, token: Token, snapshot: &mut dyn FnMut() -> Snapshot) {
+    pub fn on_event(&mut self, registry: &Registry, token: Token, view: &mut dyn FnMut() -> ServerView) {
         if token == LISTENER {
             return self.accept(registry);
         }
         let Some(client) = self.clients.get_mut(&token) else { return };
         let done = match client.answer {
-            None => read_request(client, snapshot),
+            None => read_request(client, view),
             Some(_) => Progress::Writing,
         };
         let done = match done {
@@ -230,7 +214,7 @@ enum Progress {
 }
 
 /// Read what came; once the head is whole, make the answer.
-fn read_request(client: &mut Client, snapshot: &mut dyn FnMut() -> Snapshot) -> Progress {
+fn read_request(client: &mut Client, view: &mut dyn FnMut() -> ServerView) -> Progress {
     let mut chunk = [0u8; 2048];
     loop {
         match client.stream.read(&mut chunk) {
@@ -252,7 +236,7 @@ fn read_request(client: &mut Client, snapshot: &mut dyn FnMut() -> Snapshot) -> 
     let line = String::from_utf8_lossy(line);
     let mut words = line.split_whitespace();
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    client.answer = Some(answer(method, target.split('?').next().unwrap_or(""), snapshot));
+    client.answer = Some(answer(method, target.split('?').next().unwrap_or(""), view));
     Progress::Writing
 }
 
@@ -273,10 +257,10 @@ fn write_answer(client: &mut Client) -> Progress {
 }
 
 /// The whole HTTP/1.1 answer for `method` and `path`.
-fn answer(method: &str, path: &str, snapshot: &mut dyn FnMut() -> Snapshot) -> Vec<u8> {
+fn answer(method: &str, path: &str, view: &mut dyn FnMut() -> ServerView) -> Vec<u8> {
     let (status, content_type, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(&snapshot())),
-        ("GET" | "HEAD", "/ready") => match snapshot().ready {
+        ("GET" | "HEAD", "/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(&view())),
+        ("GET" | "HEAD", "/ready") => match view().ready {
             true => ("200 OK", "text/plain", "ready\n".to_string()),
             false => ("503 Service Unavailable", "text/plain", "not ready\n".to_string()),
         },
@@ -293,42 +277,76 @@ fn answer(method: &str, path: &str, snapshot: &mut dyn FnMut() -> Snapshot) -> V
 }
 
 /// The Prometheus text format of `s`.
-fn render(s: &Snapshot) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    family("rwsgi_workers", "gauge", "Worker processes, by state.");
-    let mut body = String::new();
-    for (state, n) in &s.workers {
-        let _ = writeln!(body, "rwsgi_workers{{state=\"{state}\"}} {n}");
+/// The Prometheus text format of `v`. Every label set is bounded: worker
+/// states, status classes, exit causes, histogram buckets, listeners.
+fn render(v: &ServerView) -> String {
+    let mut out = Exposition(String::new());
+    out.family("rwsgi_workers", "gauge", "Worker processes, by state.");
+    for (state, n) in v.by_state() {
+        out.sample("rwsgi_workers", &[("state", state)], n);
     }
-    out.push_str(&body);
-    let _ = writeln!(
-        out,
-        "# HELP rwsgi_workers_wanted Worker processes wanted (-w, TTIN, TTOU).\n# TYPE rwsgi_workers_wanted gauge\nrwsgi_workers_wanted {}",
-        s.target
-    );
-    let _ = writeln!(
-        out,
-        "# HELP rwsgi_requests_total Requests served, by every worker, alive or gone.\n# TYPE rwsgi_requests_total counter\nrwsgi_requests_total {}",
-        s.requests
-    );
-    let _ = writeln!(out, "# HELP rwsgi_worker_exits_total Worker exits, by cause.\n# TYPE rwsgi_worker_exits_total counter");
-    for (cause, n) in &s.exits {
-        let _ = writeln!(out, "rwsgi_worker_exits_total{{cause=\"{cause}\"}} {n}");
+    out.family("rwsgi_workers_wanted", "gauge", "Worker processes wanted (-w, TTIN, TTOU).");
+    out.sample("rwsgi_workers_wanted", &[], v.target);
+    out.family("rwsgi_requests_total", "counter", "Requests answered, by status class: by the app, and refused by the server (400, 408, 413, 431...).");
+    for (class, n) in STATUS_CLASSES.iter().zip(v.totals.by_class) {
+        out.sample("rwsgi_requests_total", &[("status", class)], n);
     }
-    let _ = writeln!(
-        out,
-        "# HELP rwsgi_reloads_total Reloads begun (HUP, --reload).\n# TYPE rwsgi_reloads_total counter\nrwsgi_reloads_total {}",
-        s.reloads
-    );
-    let _ = writeln!(out, "# HELP rwsgi_ready Whether the server takes traffic (/ready).\n# TYPE rwsgi_ready gauge\nrwsgi_ready {}", u8::from(s.ready));
-    let _ = writeln!(
-        out,
-        "# HELP rwsgi_uptime_seconds Seconds since the master started.\n# TYPE rwsgi_uptime_seconds gauge\nrwsgi_uptime_seconds {:.3}",
-        s.uptime
-    );
-    out
+    out.family("rwsgi_request_duration_seconds", "histogram", "Time from a request's head to the end of its response, for requests that reached the app.");
+    for (bound, n) in v.totals.cumulative() {
+        // As Prometheus' clients write them: `0.005`, `1.0`, `+Inf`.
+        let le = if bound.is_infinite() { "+Inf".to_string() } else { format!("{bound:?}") };
+        out.sample("rwsgi_request_duration_seconds_bucket", &[("le", &le)], n);
+    }
+    out.sample("rwsgi_request_duration_seconds_sum", &[], v.totals.duration_sum_us as f64 / 1e6);
+    out.sample("rwsgi_request_duration_seconds_count", &[], v.totals.timed());
+    out.family("rwsgi_request_bytes_total", "counter", "Request bytes read: heads and bodies.");
+    out.sample("rwsgi_request_bytes_total", &[], v.totals.bytes_in);
+    out.family("rwsgi_response_bytes_total", "counter", "Response bytes written: heads and bodies.");
+    out.sample("rwsgi_response_bytes_total", &[], v.totals.bytes_out);
+    out.family("rwsgi_connections_accepted_total", "counter", "Client connections accepted by the workers.");
+    out.sample("rwsgi_connections_accepted_total", &[], v.totals.accepted);
+    out.family("rwsgi_listen_queue", "gauge", "Connections waiting in a listening socket's accept queue (TCP).");
+    for (listener, _, queue) in &v.listeners {
+        if let Some(queue) = queue {
+            out.sample("rwsgi_listen_queue", &[("listener", listener)], queue);
+        }
+    }
+    out.family("rwsgi_workers_resident_memory_bytes", "gauge", "Resident memory of the live workers, summed (pages they share count once per worker).");
+    out.sample("rwsgi_workers_resident_memory_bytes", &[], v.workers.iter().filter_map(|w| w.rss).sum::<u64>());
+    out.family("rwsgi_workers_cpu_seconds_total", "counter", "CPU time of the workers, alive and gone, user and system.");
+    out.sample("rwsgi_workers_cpu_seconds_total", &[], v.cpu);
+    out.family("rwsgi_workers_started_total", "counter", "Worker processes started.");
+    out.sample("rwsgi_workers_started_total", &[], v.spawned);
+    out.family("rwsgi_worker_exits_total", "counter", "Worker exits, by cause.");
+    for (cause, n) in &v.exits {
+        out.sample("rwsgi_worker_exits_total", &[("cause", cause)], n);
+    }
+    out.family("rwsgi_reloads_total", "counter", "Reloads begun (HUP, --reload).");
+    out.sample("rwsgi_reloads_total", &[], v.reloads);
+    out.family("rwsgi_ready", "gauge", "Whether the server takes traffic (/ready).");
+    out.sample("rwsgi_ready", &[], u8::from(v.ready));
+    out.family("rwsgi_uptime_seconds", "gauge", "Seconds since the master started.");
+    out.sample("rwsgi_uptime_seconds", &[], format_args!("{:.3}", v.uptime));
+    out.0
+}
+
+/// Text in Prometheus' exposition format, built a line at a time.
+struct Exposition(String);
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.0.push_str(name);
+        for (i, (label, text)) in labels.iter().enumerate() {
+            let open = if i == 0 { "{" } else { "," };
+            // The format's escapes: backslash, double quote, newline.
+            let text = text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+            let _ = write!(self.0, "{open}{label}=\"{text}\"");
+        }
+        let close = if labels.is_empty() { "" } else { "}" };
+        let _ = writeln!(self.0, "{close} {value}");
+    }
 }

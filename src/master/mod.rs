@@ -27,6 +27,7 @@ mod multiproc;
 mod pidfile;
 mod reload;
 mod start;
+mod view;
 mod zygote;
 
 pub use start::start;
@@ -44,13 +45,15 @@ use serde_json::json;
 use signal_hook::consts::signal::*;
 use signal_hook_mio::v1_0::Signals;
 
-use self::exit::{reap_next, Exit, ExitKind};
+use self::exit::{reap_next, Exit, ExitKind, Retirement};
 use self::hooks::{hooks_before_start, HookProcess};
 use self::reload::CodeWatch;
+use self::view::Counts;
 use crate::config::{BindAddr, Config};
 use crate::hooks::WorkerPicture;
 use crate::logging::statsd;
 use crate::net::Listener;
+use crate::sys::scoreboard::Recycle;
 use crate::sys::{self, Scoreboard, SlotState};
 use crate::worker::{self, ExitReason, WorkerSpec};
 
@@ -144,10 +147,17 @@ struct WorkerEntry {
     /// Told to stop (TTOU, WINCH, a finished or abandoned reload): not
     /// counted toward the target, and killed at this deadline. A worker
     /// recycling itself (max-requests, memory) is not retiring.
-    retiring: Option<Instant>,
+    retiring: Option<Retiring>,
     /// Sent SIGABRT as stuck, at this time; SIGKILL follows after a grace.
     aborted: Option<Instant>,
     started: Instant,
+}
+
+/// A worker told to stop: why, and when it is killed if still there.
+#[derive(Clone, Copy, Debug)]
+struct Retiring {
+    why: Retirement,
+    until: Instant,
 }
 
 /// Re-reads the settings (config file, environment, command line) for a
@@ -235,22 +245,6 @@ pub struct Master {
     /// `--control-socket`.
     control: Option<control::ControlServer>,
     counts: Counts,
-}
-
-/// What the master counts for `--metrics-bind`.
-#[derive(Default)]
-struct Counts {
-    /// When the master started.
-    since: Option<Instant>,
-    /// Requests served by workers that are gone.
-    requests_gone: u64,
-    /// Worker exits by cause.
-    exits: std::collections::BTreeMap<&'static str, u64>,
-    reloads: u64,
-    /// The worker count statsd was last told.
-    workers_sent: Option<usize>,
-    /// When statsd was last told the backlog.
-    backlog_sent: Option<Instant>,
 }
 
 impl Master {
@@ -409,35 +403,10 @@ impl Master {
         let Some(mut server) = self.metrics.take() else { return };
         let tokens: Vec<Token> = events.iter().map(|e| e.token()).filter(|t| server.owns(*t)).collect();
         for token in tokens {
-            server.on_event(self.poll.registry(), token, &mut || self.metrics_snapshot());
+            server.on_event(self.poll.registry(), token, &mut || self.view());
         }
         server.expire(self.poll.registry());
         self.metrics = Some(server);
-    }
-
-    /// What `/metrics` and `/ready` say now.
-    fn metrics_snapshot(&self) -> metrics::Snapshot {
-        let mut workers = [("booting", 0), ("idle", 0), ("busy", 0), ("stopping", 0)];
-        let mut requests = self.counts.requests_gone;
-        for w in self.workers.values() {
-            let i = match self.board.state(w.slot) {
-                SlotState::Booting | SlotState::Free => 0,
-                SlotState::Idle => 1,
-                SlotState::Busy => 2,
-                SlotState::Stopping => 3,
-            };
-            workers[i].1 += 1;
-            requests += self.board.requests(w.slot);
-        }
-        metrics::Snapshot {
-            workers: workers.to_vec(),
-            target: self.current.target,
-            requests,
-            exits: self.counts.exits.iter().map(|(k, v)| (*k, *v)).collect(),
-            reloads: self.counts.reloads,
-            ready: self.phase == Phase::Running && self.serving_workers(self.current.id) > 0,
-            uptime: self.counts.since.map_or(0.0, |t| t.elapsed().as_secs_f64()),
-        }
     }
 
     /// `--reload`: a watched file changed (and settled): reload as HUP
@@ -541,7 +510,7 @@ impl Master {
         }
         let old = std::mem::replace(&mut self.current.target, 0);
         self.workers_changed(old);
-        self.retire_generation(self.current.id);
+        self.retire_generation(self.current.id, Retirement::ScaledDown);
     }
 
     /// HUP: read the settings again and start a new generation of workers
@@ -622,7 +591,7 @@ impl Master {
             let old = std::mem::replace(&mut self.current, p.generation);
             log::info!("Reload: {booted} new workers booted; stopping the old ones gracefully");
             sys::notify_systemd(&format!("READY=1\nSTATUS=reloaded; {booted} workers"));
-            self.retire_generation(old.id);
+            self.retire_generation(old.id, Retirement::Reloaded);
             self.remove_unshared_socket_files(&old.listeners);
         } else if p.started.elapsed() > p.generation.cfg.boot_timeout.unwrap_or(RELOAD_LIMIT_UNBOUNDED_BOOT) + RELOAD_SLACK {
             self.reload_failed("new workers did not boot within --boot-timeout");
@@ -644,25 +613,25 @@ impl Master {
     fn abandon(&mut self, p: PendingReload) {
         for pid in self.unretired(p.generation.id) {
             let booting = self.workers.get(&pid).is_some_and(|w| self.board.state(w.slot) == SlotState::Booting);
-            self.retire(pid, if booting { Signal::SIGINT } else { Signal::SIGTERM });
+            self.retire(pid, if booting { Signal::SIGINT } else { Signal::SIGTERM }, Retirement::Reloaded);
         }
         self.remove_unshared_socket_files(&p.generation.listeners);
     }
 
     /// Tell every worker of a generation to stop gracefully.
-    fn retire_generation(&mut self, id: u64) {
+    fn retire_generation(&mut self, id: u64, why: Retirement) {
         for pid in self.unretired(id) {
-            self.retire(pid, Signal::SIGTERM);
+            self.retire(pid, Signal::SIGTERM, why);
         }
     }
 
     /// Tell a worker to stop with `sig`, and give it until the graceful
     /// timeout: `manage_workers` kills it then. From now on it no longer
     /// counts toward its generation's target.
-    fn retire(&mut self, pid: Pid, sig: Signal) {
-        let deadline = Instant::now() + self.current.cfg.graceful_timeout;
+    fn retire(&mut self, pid: Pid, sig: Signal, why: Retirement) {
+        let until = Instant::now() + self.current.cfg.graceful_timeout;
         if let Some(w) = self.workers.get_mut(&pid) {
-            w.retiring = Some(deadline);
+            w.retiring = Some(Retiring { why, until });
             let _ = kill(pid, sig);
         }
     }
@@ -791,13 +760,14 @@ impl Master {
 
     /// Collect every child that has ended and say why it went.
     fn reap_workers(&mut self) {
-        while let Some((pid, exit)) = reap_next() {
+        while let Some((pid, exit, cpu)) = reap_next() {
             if let Some(dir) = multiproc::directory(&self.current.cfg) {
                 multiproc::forget(&dir, pid);
             }
             if self.upgrade_child == Some(pid) {
                 self.upgrade_child_exited(pid, exit);
             } else if let Some(entry) = self.workers.remove(&pid) {
+                self.counts.cpu_gone += cpu;
                 let picture = self.worker_picture(pid, &entry);
                 self.worker_exited(pid, entry, exit);
                 // Every worker's end, whatever the cause (Gunicorn's
@@ -834,6 +804,8 @@ impl Master {
             }
         });
         self.counts.requests_gone += self.board.requests(entry.slot);
+        self.counts.tally_gone += &self.board.tally(entry.slot).read();
+        let recycle = self.board.recycle(entry.slot);
         self.board.release(entry.slot);
         let reason = exit.reason().filter(|r| booting || matches!(r, ExitReason::Stopped | ExitReason::Panicked));
         let stopping = self.phase != Phase::Running || entry.retiring.is_some();
@@ -846,11 +818,14 @@ impl Master {
         }
         // Told to go (TTOU, WINCH, a finished or abandoned reload):
         // however it ended, it says nothing about the current generation.
-        let retired = entry.retiring.is_some() || entry.generation != self.current.id;
-        if !retired && self.phase == Phase::Running {
+        let retired = match entry.retiring {
+            Some(r) => Some(r.why),
+            None => (entry.generation != self.current.id).then_some(Retirement::Reloaded),
+        };
+        if retired.is_none() && self.phase == Phase::Running {
             self.note_lifetime(pid, &entry, Life { booted: !booting, served }, reason, exit);
         }
-        let kind = self.classify_exit(retired, reason, exit, entry.aborted.is_some());
+        let kind = self.classify_exit(retired, reason, exit, entry.aborted.is_some(), recycle);
         *self.counts.exits.entry(kind.cause()).or_default() += 1;
         for (level, text) in kind.log_lines(pid, during.as_deref()) {
             log::log!(level, "{text}");
@@ -873,11 +848,20 @@ impl Master {
     /// Which kind of end this was, for [`ExitKind`]'s table: by the reason
     /// the worker gave or the signal that ended it, whether the master is
     /// stopping, and whether it was aborted as stuck.
-    fn classify_exit(&mut self, retired: bool, reason: Option<ExitReason>, exit: Exit, aborted: bool) -> ExitKind {
+    fn classify_exit(
+        &mut self,
+        retired: Option<Retirement>,
+        reason: Option<ExitReason>,
+        exit: Exit,
+        aborted: bool,
+        recycle: Option<Recycle>,
+    ) -> ExitKind {
+        if let Some(why) = retired {
+            return ExitKind::Retired(exit, why);
+        }
         let stopping = self.phase != Phase::Running;
         let served = self.board.booted_once();
         match (reason, exit) {
-            _ if retired => ExitKind::Retired(exit),
             (Some(ExitReason::AppLoadError), _) if served => {
                 // The service has run: a replacement that cannot load the
                 // app (code changed on disk) must not take it down. The
@@ -896,7 +880,7 @@ impl Master {
             (Some(ExitReason::BootError), _) if served => ExitKind::BootFailedOthersServe,
             (Some(ExitReason::BootError), _) => ExitKind::BootFailed,
             (Some(ExitReason::Stopped), _) if stopping => ExitKind::Stopped,
-            (Some(ExitReason::Stopped), _) => ExitKind::StoppedOnItsOwn,
+            (Some(ExitReason::Stopped), _) => ExitKind::StoppedOnItsOwn(recycle),
             (Some(ExitReason::Panicked), _) => ExitKind::Panicked,
             (None, Exit::Signal(Signal::SIGKILL)) if stopping => ExitKind::KilledAfterGracefulTimeout,
             (None, Exit::Signal(Signal::SIGABRT | Signal::SIGKILL)) if aborted => ExitKind::KilledAsStuck,
@@ -1046,7 +1030,7 @@ impl Master {
     /// Retiring workers still there at their deadline are killed.
     fn kill_overdue_retirees(&self, now: Instant) {
         for (pid, w) in &self.workers {
-            if w.retiring.is_some_and(|d| now >= d) {
+            if w.retiring.is_some_and(|r| now >= r.until) {
                 let _ = kill(*pid, Signal::SIGKILL);
             }
         }
@@ -1094,7 +1078,7 @@ impl Master {
             return;
         }
         if let Some(&oldest) = self.unretired(self.current.id).first() {
-            self.retire(oldest, Signal::SIGTERM);
+            self.retire(oldest, Signal::SIGTERM, Retirement::ScaledDown);
         }
     }
 
@@ -1194,6 +1178,7 @@ impl Master {
         let entry = WorkerEntry { slot, age: self.next_age, generation, retiring: None, aborted: None, started: Instant::now() };
         self.workers.insert(pid, entry);
         self.next_age += 1;
+        *self.counts.slot_workers.entry(slot).or_default() += 1;
         true
     }
 }

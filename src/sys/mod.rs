@@ -7,6 +7,7 @@
 //! callers decide when and why.
 
 pub mod scoreboard;
+pub mod tally;
 
 use std::ffi::CString;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -17,6 +18,7 @@ use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::ForkResult;
 
 pub use scoreboard::{Scoreboard, SlotState};
+pub use tally::{Served, Totals};
 
 /// This worker's heartbeat cell in the scoreboard, once set.
 static HEARTBEAT: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());

@@ -1,7 +1,7 @@
 //! The scoreboard: one shared anonymous mapping, created by the master
 //! before any fork, that every worker inherits. One slot per worker
 //! (pid, state, last heartbeat, requests served, start of the current
-//! request) plus one boot-error area where the first worker that fails to
+//! request, the counts of `tally`) plus one boot-error area where the first worker that fails to
 //! load the application leaves its traceback for the master to print once.
 //!
 //! Every field is an atomic, so master and workers share it without locks;
@@ -13,6 +13,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
+
+use super::tally::Tally;
 
 /// Most workers one scoreboard can track.
 pub const MAX_SLOTS: usize = 1024;
@@ -49,6 +51,16 @@ impl SlotState {
     }
 }
 
+/// Why a worker stopped itself, as it tells the master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Recycle {
+    /// It served --max-requests.
+    MaxRequests = 1,
+    /// It grew past --max-worker-memory.
+    Memory = 2,
+}
+
 #[repr(C)]
 struct Slot {
     pid: AtomicI32,
@@ -63,6 +75,10 @@ struct Slot {
     line_seq: AtomicU64,
     line_len: AtomicU32,
     line: [AtomicU64; REQUEST_LINE_LEN / 8],
+    /// Its counts for the metrics (see `tally`).
+    tally: Tally,
+    /// Why it stopped itself ([`Recycle`]; 0: it did not).
+    recycle: AtomicU32,
 }
 
 impl Slot {
@@ -129,6 +145,8 @@ impl Scoreboard {
         slot.request_start_ms.store(0, Ordering::Relaxed);
         slot.line_seq.store(0, Ordering::Relaxed);
         slot.line_len.store(0, Ordering::Relaxed);
+        slot.tally.reset();
+        slot.recycle.store(0, Ordering::Relaxed);
         slot.last_beat_ms.store(now_ms(), Ordering::Relaxed);
         slot.state.store(SlotState::Booting as u32, Ordering::Relaxed);
         slot.pid.store(pid, Ordering::Release);
@@ -265,6 +283,25 @@ impl Scoreboard {
     /// Count a request finished by one of worker `index`'s threads.
     pub fn count_request(&self, index: usize) {
         self.slot(index).requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Worker `index` stops itself, for this reason.
+    pub fn note_recycle(&self, index: usize, why: Recycle) {
+        self.slot(index).recycle.store(why as u32, Ordering::Relaxed);
+    }
+
+    /// Why worker `index` stopped itself, if it said.
+    pub fn recycle(&self, index: usize) -> Option<Recycle> {
+        match self.slot(index).recycle.load(Ordering::Relaxed) {
+            1 => Some(Recycle::MaxRequests),
+            2 => Some(Recycle::Memory),
+            _ => None,
+        }
+    }
+
+    /// Worker `index`'s counts for the metrics.
+    pub fn tally(&self, index: usize) -> &Tally {
+        &self.slot(index).tally
     }
 
     /// Requests the worker in slot `index` has finished.

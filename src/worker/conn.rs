@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::http::response::error_response;
 use crate::http::HttpError;
 use crate::net::{DeadlineIo, Peer, Stream};
+use crate::sys::tally::{Served, Tally};
 use crate::wire::Stage;
 use crate::wsgi;
 
@@ -162,14 +163,18 @@ impl Conn {
         result
     }
 
-    /// Answer a bad request with its status, then linger.
-    pub fn refuse(&mut self, e: HttpError) {
+    /// Answer a bad request (`bytes_in` bytes read of it) with its
+    /// status, then linger; counted as a request answered.
+    pub fn refuse(&mut self, e: HttpError, bytes_in: usize, tally: &Tally) {
         log::debug!("bad request from {}: {}", self.peer, e.describe());
         let mut io = DeadlineIo { stream: &self.stream, timeout: Some(Duration::from_secs(1)) };
         // A response held from the request before goes first.
-        let _ = io.write_all(&self.unsent).and_then(|()| io.write_all(&error_response(e, &http_date())));
+        let response = error_response(e, &http_date());
+        let _ = io.write_all(&self.unsent).and_then(|()| io.write_all(&response));
         self.unsent.clear();
         self.start_lingering();
+        let served = Served { status: e.status().0, duration: None, bytes_in: bytes_in as u64, bytes_out: response.len() as u64 };
+        tally.record(&served);
     }
 
     /// Shut down our sending side and wait (in the poll) for the client

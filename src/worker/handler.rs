@@ -13,7 +13,7 @@ use super::conn::Conn;
 use crate::config::Config;
 use crate::logging::{statsd, AccessInfo, AccessLog};
 use crate::net::{DeadlineIo, Stream};
-use crate::sys::Scoreboard;
+use crate::sys::{Scoreboard, Served};
 use crate::wire::Incoming;
 use crate::wsgi::{self, App, Exchange, Outcome};
 
@@ -61,8 +61,7 @@ impl Handler<'_> {
         let target = &incoming.request.target;
         let path = target.split_once('?').map_or(target.as_str(), |(path, _)| path);
         self.board.note_request_line(self.slot, &incoming.request.method, path);
-        // Timed only for the access log and statsd.
-        let started = (self.access_log.is_some() || statsd::enabled()).then(Instant::now);
+        let started = Instant::now();
         let keep_alive = incoming.request.keep_alive && cfg.keepalive.is_some() && keep_alive_allowed;
         let ex = Exchange {
             incoming: &incoming,
@@ -80,30 +79,29 @@ impl Handler<'_> {
             hold: hold.then(|| std::mem::take(&mut conn.unsent)),
         };
         let mut outcome = Python::attach(|py| wsgi::handle(py, &self.app, ex));
-        if let Some(started) = started {
-            let duration = started.elapsed();
-            if let Some(log) = &self.access_log {
-                log.log(&AccessInfo {
-                    peer: &incoming.client,
-                    request: &incoming.request,
-                    status: &outcome.status,
-                    response_headers: &outcome.headers,
-                    body_bytes: outcome.body_bytes,
-                    duration,
-                });
-            }
-            statsd::request(duration, &outcome.status);
+        let duration = started.elapsed();
+        if let Some(log) = &self.access_log {
+            log.log(&AccessInfo {
+                peer: &incoming.client,
+                request: &incoming.request,
+                status: &outcome.status,
+                response_headers: &outcome.headers,
+                body_bytes: outcome.body_bytes,
+                duration,
+            });
         }
+        statsd::request(duration, &outcome.status);
         if outcome.hooked.is_some() {
             // As Gunicorn: post_request once the response is out and logged.
             Python::attach(|py| self.app.finish_request(py, &mut outcome));
         }
-        self.after_response(conn, &incoming, outcome)
+        self.after_response(conn, &incoming, outcome, duration)
     }
 
     /// Take back the connection's buffer and held response, drain what
-    /// the app left of the body, and say what the connection is good for.
-    fn after_response(&self, conn: &mut Conn, incoming: &Incoming, outcome: Outcome) -> After {
+    /// the app left of the body, count the request, and say what the
+    /// connection is good for.
+    fn after_response(&self, conn: &mut Conn, incoming: &Incoming, outcome: Outcome, duration: Duration) -> After {
         conn.unsent = outcome.held;
         // A response that promised keep-alive keeps it, even when the
         // worker is stopping by now: the client may already be sending its
@@ -124,6 +122,12 @@ impl Handler<'_> {
             let mut io = DrainIo { stream: &conn.stream, until: Instant::now() + wait };
             reusable = matches!(body.drain(&mut io, DRAIN_LIMIT), Ok(true));
         }
+        self.board.tally(self.slot).record(&Served {
+            status: status_code(&outcome.status),
+            duration: Some(duration),
+            bytes_in: incoming.request.head_len as u64 + body.decoded(),
+            bytes_out: outcome.bytes_out,
+        });
         // Bytes past the body (a pipelined request) stay in the buffer,
         // which keeps its allocation for the next request.
         let body_complete = body.is_complete();
@@ -142,6 +146,11 @@ impl Handler<'_> {
             After::Linger
         }
     }
+}
+
+/// The code of a status line (`200 OK`); 0 when there is none.
+fn status_code(status: &str) -> u16 {
+    status.get(..3).and_then(|code| code.parse().ok()).unwrap_or(0)
 }
 
 /// Most body bytes read and thrown away to keep a connection alive.

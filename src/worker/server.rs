@@ -25,6 +25,7 @@ use super::threads::{Done, Job, Pool};
 use super::{WorkerSpec, SIGNAL_PIPE, WAKER};
 use crate::http::{HttpError, Parse};
 use crate::net::DeadlineIo;
+use crate::sys::scoreboard::Recycle;
 use crate::sys::{self, SlotState};
 use crate::wire::{Incoming, Refusal, Wire};
 
@@ -365,6 +366,7 @@ impl<'a> Server<'a> {
         let last = self.max_requests.is_some_and(|max| self.started >= max);
         if last && self.stopping_since.is_none() {
             log::info!("Autorestarting worker after current request ({} requests).", self.started);
+            self.spec.board.note_recycle(self.spec.slot, Recycle::MaxRequests);
             self.begin_stop();
         }
         !last && self.stopping_since.is_none() && !sys::stop_requested()
@@ -379,6 +381,7 @@ impl<'a> Server<'a> {
                     rss >> 20,
                     limit >> 20
                 );
+                self.spec.board.note_recycle(self.spec.slot, Recycle::Memory);
                 self.begin_stop();
             }
         }
@@ -488,6 +491,7 @@ impl<'a> Server<'a> {
                 let token = self.next_token;
                 self.next_token += 1;
                 let conn = Conn::new(stream, peer, self.wire.first_stage(peer), listener);
+                self.spec.board.tally(self.spec.slot).accepted();
                 self.accept.failing = false;
                 // Clients usually send the request with the connection.
                 self.drive_and_place(token, conn);
@@ -567,11 +571,12 @@ impl<'a> Server<'a> {
                     return Next::CloseNow;
                 }
             }
+            let unparsed = conn.buf.len();
             let incoming = match self.wire.decode(&mut conn.stage, &mut conn.buf, conn.peer) {
                 Ok(Parse::Complete(incoming)) => incoming,
                 Ok(Parse::Partial) => return wait_for_head(conn),
                 Err(Refusal::Status(e)) => {
-                    conn.refuse(e);
+                    conn.refuse(e, unparsed, self.spec.board.tally(self.spec.slot));
                     return Next::Linger;
                 }
                 Err(Refusal::Close(why)) => {
@@ -602,7 +607,8 @@ impl<'a> Server<'a> {
                 Some(ConnState::ReadingHead { .. }) => {
                     let mut c = self.take_conn(t).expect("present: just looked it up");
                     // A slow client gets its 408 and the close at once.
-                    c.refuse(HttpError::Timeout);
+                    let unparsed = c.buf.len();
+                    c.refuse(HttpError::Timeout, unparsed, self.spec.board.tally(self.spec.slot));
                     self.close_now(c);
                 }
                 Some(ConnState::Fresh { .. } | ConnState::Idle { .. }) => self.expire_idle(t),

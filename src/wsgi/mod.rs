@@ -174,6 +174,8 @@ pub struct Outcome {
     pub headers: Vec<(String, String)>,
     /// Body bytes sent.
     pub body_bytes: u64,
+    /// Head and body bytes sent (the head counted once it is made).
+    pub bytes_out: u64,
     /// The connection can carry another request (response whole, body read).
     pub reusable: bool,
     /// The request body reader, to drain and to recover pipelined bytes.
@@ -235,6 +237,7 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
         status,
         headers,
         body_bytes: st.body_bytes(),
+        bytes_out: st.head_bytes() + st.body_bytes(),
         reusable: st.connection_reusable() && body.error().is_none(),
         continue_unsent: expect.unsent() && !body.is_complete(),
         held: st.take_held(),

@@ -25,6 +25,8 @@ pub struct ResponseState {
     date: Arc<str>,
     /// What `start_response` set; `None` until it is called.
     head: Option<AppHead>,
+    /// The length of the head made from it, for the metrics.
+    head_bytes: u64,
     writing: Writing,
     unsent: Unsent,
 }
@@ -111,6 +113,7 @@ impl ResponseState {
             keep_alive,
             date,
             head: None,
+            head_bytes: 0,
             writing: Writing::Head,
             unsent,
         }
@@ -313,6 +316,11 @@ impl ResponseState {
         ResponseFraming::choose(self.terms.is_head, code, length, self.terms.chunked_allowed)
     }
 
+    /// Head bytes made (0 before the head is).
+    pub fn head_bytes(&self) -> u64 {
+        self.head_bytes
+    }
+
     /// Body bytes sent so far.
     pub fn body_bytes(&self) -> u64 {
         self.encoder().map_or(0, BodyEncoder::sent)
@@ -388,6 +396,7 @@ impl ResponseState {
             self.keep_alive && !app.wants_close && framing.allows_keep_alive() && !crate::sys::stop_requested();
         let mut head = Vec::with_capacity(256);
         write_head(&mut head, &app.status, &app.headers, framing, self.terms.version, self.keep_alive, &self.date);
+        self.head_bytes = head.len() as u64;
         self.writing = Writing::Body(BodyEncoder::new(framing));
         head
     }

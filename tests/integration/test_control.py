@@ -44,8 +44,18 @@ def test_gunicornc_drives_rwsgi(servers, tmp_path):
     assert gunicornc(sock, "worker kill %d" % victim) == {"success": True, "killed": victim}
     wait_for(lambda: len(worker_pids(srv.pid)) == 1 and victim not in worker_pids(srv.pid), 15, message="a replacement")
 
+    assert srv.get("/hello").status == 200
+    (worker,) = gunicornc(sock, "show workers")["workers"]
+    # Its last answer, memory and CPU time (from /proc), and the workers
+    # its slot held before (every slot was used: 4 workers at once).
+    assert worker["last_status"] == 200 and worker["requests"] >= 1, worker
+    assert 5 << 20 < worker["rss"] < 1 << 30 and worker["cpu_seconds"] >= 0 and worker["restarts"] >= 1, worker
     stats = gunicornc(sock, "show stats")
     assert stats["pid"] == srv.pid and stats["workers_target"] == 1 and stats["workers_spawned"] >= 5
+    # (`worker kill` sends TERM, as Gunicorn's does: the worker exits by itself.)
+    assert stats["worker_exits"]["scaled_down"] == 3 and stats["worker_exits"]["exited"] == 1, stats
+    assert stats["responses"]["2xx"] >= 1 and stats["bytes_in"] > 0 and stats["bytes_out"] > 0, stats
+    assert stats["connections_accepted"] >= 1 and stats["workers_rss"] == worker["rss"], stats
     listeners = gunicornc(sock, "show listeners")
     assert listeners["count"] == 1 and str(srv.port) in listeners["listeners"][0]["address"]
     assert gunicornc(sock, "show config")["workers"] == 2
@@ -98,6 +108,7 @@ def test_no_control_socket_and_a_taken_path(servers, tmp_path):
 def test_rwsgi_top_in_a_terminal_shows_a_busy_workers_request(servers, tmp_path):
     """`rwsgi top` driven in tmux: the worker in a slow request is shown
     busy, with the request and its age."""
+    import re
     import shutil
     import threading
     from support import exchange
@@ -119,6 +130,10 @@ def test_rwsgi_top_in_a_terminal_shows_a_busy_workers_request(servers, tmp_path)
         assert len(busy) == 1 and " busy " in busy[0] and " s)" in busy[0], shown
         assert "rwsgi top: master %d" % srv.pid in shown
         assert sum(1 for line in shown.splitlines() if " idle " in line or " busy " in line) == 2
+        # Each worker's memory (in M), and the server's rates from the
+        # second screen on.
+        assert "RSS" in shown and all(re.search(r" \d+\.\dM ", line) for line in busy), shown
+        wait_for(lambda: re.search(r"rates: [\d.]+ req/s", screen()), 10, message="the rates on screen")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], timeout=10)
         slow.join()

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import rawhttp
@@ -40,32 +41,141 @@ def value(address, name, **labels):
     return metrics(address).get((name, tuple(sorted(labels.items()))), 0)
 
 
+# A small app for exact counts: answers /status/N with code N and the
+# request's body, sleeps on /sleep?SECONDS, uses the CPU on /burn?SECONDS,
+# and exits on /exit.
+COUNT_APP = """
+import os, time
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    body = environ["wsgi.input"].read()
+    if path == "/sleep":
+        time.sleep(float(environ["QUERY_STRING"]))
+    if path == "/burn":
+        until = time.process_time() + float(environ["QUERY_STRING"])
+        while time.process_time() < until:
+            pass
+    if path == "/exit":
+        os._exit(9)
+    code = int(path.rsplit("/", 1)[-1]) if path.startswith("/status/") else 200
+    start_response("%d Whatever" % code, [("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def start_count_app(servers, tmp_path, args):
+    (tmp_path / "count_app.py").write_text(COUNT_APP)
+    return start(servers, tmp_path, args, app="count_app:app", chdir=str(tmp_path))
+
+
+def total(address, name):
+    """The sum of a metric's samples, whatever their labels."""
+    return total_of(metrics(address), name)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_requests_by_status_class_duration_and_bytes_as_sent(servers, tmp_path, threads):
+    """Every count checked against what the client sent and received:
+    status classes (refused requests in 4xx), the histogram's buckets, the
+    bytes both ways, the connections."""
+    srv, m = start_count_app(servers, tmp_path, ["-w", "1", "--threads", threads])
+    wait_for(lambda: value(m, "rwsgi_ready") == 1, 10, message="ready")
+    before = metrics(m)
+    sent = received = 0
+    requests = [b"POST /status/200 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: close\r\n\r\n" + b"b" * 100] * 4
+    requests += [b"GET /status/302 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"] * 2
+    requests += [b"GET /status/503 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"] * 3
+    requests += [b"GET /sleep?0.3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]
+    requests += [b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"] * 2
+    for request in requests:
+        answer = exchange((srv.host, srv.port), request, 10)
+        assert answer.startswith(b"HTTP/1.1 "), answer
+        sent += len(request)
+        received += len(answer)
+    # (Counted once each response is out.)
+    wait_for(lambda: total(m, "rwsgi_requests_total") == total_of(before, "rwsgi_requests_total") + 12, 5,
+             message="12 requests counted")
+    now = metrics(m)
+
+    def added(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return now.get(key, 0) - before.get(key, 0)
+
+    assert [added("rwsgi_requests_total", status=c) for c in ("1xx", "2xx", "3xx", "4xx", "5xx")] == [0, 5, 2, 2, 3]
+    # The 10 that reached the app are timed: the one that slept 0.3 s alone
+    # past 0.25 s, not past 0.5 s.
+    assert added("rwsgi_request_duration_seconds_count") == 10
+    assert added("rwsgi_request_duration_seconds_bucket", le="0.25") == 9
+    assert added("rwsgi_request_duration_seconds_bucket", le="0.5") == 10
+    assert added("rwsgi_request_duration_seconds_bucket", le="+Inf") == 10
+    assert 0.3 <= added("rwsgi_request_duration_seconds_sum") < 2.5
+    assert added("rwsgi_request_bytes_total") == sent
+    assert added("rwsgi_response_bytes_total") == received
+    assert added("rwsgi_connections_accepted_total") == len(requests)
+    # The live worker's memory and CPU time, from /proc.
+    assert 5 << 20 < now[("rwsgi_workers_resident_memory_bytes", ())] < 1 << 30
+    assert srv.get("/burn?0.3").status == 200
+    assert value(m, "rwsgi_workers_cpu_seconds_total") - now[("rwsgi_workers_cpu_seconds_total", ())] >= 0.25
+
+
+def total_of(samples, name):
+    return sum(v for (n, _), v in samples.items() if n == name)
+
+
 def test_metrics_follow_requests_and_every_kind_of_worker_exit(servers, tmp_path):
-    srv, m = start(servers, tmp_path, ["-w", "2", "--max-requests", "30"])
+    srv, m = start_count_app(servers, tmp_path, ["-w", "2", "--max-requests", "30", "--timeout", "2"])
     wait_for(lambda: value(m, "rwsgi_workers", state="idle") == 2, 10, message="2 idle workers")
     assert value(m, "rwsgi_workers_wanted") == 2 and value(m, "rwsgi_ready") == 1
-    before = value(m, "rwsgi_requests_total")
+    # Every cause is there from the start, at 0.
+    causes = {"recycled", "memory", "timeout", "crashed", "killed", "scaled_down", "reloaded", "stopped", "exited",
+              "boot_failed"}
+    assert {dict(labels)["cause"] for (name, labels) in metrics(m) if name == "rwsgi_worker_exits_total"} == causes
+    ok = value(m, "rwsgi_requests_total", status="2xx")
     for _ in range(10):
         assert srv.get("/hello").status == 200
-    # (Counted once each response is out.)
-    wait_for(lambda: value(m, "rwsgi_requests_total") == before + 10, 5, message="10 requests counted")
+    ok += 10
+    wait_for(lambda: value(m, "rwsgi_requests_total", status="2xx") == ok, 5, message="10 requests counted")
+    cpu = value(m, "rwsgi_workers_cpu_seconds_total")
+
+    def exits(cause, n, message):
+        wait_for(lambda: value(m, "rwsgi_worker_exits_total", cause=cause) == n, 15, message=message)
 
     victim = worker_pids(srv.pid)[0]
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: value(m, "rwsgi_worker_exits_total", cause="killed") == 1, 10, message="a killed worker counted")
-    # Requests of gone workers still count.
-    assert value(m, "rwsgi_requests_total") >= before + 10
+    exits("killed", 1, "a killed worker counted")
+    # What gone workers counted still counts.
+    assert value(m, "rwsgi_requests_total", status="2xx") == ok
+    assert value(m, "rwsgi_workers_cpu_seconds_total") >= cpu
+    assert value(m, "rwsgi_workers_started_total") == 3
+
+    with pytest.raises(Exception):
+        srv.get("/exit")
+    exits("crashed", 1, "a crashed worker counted")
+    with pytest.raises(Exception):
+        srv.get("/sleep?30", timeout=15)
+    exits("timeout", 1, "a worker killed as stuck counted")
 
     srv.signal(signal.SIGTTOU)
-    wait_for(lambda: value(m, "rwsgi_worker_exits_total", cause="retired") == 1, 10, message="TTOU's worker counted")
+    exits("scaled_down", 1, "TTOU's worker counted")
     assert value(m, "rwsgi_workers_wanted") == 1
 
     srv.signal(signal.SIGHUP)
-    wait_for(lambda: value(m, "rwsgi_reloads_total") == 1 and value(m, "rwsgi_worker_exits_total", cause="retired") == 2,
-             15, message="the reload counted")
+    exits("reloaded", 1, "the reloaded worker counted")
+    assert value(m, "rwsgi_reloads_total") == 1
+    # (The reload brought back -w 2.)
     for _ in range(80):
         srv.get("/hello")
-    wait_for(lambda: value(m, "rwsgi_worker_exits_total", cause="recycled") >= 1, 10, message="a recycled worker")
+    wait_for(lambda: value(m, "rwsgi_worker_exits_total", cause="recycled") >= 1, 15,
+             message="a worker recycled by --max-requests counted")
+    assert value(m, "rwsgi_worker_exits_total", cause="memory") == 0
+
+
+def test_a_worker_over_its_memory_limit_is_counted_so(servers, tmp_path):
+    srv, m = start_count_app(servers, tmp_path, ["-w", "1", "--max-worker-memory", "1"])
+    wait_for(lambda: value(m, "rwsgi_ready") == 1, 10, message="ready")
+    assert srv.get("/hello").status == 200
+    wait_for(lambda: value(m, "rwsgi_worker_exits_total", cause="memory") == 1, 15, message="the memory recycle counted")
+    assert value(m, "rwsgi_worker_exits_total", cause="recycled") == 0
 
 
 def test_ready_only_while_a_current_worker_serves(servers, tmp_path):
