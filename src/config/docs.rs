@@ -10,8 +10,24 @@ pub fn render() -> String {
     let mut out = format!(".TH RWSGI 1 \"\" \"rwsgi {}\" \"User Commands\"\n", env!("CARGO_PKG_VERSION"));
     out.push_str(NAME_TO_DESCRIPTION);
     out.push_str(&man_options());
-    for part in [ENVIRONMENT, SIGNALS, EXIT_STATUS, EXAMPLES, FILES, SEE_ALSO] {
+    for part in [ENVIRONMENT, SIGNALS] {
         out.push_str(part);
+    }
+    out.push_str(&metrics_section());
+    for part in [EXIT_STATUS, EXAMPLES, FILES, SEE_ALSO] {
+        out.push_str(part);
+    }
+    out
+}
+
+/// What `--metrics-bind` shows at /metrics, from the table it is shown from.
+fn metrics_section() -> String {
+    let mut out = ".SH PROMETHEUS METRICS
+What \\-\\-metrics\\-bind serves at /metrics. Counters include what \
+        the workers that are gone had counted.\n"
+        .to_string();
+    for f in crate::master::METRIC_FAMILIES.iter() {
+        out.push_str(&format!(".TP\n\\fB{}\\fR ({})\n{}\n", escape(f.name), f.kind, escape(f.help)));
     }
     out
 }
@@ -257,6 +273,14 @@ mod tests {
     fn readme_migration_table_is_current() {
         let table = super::super::gunicorn::render_table();
         assert_section_current("README.md", "<!-- gunicorn-settings:begin -->", "<!-- gunicorn-settings:end -->", &table);
+    }
+
+    #[test]
+    fn readme_lists_every_metric() {
+        let readme = std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        for f in crate::master::METRIC_FAMILIES.iter() {
+            assert!(readme.contains(&format!("| `{}` | {} |", f.name, f.kind)), "README's metrics table lacks {}", f.name);
+        }
     }
 
     #[test]

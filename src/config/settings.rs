@@ -969,8 +969,9 @@ pub static SETTINGS: &[Setting] = &[
         }),
     setting!("metrics_bind", None, Cli::Flag("metrics-bind"), Kind::Text, "", None, "ADDRESS", "Metrics",
         "Serve, on HOST:PORT or unix:PATH, from the master, the Prometheus text format at \
-         /metrics (workers by state, \
-         requests, worker exits by cause, reloads), and the probes /ready (200 once a worker of \
+         /metrics (workers by state, requests by status class, a request-duration histogram, \
+         bytes in and out, connections, listen queues, the workers' memory and CPU time, worker \
+         exits by cause, reloads: the README lists them), and the probes /ready (200 once a worker of \
          the current generation serves, 503 while booting or stopping) and /live. Off by \
          default. rwsgi's own.",
         apply: |v, c| {
@@ -984,7 +985,8 @@ pub static SETTINGS: &[Setting] = &[
     setting!("control_socket", None, Cli::Flag("control-socket"), Kind::Text, "", None, "PATH", "Control",
         "Answer Gunicorn's control protocol on this unix socket (Gunicorn's gunicornc, or rwsgi \
          ctl -s PATH COMMAND): show workers, stats, listeners, config; worker add, remove, \
-         kill; reload, reopen, shutdown. rwsgi top -s PATH shows every worker live. Off unless \
+         kill; reload, reopen, shutdown. rwsgi top -s PATH shows the server's rates and every \
+         worker live. Off unless \
          given (Gunicorn makes one by default).",
         apply: |v, c| {
             c.control_socket = v.nonempty().map(absolute_from_start);

@@ -277,21 +277,67 @@ fn answer(method: &str, path: &str, view: &mut dyn FnMut() -> ServerView) -> Vec
 }
 
 /// The Prometheus text format of `s`.
+/// A metric family: its name, type and help line, shown on `/metrics`
+/// and listed in the man page.
+pub struct Family {
+    /// Its name: `rwsgi_...`.
+    pub name: &'static str,
+    /// `counter`, `gauge` or `histogram`.
+    pub kind: &'static str,
+    /// What it counts, in one line.
+    pub help: &'static str,
+}
+
+const fn family(name: &'static str, kind: &'static str, help: &'static str) -> Family {
+    Family { name, kind, help }
+}
+
+/// Every family `/metrics` shows, in its order.
+pub const FAMILIES: [Family; 15] = [
+    family("rwsgi_workers", "gauge", "Worker processes, by state."),
+    family("rwsgi_workers_wanted", "gauge", "Worker processes wanted (-w, TTIN, TTOU)."),
+    family(
+        "rwsgi_requests_total",
+        "counter",
+        "Requests answered, by status class: by the app, and refused by the server (400, 408, 413, 431...).",
+    ),
+    family(
+        "rwsgi_request_duration_seconds",
+        "histogram",
+        "Time from a request's head to the end of its response, for requests that reached the app.",
+    ),
+    family("rwsgi_request_bytes_total", "counter", "Request bytes read: heads and bodies."),
+    family("rwsgi_response_bytes_total", "counter", "Response bytes written: heads and bodies."),
+    family("rwsgi_connections_accepted_total", "counter", "Client connections accepted by the workers."),
+    family("rwsgi_listen_queue", "gauge", "Connections waiting in a listening socket's accept queue (TCP)."),
+    family(
+        "rwsgi_workers_resident_memory_bytes",
+        "gauge",
+        "Resident memory of the live workers, summed (pages they share count once per worker).",
+    ),
+    family("rwsgi_workers_cpu_seconds_total", "counter", "CPU time of the workers, alive and gone, user and system."),
+    family("rwsgi_workers_started_total", "counter", "Worker processes started."),
+    family("rwsgi_worker_exits_total", "counter", "Worker exits, by cause."),
+    family("rwsgi_reloads_total", "counter", "Reloads begun (HUP, --reload, the control socket)."),
+    family("rwsgi_ready", "gauge", "Whether the server takes traffic (/ready)."),
+    family("rwsgi_uptime_seconds", "gauge", "Seconds since the master started."),
+];
+
 /// The Prometheus text format of `v`. Every label set is bounded: worker
 /// states, status classes, exit causes, histogram buckets, listeners.
 fn render(v: &ServerView) -> String {
     let mut out = Exposition(String::new());
-    out.family("rwsgi_workers", "gauge", "Worker processes, by state.");
+    out.family("rwsgi_workers");
     for (state, n) in v.by_state() {
         out.sample("rwsgi_workers", &[("state", state)], n);
     }
-    out.family("rwsgi_workers_wanted", "gauge", "Worker processes wanted (-w, TTIN, TTOU).");
+    out.family("rwsgi_workers_wanted");
     out.sample("rwsgi_workers_wanted", &[], v.target);
-    out.family("rwsgi_requests_total", "counter", "Requests answered, by status class: by the app, and refused by the server (400, 408, 413, 431...).");
+    out.family("rwsgi_requests_total");
     for (class, n) in STATUS_CLASSES.iter().zip(v.totals.by_class) {
         out.sample("rwsgi_requests_total", &[("status", class)], n);
     }
-    out.family("rwsgi_request_duration_seconds", "histogram", "Time from a request's head to the end of its response, for requests that reached the app.");
+    out.family("rwsgi_request_duration_seconds");
     for (bound, n) in v.totals.cumulative() {
         // As Prometheus' clients write them: `0.005`, `1.0`, `+Inf`.
         let le = if bound.is_infinite() { "+Inf".to_string() } else { format!("{bound:?}") };
@@ -299,33 +345,33 @@ fn render(v: &ServerView) -> String {
     }
     out.sample("rwsgi_request_duration_seconds_sum", &[], v.totals.duration_sum_us as f64 / 1e6);
     out.sample("rwsgi_request_duration_seconds_count", &[], v.totals.timed());
-    out.family("rwsgi_request_bytes_total", "counter", "Request bytes read: heads and bodies.");
+    out.family("rwsgi_request_bytes_total");
     out.sample("rwsgi_request_bytes_total", &[], v.totals.bytes_in);
-    out.family("rwsgi_response_bytes_total", "counter", "Response bytes written: heads and bodies.");
+    out.family("rwsgi_response_bytes_total");
     out.sample("rwsgi_response_bytes_total", &[], v.totals.bytes_out);
-    out.family("rwsgi_connections_accepted_total", "counter", "Client connections accepted by the workers.");
+    out.family("rwsgi_connections_accepted_total");
     out.sample("rwsgi_connections_accepted_total", &[], v.totals.accepted);
-    out.family("rwsgi_listen_queue", "gauge", "Connections waiting in a listening socket's accept queue (TCP).");
+    out.family("rwsgi_listen_queue");
     for (listener, _, queue) in &v.listeners {
         if let Some(queue) = queue {
             out.sample("rwsgi_listen_queue", &[("listener", listener)], queue);
         }
     }
-    out.family("rwsgi_workers_resident_memory_bytes", "gauge", "Resident memory of the live workers, summed (pages they share count once per worker).");
+    out.family("rwsgi_workers_resident_memory_bytes");
     out.sample("rwsgi_workers_resident_memory_bytes", &[], v.workers.iter().filter_map(|w| w.rss).sum::<u64>());
-    out.family("rwsgi_workers_cpu_seconds_total", "counter", "CPU time of the workers, alive and gone, user and system.");
+    out.family("rwsgi_workers_cpu_seconds_total");
     out.sample("rwsgi_workers_cpu_seconds_total", &[], v.cpu);
-    out.family("rwsgi_workers_started_total", "counter", "Worker processes started.");
+    out.family("rwsgi_workers_started_total");
     out.sample("rwsgi_workers_started_total", &[], v.spawned);
-    out.family("rwsgi_worker_exits_total", "counter", "Worker exits, by cause.");
+    out.family("rwsgi_worker_exits_total");
     for (cause, n) in &v.exits {
         out.sample("rwsgi_worker_exits_total", &[("cause", cause)], n);
     }
-    out.family("rwsgi_reloads_total", "counter", "Reloads begun (HUP, --reload).");
+    out.family("rwsgi_reloads_total");
     out.sample("rwsgi_reloads_total", &[], v.reloads);
-    out.family("rwsgi_ready", "gauge", "Whether the server takes traffic (/ready).");
+    out.family("rwsgi_ready");
     out.sample("rwsgi_ready", &[], u8::from(v.ready));
-    out.family("rwsgi_uptime_seconds", "gauge", "Seconds since the master started.");
+    out.family("rwsgi_uptime_seconds");
     out.sample("rwsgi_uptime_seconds", &[], format_args!("{:.3}", v.uptime));
     out.0
 }
@@ -334,8 +380,12 @@ fn render(v: &ServerView) -> String {
 struct Exposition(String);
 
 impl Exposition {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    /// The HELP and TYPE lines of the family `name` (one of [`FAMILIES`]).
+    fn family(&mut self, name: &str) {
+        let Some(f) = FAMILIES.iter().find(|f| f.name == name) else {
+            unreachable!("{name} is not in FAMILIES")
+        };
+        let _ = writeln!(self.0, "# HELP {name} {}\n# TYPE {name} {}", f.help, f.kind);
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
@@ -348,5 +398,35 @@ impl Exposition {
         }
         let close = if labels.is_empty() { "" } else { "}" };
         let _ = writeln!(self.0, "{close} {value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::Totals;
+
+    #[test]
+    fn every_family_is_shown_once_in_order_and_parses_as_lines() {
+        let view = ServerView {
+            workers: Vec::new(),
+            target: 2,
+            requests: 0,
+            totals: Totals::default(),
+            cpu: 0.0,
+            exits: vec![("timeout", 1)],
+            reloads: 0,
+            spawned: 2,
+            ready: true,
+            uptime: 1.0,
+            listeners: vec![("http://[::1]:80 \"x\"".to_string(), 3, Some(4))],
+        };
+        let text = render(&view);
+        let shown: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).map(|l| l.split(' ').next().unwrap()).collect();
+        let listed: Vec<&str> = FAMILIES.iter().map(|f| f.name).collect();
+        assert_eq!(shown, listed);
+        assert!(text.contains("rwsgi_listen_queue{listener=\"http://[::1]:80 \\\"x\\\"\"} 4\n"), "{text}");
+        assert!(text.contains("rwsgi_request_duration_seconds_bucket{le=\"1.0\"} 0\n"), "{text}");
+        assert!(text.contains("rwsgi_worker_exits_total{cause=\"timeout\"} 1\n"), "{text}");
     }
 }

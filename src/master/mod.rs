@@ -30,6 +30,7 @@ mod start;
 mod view;
 mod zygote;
 
+pub use metrics::{Family, FAMILIES as METRIC_FAMILIES};
 pub use start::start;
 
 use std::collections::HashMap;
