@@ -93,6 +93,9 @@ pub struct Config {
     pub max_requests_jitter: u64,
     /// Resident memory (bytes) past which a worker restarts.
     pub max_worker_memory: Option<u64>,
+    /// How long a worker is busy before it hands its connections over;
+    /// `None`: never.
+    pub handoff_after: Option<std::time::Duration>,
     /// Bind TCP sockets with SO_REUSEPORT.
     pub reuse_port: bool,
     /// Send `wsgi.file_wrapper` files with sendfile(2) (`--no-sendfile`
@@ -583,6 +586,7 @@ impl Config {
             max_requests: None,
             max_requests_jitter: 0,
             max_worker_memory: None,
+            handoff_after: Some(std::time::Duration::from_millis(10)),
             limit_request_body: None,
             reuse_port: false,
             sendfile: true,

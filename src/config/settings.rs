@@ -505,6 +505,16 @@ pub static SETTINGS: &[Setting] = &[
             c.max_worker_memory = Some(v.uint()?).filter(|n| *n > 0).map(|mb| mb.saturating_mul(1 << 20));
             Ok(())
         }),
+    setting!("handoff_after", None, Cli::Flag("handoff-after"), Kind::Uint, "10", None, "MS", "Worker Processes",
+        "Once a worker has been busy this many milliseconds (its one thread in the app, or every \
+         request thread), it hands its idle keep-alive connections, and requests waiting for a \
+         thread, to the other workers, so that no request waits behind another client's slow one \
+         while a worker is free. 0 turns it off: a connection stays with the worker that \
+         accepted it. rwsgi's own (Gunicorn's sync worker holds one connection at a time).",
+        apply: |v, c| {
+            c.handoff_after = Some(v.uint()?).filter(|ms| *ms > 0).map(std::time::Duration::from_millis);
+            Ok(())
+        }),
     setting!("limit_request_line", None, Cli::Flag("limit-request-line"), Kind::Uint, "4094", None, "INT", "Security",
         "The maximum size of the HTTP request line in bytes, its CRLF not counted; longer lines get \
          414. 0 means no limit of its own (the head is still bounded). Above 8190, Gunicorn's \

@@ -56,6 +56,7 @@ use crate::logging::statsd;
 use crate::net::Listener;
 use crate::sys::scoreboard::Recycle;
 use crate::sys::{self, Scoreboard, SlotState};
+use crate::worker::handoff::Channel;
 use crate::worker::{self, ExitReason, WorkerSpec};
 
 const SIGNALS: Token = Token(0);
@@ -122,6 +123,8 @@ struct Generation {
     target: usize,
     /// The process its workers are forked from (see `zygote`).
     zygote: Option<zygote::Zygote>,
+    /// The pair its workers hand connections over on (`--handoff-after`).
+    handoff: Option<Channel>,
 }
 
 impl Generation {
@@ -129,7 +132,10 @@ impl Generation {
     /// (as many as the scoreboard holds at most).
     fn new(id: u64, cfg: Config, listeners: Vec<Rc<Listener>>) -> Generation {
         let target = cfg.workers.min(sys::scoreboard::MAX_SLOTS);
-        Generation { id, cfg, listeners, target, zygote: None }
+        let handoff = cfg.handoff_after.and_then(|_| {
+            Channel::new().map_err(|e| log::warn!("cannot make the hand-off pair, connections stay where accepted: {e}")).ok()
+        });
+        Generation { id, cfg, listeners, target, zygote: None, handoff }
     }
 }
 
@@ -1158,7 +1164,17 @@ impl Master {
                 let reload_dir = self.code_watch.as_ref().map(CodeWatch::report_dir);
                 let start = worker::Start::Fresh;
                 let spec =
-                    WorkerSpec { cfg: &gen.cfg, listeners: &gen.listeners, board: &self.board, slot, master, age, reload_dir, start };
+                    WorkerSpec {
+                        cfg: &gen.cfg,
+                        listeners: &gen.listeners,
+                        board: &self.board,
+                        slot,
+                        master,
+                        age,
+                        reload_dir,
+                        start,
+                        handoff: gen.handoff.as_ref(),
+                    };
                 worker::run(spec)
             }
             Ok(ForkResult::Parent { child }) => self.adopt(child, slot, generation),

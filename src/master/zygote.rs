@@ -183,6 +183,7 @@ impl Master {
                     master,
                     line: theirs.into(),
                     reload_dir,
+                    handoff: gen.handoff.as_ref(),
                 };
                 child::run(spec)
             }

@@ -32,6 +32,7 @@ pub struct Tally {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     accepted: AtomicU64,
+    handed_over: AtomicU64,
     last_status: AtomicU32,
 }
 
@@ -70,6 +71,13 @@ impl Tally {
         self.accepted.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Count connections handed over to other workers.
+    pub fn handed_over(&self, n: u64) {
+        if n > 0 {
+            self.handed_over.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     /// The status of the last request answered (0: none yet).
     pub fn last_status(&self) -> u16 {
         u16::try_from(self.last_status.load(Ordering::Relaxed)).unwrap_or(0)
@@ -78,7 +86,7 @@ impl Tally {
     /// Start from zero, for a new worker (master, before its fork).
     pub fn reset(&self) {
         let all = self.by_class.iter().chain(&self.durations);
-        for cell in all.chain([&self.duration_sum_us, &self.bytes_in, &self.bytes_out, &self.accepted]) {
+        for cell in all.chain([&self.duration_sum_us, &self.bytes_in, &self.bytes_out, &self.accepted, &self.handed_over]) {
             cell.store(0, Ordering::Relaxed);
         }
         self.last_status.store(0, Ordering::Relaxed);
@@ -94,6 +102,7 @@ impl Tally {
             bytes_in: load(&self.bytes_in),
             bytes_out: load(&self.bytes_out),
             accepted: load(&self.accepted),
+            handed_over: load(&self.handed_over),
         }
     }
 }
@@ -113,6 +122,8 @@ pub struct Totals {
     pub bytes_out: u64,
     /// Connections accepted.
     pub accepted: u64,
+    /// Connections handed over to another worker.
+    pub handed_over: u64,
 }
 
 impl Totals {
@@ -147,6 +158,7 @@ impl AddAssign<&Totals> for Totals {
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
         self.accepted += other.accepted;
+        self.handed_over += other.handed_over;
     }
 }
 
@@ -170,6 +182,7 @@ mod tests {
         t.record(&served(400, None));
         t.record(&served(0, None));
         t.accepted();
+        t.handed_over(3);
         let totals = t.read();
         assert_eq!(totals.by_class, [0, 2, 0, 2, 1], "no status, no class");
         assert_eq!((totals.answered(), totals.timed()), (5, 4));
@@ -179,7 +192,7 @@ mod tests {
         assert_eq!(cumulative[13], (10.0, 3));
         assert_eq!(cumulative[14], (f64::INFINITY, 4));
         assert_eq!(totals.duration_sum_us, 20_012_000);
-        assert_eq!((totals.bytes_in, totals.bytes_out, totals.accepted), (60, 600, 1));
+        assert_eq!((totals.bytes_in, totals.bytes_out, totals.accepted, totals.handed_over), (60, 600, 1, 3));
         assert_eq!(t.last_status(), 0);
         let mut sum = totals.clone();
         sum += &totals;

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+use super::handoff::{Lender, Watch};
 use crate::net::Stream;
 
 /// The longest a finished response waits while the worker serves others.
@@ -40,17 +41,21 @@ pub struct Held {
     /// The flusher sleeps until woken (no hold for a while).
     flusher_asleep: AtomicBool,
     flusher: Mutex<Option<Thread>>,
+    /// The parked connections lent during app calls, which the same
+    /// thread hands over when a call runs long (see `handoff`).
+    lender: Option<Arc<Lender>>,
 }
 
 impl Held {
-    /// The list and its flusher thread.
-    pub fn start() -> io::Result<Arc<Held>> {
+    /// The list and its flusher thread (which also watches `lender`).
+    pub fn start(lender: Option<Arc<Lender>>) -> io::Result<Arc<Held>> {
         let held = Arc::new(Held {
             list: Mutex::new(Vec::new()),
             since: AtomicU64::new(0),
             epoch: Instant::now(),
             flusher_asleep: AtomicBool::new(false),
             flusher: Mutex::new(None),
+            lender,
         });
         let for_thread = held.clone();
         let handle = std::thread::Builder::new().name("rwsgi-flush".into()).stack_size(64 * 1024).spawn(move || {
@@ -78,11 +83,23 @@ impl Held {
         }
         // SeqCst with the flusher's flag-then-check: either it sees `since`
         // or this sees its flag.
-        if self.flusher_asleep.swap(false, Ordering::SeqCst) {
+        self.wake_flusher();
+    }
+
+    /// Wake the flusher if it sleeps (something was held, or an app call
+    /// began that it must watch). A plain load first: it is awake
+    /// whenever the worker is busy.
+    pub fn wake_flusher(&self) {
+        if self.flusher_asleep.load(Ordering::SeqCst) && self.flusher_asleep.swap(false, Ordering::SeqCst) {
             if let Some(t) = &*self.flusher.lock().unwrap_or_else(|p| p.into_inner()) {
                 t.unpark();
             }
         }
+    }
+
+    /// Whether a response is still held for `token`.
+    fn holds(&self, token: usize) -> bool {
+        self.since.load(Ordering::Acquire) != 0 && self.lock().iter().any(|h| h.token == token)
     }
 
     /// Take back what is still held for `token` (before the connection is
@@ -111,36 +128,47 @@ impl Held {
 
     /// The flusher: every [`HOLD_TIME`], send what has waited that long,
     /// as far as the sockets take it without waiting (the rest stays for
-    /// the main thread, which may wait). It sleeps when nothing has been
-    /// held for a while.
+    /// the main thread, which may wait), and let the lender hand over the
+    /// parked connections of a long app call. It sleeps when nothing has
+    /// been held, and no call has run, for a while.
     fn run_flusher(&self) {
         let mut idle = 0;
+        let mut watch = Watch::default();
         loop {
             std::thread::park_timeout(HOLD_TIME);
-            let since = self.since.load(Ordering::Acquire);
-            if since == 0 {
-                idle += 1;
-                if idle >= IDLE_TICKS {
-                    idle = 0;
-                    self.flusher_asleep.store(true, Ordering::SeqCst);
-                    // A hold that came before the flag went up left
-                    // `since` set: look once more before sleeping.
-                    if self.since.load(Ordering::SeqCst) == 0 {
-                        std::thread::park();
-                    }
-                    self.flusher_asleep.store(false, Ordering::Release);
+            self.flush_due();
+            let calling = self.lender.as_ref().is_some_and(|l| l.busy());
+            if let Some(lender) = &self.lender {
+                lender.tick(&mut watch, |token| self.holds(token));
+            }
+            if self.since.load(Ordering::Acquire) != 0 || calling {
+                idle = 0;
+                continue;
+            }
+            idle += 1;
+            if idle >= IDLE_TICKS {
+                idle = 0;
+                self.flusher_asleep.store(true, Ordering::SeqCst);
+                // A hold or a call that came before the flag went up is
+                // seen here: look once more before sleeping.
+                if self.since.load(Ordering::SeqCst) == 0 && !self.lender.as_ref().is_some_and(|l| l.busy()) {
+                    std::thread::park();
                 }
-                continue;
+                self.flusher_asleep.store(false, Ordering::Release);
             }
-            idle = 0;
-            if self.now().saturating_sub(since) < HOLD_TIME.as_nanos() as u64 {
-                continue;
-            }
-            let mut list = self.lock();
-            list.retain_mut(|h| !send_some(h));
-            let next = if list.is_empty() { 0 } else { self.now() };
-            self.since.store(next, Ordering::Release);
         }
+    }
+
+    /// Send the held responses once the oldest has waited [`HOLD_TIME`].
+    fn flush_due(&self) {
+        let since = self.since.load(Ordering::Acquire);
+        if since == 0 || self.now().saturating_sub(since) < HOLD_TIME.as_nanos() as u64 {
+            return;
+        }
+        let mut list = self.lock();
+        list.retain_mut(|h| !send_some(h));
+        let next = if list.is_empty() { 0 } else { self.now() };
+        self.since.store(next, Ordering::Release);
     }
 }
 

@@ -19,6 +19,7 @@
 
 mod conn;
 mod handler;
+pub mod handoff;
 mod hold;
 mod hooks;
 mod reload;
@@ -29,6 +30,7 @@ pub mod zygote;
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mio::{Poll, Token};
@@ -40,6 +42,7 @@ use crate::net::Listener;
 use crate::sys::{self, Scoreboard, SlotState};
 use crate::wsgi::{self, App, ListenerInfo};
 use handler::Handler;
+use handoff::Lender;
 use hooks::Hooks;
 use server::{Mode, Server};
 use signals::SignalPipe;
@@ -95,6 +98,8 @@ pub struct WorkerSpec<'a> {
     pub reload_dir: Option<&'a std::path::Path>,
     /// Where its Python comes from.
     pub start: Start<'a>,
+    /// Its generation's hand-off pair (`--handoff-after`).
+    pub handoff: Option<&'a handoff::Channel>,
 }
 
 /// How a worker's interpreter comes to it.
@@ -190,6 +195,7 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
     let mut keep: Vec<RawFd> = spec.listeners.iter().map(|l| l.as_raw_fd()).collect();
     keep.extend(crate::logging::log_fds());
     keep.extend(inherited_log.as_ref().and_then(AccessLog::fd));
+    keep.extend(spec.handoff.iter().flat_map(|h| h.fds()));
     sys::close_inherited_except(&keep);
     sys::set_heartbeat(spec.board, spec.slot);
     // Named before anything else can see it (a worker from the zygote
@@ -316,7 +322,13 @@ fn serve(spec: &WorkerSpec<'_>, handler: &Handler<'_>, signals: Option<&SignalPi
     let poll = Poll::new()?;
     let threads = spec.cfg.threads;
     if threads <= 1 {
-        return Server::new(spec, handler, poll, Mode::inline()?, signals)?.serve();
+        // The helper thread hands the parked connections over during long
+        // app calls, through handles of its own.
+        let lender = match (spec.handoff, spec.cfg.handoff_after) {
+            (Some(channel), Some(after)) => Some(Arc::new(Lender::new(channel.try_clone()?, poll.registry().try_clone()?, after))),
+            _ => None,
+        };
+        return Server::new(spec, handler, poll, Mode::inline(lender)?, signals)?.serve();
     }
     let pool = Pool::new(mio::Waker::new(poll.registry(), WAKER)?, threads);
     let pool = &pool;

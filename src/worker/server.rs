@@ -18,6 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::conn::{Conn, ConnState, SocketInput, Timers};
 use super::handler::{After, Handler};
+use super::handoff::{self, Channel, Lender};
 use super::hold::{self, Held, HeldResponse};
 use super::reload::ModuleReport;
 use super::signals::SignalPipe;
@@ -49,6 +50,8 @@ pub(super) struct Holding {
     turn: u64,
     /// Emptied buffers of sent held responses, for the next ones.
     spare: Vec<Vec<u8>>,
+    /// The parked connections go to it for each app call (see `handoff`).
+    lender: Option<Arc<Lender>>,
 }
 
 /// The request threads and the connections away with them.
@@ -64,9 +67,11 @@ pub(super) struct Away<'a> {
 }
 
 impl Mode<'_> {
-    /// Requests run on the main thread, with held responses.
-    pub fn inline() -> io::Result<Mode<'static>> {
-        Ok(Mode::Inline(Holding { held: Held::start()?, sending: Vec::new(), turn: 1, spare: Vec::new() }))
+    /// Requests run on the main thread, with held responses; with a
+    /// lender, its parked connections are handed over during long calls.
+    pub fn inline(lender: Option<Arc<Lender>>) -> io::Result<Mode<'static>> {
+        let held = Held::start(lender.clone())?;
+        Ok(Mode::Inline(Holding { held, sending: Vec::new(), turn: 1, spare: Vec::new(), lender }))
     }
 
     /// Requests run on the threads of `pool`.
@@ -92,11 +97,12 @@ enum Next {
     Dispatch(Box<Incoming>),
 }
 
-/// Accepting new connections.
+/// Accepting new connections, and taking those other workers hand over.
 struct Acceptor {
-    /// A listener may still have connections queued (accept is one at a
-    /// time so load spreads over workers; edge-triggered readiness will
-    /// not fire again for those already queued).
+    /// A source may still have connections queued: each listener, then
+    /// the hand-off inbox (accept is one at a time so load spreads over
+    /// workers; edge-triggered readiness will not fire again for those
+    /// already queued).
     pending: Vec<bool>,
     /// After an accept error (EMFILE), when to try again.
     retry_at: Option<Instant>,
@@ -132,6 +138,18 @@ pub(super) struct Server<'a> {
     max_requests: Option<u64>,
     /// `--reload`: the imported files, told to the master.
     modules: Option<ModuleReport>,
+    /// The generation's hand-off pair, with `--handoff-after` (see
+    /// `handoff`).
+    handoff: Option<Handoff<'a>>,
+}
+
+/// Handing connections over, and taking them.
+struct Handoff<'a> {
+    channel: &'a Channel,
+    /// How long the worker is busy before its connections go.
+    after: Duration,
+    /// With request threads: since when every one has been busy.
+    saturated_since: Option<Instant>,
 }
 
 /// Bytes asked for by one read of a connection.
@@ -160,6 +178,12 @@ impl<'a> Server<'a> {
         if let Some(pipe) = signals {
             poll.registry().register(&mut SourceFd(&pipe.fd()), SIGNAL_PIPE, Interest::READABLE)?;
         }
+        let handoff = spec.handoff.zip(spec.cfg.handoff_after).map(|(channel, after)| Handoff { channel, after, saturated_since: None });
+        // The inbox is polled as one more listener, after the others.
+        let sources = spec.listeners.len() + usize::from(handoff.is_some());
+        if let Some(h) = &handoff {
+            poll.registry().register(&mut SourceFd(&h.channel.inbox_fd()), Token(spec.listeners.len()), Interest::READABLE)?;
+        }
         let wire = Wire::new(spec.cfg);
         Ok(Server {
             spec,
@@ -170,8 +194,8 @@ impl<'a> Server<'a> {
             signals,
             poll,
             conns: HashMap::new(),
-            next_token: spec.listeners.len(),
-            accept: Acceptor { pending: vec![true; spec.listeners.len()], retry_at: None, failing: false },
+            next_token: sources,
+            accept: Acceptor { pending: vec![true; sources], retry_at: None, failing: false },
             again: Vec::new(),
             ready: Vec::new(),
             scratch: vec![0; READ_CHUNK],
@@ -179,6 +203,7 @@ impl<'a> Server<'a> {
             started: 0,
             max_requests: spec.cfg.max_requests.map(|n| n + super::jitter(spec.cfg.max_requests_jitter)),
             modules: spec.reload_dir.and_then(ModuleReport::start),
+            handoff,
         })
     }
 
@@ -208,6 +233,7 @@ impl<'a> Server<'a> {
             }
             self.handle_events(&events);
             self.take_back_finished();
+            self.hand_over_if_saturated();
             self.accept_while_room();
             self.expire_connections();
             self.flush_held();
@@ -252,7 +278,7 @@ impl<'a> Server<'a> {
                 }
                 continue;
             }
-            if token < self.spec.listeners.len() {
+            if token < self.accept.pending.len() {
                 self.accept.pending[token] = true;
             } else if let Some(input) = self.away_mut(token) {
                 *input = true;
@@ -345,6 +371,64 @@ impl<'a> Server<'a> {
                 }
             }
         }
+        if self.accept.pending.get(self.spec.listeners.len()) == Some(&true) && self.can_take_over() {
+            self.take_one_over();
+        }
+    }
+
+    /// Whether to take a connection another worker hands over: there is
+    /// room, and a thread free to serve it at once (a worker busy itself
+    /// would only make it wait again).
+    fn can_take_over(&self) -> bool {
+        let free = match &self.mode {
+            Mode::Inline(_) => true,
+            Mode::Threads(away) => away.pool.has_idle_thread(),
+        };
+        free && self.can_accept()
+    }
+
+    /// Take one connection from the hand-off inbox and drive it, as if
+    /// accepted here.
+    fn take_one_over(&mut self) {
+        let Some(h) = &self.handoff else { return };
+        match h.channel.receive() {
+            Ok(Some(conn)) => {
+                let token = self.next_token;
+                self.next_token += 1;
+                self.drive_and_place(token, conn);
+            }
+            Ok(None) => self.accept.pending[self.spec.listeners.len()] = false,
+            Err(e) => {
+                log::warn!("cannot take a connection handed over: {e}");
+                self.accept.pending[self.spec.listeners.len()] = false;
+            }
+        }
+    }
+
+    /// With request threads: once every thread has been busy for
+    /// `--handoff-after`, hand the parked connections and the queued
+    /// requests over to the other workers (see `handoff`).
+    fn hand_over_if_saturated(&mut self) {
+        let (Some(h), Mode::Threads(away)) = (&mut self.handoff, &mut self.mode) else { return };
+        if away.pool.has_idle_thread() || self.stopping_since.is_some() {
+            h.saturated_since = None;
+            return;
+        }
+        let since = *h.saturated_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < h.after {
+            return;
+        }
+        let mut moved = handoff::hand_over(h.channel, self.poll.registry(), &mut self.conns, |_| false);
+        for job in away.pool.take_queued() {
+            if h.channel.send(&job.conn) {
+                away.conns.remove(&job.token);
+                handoff::forget(self.poll.registry(), job.conn);
+                moved += 1;
+            } else {
+                away.pool.submit(job);
+            }
+        }
+        self.spec.board.tally(self.spec.slot).handed_over(moved);
     }
 
     /// The worker's heartbeat in its scoreboard slot: now, or with request
@@ -400,7 +484,25 @@ impl<'a> Server<'a> {
         // post_request runs once the response is out, as under Gunicorn:
         // with request hooks, nothing is held for the end of the turn.
         let hold = !self.handler.app.has_request_hooks();
-        let after = self.handler.serve(conn, incoming, keep_alive_allowed, hold);
+        let lender = match &self.mode {
+            Mode::Inline(holding) if !self.conns.is_empty() && self.stopping_since.is_none() => holding.lender.clone(),
+            _ => None,
+        };
+        let after = match &lender {
+            Some(lender) => {
+                // The parked connections are the helper's while the app
+                // runs: it hands them over if the call runs long.
+                lender.lend(std::mem::take(&mut self.conns));
+                if let Mode::Inline(holding) = &self.mode {
+                    holding.held.wake_flusher();
+                }
+                let after = self.handler.serve(conn, incoming, keep_alive_allowed, hold);
+                self.conns = lender.take_back();
+                self.spec.board.tally(self.spec.slot).handed_over(lender.moved.swap(0, std::sync::atomic::Ordering::Relaxed));
+                after
+            }
+            None => self.handler.serve(conn, incoming, keep_alive_allowed, hold),
+        };
         self.spec.board.request_finished(self.spec.slot);
         self.after_request();
         after
@@ -454,6 +556,9 @@ impl<'a> Server<'a> {
         // Wake often enough to beat several times per --timeout.
         let mut t = super::beat_interval(self.spec.cfg.timeout);
         if let Some(at) = self.accept.retry_at {
+            t = t.min(at.saturating_duration_since(now));
+        }
+        if let Some(at) = self.handoff.as_ref().and_then(|h| h.saturated_since.map(|since| since + h.after)) {
             t = t.min(at.saturating_duration_since(now));
         }
         let timers = self.timers();

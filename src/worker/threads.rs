@@ -126,6 +126,19 @@ impl Pool {
         }
     }
 
+    /// Whether a thread waits for a job that no queued job has claimed.
+    pub fn has_idle_thread(&self) -> bool {
+        let queue = lock(&self.queue);
+        queue.idle > queue.woken
+    }
+
+    /// The jobs no thread has taken yet, oldest first.
+    pub fn take_queued(&self) -> Vec<Job> {
+        let mut queue = lock(&self.queue);
+        // Threads woken for them find the queue empty and wait again.
+        queue.jobs.drain(..).collect()
+    }
+
     /// Move the finished requests into `out` (an empty list).
     pub fn take_done(&self, out: &mut Vec<Done>) {
         std::mem::swap(out, &mut *lock(&self.done));

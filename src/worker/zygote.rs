@@ -54,6 +54,8 @@ pub struct ZygoteSpec<'a> {
     pub line: OwnedFd,
     /// `--reload`: where its workers report their imported files.
     pub reload_dir: Option<&'a Path>,
+    /// Its generation's hand-off pair, for its workers.
+    pub handoff: Option<&'a super::handoff::Channel>,
 }
 
 /// Run the zygote in a freshly forked child of the master; never returns.
@@ -77,6 +79,7 @@ fn boot(spec: &ZygoteSpec<'_>) -> Result<Option<Py<PyAny>>, ExitReason> {
     let mut keep: Vec<RawFd> = spec.listeners.iter().map(|l| l.as_raw_fd()).collect();
     keep.extend(crate::logging::log_fds());
     keep.push(spec.line.as_raw_fd());
+    keep.extend(spec.handoff.iter().flat_map(|h| h.fds()));
     sys::close_inherited_except(&keep);
     if let Ok(false) = sys::follow_master(spec.master) {
         return Err(ExitReason::Stopped);
@@ -281,6 +284,7 @@ fn intermediate(
                 age,
                 reload_dir: spec.reload_dir,
                 start: Start::Zygote { preloaded: app },
+                handoff: spec.handoff,
             };
             super::run(worker)
         }

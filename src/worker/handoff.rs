@@ -1,0 +1,306 @@
+//! Connections handed between the workers of a generation, so that no
+//! request waits behind another client's slow one while a worker is free.
+//!
+//! A worker keeps its idle keep-alive connections parked in its own poll.
+//! While it is busy (its main thread in the app, or every request thread
+//! busy) for longer than `--handoff-after`, it hands every parked
+//! connection, and every request still queued for its threads, to the
+//! others: each goes, with the bytes already read from it and where its
+//! decoding stands, as one message with the socket attached (SCM_RIGHTS)
+//! on a `SOCK_SEQPACKET` pair the master made for the generation. Every
+//! worker of the generation watches the pair's inbox like a listener and
+//! takes a connection from it, one at a time, when it has room and a free
+//! thread; the connection carries on there as if it had been accepted
+//! there. A connection is in exactly one worker (or in flight), so nothing
+//! is served twice or reordered: its bytes not yet read stay in the socket.
+//!
+//! What stays: a connection in use (its request is running), one closing
+//! (lingering), one with a response not yet sent, and everything of a
+//! worker that is stopping (it finishes them as before).
+
+use std::collections::HashMap;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use nix::sys::socket::{self, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType};
+use serde_json::{json, Value};
+
+use super::conn::{Conn, ConnState, SocketInput};
+use crate::net::{Peer, Stream};
+use crate::sys;
+use crate::wire::Stage;
+
+/// The most bytes already read that travel with a connection; one with
+/// more stays where it is.
+const MAX_CARRIED: usize = 64 * 1024;
+/// Room for a message's description of its connection.
+const MAX_HEADER: usize = 4 * 1024;
+
+/// A generation's hand-off pair: every worker sends on `out` and takes
+/// from `inbox` (the two ends of one socket pair, inherited at fork).
+pub struct Channel {
+    out: OwnedFd,
+    inbox: OwnedFd,
+}
+
+impl Channel {
+    /// A new pair (master, for a generation).
+    pub fn new() -> io::Result<Channel> {
+        let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+        let (out, inbox) = socket::socketpair(socket::AddressFamily::Unix, SockType::SeqPacket, None, flags)?;
+        Ok(Channel { out, inbox })
+    }
+
+    /// A second handle on the same pair (for a worker's helper thread).
+    pub fn try_clone(&self) -> io::Result<Channel> {
+        Ok(Channel { out: self.out.try_clone()?, inbox: self.inbox.try_clone()? })
+    }
+
+    /// Both descriptors, for a forked worker or zygote to keep.
+    pub fn fds(&self) -> [RawFd; 2] {
+        [self.out.as_raw_fd(), self.inbox.as_raw_fd()]
+    }
+
+    /// The end a worker watches for connections to take.
+    pub fn inbox_fd(&self) -> RawFd {
+        self.inbox.as_raw_fd()
+    }
+
+    /// Hand `conn` over: whether it went (false: it cannot move, or the
+    /// pair is full). The caller then takes it out of its poll and drops
+    /// it, in that order: an epoll entry outlives a closed descriptor
+    /// while the socket lives on elsewhere.
+    pub(super) fn send(&self, conn: &Conn) -> bool {
+        let Some(message) = encode(conn, Instant::now()) else { return false };
+        let fd = [conn.stream.as_raw_fd()];
+        let sent = socket::sendmsg::<()>(
+            self.out.as_raw_fd(),
+            &[IoSlice::new(&message)],
+            &[ControlMessage::ScmRights(&fd)],
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+            None,
+        );
+        sent.map_err(|e| log::debug!("cannot hand a connection over: {e}")).is_ok()
+    }
+
+    /// Take one connection handed over by a worker; `None` when there is
+    /// none (another worker took it first).
+    pub(super) fn receive(&self) -> io::Result<Option<Conn>> {
+        let mut bytes = vec![0u8; MAX_CARRIED + MAX_HEADER];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let mut iov = [IoSliceMut::new(&mut bytes)];
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
+        let msg = match socket::recvmsg::<()>(self.inbox.as_raw_fd(), &mut iov, Some(&mut space), flags) {
+            Ok(msg) => msg,
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut fd = None;
+        for cmsg in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                for raw in fds {
+                    let owned = sys::adopt_fd(raw)?;
+                    // (One is sent; any other would only leak.)
+                    fd.get_or_insert(owned);
+                }
+            }
+        }
+        let (len, truncated) = (msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC));
+        let Some(fd) = fd else { return Ok(None) };
+        if truncated {
+            return Ok(None);
+        }
+        Ok(decode(&bytes[..len], fd, Instant::now()))
+    }
+}
+
+/// A connection as a message: a JSON description, a zero byte, then the
+/// bytes read and not yet used. `None` for one that must stay.
+fn encode(conn: &Conn, now: Instant) -> Option<Vec<u8>> {
+    let (state, since) = match conn.state {
+        ConnState::Fresh { since } => ("fresh", since),
+        ConnState::Idle { since } => ("idle", since),
+        ConnState::ReadingHead { since } => ("head", since),
+        ConnState::Lingering { .. } => return None,
+    };
+    if !conn.unsent.is_empty() || conn.buf.len() > MAX_CARRIED {
+        return None;
+    }
+    let stage = match &conn.stage {
+        Stage::ProxyHeader => Value::Null,
+        Stage::Requests(client) => json!(peer_text(client)),
+    };
+    let header = json!({
+        "listener": conn.listener,
+        "peer": peer_text(&conn.peer),
+        "stage": stage,
+        "state": state,
+        "age_us": now.saturating_duration_since(since).as_micros() as u64,
+        "closed": conn.input == SocketInput::Closed,
+    });
+    let mut message = serde_json::to_vec(&header).ok()?;
+    message.push(0);
+    message.extend_from_slice(&conn.buf);
+    Some(message)
+}
+
+/// The connection a message describes, on socket `fd`.
+fn decode(message: &[u8], fd: OwnedFd, now: Instant) -> Option<Conn> {
+    let zero = message.iter().position(|b| *b == 0)?;
+    let header: Value = serde_json::from_slice(&message[..zero]).ok()?;
+    let peer = parse_peer(header["peer"].as_str()?)?;
+    let stream = match peer {
+        Peer::Tcp(_) => Stream::Tcp(std::net::TcpStream::from(fd)),
+        Peer::Unix => Stream::Unix(std::os::unix::net::UnixStream::from(fd)),
+    };
+    let stage = match header["stage"].as_str() {
+        None => Stage::ProxyHeader,
+        Some(client) => Stage::Requests(parse_peer(client)?),
+    };
+    let listener = usize::try_from(header["listener"].as_u64()?).ok()?;
+    let since = now.checked_sub(Duration::from_micros(header["age_us"].as_u64()?)).unwrap_or(now);
+    let mut conn = Conn::new(stream, peer, stage, listener);
+    conn.state = match header["state"].as_str()? {
+        "fresh" => ConnState::Fresh { since },
+        "idle" => ConnState::Idle { since },
+        _ => ConnState::ReadingHead { since },
+    };
+    conn.buf = message[zero + 1..].to_vec();
+    if header["closed"].as_bool() == Some(true) {
+        conn.input = SocketInput::Closed;
+    }
+    Some(conn)
+}
+
+fn peer_text(peer: &Peer) -> String {
+    match peer {
+        Peer::Tcp(addr) => addr.to_string(),
+        Peer::Unix => "unix".to_string(),
+    }
+}
+
+fn parse_peer(text: &str) -> Option<Peer> {
+    match text {
+        "unix" => Some(Peer::Unix),
+        addr => addr.parse().ok().map(Peer::Tcp),
+    }
+}
+
+/// Hand over every movable connection of `conns`: those gone are taken
+/// out of the map and out of the poll. How many went.
+pub(super) fn hand_over(channel: &Channel, registry: &mio::Registry, conns: &mut HashMap<usize, Conn>, keep: impl Fn(usize) -> bool) -> u64 {
+    let tokens: Vec<usize> = conns.keys().copied().filter(|t| !keep(*t)).collect();
+    let mut moved = 0;
+    for token in tokens {
+        let Some(conn) = conns.get(&token) else { continue };
+        if channel.send(conn) {
+            let conn = conns.remove(&token).expect("present: just sent");
+            forget(registry, conn);
+            moved += 1;
+        }
+    }
+    moved
+}
+
+/// Let go of a connection handed over: out of this worker's poll, then
+/// closed here (the socket lives on in the other worker).
+pub(super) fn forget(registry: &mio::Registry, conn: Conn) {
+    if conn.watched {
+        let _ = registry.deregister(&mut SourceFd(&conn.stream.as_raw_fd()));
+    }
+    drop(conn);
+}
+
+/// `--threads 1`: the parked connections, lent to the helper thread for
+/// the length of each app call, so that it can hand them over when the
+/// call runs long. The main thread moves the map in before the call and
+/// back after it (two uncontended locks per request); the helper looks at
+/// it once per tick.
+pub(super) struct Lender {
+    lent: Mutex<Option<HashMap<usize, Conn>>>,
+    /// Calls begun: the helper tells one long call from many short ones.
+    calls: AtomicU64,
+    in_call: AtomicBool,
+    /// How long a call runs before its worker's connections go.
+    after: Duration,
+    channel: Channel,
+    registry: mio::Registry,
+    /// Connections handed over (for the metrics), read by the main thread.
+    pub moved: AtomicU64,
+}
+
+/// What the helper thread last saw of the main thread's calls: the call
+/// in progress, and when the helper first saw it.
+#[derive(Default)]
+pub(super) struct Watch(Option<(u64, Instant)>);
+
+impl Lender {
+    pub fn new(channel: Channel, registry: mio::Registry, after: Duration) -> Lender {
+        Lender {
+            lent: Mutex::new(None),
+            calls: AtomicU64::new(0),
+            in_call: AtomicBool::new(false),
+            after,
+            channel,
+            registry,
+            moved: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<HashMap<usize, Conn>>> {
+        self.lent.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Before an app call: lend the parked connections.
+    pub fn lend(&self, conns: HashMap<usize, Conn>) {
+        *self.lock() = Some(conns);
+        // (Only the main thread writes these.)
+        self.calls.store(self.calls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        // SeqCst, with the helper's flag-then-check before it sleeps:
+        // either it sees the call or the caller sees it asleep.
+        self.in_call.store(true, Ordering::SeqCst);
+    }
+
+    /// After it: those the helper did not hand over.
+    pub fn take_back(&self) -> HashMap<usize, Conn> {
+        self.in_call.store(false, Ordering::Release);
+        self.lock().take().unwrap_or_default()
+    }
+
+    /// Whether a call is running (the helper must not sleep).
+    pub fn busy(&self) -> bool {
+        self.in_call.load(Ordering::SeqCst)
+    }
+
+    /// One tick of the helper: once the same call has run `after`, hand
+    /// over what was lent (at each tick from then on: a connection the
+    /// pair had no room for tries again), except the connections `held`
+    /// says still have a response to send.
+    pub fn tick(&self, watch: &mut Watch, held: impl Fn(usize) -> bool) {
+        if !self.busy() {
+            *watch = Watch::default();
+            return;
+        }
+        let call = self.calls.load(Ordering::Relaxed);
+        let now = Instant::now();
+        let since = match watch.0 {
+            Some((seen, since)) if seen == call => since,
+            _ => {
+                watch.0 = Some((call, now));
+                now
+            }
+        };
+        if now.duration_since(since) < self.after || sys::stop_requested() {
+            return;
+        }
+        // The call may have ended meanwhile: then nothing is lent.
+        if let Some(conns) = self.lock().as_mut() {
+            let moved = hand_over(&self.channel, &self.registry, conns, &held);
+            self.moved.fetch_add(moved, Ordering::Relaxed);
+        }
+    }
+}
