@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -221,16 +221,25 @@ pub(super) fn forget(registry: &mio::Registry, conn: Conn) {
 /// back after it (two uncontended locks per request); the helper looks at
 /// it once per tick.
 pub(super) struct Lender {
-    lent: Mutex<Option<HashMap<usize, Conn>>>,
-    /// Calls begun: the helper tells one long call from many short ones.
-    calls: AtomicU64,
-    in_call: AtomicBool,
+    lent: Mutex<Lent>,
     /// How long a call runs before its worker's connections go.
     after: Duration,
     channel: Channel,
     registry: mio::Registry,
-    /// Connections handed over (for the metrics), read by the main thread.
-    pub moved: AtomicU64,
+    /// Connections handed over (for the metrics), taken by the main thread.
+    moved: AtomicU64,
+}
+
+/// What the main thread lends, under the lock.
+#[derive(Default)]
+struct Lent {
+    /// The parked connections while a call runs (swapped in and out: an
+    /// empty map between calls, kept for its allocation).
+    conns: HashMap<usize, Conn>,
+    /// A call is running.
+    calling: bool,
+    /// Calls begun: the helper tells one long call from many short ones.
+    calls: u64,
 }
 
 /// What the helper thread last saw of the main thread's calls: the call
@@ -240,40 +249,44 @@ pub(super) struct Watch(Option<(u64, Instant)>);
 
 impl Lender {
     pub fn new(channel: Channel, registry: mio::Registry, after: Duration) -> Lender {
-        Lender {
-            lent: Mutex::new(None),
-            calls: AtomicU64::new(0),
-            in_call: AtomicBool::new(false),
-            after,
-            channel,
-            registry,
-            moved: AtomicU64::new(0),
-        }
+        Lender { lent: Mutex::new(Lent::default()), after, channel, registry, moved: AtomicU64::new(0) }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<HashMap<usize, Conn>>> {
+    fn lock(&self) -> MutexGuard<'_, Lent> {
         self.lent.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Before an app call: lend the parked connections.
-    pub fn lend(&self, conns: HashMap<usize, Conn>) {
-        *self.lock() = Some(conns);
-        // (Only the main thread writes these.)
-        self.calls.store(self.calls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        // SeqCst, with the helper's flag-then-check before it sleeps:
-        // either it sees the call or the caller sees it asleep.
-        self.in_call.store(true, Ordering::SeqCst);
+    /// Before an app call: lend the parked connections (`conns` is left
+    /// with an empty map). The lock orders this with the helper's look
+    /// before it sleeps: either it sees the call, or the caller then sees
+    /// it asleep and wakes it.
+    pub fn lend(&self, conns: &mut HashMap<usize, Conn>) {
+        let mut lent = self.lock();
+        std::mem::swap(&mut lent.conns, conns);
+        lent.calling = true;
+        lent.calls += 1;
     }
 
-    /// After it: those the helper did not hand over.
-    pub fn take_back(&self) -> HashMap<usize, Conn> {
-        self.in_call.store(false, Ordering::Release);
-        self.lock().take().unwrap_or_default()
+    /// After it: the connections the helper did not hand over, back in
+    /// `conns`.
+    pub fn take_back(&self, conns: &mut HashMap<usize, Conn>) {
+        let mut lent = self.lock();
+        std::mem::swap(&mut lent.conns, conns);
+        lent.calling = false;
     }
 
     /// Whether a call is running (the helper must not sleep).
     pub fn busy(&self) -> bool {
-        self.in_call.load(Ordering::SeqCst)
+        self.lock().calling
+    }
+
+    /// Connections handed over since the last look (main thread).
+    pub fn take_moved(&self) -> u64 {
+        // A plain load first: almost always nothing moved.
+        match self.moved.load(Ordering::Relaxed) {
+            0 => 0,
+            _ => self.moved.swap(0, Ordering::Relaxed),
+        }
     }
 
     /// One tick of the helper: once the same call has run `after`, hand
@@ -281,26 +294,102 @@ impl Lender {
     /// pair had no room for tries again), except the connections `held`
     /// says still have a response to send.
     pub fn tick(&self, watch: &mut Watch, held: impl Fn(usize) -> bool) {
-        if !self.busy() {
+        let mut lent = self.lock();
+        if !lent.calling {
             *watch = Watch::default();
             return;
         }
-        let call = self.calls.load(Ordering::Relaxed);
+        let calls = lent.calls;
         let now = Instant::now();
         let since = match watch.0 {
-            Some((seen, since)) if seen == call => since,
+            Some((seen, since)) if seen == calls => since,
             _ => {
-                watch.0 = Some((call, now));
+                watch.0 = Some((calls, now));
                 now
             }
         };
         if now.duration_since(since) < self.after || sys::stop_requested() {
             return;
         }
-        // The call may have ended meanwhile: then nothing is lent.
-        if let Some(conns) = self.lock().as_mut() {
-            let moved = hand_over(&self.channel, &self.registry, conns, &held);
-            self.moved.fetch_add(moved, Ordering::Relaxed);
+        let moved = hand_over(&self.channel, &self.registry, &mut lent.conns, &held);
+        self.moved.fetch_add(moved, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    /// A connection over a unix socket pair: ours, and the client's end.
+    fn conn(state: ConnState, stage: Stage, buf: &[u8]) -> (Conn, UnixStream) {
+        let (ours, client) = UnixStream::pair().unwrap();
+        let mut conn = Conn::new(Stream::Unix(ours), Peer::Unix, stage, 1);
+        conn.state = state;
+        conn.buf = buf.to_vec();
+        (conn, client)
+    }
+
+    #[test]
+    fn a_connection_arrives_whole_with_its_bytes_stage_and_age() {
+        let channel = Channel::new().unwrap();
+        let since = Instant::now() - Duration::from_millis(300);
+        let client_addr: std::net::SocketAddr = "203.0.113.7:4000".parse().unwrap();
+        let (sent, mut client) = conn(ConnState::Idle { since }, Stage::Requests(Peer::Tcp(client_addr)), b"GET / HTTP/1.1\r\n");
+        assert!(channel.send(&sent));
+        drop(sent);
+        let got = channel.receive().unwrap().expect("a connection");
+        assert_eq!((got.listener, got.peer, got.stage), (1, Peer::Unix, Stage::Requests(Peer::Tcp(client_addr))));
+        assert_eq!(got.buf, b"GET / HTTP/1.1\r\n");
+        let ConnState::Idle { since: got_since } = got.state else { panic!("{:?}", got.state) };
+        let age = got_since.elapsed();
+        assert!(age >= Duration::from_millis(300) && age < Duration::from_secs(5), "{age:?}");
+        // The same socket: what the client sends arrives here, and back.
+        client.write_all(b"Host: x\r\n").unwrap();
+        let mut bytes = [0u8; 9];
+        (&*got.stream).read_exact(&mut bytes).unwrap();
+        assert_eq!(&bytes, b"Host: x\r\n");
+        assert!(channel.receive().unwrap().is_none(), "one message, one connection");
+    }
+
+    #[test]
+    fn what_must_stay_stays() {
+        let channel = Channel::new().unwrap();
+        let now = Instant::now();
+        let (lingering, _c1) = conn(ConnState::Lingering { since: now, last_input: now }, Stage::ProxyHeader, b"");
+        assert!(!channel.send(&lingering));
+        let (mut unsent, _c2) = conn(ConnState::Idle { since: now }, Stage::ProxyHeader, b"");
+        unsent.unsent = b"HTTP/1.1 200 OK\r\n".to_vec();
+        assert!(!channel.send(&unsent));
+        let (big, _c3) = conn(ConnState::ReadingHead { since: now }, Stage::ProxyHeader, &vec![b'x'; MAX_CARRIED + 1]);
+        assert!(!channel.send(&big));
+        // A PROXY header still due, and a head part read, do go.
+        let (proxy, _c4) = conn(ConnState::ReadingHead { since: now }, Stage::ProxyHeader, b"PROXY TCP4 ");
+        assert!(channel.send(&proxy));
+        let got = channel.receive().unwrap().unwrap();
+        assert_eq!((got.stage, got.buf.as_slice()), (Stage::ProxyHeader, b"PROXY TCP4 ".as_slice()));
+        assert!(matches!(got.state, ConnState::ReadingHead { .. }));
+    }
+
+    #[test]
+    fn hand_over_moves_all_but_the_kept_and_counts_them() {
+        let channel = Channel::new().unwrap();
+        let poll = mio::Poll::new().unwrap();
+        let now = Instant::now();
+        let mut conns = HashMap::new();
+        let mut clients = Vec::new();
+        for token in 10..14 {
+            let (c, client) = conn(ConnState::Idle { since: now }, Stage::ProxyHeader, b"");
+            conns.insert(token, c);
+            clients.push(client);
         }
+        assert_eq!(hand_over(&channel, poll.registry(), &mut conns, |t| t == 12), 3);
+        assert_eq!(conns.keys().copied().collect::<Vec<_>>(), vec![12]);
+        let mut received = 0;
+        while channel.receive().unwrap().is_some() {
+            received += 1;
+        }
+        assert_eq!(received, 3);
     }
 }

@@ -492,13 +492,13 @@ impl<'a> Server<'a> {
             Some(lender) => {
                 // The parked connections are the helper's while the app
                 // runs: it hands them over if the call runs long.
-                lender.lend(std::mem::take(&mut self.conns));
+                lender.lend(&mut self.conns);
                 if let Mode::Inline(holding) = &self.mode {
                     holding.held.wake_flusher();
                 }
                 let after = self.handler.serve(conn, incoming, keep_alive_allowed, hold);
-                self.conns = lender.take_back();
-                self.spec.board.tally(self.spec.slot).handed_over(lender.moved.swap(0, std::sync::atomic::Ordering::Relaxed));
+                lender.take_back(&mut self.conns);
+                self.spec.board.tally(self.spec.slot).handed_over(lender.take_moved());
                 after
             }
             None => self.handler.serve(conn, incoming, keep_alive_allowed, hold),
