@@ -349,6 +349,7 @@ impl super::Master {
                     "bytes_in": t.bytes_in,
                     "bytes_out": t.bytes_out,
                     "connections_accepted": t.accepted,
+                    "connections_handed_over": t.handed_over,
                     "workers_rss": view.workers.iter().filter_map(|w| w.rss).sum::<u64>(),
                     "workers_cpu_seconds": view.cpu,
                     "listen_queue": view.listeners.iter().filter_map(|(_, _, q)| *q).sum::<u32>(),

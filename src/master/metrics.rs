@@ -293,7 +293,7 @@ const fn family(name: &'static str, kind: &'static str, help: &'static str) -> F
 }
 
 /// Every family `/metrics` shows, in its order.
-pub const FAMILIES: [Family; 15] = [
+pub const FAMILIES: [Family; 16] = [
     family("rwsgi_workers", "gauge", "Worker processes, by state."),
     family("rwsgi_workers_wanted", "gauge", "Worker processes wanted (-w, TTIN, TTOU)."),
     family(
@@ -309,6 +309,11 @@ pub const FAMILIES: [Family; 15] = [
     family("rwsgi_request_bytes_total", "counter", "Request bytes read: heads and bodies."),
     family("rwsgi_response_bytes_total", "counter", "Response bytes written: heads and bodies."),
     family("rwsgi_connections_accepted_total", "counter", "Client connections accepted by the workers."),
+    family(
+        "rwsgi_connections_handed_over_total",
+        "counter",
+        "Connections a busy worker handed to another (--handoff-after).",
+    ),
     family("rwsgi_listen_queue", "gauge", "Connections waiting in a listening socket's accept queue (TCP)."),
     family(
         "rwsgi_workers_resident_memory_bytes",
@@ -351,6 +356,8 @@ fn render(v: &ServerView) -> String {
     out.sample("rwsgi_response_bytes_total", &[], v.totals.bytes_out);
     out.family("rwsgi_connections_accepted_total");
     out.sample("rwsgi_connections_accepted_total", &[], v.totals.accepted);
+    out.family("rwsgi_connections_handed_over_total");
+    out.sample("rwsgi_connections_handed_over_total", &[], v.totals.handed_over);
     out.family("rwsgi_listen_queue");
     for (listener, _, queue) in &v.listeners {
         if let Some(queue) = queue {

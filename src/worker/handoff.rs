@@ -34,11 +34,13 @@ use crate::net::{Peer, Stream};
 use crate::sys;
 use crate::wire::Stage;
 
-/// The most bytes already read that travel with a connection; one with
-/// more stays where it is.
-const MAX_CARRIED: usize = 64 * 1024;
 /// Room for a message's description of its connection.
 const MAX_HEADER: usize = 4 * 1024;
+/// The most bytes already read that travel with a connection (one with
+/// more stays where it is): a message fits the worker's read buffer.
+pub(super) const MAX_CARRIED: usize = 60 * 1024;
+/// The buffer a message is received into.
+pub(super) const MAX_MESSAGE: usize = MAX_CARRIED + MAX_HEADER;
 
 /// A generation's hand-off pair: every worker sends on `out` and takes
 /// from `inbox` (the two ends of one socket pair, inherited at fork).
@@ -89,10 +91,11 @@ impl Channel {
 
     /// Take one connection handed over by a worker; `None` when there is
     /// none (another worker took it first).
-    pub(super) fn receive(&self) -> io::Result<Option<Conn>> {
-        let mut bytes = vec![0u8; MAX_CARRIED + MAX_HEADER];
+    /// `scratch` (at least [`MAX_MESSAGE`] bytes) is where it lands.
+    pub(super) fn receive(&self, scratch: &mut [u8]) -> io::Result<Option<Conn>> {
+        let bytes = scratch;
         let mut space = nix::cmsg_space!([RawFd; 1]);
-        let mut iov = [IoSliceMut::new(&mut bytes)];
+        let mut iov = [IoSliceMut::new(bytes)];
         let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
         let msg = match socket::recvmsg::<()>(self.inbox.as_raw_fd(), &mut iov, Some(&mut space), flags) {
             Ok(msg) => msg,
@@ -110,6 +113,7 @@ impl Channel {
             }
         }
         let (len, truncated) = (msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC));
+        drop(iov);
         let Some(fd) = fd else { return Ok(None) };
         if truncated {
             return Ok(None);
@@ -339,7 +343,7 @@ mod tests {
         let (sent, mut client) = conn(ConnState::Idle { since }, Stage::Requests(Peer::Tcp(client_addr)), b"GET / HTTP/1.1\r\n");
         assert!(channel.send(&sent));
         drop(sent);
-        let got = channel.receive().unwrap().expect("a connection");
+        let got = channel.receive(&mut vec![0; MAX_MESSAGE]).unwrap().expect("a connection");
         assert_eq!((got.listener, got.peer, got.stage), (1, Peer::Unix, Stage::Requests(Peer::Tcp(client_addr))));
         assert_eq!(got.buf, b"GET / HTTP/1.1\r\n");
         let ConnState::Idle { since: got_since } = got.state else { panic!("{:?}", got.state) };
@@ -350,7 +354,7 @@ mod tests {
         let mut bytes = [0u8; 9];
         (&*got.stream).read_exact(&mut bytes).unwrap();
         assert_eq!(&bytes, b"Host: x\r\n");
-        assert!(channel.receive().unwrap().is_none(), "one message, one connection");
+        assert!(channel.receive(&mut vec![0; MAX_MESSAGE]).unwrap().is_none(), "one message, one connection");
     }
 
     #[test]
@@ -367,7 +371,7 @@ mod tests {
         // A PROXY header still due, and a head part read, do go.
         let (proxy, _c4) = conn(ConnState::ReadingHead { since: now }, Stage::ProxyHeader, b"PROXY TCP4 ");
         assert!(channel.send(&proxy));
-        let got = channel.receive().unwrap().unwrap();
+        let got = channel.receive(&mut vec![0; MAX_MESSAGE]).unwrap().unwrap();
         assert_eq!((got.stage, got.buf.as_slice()), (Stage::ProxyHeader, b"PROXY TCP4 ".as_slice()));
         assert!(matches!(got.state, ConnState::ReadingHead { .. }));
     }
@@ -387,7 +391,7 @@ mod tests {
         assert_eq!(hand_over(&channel, poll.registry(), &mut conns, |t| t == 12), 3);
         assert_eq!(conns.keys().copied().collect::<Vec<_>>(), vec![12]);
         let mut received = 0;
-        while channel.receive().unwrap().is_some() {
+        while channel.receive(&mut vec![0; MAX_MESSAGE]).unwrap().is_some() {
             received += 1;
         }
         assert_eq!(received, 3);

@@ -152,8 +152,10 @@ struct Handoff<'a> {
     saturated_since: Option<Instant>,
 }
 
-/// Bytes asked for by one read of a connection.
+/// Bytes asked for by one read of a connection (and room for a connection
+/// handed over).
 const READ_CHUNK: usize = 64 * 1024;
+const _: () = assert!(READ_CHUNK >= handoff::MAX_MESSAGE);
 /// Buffers of sent held responses kept for reuse.
 const SPARE_BUFFERS: usize = 64;
 /// Requests served from one connection before the others get a turn.
@@ -217,7 +219,11 @@ impl<'a> Server<'a> {
                 self.begin_stop();
             }
             if self.stopping_since.is_some() && self.conns.is_empty() && self.away_count() == 0 {
-                return Ok(());
+                // A connection handed over to a generation whose workers
+                // all stop is taken by the last of them, and finished.
+                if !self.take_one_over() {
+                    return Ok(());
+                }
             }
             if sys::take_reopen_request() {
                 self.reopen_logs();
@@ -372,35 +378,43 @@ impl<'a> Server<'a> {
             }
         }
         if self.accept.pending.get(self.spec.listeners.len()) == Some(&true) && self.can_take_over() {
-            self.take_one_over();
+            let _ = self.take_one_over();
         }
     }
 
     /// Whether to take a connection another worker hands over: there is
     /// room, and a thread free to serve it at once (a worker busy itself
-    /// would only make it wait again).
+    /// would only make it wait again). A stopping worker still takes them:
+    /// the others of its generation may all be stopping too, and it
+    /// finishes them as its own (see `begin_stop`).
     fn can_take_over(&self) -> bool {
         let free = match &self.mode {
             Mode::Inline(_) => true,
             Mode::Threads(away) => away.pool.has_idle_thread(),
         };
-        free && self.can_accept()
+        free && self.conns.len() + self.away_count() < self.spec.cfg.worker_connections
     }
 
     /// Take one connection from the hand-off inbox and drive it, as if
-    /// accepted here.
-    fn take_one_over(&mut self) {
-        let Some(h) = &self.handoff else { return };
-        match h.channel.receive() {
+    /// accepted here; whether there was one.
+    fn take_one_over(&mut self) -> bool {
+        let Some(h) = &self.handoff else { return false };
+        let inbox = self.spec.listeners.len();
+        match h.channel.receive(&mut self.scratch) {
             Ok(Some(conn)) => {
                 let token = self.next_token;
                 self.next_token += 1;
                 self.drive_and_place(token, conn);
+                true
             }
-            Ok(None) => self.accept.pending[self.spec.listeners.len()] = false,
+            Ok(None) => {
+                self.accept.pending[inbox] = false;
+                false
+            }
             Err(e) => {
                 log::warn!("cannot take a connection handed over: {e}");
-                self.accept.pending[self.spec.listeners.len()] = false;
+                self.accept.pending[inbox] = false;
+                false
             }
         }
     }

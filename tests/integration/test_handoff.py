@@ -14,7 +14,7 @@ import time
 import pytest
 
 import rawhttp
-from support import wait_for, worker_pids
+from support import free_port, wait_for, worker_pids
 
 APP = "handoff_app:app"
 
@@ -129,7 +129,9 @@ def test_off_keeps_connections_where_accepted(servers):
 def test_pipelined_requests_move_whole_and_in_order(servers, threads):
     """Three requests pipelined on a connection parked in a busy worker:
     another worker answers all three, in order, at once."""
-    srv = servers.start(["-w", "2", "--threads", threads, APP])
+    metrics = ("127.0.0.1", free_port())
+    srv = servers.start(["-w", "2", "--threads", threads, "--metrics-bind", "%s:%d" % metrics, APP])
+    assert handed_over(metrics) == 0
     pid, conns = connections_on_one_worker(srv, 1 + int(threads))
     *busy, parked = conns
     for conn in busy:
@@ -143,6 +145,19 @@ def test_pipelined_requests_move_whole_and_in_order(servers, threads):
     assert all(int(other) != pid for other, _ in answers), (pid, answers)
     for conn in busy:
         assert conn.read_response().status == 200
+    # Counted once the worker is back from its call (or, with threads, at once).
+    wait_for(lambda: handed_over(metrics) >= 1, 5, message="the hand-over counted")
+
+
+def handed_over(address):
+    """rwsgi_connections_handed_over_total, as prometheus_client reads it."""
+    from prometheus_client.parser import text_string_to_metric_families
+    text = rawhttp.request(address, "GET", "/metrics", timeout=5).body.decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "rwsgi_connections_handed_over_total":
+                return sample.value
+    raise AssertionError("no rwsgi_connections_handed_over_total in:\n" + text)
 
 
 def test_a_body_still_arriving_moves_with_its_connection(servers):

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -670,3 +671,16 @@ def test_uwsgi_pep3333_validator(servers, fe, sock_dir, static_root):
     resp = requests.head(stack.url("/h"), timeout=TIMEOUT)
     assert resp.status_code == 200, stack.diagnostics()
     assert "Traceback" not in stack.server.stderr(), stack.server.stderr()
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_behind_nginx_no_request_waits_behind_a_slow_one(servers, fe, sock_dir, static_root, transport):
+    """nginx keeps its upstream connections alive and spreads requests
+    over them; a busy worker hands the ones parked in it to the other, so
+    fast requests do not wait behind slow ones (2 s)."""
+    from test_handoff import MixedLoad
+    stack = make_stack(servers, fe, sock_dir, static_root, transport, NGINX_PROXY_SITE, app="handoff_app:app")
+    with MixedLoad(("127.0.0.1", stack.nginx.port), 1, 2) as load:
+        time.sleep(5)
+    assert not load.errors, (load.errors[:5], stack.diagnostics())
+    assert len(load.latencies) > 300 and max(load.latencies) < 0.5, sorted(load.latencies)[-5:]
