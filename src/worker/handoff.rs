@@ -113,7 +113,6 @@ impl Channel {
             }
         }
         let (len, truncated) = (msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC));
-        drop(iov);
         let Some(fd) = fd else { return Ok(None) };
         if truncated {
             return Ok(None);
