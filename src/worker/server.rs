@@ -433,15 +433,19 @@ impl<'a> Server<'a> {
             return;
         }
         let mut moved = handoff::hand_over(h.channel, self.poll.registry(), &mut self.conns, |_| false);
+        let mut requests = 0;
         for job in away.pool.take_queued() {
             if h.channel.send(&job.conn) {
                 away.conns.remove(&job.token);
                 handoff::forget(self.poll.registry(), job.conn);
-                moved += 1;
+                requests += 1;
             } else {
                 away.pool.submit(job);
             }
         }
+        moved += requests;
+        // Those requests count toward --max-requests where they are served.
+        self.started -= requests;
         self.spec.board.tally(self.spec.slot).handed_over(moved);
     }
 
