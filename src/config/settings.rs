@@ -508,7 +508,7 @@ pub static SETTINGS: &[Setting] = &[
     setting!("handoff_after", None, Cli::Flag("handoff-after"), Kind::Uint, "10", None, "MS", "Worker Processes",
         "Once a worker has been busy this many milliseconds (its one thread in the app, or every \
          request thread), it hands its idle keep-alive connections, and requests waiting for a \
-         thread, to the other workers, so that no request waits behind another client's slow one \
+         thread, to the other workers (when one is free), so that no request waits behind another client's slow one \
          while a worker is free. 0 turns it off: a connection stays with the worker that \
          accepted it. rwsgi's own (Gunicorn's sync worker holds one connection at a time).",
         apply: |v, c| {

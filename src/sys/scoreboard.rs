@@ -79,6 +79,9 @@ struct Slot {
     tally: Tally,
     /// Why it stopped itself ([`Recycle`]; 0: it did not).
     recycle: AtomicU32,
+    /// With request threads: 1 while one is free (the worker can take a
+    /// connection handed over though busy).
+    spare: AtomicU32,
 }
 
 impl Slot {
@@ -147,6 +150,7 @@ impl Scoreboard {
         slot.line_len.store(0, Ordering::Relaxed);
         slot.tally.reset();
         slot.recycle.store(0, Ordering::Relaxed);
+        slot.spare.store(0, Ordering::Relaxed);
         slot.last_beat_ms.store(now_ms(), Ordering::Relaxed);
         slot.state.store(SlotState::Booting as u32, Ordering::Relaxed);
         slot.pid.store(pid, Ordering::Release);
@@ -285,6 +289,25 @@ impl Scoreboard {
         self.slot(index).requests.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Worker `index` (with request threads) has a free one, or not.
+    pub fn set_spare_thread(&self, index: usize, spare: bool) {
+        self.slot(index).spare.store(u32::from(spare), Ordering::Relaxed);
+    }
+
+    /// Whether a worker other than `index` could serve a connection now:
+    /// idle, or busy with a request thread free.
+    pub fn another_worker_free(&self, index: usize) -> bool {
+        self.board().slots.iter().enumerate().any(|(i, slot)| {
+            i != index
+                && slot.pid.load(Ordering::Relaxed) != 0
+                && match SlotState::from_u32(slot.state.load(Ordering::Relaxed)) {
+                    SlotState::Idle => true,
+                    SlotState::Busy => slot.spare.load(Ordering::Relaxed) != 0,
+                    SlotState::Free | SlotState::Booting | SlotState::Stopping => false,
+                }
+        })
+    }
+
     /// Worker `index` stops itself, for this reason.
     pub fn note_recycle(&self, index: usize, why: Recycle) {
         self.slot(index).recycle.store(why as u32, Ordering::Relaxed);
@@ -351,6 +374,34 @@ impl Scoreboard {
     }
 }
 
+/// The worker's scoreboard, for a thread of it that holds no reference
+/// (the hand-off helper); set once at boot.
+static WORKER_BOARD: std::sync::atomic::AtomicPtr<Board> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+impl Scoreboard {
+    /// This process is a worker on `self` (after fork): see [`worker_board`].
+    pub fn set_worker_board(&self) {
+        WORKER_BOARD.store(self.board.as_ptr(), Ordering::Release);
+    }
+}
+
+/// The scoreboard of this worker process, as a borrowed handle.
+pub fn worker_board() -> Option<WorkerBoard> {
+    NonNull::new(WORKER_BOARD.load(Ordering::Acquire)).map(|board| WorkerBoard(std::mem::ManuallyDrop::new(Scoreboard { board })))
+}
+
+/// A handle on the worker's scoreboard that never unmaps it.
+pub struct WorkerBoard(std::mem::ManuallyDrop<Scoreboard>);
+
+impl std::ops::Deref for WorkerBoard {
+    type Target = Scoreboard;
+    fn deref(&self) -> &Scoreboard {
+        // The mapping is never unmapped in a worker: its owner (the
+        // master's, inherited at fork) lives until the process exits.
+        &self.0
+    }
+}
+
 impl Drop for Scoreboard {
     fn drop(&mut self) {
         // SAFETY: the mapping was created in `new` with exactly this size
@@ -392,6 +443,24 @@ mod tests {
         assert_eq!(board.request_line(5).as_deref(), Some("GET /"));
         board.assign(5, 2);
         assert!(!board.started_serving(5), "a new worker starts afresh");
+    }
+
+    #[test]
+    fn another_worker_is_free_when_idle_or_with_a_spare_thread() {
+        let board = Scoreboard::new().unwrap();
+        board.assign(0, 10);
+        board.assign(1, 11);
+        assert!(!board.another_worker_free(0), "booting is not free");
+        board.set_state(1, SlotState::Idle);
+        assert!(board.another_worker_free(0) && !board.another_worker_free(1));
+        board.request_started(1);
+        assert!(!board.another_worker_free(0), "busy");
+        board.set_spare_thread(1, true);
+        assert!(board.another_worker_free(0), "busy with a thread free");
+        board.set_state(1, SlotState::Stopping);
+        assert!(!board.another_worker_free(0), "stopping");
+        board.release(1);
+        assert!(!board.another_worker_free(0));
     }
 
     #[test]

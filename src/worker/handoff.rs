@@ -3,9 +3,9 @@
 //!
 //! A worker keeps its idle keep-alive connections parked in its own poll.
 //! While it is busy (its main thread in the app, or every request thread
-//! busy) for longer than `--handoff-after`, it hands every parked
-//! connection, and every request still queued for its threads, to the
-//! others: each goes, with the bytes already read from it and where its
+//! busy) for longer than `--handoff-after`, and another worker is free
+//! (the scoreboard says so), it hands every parked connection, and every
+//! request still queued for its threads, to the others: each goes, with the bytes already read from it and where its
 //! decoding stands, as one message with the socket attached (SCM_RIGHTS)
 //! on a `SOCK_SEQPACKET` pair the master made for the generation. Every
 //! worker of the generation watches the pair's inbox like a listener and
@@ -16,7 +16,9 @@
 //!
 //! What stays: a connection in use (its request is running), one closing
 //! (lingering), one with a response not yet sent, and everything of a
-//! worker that is stopping (it finishes them as before).
+//! worker that is stopping (it finishes them as before, and takes what
+//! the others handed over too: when a whole generation stops, the last
+//! of its workers leaves the pair empty).
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice, IoSliceMut};
@@ -193,10 +195,19 @@ fn parse_peer(text: &str) -> Option<Peer> {
     }
 }
 
-/// Hand over every movable connection of `conns`: those gone are taken
-/// out of the map and out of the poll. How many went.
+/// Whether a worker other than the one in `slot` is free to take a
+/// connection now (a lone worker keeps its own: handing them over would
+/// only reorder them).
+pub(super) fn another_worker_free(slot: usize) -> bool {
+    sys::scoreboard::worker_board().is_some_and(|board| board.another_worker_free(slot))
+}
+
+/// Hand over every movable connection of `conns`, oldest first: those
+/// gone are taken out of the map and out of the poll. How many went.
 pub(super) fn hand_over(channel: &Channel, registry: &mio::Registry, conns: &mut HashMap<usize, Conn>, keep: impl Fn(usize) -> bool) -> u64 {
-    let tokens: Vec<usize> = conns.keys().copied().filter(|t| !keep(*t)).collect();
+    let mut tokens: Vec<usize> = conns.keys().copied().filter(|t| !keep(*t)).collect();
+    // Tokens grow with each connection a worker takes.
+    tokens.sort_unstable();
     let mut moved = 0;
     for token in tokens {
         let Some(conn) = conns.get(&token) else { continue };
@@ -229,6 +240,8 @@ pub(super) struct Lender {
     after: Duration,
     channel: Channel,
     registry: mio::Registry,
+    /// The worker's scoreboard slot.
+    slot: usize,
     /// Connections handed over (for the metrics), taken by the main thread.
     moved: AtomicU64,
 }
@@ -251,8 +264,8 @@ struct Lent {
 pub(super) struct Watch(Option<(u64, Instant)>);
 
 impl Lender {
-    pub fn new(channel: Channel, registry: mio::Registry, after: Duration) -> Lender {
-        Lender { lent: Mutex::new(Lent::default()), after, channel, registry, moved: AtomicU64::new(0) }
+    pub fn new(channel: Channel, registry: mio::Registry, after: Duration, slot: usize) -> Lender {
+        Lender { lent: Mutex::new(Lent::default()), after, channel, registry, slot, moved: AtomicU64::new(0) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Lent> {
@@ -311,7 +324,7 @@ impl Lender {
                 now
             }
         };
-        if now.duration_since(since) < self.after || sys::stop_requested() {
+        if now.duration_since(since) < self.after || sys::stop_requested() || !another_worker_free(self.slot) {
             return;
         }
         let moved = hand_over(&self.channel, &self.registry, &mut lent.conns, &held);

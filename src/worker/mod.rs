@@ -198,6 +198,7 @@ fn boot(spec: &WorkerSpec<'_>) -> Result<Booted, ExitReason> {
     keep.extend(spec.handoff.iter().flat_map(|h| h.fds()));
     sys::close_inherited_except(&keep);
     sys::set_heartbeat(spec.board, spec.slot);
+    spec.board.set_worker_board();
     // Named before anything else can see it (a worker from the zygote
     // still bears the zygote's title).
     sys::set_process_title("rwsgi: worker", &format!("rwsgi: worker [{}]", cfg.proc_name));
@@ -325,7 +326,9 @@ fn serve(spec: &WorkerSpec<'_>, handler: &Handler<'_>, signals: Option<&SignalPi
         // The helper thread hands the parked connections over during long
         // app calls, through handles of its own.
         let lender = match (spec.handoff, spec.cfg.handoff_after) {
-            (Some(channel), Some(after)) => Some(Arc::new(Lender::new(channel.try_clone()?, poll.registry().try_clone()?, after))),
+            (Some(channel), Some(after)) => {
+                Some(Arc::new(Lender::new(channel.try_clone()?, poll.registry().try_clone()?, after, spec.slot)))
+            }
             _ => None,
         };
         return Server::new(spec, handler, poll, Mode::inline(lender)?, signals)?.serve();

@@ -150,6 +150,9 @@ struct Handoff<'a> {
     after: Duration,
     /// With request threads: since when every one has been busy.
     saturated_since: Option<Instant>,
+    /// With request threads: whether one was free at the last look (as
+    /// the scoreboard says).
+    spare: Option<bool>,
 }
 
 /// Bytes asked for by one read of a connection (and room for a connection
@@ -160,6 +163,8 @@ const _: () = assert!(READ_CHUNK >= handoff::MAX_MESSAGE);
 const SPARE_BUFFERS: usize = 64;
 /// Requests served from one connection before the others get a turn.
 const REQUESTS_PER_TURN: usize = 8;
+/// How often a saturated worker looks for a free one to hand over to.
+const RECHECK_FREE: Duration = Duration::from_millis(2);
 /// Pause after an accept error before accepting again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -180,7 +185,7 @@ impl<'a> Server<'a> {
         if let Some(pipe) = signals {
             poll.registry().register(&mut SourceFd(&pipe.fd()), SIGNAL_PIPE, Interest::READABLE)?;
         }
-        let handoff = spec.handoff.zip(spec.cfg.handoff_after).map(|(channel, after)| Handoff { channel, after, saturated_since: None });
+        let handoff = spec.handoff.zip(spec.cfg.handoff_after).map(|(channel, after)| Handoff { channel, after, saturated_since: None, spare: None });
         // The inbox is polled as one more listener, after the others.
         let sources = spec.listeners.len() + usize::from(handoff.is_some());
         if let Some(h) = &handoff {
@@ -424,12 +429,18 @@ impl<'a> Server<'a> {
     /// requests over to the other workers (see `handoff`).
     fn hand_over_if_saturated(&mut self) {
         let (Some(h), Mode::Threads(away)) = (&mut self.handoff, &mut self.mode) else { return };
-        if away.pool.has_idle_thread() || self.stopping_since.is_some() {
+        let spare = away.pool.has_idle_thread();
+        if h.spare != Some(spare) {
+            // For the others' hand-overs: this worker can take one.
+            h.spare = Some(spare);
+            self.spec.board.set_spare_thread(self.spec.slot, spare);
+        }
+        if spare || self.stopping_since.is_some() {
             h.saturated_since = None;
             return;
         }
         let since = *h.saturated_since.get_or_insert_with(Instant::now);
-        if since.elapsed() < h.after {
+        if since.elapsed() < h.after || !handoff::another_worker_free(self.spec.slot) {
             return;
         }
         let mut moved = handoff::hand_over(h.channel, self.poll.registry(), &mut self.conns, |_| false);
@@ -502,24 +513,18 @@ impl<'a> Server<'a> {
         // post_request runs once the response is out, as under Gunicorn:
         // with request hooks, nothing is held for the end of the turn.
         let hold = !self.handler.app.has_request_hooks();
-        let lender = match &self.mode {
-            Mode::Inline(holding) if !self.conns.is_empty() && self.stopping_since.is_none() => holding.lender.clone(),
-            _ => None,
-        };
-        let after = match &lender {
-            Some(lender) => {
+        let after = match (&self.mode, self.conns.is_empty(), self.stopping_since) {
+            (Mode::Inline(Holding { lender: Some(lender), held, .. }), false, None) => {
                 // The parked connections are the helper's while the app
                 // runs: it hands them over if the call runs long.
                 lender.lend(&mut self.conns);
-                if let Mode::Inline(holding) = &self.mode {
-                    holding.held.wake_flusher();
-                }
+                held.wake_flusher();
                 let after = self.handler.serve(conn, incoming, keep_alive_allowed, hold);
                 lender.take_back(&mut self.conns);
                 self.spec.board.tally(self.spec.slot).handed_over(lender.take_moved());
                 after
             }
-            None => self.handler.serve(conn, incoming, keep_alive_allowed, hold),
+            _ => self.handler.serve(conn, incoming, keep_alive_allowed, hold),
         };
         self.spec.board.request_finished(self.spec.slot);
         self.after_request();
@@ -576,8 +581,14 @@ impl<'a> Server<'a> {
         if let Some(at) = self.accept.retry_at {
             t = t.min(at.saturating_duration_since(now));
         }
-        if let Some(at) = self.handoff.as_ref().and_then(|h| h.saturated_since.map(|since| since + h.after)) {
-            t = t.min(at.saturating_duration_since(now));
+        // (Only with something to hand over: parked connections, or more
+        // requests away than threads to run them.)
+        let waiting = !self.conns.is_empty() || self.away_count() > self.spec.cfg.threads;
+        let due = self.handoff.as_ref().and_then(|h| h.saturated_since.map(|since| since + h.after));
+        if let Some(at) = due.filter(|_| waiting) {
+            // Due, or overdue while no other worker was free: look again
+            // soon (a worker that frees up says so only on the scoreboard).
+            t = t.min(at.saturating_duration_since(now).max(RECHECK_FREE));
         }
         let timers = self.timers();
         for c in self.conns.values() {
