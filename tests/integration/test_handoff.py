@@ -14,7 +14,7 @@ import time
 import pytest
 
 import rawhttp
-from support import free_port, wait_for, worker_pids
+from support import ClientThreads, free_port, wait_for, worker_pids
 
 APP = "handoff_app:app"
 
@@ -46,13 +46,13 @@ def connections_on_one_worker(srv, count, limit=60):
     raise AssertionError("no worker got %d of %d connections: %r" % (count, limit, {k: len(v) for k, v in by_worker.items()}))
 
 
-class MixedLoad:
+class MixedLoad(ClientThreads):
     """Clients that loop /slow on new connections, and 8 keep-alive
     clients that send /fast every 10 ms: the fast requests' latencies."""
 
     def __init__(self, address, slow_clients, slow_seconds):
+        super().__init__(0)
         self.address, self.slow_seconds = address, slow_seconds
-        self.stopping = threading.Event()
         self.latencies, self.errors, self.slow_done = [], [], []
         self.threads = [threading.Thread(target=self.slow, daemon=True) for _ in range(slow_clients)]
         self.threads += [threading.Thread(target=self.fast, daemon=True) for _ in range(8)]
@@ -85,16 +85,6 @@ class MixedLoad:
                 conn = http.client.HTTPConnection(*self.address, timeout=30)
             time.sleep(0.01)
         conn.close()
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(60)
 
 
 @pytest.mark.parametrize("threads, slow_clients", [("1", 2), ("2", 4)])
