@@ -180,6 +180,13 @@ impl Listener {
         matches!(self, Listener::Unix(_, Some(_)))
     }
 
+    /// Stop listening, in every process that shares the socket (a final
+    /// stop): new connections are refused from now on, so a balancer
+    /// sends them elsewhere, rather than queued and reset at the close.
+    pub fn stop_listening(&self) {
+        let _ = nix::sys::socket::shutdown(self.as_raw_fd(), nix::sys::socket::Shutdown::Read);
+    }
+
     /// Remove the socket file rwsgi created (on a final stop).
     pub fn remove_file(&self) {
         if let Listener::Unix(_, Some(path)) = self {

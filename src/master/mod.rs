@@ -108,7 +108,9 @@ impl Command {
 enum Phase {
     Running,
     /// Workers were told to stop; kill what is left at the deadline.
-    Stopping { deadline: Instant, exit_code: i32 },
+    /// `listening`: the sockets still take connections (until the
+    /// workers have taken what was queued; see `stop_listening_when_drained`).
+    Stopping { deadline: Instant, exit_code: i32, listening: bool },
 }
 
 /// A configuration and the listeners it binds: every worker is forked
@@ -330,6 +332,7 @@ impl Master {
                 self.hooks_at_exit();
                 return code;
             }
+            self.stop_listening_when_drained();
             self.murder_stuck_workers();
             self.manage_workers();
             self.check_reload();
@@ -372,7 +375,10 @@ impl Master {
         // (the zygote's `ready` and the hooks' answers are looked for at
         // each turn).
         let missing = self.current.target > self.active_workers(self.current.id);
-        if self.phase == Phase::Running && missing && Instant::now() >= self.next_spawn {
+        // (And while a final stop waits to stop the sockets listening: a
+        // connection queued meanwhile would be reset.)
+        let to_stop_listening = matches!(self.phase, Phase::Stopping { listening: true, .. });
+        if (self.phase == Phase::Running && missing && Instant::now() >= self.next_spawn) || to_stop_listening {
             timeout = timeout.min(Duration::from_millis(10));
         }
         let until_spawn = self.next_spawn.saturating_duration_since(Instant::now());
@@ -468,6 +474,24 @@ impl Master {
             }
         }
         log::info!("Shutting down: Master");
+    }
+
+    /// A final stop: once every worker has begun to stop (taking, as it
+    /// does, the connections queued on the sockets), the sockets stop
+    /// listening, so later connections are refused (a balancer retries
+    /// those elsewhere) instead of queued unseen and reset at the close.
+    /// Not while another master shares them (USR2).
+    fn stop_listening_when_drained(&mut self) {
+        let Phase::Stopping { listening: true, deadline, exit_code } = self.phase else { return };
+        let draining = self.workers.values().any(|w| !matches!(self.board.state(w.slot), SlotState::Stopping | SlotState::Free));
+        let other_master = self.upgrade_child_alive() || self.upgraded_from.is_some_and(|p| kill(p, None).is_ok());
+        if draining || other_master {
+            return;
+        }
+        for l in &self.current.listeners {
+            l.stop_listening();
+        }
+        self.phase = Phase::Stopping { deadline, exit_code, listening: false };
     }
 
     /// TTIN: one worker more, as many as the scoreboard holds at most.
@@ -756,7 +780,7 @@ impl Master {
             sys::notify_systemd("STOPPING=1\nSTATUS=stopping");
         }
         self.signal_workers(if graceful { Signal::SIGTERM } else { Signal::SIGINT });
-        self.phase = Phase::Stopping { deadline: Instant::now() + limit, exit_code };
+        self.phase = Phase::Stopping { deadline: Instant::now() + limit, exit_code, listening: true };
     }
 
     fn signal_workers(&self, sig: Signal) {

@@ -603,6 +603,9 @@ impl<'a> Server<'a> {
     /// progress, and idle and fresh ones for a short grace (a client that
     /// sent just before the stop is served, with `Connection: close`).
     fn begin_stop(&mut self) {
+        if sys::stop_requested() {
+            self.take_queued_connections();
+        }
         self.stopping_since = Some(Instant::now());
         // However the stop came (TERM, the last of --max-requests, memory),
         // every response head written from now on, on any thread, says
@@ -622,10 +625,7 @@ impl<'a> Server<'a> {
     fn accept_one(&mut self, listener: usize) {
         match self.spec.listeners[listener].accept() {
             Ok((stream, peer)) => {
-                let token = self.next_token;
-                self.next_token += 1;
-                let conn = Conn::new(stream, peer, self.wire.first_stage(peer), listener);
-                self.spec.board.tally(self.spec.slot).accepted();
+                let (token, conn) = self.new_conn(stream, peer, listener);
                 self.accept.failing = false;
                 // Clients usually send the request with the connection.
                 self.drive_and_place(token, conn);
@@ -643,6 +643,30 @@ impl<'a> Server<'a> {
                 }
                 self.accept.pending[listener] = false;
                 self.accept.retry_at = Some(Instant::now() + ACCEPT_RETRY);
+            }
+        }
+    }
+
+    /// A connection just accepted, with its token; counted.
+    fn new_conn(&mut self, stream: crate::net::Stream, peer: crate::net::Peer, listener: usize) -> (usize, Conn) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.spec.board.tally(self.spec.slot).accepted();
+        (token, Conn::new(stream, peer, self.wire.first_stage(peer), listener))
+    }
+
+    /// At a stop the master asked for: take the connections queued on the
+    /// sockets (their clients sent before the stop), as far as there is
+    /// room, to serve them with the rest; the master then stops the
+    /// sockets listening (on a final stop), and the queue would be reset.
+    fn take_queued_connections(&mut self) {
+        for listener in 0..self.spec.listeners.len() {
+            while self.can_accept() {
+                let Ok((stream, peer)) = self.spec.listeners[listener].accept() else { break };
+                let (token, conn) = self.new_conn(stream, peer, listener);
+                // Driven at the next turn (this may be in a request).
+                self.keep(token, conn);
+                self.again.push(token);
             }
         }
     }

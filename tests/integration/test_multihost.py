@@ -12,14 +12,14 @@ Needs root (namespaces), `ip`, nginx and HAProxy (tests/run.sh installs
 them). The per-phase counts are written to multihost-counts.json in the
 test's tmp dir and printed.
 
-Run by hand for now (RWSGI_MULTIHOST=1). A TERM drain still loses the
-odd POST behind either balancer: the listening socket stays open until the
-master exits, so the kernel keeps completing handshakes nobody accepts; a
-balancer sends its request on such a connection, which is reset when the
-server exits (a GET is retried, a POST cannot be). Seen in 3 of 3 runs (1
-POST of about 750 requests in the phase). Until a full stop closes the
-listeners once the workers have taken what is queued, this test is not
-part of the default run."""
+Run by hand for now (RWSGI_MULTIHOST=1). Behind HAProxy every planned
+operation is lossless. Behind nginx a TERM drain still loses the odd POST
+(1 of about 750 requests in the phase): nginx has no health checks and
+keeps sending on its idle keep-alive connections to the stopping host,
+which closes them after its 1 s grace; a POST nginx sends on one just then
+cannot be retried. Until a stopping worker keeps idle connections for as
+long as a balancer may still use them, this test is not part of the
+default run."""
 
 import json
 import os

@@ -258,3 +258,30 @@ def test_pythons_exit_is_bounded_by_the_graceful_timeout(servers, tmp_path):
     wait_for(lambda: worker not in children_of(srv.pid), 15, message="the recycled worker to exit")
     assert srv.get("/").status == 200
     assert marks(tmp_path, "thread") == []
+
+
+def test_a_final_stop_refuses_new_connections_rather_than_reset_them(servers, tmp_path):
+    """TERM while a request runs: a connection already queued when the
+    worker begins to stop is served; one made after that is refused (a
+    balancer sends it elsewhere), never accepted by the kernel, sent a
+    request, and reset when the server exits."""
+    srv = start_lifecycle(servers, tmp_path, "-w", "1", "--threads", "2")
+    srv.wait_booted(1)
+    busy = rawhttp.Connection((srv.host, srv.port), timeout=10)
+    busy.send(rawhttp.build_request("GET", "/sleep?s=2"))
+    time.sleep(0.3)
+    srv.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    try:
+        late = socket.create_connection((srv.host, srv.port), timeout=5)
+    except ConnectionRefusedError:
+        late = None
+    if late is not None:
+        late.sendall(rawhttp.build_request("GET", "/"))
+        try:
+            answer = late.recv(100)
+        except OSError as e:
+            answer = repr(e)
+        raise AssertionError("a connection made during the stop was accepted, then got %r" % answer)
+    assert busy.read_response().status == 200
+    assert srv.wait(15) == 0
