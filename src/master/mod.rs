@@ -480,18 +480,24 @@ impl Master {
     /// does, the connections queued on the sockets), the sockets stop
     /// listening, so later connections are refused (a balancer retries
     /// those elsewhere) instead of queued unseen and reset at the close.
-    /// Not while another master shares them (USR2).
+    /// Only sockets rwsgi bound itself: one systemd (or a supervisor,
+    /// `fd://`) passed lives on after rwsgi, to start it again; and not
+    /// while another master shares them (USR2).
     fn stop_listening_when_drained(&mut self) {
         let Phase::Stopping { listening: true, deadline, exit_code } = self.phase else { return };
         let draining = self.workers.values().any(|w| !matches!(self.board.state(w.slot), SlotState::Stopping | SlotState::Free));
+        if draining {
+            return;
+        }
+        self.phase = Phase::Stopping { deadline, exit_code, listening: false };
+        let passed_in = self.socket_activated || self.current.cfg.binds.iter().any(|b| matches!(b, BindAddr::Fd(_)));
         let other_master = self.upgrade_child_alive() || self.upgraded_from.is_some_and(|p| kill(p, None).is_ok());
-        if draining || other_master {
+        if passed_in || other_master {
             return;
         }
         for l in &self.current.listeners {
             l.stop_listening();
         }
-        self.phase = Phase::Stopping { deadline, exit_code, listening: false };
     }
 
     /// TTIN: one worker more, as many as the scoreboard holds at most.
