@@ -71,7 +71,7 @@ def test_systemd_socket_activation_and_notify(tmp_path):
            "-b", "127.0.0.1:%d" % free_port(), "testapp:app"]
     proc = subprocess.Popen(cmd, env=env, preexec_fn=pass_as_fd3, close_fds=False,
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "stderr", "w"))
-    listener.close()
+    # (Kept open, as systemd keeps it, to start the service again.)
     try:
         ready = notify.recv(4096).decode()
         assert "READY=1" in ready and "MAINPID=%d" % proc.pid in ready, ready
@@ -86,9 +86,15 @@ def test_systemd_socket_activation_and_notify(tmp_path):
         os.kill(proc.pid, signal.SIGTERM)
         assert "STOPPING=1" in notify.recv(4096).decode()
         assert proc.wait(15) == 0
+        # The socket systemd passed still listens after rwsgi's stop: a
+        # connection waits for the next start.
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            listener.settimeout(5)
+            listener.accept()[0].close()
     finally:
         if proc.poll() is None:
             proc.kill()
         notify.close()
+        listener.close()
     log = (tmp_path / "stderr").read_text()
     assert "passed by systemd" in log, log
