@@ -60,7 +60,7 @@ class MixedLoad(ClientThreads):
     def slow(self):
         while not self.stopping.is_set():
             conn = http.client.HTTPConnection(*self.address, timeout=30)
-            started = time.monotonic()
+            started, sent = time.monotonic(), None
             try:
                 conn.connect()
                 sent = time.monotonic()
@@ -68,7 +68,9 @@ class MixedLoad(ClientThreads):
                 conn.getresponse().read()
                 self.slow_done.append(started)
             except Exception as e:  # noqa: BLE001 - counted, not raised
-                self.errors.append(("slow", repr(e), locals().get("sent")))
+                # `sent`: when the request went out on a connection made,
+                # None when the connection was refused.
+                self.errors.append(("slow", repr(e), sent))
             conn.close()
 
     def fast(self):
