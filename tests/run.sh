@@ -47,7 +47,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # connects as another user.
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
-# ip (iproute2) makes the network namespaces of test_multihost.py.
+# ip (iproute2) makes the network namespaces of tests/multihost (run by hand).
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     # Debian's own python3 ships venv/ensurepip separately.

@@ -9,7 +9,9 @@ nothing; the unplanned ones lose at most the POSTs in flight, which no
 balancer may retry.
 
 Needs root (namespaces), `ip`, nginx and HAProxy (tests/run.sh installs
-them), and RWSGI_MULTIHOST=1: it is run by hand for now. The per-phase counts are written to multihost-counts.json in the
+them). Run by hand for now (`.venv/bin/python -m pytest tests/multihost`),
+outside tests/run.sh: it failed once in about ten runs, for a reason not
+found yet (the counts were complete and within the rules). The per-phase counts are written to multihost-counts.json in the
 test's tmp dir and printed.
 
 One known gap is allowed for: behind nginx, a TERM drain can lose a POST.
@@ -40,9 +42,6 @@ pytestmark = [
         os.geteuid() != 0 or not shutil.which("ip") or frontends.nginx_missing_reason() or frontends.haproxy_missing_reason(),
         reason="needs root, ip, nginx and HAProxy",
     ),
-    # By hand for now: it failed once in about ten runs, for a reason not
-    # found yet (the counts were complete and within the rules).
-    pytest.mark.skipif(not os.environ.get("RWSGI_MULTIHOST"), reason="set RWSGI_MULTIHOST=1 to run"),
 ]
 
 SUBNET = "10.231.0"
