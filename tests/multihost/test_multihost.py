@@ -10,8 +10,9 @@ balancer may retry.
 
 Needs root (namespaces), `ip`, nginx and HAProxy (tests/run.sh installs
 them). Run by hand for now (`.venv/bin/python -m pytest tests/multihost`),
-outside tests/run.sh: it failed once in about ten runs, for a reason not
-found yet (the counts were complete and within the rules). The per-phase counts are written to multihost-counts.json in the
+outside tests/run.sh: it failed twice in eleven runs, for a reason not
+found yet (where the counts were seen, they were complete and within the
+rules). The per-phase counts are written to multihost-counts.json in the
 test's tmp dir and printed.
 
 One known gap is allowed for: behind nginx, a TERM drain can lose a POST.
