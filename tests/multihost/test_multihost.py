@@ -4,14 +4,15 @@ then nginx, both with the site files shipped in config/, under continuous
 load from a client in a fourth namespace. Each host in turn is reloaded
 with new code (HUP), upgraded (USR2), drained (TERM) and restarted; one
 master is killed with SIGKILL and one host's link is cut and restored.
-Requests and failures are counted per phase: planned operations lose
-nothing; the unplanned ones lose at most the POSTs in flight, which no
-balancer may retry.
+Requests and failures are counted per phase: no GET fails anywhere;
+planned operations lose no POST but for the known gap below; the
+unplanned ones lose at most the POSTs in flight, which no balancer may
+retry.
 
 Needs root (namespaces), `ip`, nginx and HAProxy (tests/run.sh installs
 them). Run by hand for now (`.venv/bin/python -m pytest tests/multihost`),
-outside tests/run.sh until the gap below is closed. The per-phase counts are written to multihost-counts.json in the
-test's tmp dir and printed.
+outside tests/run.sh until the gap below is closed. The per-phase counts
+are written to multihost-counts.json in the test's tmp dir and printed.
 
 One known gap is allowed for: a TERM drain can lose a POST, behind either
 balancer. The balancer keeps sending on its idle keep-alive connections
