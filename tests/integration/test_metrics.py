@@ -173,8 +173,9 @@ def test_metrics_follow_requests_and_every_kind_of_worker_exit(servers, tmp_path
 def test_a_worker_over_its_memory_limit_is_counted_so(servers, tmp_path):
     srv, m = start_count_app(servers, tmp_path, ["-w", "1", "--max-worker-memory", "1"])
     wait_for(lambda: value(m, "rwsgi_ready") == 1, 10, message="ready")
+    # (Every request recycles the worker: the readiness probe's too.)
     assert srv.get("/hello").status == 200
-    wait_for(lambda: value(m, "rwsgi_worker_exits_total", cause="memory") == 1, 15, message="the memory recycle counted")
+    wait_for(lambda: value(m, "rwsgi_worker_exits_total", cause="memory") >= 1, 15, message="the memory recycle counted")
     assert value(m, "rwsgi_worker_exits_total", cause="recycled") == 0
 
 
