@@ -149,13 +149,13 @@ impl MetricsServer {
 
     /// The poll said `token` is ready: accept, read, answer (with a
     /// snapshot taken only when a request is complete).
-    pub fn on_event(&mut self, registry: &Registry, token: Token, view: &mut dyn FnMut() -> ServerView) {
+    pub fn on_event(&mut self, registry: &Registry, token: Token, ready: bool, view: &mut dyn FnMut() -> ServerView) {
         if token == LISTENER {
             return self.accept(registry);
         }
         let Some(client) = self.clients.get_mut(&token) else { return };
         let done = match client.answer {
-            None => read_request(client, view),
+            None => read_request(client, ready, view),
             Some(_) => Progress::Writing,
         };
         let done = match done {
@@ -214,7 +214,7 @@ enum Progress {
 }
 
 /// Read what came; once the head is whole, make the answer.
-fn read_request(client: &mut Client, view: &mut dyn FnMut() -> ServerView) -> Progress {
+fn read_request(client: &mut Client, ready: bool, view: &mut dyn FnMut() -> ServerView) -> Progress {
     let mut chunk = [0u8; 2048];
     loop {
         match client.stream.read(&mut chunk) {
@@ -236,7 +236,7 @@ fn read_request(client: &mut Client, view: &mut dyn FnMut() -> ServerView) -> Pr
     let line = String::from_utf8_lossy(line);
     let mut words = line.split_whitespace();
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    client.answer = Some(answer(method, target.split('?').next().unwrap_or(""), view));
+    client.answer = Some(answer(method, target.split('?').next().unwrap_or(""), ready, view));
     Progress::Writing
 }
 
@@ -257,10 +257,12 @@ fn write_answer(client: &mut Client) -> Progress {
 }
 
 /// The whole HTTP/1.1 answer for `method` and `path`.
-fn answer(method: &str, path: &str, view: &mut dyn FnMut() -> ServerView) -> Vec<u8> {
+/// The answer to `method` `path`: the view (which reads `/proc` for every
+/// worker) is taken only for `/metrics`, not for each probe.
+fn answer(method: &str, path: &str, ready: bool, view: &mut dyn FnMut() -> ServerView) -> Vec<u8> {
     let (status, content_type, body) = match (method, path) {
         ("GET" | "HEAD", "/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(&view())),
-        ("GET" | "HEAD", "/ready") => match view().ready {
+        ("GET" | "HEAD", "/ready") => match ready {
             true => ("200 OK", "text/plain", "ready\n".to_string()),
             false => ("503 Service Unavailable", "text/plain", "not ready\n".to_string()),
         },

@@ -415,8 +415,9 @@ impl Master {
     fn serve_metrics(&mut self, events: &Events) {
         let Some(mut server) = self.metrics.take() else { return };
         let tokens: Vec<Token> = events.iter().map(|e| e.token()).filter(|t| server.owns(*t)).collect();
+        let ready = self.ready();
         for token in tokens {
-            server.on_event(self.poll.registry(), token, &mut || self.view());
+            server.on_event(self.poll.registry(), token, ready, &mut || self.view());
         }
         server.expire(self.poll.registry());
         self.metrics = Some(server);
@@ -467,13 +468,18 @@ impl Master {
     /// The last turn: the socket files go, unless the other master of a
     /// USR2 pair still runs (they are its too).
     fn shut_down(&self) {
-        let other_master = self.upgrade_child_alive() || self.upgraded_from.is_some_and(|p| kill(p, None).is_ok());
-        if !other_master {
+        if !self.other_master_alive() {
             for l in &self.current.listeners {
                 l.remove_file();
             }
         }
         log::info!("Shutting down: Master");
+    }
+
+    /// Whether the server should get traffic (`/ready`): a worker of the
+    /// current generation serves, and it is not stopping.
+    fn ready(&self) -> bool {
+        self.phase == Phase::Running && self.serving_workers(self.current.id) > 0
     }
 
     /// A final stop: once every worker has begun to stop (taking, as it
@@ -491,8 +497,7 @@ impl Master {
         }
         self.phase = Phase::Stopping { deadline, exit_code, listening: false };
         let passed_in = self.socket_activated || self.current.cfg.binds.iter().any(|b| matches!(b, BindAddr::Fd(_)));
-        let other_master = self.upgrade_child_alive() || self.upgraded_from.is_some_and(|p| kill(p, None).is_ok());
-        if passed_in || other_master {
+        if passed_in || self.other_master_alive() {
             return;
         }
         for l in &self.current.listeners {
@@ -727,6 +732,12 @@ impl Master {
 
     fn upgrade_child_alive(&self) -> bool {
         self.upgrade_child.is_some_and(|pid| kill(pid, None).is_ok())
+    }
+
+    /// The other master of a USR2 pair (the new one, or the old) runs: it
+    /// shares the sockets.
+    fn other_master_alive(&self) -> bool {
+        self.upgrade_child_alive() || self.upgraded_from.is_some_and(|p| kill(p, None).is_ok())
     }
 
     /// A master started by USR2: once the old master is gone, take over

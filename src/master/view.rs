@@ -12,7 +12,7 @@ use std::time::Instant;
 use nix::unistd::Pid;
 
 use super::exit::CAUSES;
-use super::{Master, Phase, WorkerEntry};
+use super::{Master, WorkerEntry};
 use crate::sys::{self, SlotState, Totals};
 
 /// What the master counts itself.
@@ -133,7 +133,7 @@ impl Master {
             exits: CAUSES.iter().map(|cause| (*cause, self.counts.exits.get(cause).copied().unwrap_or(0))).collect(),
             reloads: self.counts.reloads,
             spawned: self.next_age.saturating_sub(1),
-            ready: self.phase == Phase::Running && self.serving_workers(self.current.id) > 0,
+            ready: self.ready(),
             uptime: self.counts.since.map_or(0.0, |t| t.elapsed().as_secs_f64()),
             listeners: listeners.collect(),
             workers,
