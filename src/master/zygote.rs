@@ -91,6 +91,16 @@ impl Zygote {
     }
 }
 
+impl Zygote {
+    /// Kill it and reap it (at the master's exit: nothing else reaps it
+    /// then; SIGKILL ends it at once).
+    fn end(mut self) {
+        let _ = kill(self.pid, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+        self.reaped = true;
+    }
+}
+
 impl Drop for Zygote {
     /// A zygote no longer needed (its generation went, or it failed):
     /// killed (it holds nothing to save; a stopped or stuck one goes too).
@@ -207,11 +217,8 @@ impl Master {
     pub(super) fn end_zygotes(&mut self) {
         let pending = self.pending.as_mut().map(|p| &mut p.generation);
         for gen in [Some(&mut self.current), pending].into_iter().flatten() {
-            if let Some(mut zygote) = gen.zygote.take() {
-                let _ = kill(zygote.pid, Signal::SIGKILL);
-                // SIGKILL ends it at once; nothing else reaps it now.
-                let _ = nix::sys::wait::waitpid(zygote.pid, None);
-                zygote.reaped = true;
+            if let Some(zygote) = gen.zygote.take() {
+                zygote.end();
             }
         }
     }

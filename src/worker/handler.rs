@@ -123,7 +123,7 @@ impl Handler<'_> {
             reusable = matches!(body.drain(&mut io, DRAIN_LIMIT), Ok(true));
         }
         self.board.tally(self.slot).record(&Served {
-            status: status_code(&outcome.status),
+            status: outcome.code,
             duration: Some(duration),
             bytes_in: incoming.request.head_len as u64 + body.decoded(),
             bytes_out: outcome.bytes_out,
@@ -146,11 +146,6 @@ impl Handler<'_> {
             After::Linger
         }
     }
-}
-
-/// The code of a status line (`200 OK`); 0 when there is none.
-fn status_code(status: &str) -> u16 {
-    status.get(..3).and_then(|code| code.parse().ok()).unwrap_or(0)
 }
 
 /// Most body bytes read and thrown away to keep a connection alive.

@@ -308,12 +308,13 @@ impl Lender {
     /// One tick of the helper: once the same call has run `after`, hand
     /// over what was lent (at each tick from then on: a connection the
     /// pair had no room for tries again), except the connections `held`
-    /// says still have a response to send.
-    pub fn tick(&self, watch: &mut Watch, held: impl Fn(usize) -> bool) {
+    /// says still have a response to send. Whether a call runs (the
+    /// helper must not sleep then).
+    pub fn tick(&self, watch: &mut Watch, held: impl Fn(usize) -> bool) -> bool {
         let mut lent = self.lock();
         if !lent.calling {
             *watch = Watch::default();
-            return;
+            return false;
         }
         let calls = lent.calls;
         let now = Instant::now();
@@ -324,11 +325,11 @@ impl Lender {
                 now
             }
         };
-        if now.duration_since(since) < self.after || sys::stop_requested() || !another_worker_free(self.slot) {
-            return;
+        if now.duration_since(since) >= self.after && !sys::stop_requested() && another_worker_free(self.slot) {
+            let moved = hand_over(&self.channel, &self.registry, &mut lent.conns, &held);
+            self.moved.fetch_add(moved, Ordering::Relaxed);
         }
-        let moved = hand_over(&self.channel, &self.registry, &mut lent.conns, &held);
-        self.moved.fetch_add(moved, Ordering::Relaxed);
+        true
     }
 }
 

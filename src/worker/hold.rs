@@ -137,10 +137,7 @@ impl Held {
         loop {
             std::thread::park_timeout(HOLD_TIME);
             self.flush_due();
-            let calling = self.lender.as_ref().is_some_and(|l| l.busy());
-            if let Some(lender) = &self.lender {
-                lender.tick(&mut watch, |token| self.holds(token));
-            }
+            let calling = self.lender.as_ref().is_some_and(|l| l.tick(&mut watch, |token| self.holds(token)));
             if self.since.load(Ordering::Acquire) != 0 || calling {
                 idle = 0;
                 continue;

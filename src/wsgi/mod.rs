@@ -170,6 +170,8 @@ fn remote_strings<'py>(py: Python<'py>, peer: &Peer, cache: &mut RemoteCache) ->
 pub struct Outcome {
     /// The status line sent, `500 Internal Server Error` when the app failed.
     pub status: String,
+    /// Its code (0: no response was made).
+    pub code: u16,
     /// The response headers the app gave.
     pub headers: Vec<(String, String)>,
     /// Body bytes sent.
@@ -232,9 +234,10 @@ pub fn handle(py: Python<'_>, app: &App, mut ex: Exchange<'_>) -> Outcome {
     let mut input = lock(&input);
     input.stream = None;
     let body = input.take_body();
-    let (status, headers) = st.take_app_head().map_or_else(Default::default, |h| (h.status, h.headers));
+    let (status, code, headers) = st.take_app_head().map_or_else(Default::default, |h| (h.status, h.code, h.headers));
     Outcome {
         status,
+        code,
         headers,
         body_bytes: st.body_bytes(),
         bytes_out: st.head_bytes() + st.body_bytes(),
