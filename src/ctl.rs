@@ -1,8 +1,8 @@
 //! `rwsgi ctl -s PATH COMMAND...`: a client of the control socket
 //! (`--control-socket`), speaking Gunicorn's protocol: it sends one
 //! command and prints the answer's data as JSON (exit 0), or the error
-//! (exit 1). `rwsgi top -s PATH`: the server's rates and every worker's row, refreshed each
-//! second, from the same socket.
+//! (exit 1). `rwsgi top -s PATH`: the server's rates and every worker's
+//! row, refreshed each second, from the same socket.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -57,9 +57,10 @@ fn ask(socket: &str, command: &str) -> std::io::Result<Value> {
     serde_json::from_slice(&body).map_err(std::io::Error::other)
 }
 
-/// `rwsgi top -s PATH [-n ROUNDS]`: the master and every worker (state,
-/// requests, heartbeat, the request in hand and its age), refreshed each
-/// second until Ctrl-C (or ROUNDS times).
+/// `rwsgi top -s PATH [-n ROUNDS]`: the master's line, the server's rates
+/// (from the second screen on), and every worker's row (state, requests,
+/// last status, memory, CPU time, restarts, heartbeat, the request in hand
+/// and its age), refreshed each second until Ctrl-C (or ROUNDS times).
 pub fn top(args: &[String]) -> i32 {
     let (socket, rounds) = match args {
         [flag, path] if flag == "-s" || flag == "--socket" => (path, u64::MAX),

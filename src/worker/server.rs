@@ -1,11 +1,13 @@
-//! The serve loop of a worker's main thread: poll the listeners and the
-//! waiting connections, accept, decode requests, serve them here
-//! ([`Mode::Inline`]) or hand them to request threads
-//! ([`Mode::Threads`]), and close connections whose deadline has passed.
+//! The serve loop of a worker's main thread: poll the listeners, the
+//! hand-off inbox and the waiting connections, accept, decode requests,
+//! serve them here ([`Mode::Inline`]) or hand them to request threads
+//! ([`Mode::Threads`]), hand connections to other workers while busy
+//! (`handoff`), and close connections whose deadline has passed.
 //!
 //! A connection is in exactly one place: parked in `conns` (waiting in the
-//! poll, or about to), away with a request thread, or in the hands of the
-//! function driving it.
+//! poll, or about to; lent to the helper thread while the app runs), away
+//! with a request thread, in the hands of the function driving it, or on
+//! its way to another worker.
 
 use std::collections::HashMap;
 use std::io::{self, Write};

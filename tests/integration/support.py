@@ -45,17 +45,25 @@ def runner_venv_prefix():
     return None
 
 
+def pid_alive(pid):
+    """Whether `pid` exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def is_worker_process(pid):
     """Whether `pid` is one of rwsgi's workers (not its zygote or hook
     process, also children of the master), alive (not a zombie); or one
     of Gunicorn's."""
+    if not pid_alive(pid):
+        return False
     try:
-        with open("/proc/%d/stat" % pid) as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             cmdline = f.read()
-    except (OSError, IndexError):
+    except OSError:
         return False
     # By what it is not (Gunicorn's workers count too, for the tests that
     # run both). A worker the zygote forks retitles itself first thing.

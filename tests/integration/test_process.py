@@ -17,17 +17,7 @@ import time
 import pytest
 
 import rawhttp
-from support import exchange, free_port, get_close, http_probe, ipv6_loopback_available, run_cli, wait_for, worker_pids
-
-
-def pid_alive(pid):
-    """True if pid exists and is not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state != "Z"
+from support import exchange, free_port, get_close, http_probe, ipv6_loopback_available, pid_alive, run_cli, wait_for, worker_pids
 
 
 def getenv(srv, key):

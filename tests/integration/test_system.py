@@ -6,15 +6,7 @@ import signal
 import socket
 import subprocess
 
-from support import APPS_DIR, free_port, get_close, rwsgi_bin, server_env, wait_for, worker_pids
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+from support import APPS_DIR, free_port, get_close, pid_alive, rwsgi_bin, server_env, wait_for, worker_pids
 
 
 def children(pid):
@@ -36,18 +28,18 @@ def test_daemon_mode_winch_and_ttin(tmp_path):
     wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, message="the pidfile")
     master = int(pidfile.read_text())
     try:
-        assert master != os.getpid() and alive(master)
+        assert master != os.getpid() and pid_alive(master)
         wait_for(lambda: get(port).startswith(b"HTTP/1.1 200"), 15, message="the daemon to serve")
         wait_for(lambda: len(children(master)) == 2, 10, message="two workers")
         os.kill(master, signal.SIGWINCH)
         wait_for(lambda: children(master) == [], 15, message="WINCH to stop the workers")
-        assert alive(master)
+        assert pid_alive(master)
         os.kill(master, signal.SIGTTIN)
         wait_for(lambda: get(port).startswith(b"HTTP/1.1 200"), 15, message="TTIN to bring one back")
         assert len(children(master)) == 1
     finally:
         os.kill(master, signal.SIGTERM)
-    wait_for(lambda: not alive(master), 15, message="the daemon to stop")
+    wait_for(lambda: not pid_alive(master), 15, message="the daemon to stop")
     assert not pidfile.exists()
     assert "Handling signal: winch" in log.read_text()
 

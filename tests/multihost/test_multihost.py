@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 import frontends
-from support import free_port, rwsgi_bin, wait_for
+from support import free_port, pid_alive, rwsgi_bin, wait_for
 
 pytestmark = [
     pytest.mark.skipif(
@@ -203,11 +203,11 @@ class Host:
         os.kill(self.master(), sig)
 
     def wait_gone(self, pid, timeout=20):
-        wait_for(lambda: not _alive(pid), timeout, message="%s's master %d to exit" % (self.name, pid))
+        wait_for(lambda: not pid_alive(pid), timeout, message="%s's master %d to exit" % (self.name, pid))
 
     def stop(self):
         pid = self.master()
-        if pid and _alive(pid):
+        if pid and pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
             try:
                 self.wait_gone(pid, 15)
@@ -219,14 +219,6 @@ class Host:
             except OSError:
                 pass
             self.proc.wait(10)
-
-
-def _alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def render_haproxy(port):
@@ -320,7 +312,7 @@ def roll(load, hosts):
     os.kill(h2.master(), signal.SIGKILL)
     time.sleep(3)
     load.phase("h2 started again")
-    wait_for(lambda: not any(_alive(p) for p in _rwsgi_pids_in(h2.dir)), 15, message="h2's workers gone")
+    wait_for(lambda: not any(pid_alive(p) for p in _rwsgi_pids_in(h2.dir)), 15, message="h2's workers gone")
     h2.start()
     time.sleep(2)
     load.phase("h3's link cut")
