@@ -3,6 +3,8 @@
 use rwsgi::config::{self, Outcome};
 
 fn main() {
+    // Before anything else (one thread; no child started yet).
+    rwsgi::sys::forget_launcher_library_path();
     let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
     if args.get(1).map(String::as_str) == Some(config::python::EVALUATE_FLAG) {
         // A child started to evaluate a Python config file.

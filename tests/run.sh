@@ -7,6 +7,11 @@
 #
 # Extra arguments are passed to pytest, e.g. `bash tests/run.sh -k environ -x`
 # (such a focused run leaves the packaging test out).
+#
+# Environment: RWSGI_VENV, the test virtualenv (.venv); CARGO_TARGET_DIR,
+# cargo's (target); RWSGI_SKIP_PACKAGING=1 leaves the packaging test out.
+# The CPython matrix (tests/matrix.sh) runs this script inside Debian roots
+# with the first two set.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -47,7 +52,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # connects as another user.
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
-# ip (iproute2) makes the network namespaces of tests/multihost (run by hand).
+# ip (iproute2) makes the network namespaces of tests/multihost.
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     # Debian's own python3 ships venv/ensurepip separately.
@@ -65,7 +70,7 @@ if ((${#missing[@]})); then
 fi
 
 # --- Python virtual environment for the test suite --------------------------
-VENV=$REPO_ROOT/.venv
+VENV=${RWSGI_VENV:-$REPO_ROOT/.venv}
 if [ ! -x "$VENV/bin/python" ]; then
     step "Creating $VENV"
     python3 -m venv "$VENV"
@@ -81,7 +86,7 @@ step "cargo test"
 cargo test
 
 # --- Integration tests -------------------------------------------------------
-RWSGI_BIN=$REPO_ROOT/target/debug/rwsgi
+RWSGI_BIN=${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/rwsgi
 if [ ! -x "$RWSGI_BIN" ]; then
     echo "error: $RWSGI_BIN was not built" >&2
     exit 1
@@ -94,6 +99,14 @@ if [ "$(id -u)" -eq 0 ]; then
     export RWSGI_NO_SKIPS=1
 fi
 "$VENV/bin/python" -m pytest tests/integration -q -p no:cacheprovider "$@"
+
+# --- Several hosts behind HAProxy and nginx (network namespaces: root) -------
+if [ "$packaging" != 1 ]; then
+    step "multi-host test skipped with the packaging test ($packaging)"
+else
+    step "pytest tests/multihost"
+    "$VENV/bin/python" -m pytest tests/multihost -q -s -p no:cacheprovider
+fi
 
 # --- Packages: build the .deb and .rpm, install them into a fresh Debian root
 # (slower; needs root for debootstrap, mounts and systemd-nspawn).

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::gunicorn;
@@ -48,14 +48,9 @@ pub fn is_python(target: &str) -> bool {
 /// its whole process group goes if it outlasts [`EVALUATION_TIME`].
 pub fn evaluate(target: &str, virtualenv: Option<&str>) -> Result<PythonConfig, ConfigError> {
     let fail = |why: String| ConfigError(format!("config file {target}: {why}"));
-    // This very binary, even once its file is replaced on disk (a package
-    // upgrade before a HUP): /proc/self/exe still opens it.
-    let exe = Some(std::path::PathBuf::from("/proc/self/exe"))
-        .filter(|p| p.exists())
-        .map_or_else(std::env::current_exe, Ok)
-        .map_err(|e| fail(format!("cannot find the rwsgi binary to evaluate it: {e}")))?;
     let (mut out, mut err) = (scratch_file().map_err(&fail)?, scratch_file().map_err(&fail)?);
-    let mut child = Command::new(exe)
+    let mut child = crate::sys::own_binary()
+        .map_err(|e| fail(format!("cannot find the rwsgi binary to evaluate it: {e}")))?
         .arg(EVALUATE_FLAG)
         .arg(target)
         .args(virtualenv)

@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token};
@@ -260,9 +260,7 @@ impl HookProcess {
     fn spawn(&mut self, registry: &Registry) -> std::io::Result<Running> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         let log = crate::logging::error_log_file()?;
-        let exe = std::path::PathBuf::from("/proc/self/exe");
-        let exe = if exe.exists() { exe } else { std::env::current_exe()? };
-        let child = Command::new(exe)
+        let child = crate::sys::own_binary()?
             .args([hooks::process::FLAG, &self.target, &self.virtualenv, &self.pythonpath])
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))

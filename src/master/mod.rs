@@ -496,13 +496,18 @@ impl Master {
             return;
         }
         self.phase = Phase::Stopping { deadline, exit_code, listening: false };
+        if self.may_stop_listening() {
+            for l in &self.current.listeners {
+                l.stop_listening();
+            }
+        }
+    }
+
+    /// Whether a final stop may stop the sockets listening (see
+    /// `stop_listening_when_drained`).
+    fn may_stop_listening(&self) -> bool {
         let passed_in = self.socket_activated || self.current.cfg.binds.iter().any(|b| matches!(b, BindAddr::Fd(_)));
-        if passed_in || self.other_master_alive() {
-            return;
-        }
-        for l in &self.current.listeners {
-            l.stop_listening();
-        }
+        !passed_in && !self.other_master_alive()
     }
 
     /// TTIN: one worker more, as many as the scoreboard holds at most.
@@ -795,6 +800,9 @@ impl Master {
         if !self.upgrade_child_alive() {
             // After USR2 the new master owns the service.
             sys::notify_systemd("STOPPING=1\nSTATUS=stopping");
+        }
+        if self.may_stop_listening() {
+            self.board.set_final_stop();
         }
         self.signal_workers(if graceful { Signal::SIGTERM } else { Signal::SIGINT });
         self.phase = Phase::Stopping { deadline: Instant::now() + limit, exit_code, listening: true };

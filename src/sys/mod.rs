@@ -693,3 +693,42 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit is async-signal-safe and always sound to call.
     unsafe { libc::_exit(code) }
 }
+
+/// Set by the wheel's launcher (`packaging/wheel/src/launch.rs`) to the
+/// directory it put first on `LD_LIBRARY_PATH` so the loader finds the
+/// virtualenv's libpython.
+const LIBPYTHON_DIR: &str = "RWSGI_LIBPYTHON_DIR";
+
+/// Take the launcher's directory off `LD_LIBRARY_PATH` again: it is there
+/// for this binary's own libpython, not for whatever the application
+/// runs. [`own_binary`] puts it back for the copies of rwsgi itself. Call
+/// once, first thing, while the process has one thread.
+pub fn forget_launcher_library_path() {
+    let Some(dir) = std::env::var_os(LIBPYTHON_DIR) else { return };
+    let Some(path) = std::env::var_os("LD_LIBRARY_PATH") else { return };
+    let mut rest: Vec<_> = std::env::split_paths(&path).collect();
+    if let Some(at) = rest.iter().position(|p| p.as_os_str() == dir) {
+        rest.remove(at);
+    }
+    match std::env::join_paths(&rest) {
+        Ok(joined) if !joined.is_empty() => std::env::set_var("LD_LIBRARY_PATH", joined),
+        _ => std::env::remove_var("LD_LIBRARY_PATH"),
+    }
+}
+
+/// A command running this very binary, even once its file was replaced
+/// on disk (a package upgrade before a HUP: `/proc/self/exe` still opens
+/// the running one), with the loader path the launcher gave it.
+pub fn own_binary() -> std::io::Result<std::process::Command> {
+    let exe = Some(std::path::PathBuf::from("/proc/self/exe")).filter(|p| p.exists()).map_or_else(std::env::current_exe, Ok)?;
+    let mut command = std::process::Command::new(exe);
+    if let Some(dir) = std::env::var_os(LIBPYTHON_DIR) {
+        let mut path = dir;
+        if let Some(rest) = std::env::var_os("LD_LIBRARY_PATH").filter(|p| !p.is_empty()) {
+            path.push(":");
+            path.push(rest);
+        }
+        command.env("LD_LIBRARY_PATH", path);
+    }
+    Ok(command)
+}

@@ -99,6 +99,9 @@ impl Slot {
 struct Board {
     /// Set by the first worker that finishes booting: the service has run.
     booted_once: AtomicU32,
+    /// 1 once the master began a final stop in which the sockets are to
+    /// stop listening (see [`Scoreboard::set_final_stop`]).
+    final_stop: AtomicU32,
     boot_error_claimed: AtomicU32,
     boot_error_len: AtomicU32,
     boot_error: [u8; BOOT_ERROR_LEN],
@@ -306,6 +309,27 @@ impl Scoreboard {
                     SlotState::Free | SlotState::Booting | SlotState::Stopping => false,
                 }
         })
+    }
+
+    /// A final stop began, whose sockets stop listening once every worker
+    /// has taken what was queued on them: the last worker to stop does it
+    /// at once (the master, at its next turn, otherwise), since a
+    /// connection queued after its last accept would be reset.
+    pub fn set_final_stop(&self) {
+        self.board().final_stop.store(1, Ordering::SeqCst);
+    }
+
+    /// Whether the worker in slot `index`, now stopping, is the last of a
+    /// final stop: every other slot is free or stopping too.
+    pub fn last_to_stop(&self, index: usize) -> bool {
+        // SeqCst, with the Stopping store before it: of two workers that
+        // stop at once, at least one sees the other's.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.board().final_stop.load(Ordering::SeqCst) == 1
+            && self.board().slots.iter().enumerate().all(|(i, slot)| {
+                i == index
+                    || matches!(SlotState::from_u32(slot.state.load(Ordering::SeqCst)), SlotState::Free | SlotState::Stopping)
+            })
     }
 
     /// Worker `index` stops itself, for this reason.

@@ -90,6 +90,22 @@ pub(super) struct Timers {
     pub keepalive: Option<Duration>,
     /// When the worker began to stop, if it has.
     pub stopping_since: Option<Instant>,
+    /// How long after the stop an idle keep-alive connection is still kept
+    /// ([`drain_window`]).
+    pub drain: Duration,
+}
+
+/// How long a stopping worker keeps an idle keep-alive connection open
+/// (within its `--keep-alive`): until shortly before `--graceful-timeout`
+/// runs out, never less than [`STOP_GRACE`]. Closing an idle connection
+/// races the client's next request on it, which a balancer cannot retry
+/// when it is a POST; kept open, the connection is either closed by the
+/// client (a balancer that took the host out, or its own idle timeout) or
+/// carries one more request, answered with `Connection: close`. The worker
+/// closes what is left itself, lingering as for any close, and still ends
+/// a second before the master's kill.
+pub(super) fn drain_window(graceful_timeout: Duration) -> Duration {
+    graceful_timeout.saturating_sub(LINGER + Duration::from_secs(1)).max(STOP_GRACE)
 }
 
 /// How long a connection that sent nothing is kept after a stop begins.
@@ -121,10 +137,11 @@ impl Conn {
     /// first; `None` for never. The one place a deadline is decided.
     pub fn deadline(&self, t: &Timers) -> Option<Instant> {
         match self.state {
-            ConnState::Fresh { since } => stop_grace(t.timeout.map(|d| since + d), since, t),
+            // Sent nothing yet: a short grace, for a request on its way.
+            ConnState::Fresh { since } => cut_at_stop(t.timeout.map(|d| since + d), t, |stop| since.max(stop) + STOP_GRACE),
             // A head in progress is let finish, stopping or not.
             ConnState::ReadingHead { since } => t.timeout.map(|d| since + d),
-            ConnState::Idle { since } => stop_grace(t.keepalive.map(|k| since + k), since, t),
+            ConnState::Idle { since } => cut_at_stop(t.keepalive.map(|k| since + k), t, |stop| stop + t.drain),
             // Each read earns the client another LINGER, up to LINGER_TOTAL.
             ConnState::Lingering { since, last_input } => Some((last_input + LINGER).min(since + LINGER_TOTAL)),
         }
@@ -209,13 +226,12 @@ impl Conn {
     }
 }
 
-/// `deadline`, cut to a short grace once the worker stops: a request
-/// already on its way is served (with `Connection: close`) rather than met
-/// by a closed socket, but nobody waits long.
-fn stop_grace(deadline: Option<Instant>, since: Instant, t: &Timers) -> Option<Instant> {
+/// `deadline`, cut once the worker stops to what `after_stop` gives for
+/// the moment of the stop.
+fn cut_at_stop(deadline: Option<Instant>, t: &Timers, after_stop: impl FnOnce(Instant) -> Instant) -> Option<Instant> {
     let Some(stop) = t.stopping_since else { return deadline };
-    let grace = since.max(stop) + STOP_GRACE;
-    Some(deadline.map_or(grace, |d| d.min(grace)))
+    let cut = after_stop(stop);
+    Some(deadline.map_or(cut, |d| d.min(cut)))
 }
 
 /// Read without blocking until the socket is drained or `buf` holds
@@ -255,7 +271,7 @@ mod tests {
     fn deadlines_follow_the_state() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        let timers = Timers { timeout: Some(s(30)), keepalive: Some(s(5)), stopping_since: None };
+        let timers = Timers { timeout: Some(s(30)), keepalive: Some(s(5)), stopping_since: None, drain: s(29) };
         assert_eq!(conn_in(ConnState::Fresh { since: t0 }).deadline(&timers), Some(t0 + s(30)));
         assert_eq!(conn_in(ConnState::ReadingHead { since: t0 }).deadline(&timers), Some(t0 + s(30)));
         assert_eq!(conn_in(ConnState::Idle { since: t0 }).deadline(&timers), Some(t0 + s(5)));
@@ -263,30 +279,41 @@ mod tests {
         assert_eq!(conn_in(lingering).deadline(&timers), Some(t0 + s(30)), "capped at LINGER_TOTAL");
         let lingering = ConnState::Lingering { since: t0, last_input: t0 + s(1) };
         assert_eq!(conn_in(lingering).deadline(&timers), Some(t0 + s(3)));
-        let unbounded = Timers { timeout: None, keepalive: None, stopping_since: None };
+        let unbounded = Timers { timeout: None, keepalive: None, stopping_since: None, drain: s(29) };
         assert_eq!(conn_in(ConnState::Fresh { since: t0 }).deadline(&unbounded), None);
         assert_eq!(conn_in(ConnState::Idle { since: t0 }).deadline(&unbounded), None);
     }
 
     #[test]
-    fn a_stop_cuts_waits_between_requests_to_the_grace() {
+    fn a_stop_gives_fresh_connections_a_grace_and_idle_ones_the_drain() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let stop = t0 + s(10);
-        let timers = Timers { timeout: Some(s(30)), keepalive: Some(s(75)), stopping_since: Some(stop) };
-        // Idle or fresh before the stop: the grace counts from the stop.
-        assert_eq!(conn_in(ConnState::Idle { since: t0 }).deadline(&timers), Some(stop + STOP_GRACE));
+        let timers = Timers { timeout: Some(s(30)), keepalive: Some(s(75)), stopping_since: Some(stop), drain: s(9) };
+        // A connection that sent nothing: the short grace, from the stop.
         assert_eq!(conn_in(ConnState::Fresh { since: t0 }).deadline(&timers), Some(stop + STOP_GRACE));
-        // Idle after the stop (a request served since): from then.
+        // Fresh after the stop (handed over, say): from then.
         let later = stop + s(3);
-        assert_eq!(conn_in(ConnState::Idle { since: later }).deadline(&timers), Some(later + STOP_GRACE));
+        assert_eq!(conn_in(ConnState::Fresh { since: later }).deadline(&timers), Some(later + STOP_GRACE));
+        // An idle keep-alive connection stays open through the drain, so the
+        // client closes it or sends one more request (answered with close).
+        assert_eq!(conn_in(ConnState::Idle { since: t0 }).deadline(&timers), Some(stop + s(9)));
+        assert_eq!(conn_in(ConnState::Idle { since: later }).deadline(&timers), Some(stop + s(9)));
         // A shorter wait of its own stays.
         let short = Timers { keepalive: Some(s(1)), ..timers };
         assert_eq!(conn_in(ConnState::Idle { since: stop - s(1) }).deadline(&short), Some(stop));
-        // Without keep-alive a stopping worker still gives the grace.
+        // Without a keep-alive limit the drain still bounds it.
         let none = Timers { keepalive: None, ..timers };
-        assert_eq!(conn_in(ConnState::Idle { since: t0 }).deadline(&none), Some(stop + STOP_GRACE));
+        assert_eq!(conn_in(ConnState::Idle { since: t0 }).deadline(&none), Some(stop + s(9)));
         // A head in progress is let finish.
         assert_eq!(conn_in(ConnState::ReadingHead { since: t0 }).deadline(&timers), Some(t0 + s(30)));
+    }
+
+    #[test]
+    fn the_drain_leaves_time_to_linger_before_the_graceful_timeout() {
+        let s = Duration::from_secs;
+        assert_eq!(drain_window(s(30)), s(27));
+        assert_eq!(drain_window(s(3)), STOP_GRACE);
+        assert_eq!(drain_window(Duration::ZERO), STOP_GRACE);
     }
 }

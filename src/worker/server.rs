@@ -570,7 +570,12 @@ impl<'a> Server<'a> {
 
     /// The deadlines' inputs besides each connection's state.
     fn timers(&self) -> Timers {
-        Timers { timeout: self.spec.cfg.timeout, keepalive: self.spec.cfg.keepalive, stopping_since: self.stopping_since }
+        Timers {
+            timeout: self.spec.cfg.timeout,
+            keepalive: self.spec.cfg.keepalive,
+            stopping_since: self.stopping_since,
+            drain: super::conn::drain_window(self.spec.cfg.graceful_timeout),
+        }
     }
 
     fn poll_timeout(&self) -> Duration {
@@ -619,6 +624,14 @@ impl<'a> Server<'a> {
             pipe.dispatch();
         }
         self.spec.board.set_state(self.spec.slot, SlotState::Stopping);
+        if self.spec.board.last_to_stop(self.spec.slot) {
+            // What came since the take above, then no more: later
+            // connections are refused (a balancer retries them elsewhere).
+            self.take_queued_connections();
+            for l in self.spec.listeners {
+                l.stop_listening();
+            }
+        }
         for l in self.spec.listeners {
             let _ = self.poll.registry().deregister(&mut SourceFd(&l.as_raw_fd()));
         }

@@ -73,6 +73,54 @@ def test_a_request_sent_right_after_a_streamed_response_is_served_at_a_stop(serv
     assert "close" in resp.connection_tokens(), resp.headers
 
 
+
+@pytest.mark.parametrize("stop", ["master", "worker"])
+def test_an_idle_keep_alive_connection_is_kept_through_the_drain(servers, stop):
+    """A balancer's idle keep-alive connection at a stop (of the server, or
+    of one worker, as HUP and recycling do): it stays open, so a request the
+    client sends on it seconds later is served with Connection: close; it is
+    never closed under a request that may be on its way. Once the client
+    has its answer and closes, the worker ends at once."""
+    srv = servers.start(["-w", "1", "--keep-alive", "75", "--graceful-timeout", "20", "testapp:app"])
+    (worker,) = srv.wait_booted(1)
+    with srv.connect() as conn:
+        conn.send(rawhttp.build_request("GET", "/pid"))
+        first = read_response(conn)
+        assert first.status == 200 and "close" not in first.connection_tokens(), first
+        os.kill(srv.pid if stop == "master" else worker, signal.SIGTERM)
+        time.sleep(3)
+        conn.send(rawhttp.build_request("POST", "/echo", body=b"after the stop"))
+        resp = read_response(conn)
+        assert resp.status == 200 and resp.body == b"after the stop", resp
+        assert "close" in resp.connection_tokens(), resp.headers
+    ended = time.monotonic()
+    wait_for(lambda: not os.path.exists("/proc/%d" % worker), 5, message="the worker to end")
+    assert time.monotonic() - ended < 4, "the worker waited on after its last connection closed"
+    if stop == "master":
+        srv.wait(10)
+    assert "killed after the graceful timeout" not in srv.stderr()
+
+
+def test_an_idle_connection_left_open_ends_before_the_graceful_kill(servers):
+    """A client that keeps its idle connection and sends nothing more: the
+    worker closes it itself (and lingers for the client's close) before
+    --graceful-timeout runs out, and exits cleanly instead of being killed."""
+    srv = servers.start(["-w", "1", "--keep-alive", "75", "--graceful-timeout", "6", "testapp:app"])
+    srv.wait_booted(1)
+    with srv.connect() as conn:
+        conn.send(rawhttp.build_request("GET", "/pid"))
+        assert read_response(conn).status == 200
+        started = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        conn.sock.settimeout(10)
+        assert conn.sock.recv(1) == b"", "the worker closed the connection"
+        closed_after = time.monotonic() - started
+        code = srv.wait(10)
+    assert 2.5 < closed_after < 5, closed_after
+    assert code == 0, srv.stderr()
+    assert "killed after the graceful timeout" not in srv.stderr()
+
+
 # -- an app's own SIGTERM handler --------------------------------------------------
 
 
