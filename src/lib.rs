@@ -58,6 +58,7 @@
 
 pub mod config;
 pub mod ctl;
+pub mod entry;
 pub mod evaluator;
 pub mod hooks;
 pub mod http;

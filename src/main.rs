@@ -1,56 +1,5 @@
-//! The `rwsgi` command: resolve settings, then hand over to the library.
-
-use rwsgi::config::{self, Outcome};
+//! The `rwsgi` command (see `rwsgi::entry`).
 
 fn main() {
-    // Before anything else (one thread; no child started yet).
-    rwsgi::sys::forget_launcher_library_path();
-    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
-    if args.get(1).map(String::as_str) == Some(config::python::EVALUATE_FLAG) {
-        // A child started to evaluate a Python config file.
-        std::process::exit(rwsgi::evaluator::run(&args[2..]));
-    }
-    if args.get(1).map(String::as_str) == Some(rwsgi::ctl::TOP) {
-        // The live view of a server's workers.
-        std::process::exit(rwsgi::ctl::top(&args[2..]));
-    }
-    if args.get(1).map(String::as_str) == Some(rwsgi::ctl::WORD) {
-        // The control socket's client.
-        std::process::exit(rwsgi::ctl::run(&args[2..]));
-    }
-    if args.get(1).map(String::as_str) == Some(rwsgi::hooks::process::FLAG) {
-        // A child the master started to run its server hooks.
-        std::process::exit(rwsgi::hooks::process::run(&args[2..]));
-    }
-    let env = |key: &str| std::env::var(key).ok();
-    let code = match config::load(args.clone(), &env) {
-        Ok(Outcome::Print(text)) => {
-            print!("{text}");
-            0
-        }
-        Ok(Outcome::Run(cfg)) => {
-            // HUP reads the settings again: the same command line, the
-            // config file and the environment as they are then.
-            let argv = args.clone();
-            let reloader = Box::new(move || match config::load(args.clone(), &env)? {
-                Outcome::Run(cfg) => Ok(*cfg),
-                Outcome::Print(_) => Err(config::ConfigError("unexpected --help or --version".into())),
-            });
-            rwsgi::master::start(*cfg, argv, reloader)
-        }
-        Err(e) => {
-            // A command line clap cannot read exits 2, as argparse's does in
-            // Gunicorn; settings that do not hold (a value, a config file)
-            // exit 1, as in Gunicorn.
-            let text = e.to_string();
-            if text.starts_with("error:") {
-                eprintln!("{text}");
-                2
-            } else {
-                eprintln!("Error: {text}");
-                1
-            }
-        }
-    };
-    std::process::exit(code);
+    std::process::exit(rwsgi::entry::run());
 }

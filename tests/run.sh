@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: builds rwsgi, runs the Rust tests, then the
-# Python integration suite against the freshly built binary, then the
-# package install test (packaging/test.sh; RWSGI_SKIP_PACKAGING=1 skips it).
+# Python integration suite against the freshly built binary, then (as
+# root) the multi-host test (tests/multihost), the wheel's install test
+# (packaging/wheel/test.sh) and the packages' (packaging/test.sh);
+# RWSGI_SKIP_PACKAGING=1 leaves those three out.
 #
 #   bash tests/run.sh            (from anywhere; it works from the repo root)
 #
@@ -106,6 +108,17 @@ if [ "$packaging" != 1 ]; then
 else
     step "pytest tests/multihost"
     "$VENV/bin/python" -m pytest tests/multihost -q -s -p no:cacheprovider
+fi
+
+# --- The wheel, installed with pip into fresh virtualenvs: the host's CPython
+# (3.11, pyenv's) and Debian 13's (3.13, in a Debian root; needs root).
+if [ "$packaging" != 1 ]; then
+    step "wheel test skipped with the packaging test ($packaging)"
+else
+    step "packaging/wheel/test.sh (host CPython)"
+    bash packaging/wheel/test.sh --sdist "$(command -v python3)"
+    step "packaging/wheel/test.sh (Debian 13's CPython, in a Debian root)"
+    bash tests/debian-root.sh trixie bash packaging/wheel/test.sh /usr/bin/python3
 fi
 
 # --- Packages: build the .deb and .rpm, install them into a fresh Debian root

@@ -610,9 +610,8 @@ impl<'a> Server<'a> {
     /// progress, and idle and fresh ones for a short grace (a client that
     /// sent just before the stop is served, with `Connection: close`).
     fn begin_stop(&mut self) {
-        if sys::stop_requested() {
-            self.take_queued_connections();
-        }
+        // Asked to (not a recycle, which leaves the queue to the others).
+        let signalled = sys::stop_requested();
         self.stopping_since = Some(Instant::now());
         // However the stop came (TERM, the last of --max-requests, memory),
         // every response head written from now on, on any thread, says
@@ -622,6 +621,12 @@ impl<'a> Server<'a> {
         // once (nothing left to serve) and never polls the signal pipe.
         if let Some(pipe) = self.signals {
             pipe.dispatch();
+        }
+        // Then, with nothing slow in between, the queue is taken and the
+        // worker marked stopping (after which the master may stop the
+        // sockets listening, resetting what is still queued).
+        if signalled {
+            self.take_queued_connections();
         }
         self.spec.board.set_state(self.spec.slot, SlotState::Stopping);
         if self.spec.board.last_to_stop(self.spec.slot) {
