@@ -115,17 +115,20 @@ seen=$(curl -s --max-time 5 "http://127.0.0.1:$PORT/library-path" || true)
 check "the launcher's library path is not in the application's environment (LD_LIBRARY_PATH=$seen)" \
     bash -c '[[ ":$1:" != *":$2:"* ]]' _ "$seen" "$libdir"
 
-write_app v2
+# Another length too: a .pyc is only checked against the source's size
+# and its mtime in whole seconds.
+write_app v2-reloaded
 kill -HUP "$MASTER"
-reloaded() {
+# serves PORT PREFIX: the server on PORT answers with PREFIX within 20 s.
+serves() {
     local _
     for _ in $(seq 100); do
-        [[ $(curl -s --max-time 2 "http://127.0.0.1:$PORT/") == "v2 flask "* ]] && return 0
+        [[ $(curl -s --max-time 2 "http://127.0.0.1:$1/") == "$2"* ]] && return 0
         sleep 0.2
     done
     return 1
 }
-check "HUP reloads the new code" reloaded
+check "HUP reloads the new code" serves "$PORT" "v2-reloaded flask "
 check "the master still runs" kill -0 "$MASTER"
 
 if [ "$SDIST" = 1 ]; then
@@ -138,14 +141,7 @@ if [ "$SDIST" = 1 ]; then
     check "it installs rwsgi and rwsgi-server" test -x "$SDIST_VENV/bin/rwsgi" -a -x "$SDIST_VENV/bin/rwsgi-server"
     (cd "$WORK/app" && "$SDIST_VENV/bin/rwsgi" -w 1 -b "127.0.0.1:$((PORT + 1))" --pid "$WORK/sdist.pid" \
         app:app >"$WORK/sdist.log" 2>&1 &)
-    served() {
-        local _
-        for _ in $(seq 100); do
-            [[ $(curl -s --max-time 2 "http://127.0.0.1:$((PORT + 1))/") == "v2 flask $SDIST_VENV/"* ]] && return 0
-            sleep 0.2
-        done
-        return 1
-    }
-    check "the source-built rwsgi serves a request with its virtualenv's Flask" served
+    check "the source-built rwsgi serves a request with its virtualenv's Flask" \
+        serves "$((PORT + 1))" "v2-reloaded flask $SDIST_VENV/"
     MASTER=$(cat "$WORK/sdist.pid" 2>/dev/null || true)
 fi
