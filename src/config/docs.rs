@@ -104,7 +104,9 @@ const ENVIRONMENT: &str = ".SH ENVIRONMENT\n\
 /// What each signal to the master does.
 const SIGNALS: &str = ".SH SIGNALS\n\
     .TP\n\\fBTERM\\fR\nGraceful stop: workers finish the requests in hand, then exit; after \
-    \\-\\-graceful\\-timeout they are killed.\n\
+    \\-\\-graceful\\-timeout they are killed. Idle keep\\-alive connections stay open until \
+    3 s before that (a request sent on one meanwhile is answered with Connection: close), and \
+    the sockets stop listening once the workers have taken what was queued on them.\n\
     .TP\n\\fBINT\\fR, \\fBQUIT\\fR\nFast stop.\n\
     .TP\n\\fBHUP\\fR\nReload: read the settings again, boot new workers, and stop the old ones \
     once the new ones have booted; if they cannot boot, the old ones keep serving.\n\
