@@ -4,19 +4,24 @@
 #
 #   bash packaging/test.sh              build the packages, then test them
 #   bash packaging/test.sh --no-build   test the packages already in target/packages/
+#   bash packaging/test.sh --suite trixie [--no-build]
+#                                       the same for the Debian 13 packages
+#                                       (target/packages/trixie/), in a
+#                                       clean trixie root
 #
 # Needs root (debootstrap, chroot, mounting /proc) and Debian's package
 # archive (deb.debian.org, or DEBIAN_MIRROR). It:
 #
-#  1. builds both packages with packaging/build.sh (lintian and rpmlint
-#     included), unless --no-build;
+#  1. builds both packages with packaging/build.sh (--suite trixie: in a
+#     trixie root; lintian and rpmlint included), unless --no-build;
 #  2. inspects them: dpkg-deb -c / -f, rpm -qpl / -qpR / --configfiles /
 #     --scripts: binary, man page, units, init scripts, logrotate, config,
 #     dependencies; no rpath; the man page renders without warnings;
-#  3. makes a clean Debian bookworm root with debootstrap (minbase plus curl,
-#     procps, systemd and logrotate; cached in target/packaging-test/base, copied fresh
-#     for every run), installs the .deb with apt (which resolves its
-#     dependencies from the archive) and, inside it:
+#  3. makes a clean Debian bookworm (or trixie) root with debootstrap
+#     (minbase plus curl, procps, systemd and logrotate; cached in
+#     target/packaging-test/base, or target/packaging-test/trixie/base,
+#     copied fresh for every run), installs the .deb with apt (which
+#     resolves its dependencies from the archive) and, inside it:
 #     - runs rwsgi --version and checks the example config;
 #     - starts examples/get_started.py with /etc/init.d/rwsgi, curls it,
 #       reloads it (new workers, the config change applied), rotates its
@@ -49,23 +54,40 @@ if [ -z "${RWSGI_PKGTEST_INNER:-}" ]; then
 fi
 
 BUILD=1
-for arg in "$@"; do
-    case $arg in
-        --no-build) BUILD=0 ;;
-        *) echo "usage: $0 [--no-build]" >&2; exit 2 ;;
+SUITE=bookworm
+usage() { echo "usage: $0 [--suite bookworm|trixie] [--no-build]" >&2; exit 2; }
+while (($#)); do
+    case $1 in
+        --no-build) BUILD=0; shift ;;
+        --suite) (($# >= 2)) || usage; SUITE=$2; shift 2 ;;
+        --suite=*) SUITE=${1#--suite=}; shift ;;
+        *) usage ;;
     esac
 done
+# The Python each release's python3 is: the package must depend on its
+# libpython. For bookworm, RWSGI_PACKAGE_PYTHON (build.sh builds against
+# it) overrides.
+case $SUITE in
+    bookworm) SUITE_PYTHON=3.11 ;;
+    trixie) SUITE_PYTHON=3.13 DEB_SUFFIX=+deb13 ;;
+    *) usage ;;
+esac
 
 [ "$(id -u)" -eq 0 ] || { echo "test.sh: run as root (debootstrap, chroot, mount)" >&2; exit 2; }
 
 OUT=$ROOT/target/packages
 WORK=${RWSGI_PKGTEST_DIR:-$ROOT/target/packaging-test}
+BUILD_ARGS=()
+if [ "$SUITE" != bookworm ]; then
+    # Its packages and its own cached root, next to bookworm's.
+    OUT=$OUT/$SUITE
+    WORK=$WORK/$SUITE
+    BUILD_ARGS=(--suite "$SUITE")
+fi
 BASE=$WORK/base
 CHROOT=$WORK/root
 APT_CACHE=$WORK/apt-archives
-SUITE=bookworm
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PYTHON=${RWSGI_PACKAGE_PYTHON:-/usr/bin/python3}
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -151,6 +173,14 @@ cleanup() {
             fi
         done
     fi
+    # The same for the base root, when stopped while making it.
+    if mountpoint -q "$BASE.tmp/proc" 2>/dev/null; then
+        for proc in /proc/[0-9]*; do
+            pid=${proc#/proc/}
+            [ "$(readlink "$proc/root" 2>/dev/null)" = "$BASE.tmp" ] && kill -KILL "$pid" 2>/dev/null || true
+        done
+        umount "$BASE.tmp/proc" 2>/dev/null || umount -l "$BASE.tmp/proc" || true
+    fi
     if [ "$FINISHED" -ne 1 ]; then
         FAILED=$((FAILED + 1))
         FAILURES+=("test.sh stopped early (exit status $status)")
@@ -189,8 +219,8 @@ wait_for() {
 # 1. Build
 # ============================================================================
 if [ "$BUILD" -eq 1 ]; then
-    step "Building the packages (packaging/build.sh)"
-    if bash packaging/build.sh; then
+    step "Building the packages (packaging/build.sh ${BUILD_ARGS[*]})"
+    if bash packaging/build.sh "${BUILD_ARGS[@]}"; then
         pass "build.sh builds both packages, lintian and rpmlint clean"
     else
         fail "build.sh builds both packages, lintian and rpmlint clean"
@@ -206,7 +236,11 @@ if [ "${#debs[@]}" -ne 1 ] || [ "${#rpms[@]}" -ne 1 ]; then
 fi
 DEB=${debs[0]}
 RPM=${rpms[0]}
-PY_VERSION=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if [ "$SUITE" = bookworm ] && [ -n "${RWSGI_PACKAGE_PYTHON:-}" ]; then
+    PY_VERSION=$("$RWSGI_PACKAGE_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+else
+    PY_VERSION=$SUITE_PYTHON
+fi
 PY_SONAME=libpython$PY_VERSION.so.1.0
 
 # ============================================================================
@@ -233,10 +267,18 @@ deb_perms() {
 }
 check "deb: files owned by root, binary and init script 0755" deb_perms
 deb_depends=$(dpkg-deb -f "$DEB" Depends)
-check "deb: Depends on libpython$PY_VERSION (the Python it was built against): $deb_depends" \
+check "deb: Depends on libpython$PY_VERSION (the Python of $SUITE it was built against): $deb_depends" \
     contains "$deb_depends" "libpython$PY_VERSION ("
 check "deb: Depends on adduser, libc6, libgcc-s1" \
     bash -c 'for d in adduser libc6 libgcc-s1; do grep -qE "(^|, )$d( |,|$)" <<<"$1" || { echo "no $d"; exit 1; }; done' _ "$deb_depends"
+if [ "$SUITE" != bookworm ]; then
+    deb_version=$(dpkg-deb -f "$DEB" Version)
+    check "deb: Version $deb_version ends with $DEB_SUFFIX, after the bookworm build's ${deb_version%"$DEB_SUFFIX"}" \
+        bash -c '[[ $1 == *"$2" ]] && dpkg --compare-versions "$1" gt "${1%"$2"}"' _ "$deb_version" "$DEB_SUFFIX"
+    rpm_release=$(rpm -qp --qf '%{RELEASE}' "$RPM" 2>/dev/null)
+    check "rpm: Release $rpm_release names its libpython (py${PY_VERSION/./})" \
+        test "$rpm_release" = "1.py${PY_VERSION/./}"
+fi
 check "deb: Pre-Depends on init-system-helpers" contains "$(dpkg-deb -f "$DEB" Pre-Depends)" "init-system-helpers"
 deb_conffiles=$(dpkg-deb -I "$DEB" conffiles)
 deb_check_conffiles() {
@@ -301,11 +343,19 @@ check "rpm: packaged units are the deb's" bash -c \
 if [ ! -e "$BASE/.complete" ]; then
     step "debootstrap $SUITE into $BASE (once; cached)"
     rm -rf "$BASE" "$BASE.tmp"
-    timeout 1200 debootstrap --variant=minbase --include=curl,procps,systemd,logrotate \
-        "$SUITE" "$BASE.tmp" "$MIRROR"
+    timeout 1200 debootstrap --variant=minbase "$SUITE" "$BASE.tmp" "$MIRROR"
     # apt's package lists, for installing the .deb's dependencies.
     cp /etc/resolv.conf "$BASE.tmp/etc/resolv.conf"
     timeout 600 chroot "$BASE.tmp" apt-get update -qq
+    # With apt rather than debootstrap --include, which unpacks trixie's
+    # systemd before configuring libsystemd-shared, its pre-dependency.
+    # systemd's maintainer scripts want /proc.
+    mount -t proc proc "$BASE.tmp/proc"
+    status=0
+    timeout 1200 chroot "$BASE.tmp" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends curl procps systemd logrotate >/dev/null || status=$?
+    umount "$BASE.tmp/proc"
+    [ "$status" -eq 0 ] || { fail "apt-get install curl procps systemd logrotate in the $SUITE root"; exit 1; }
     chroot "$BASE.tmp" apt-get clean
     touch "$BASE.tmp/.complete"
     mv "$BASE.tmp" "$BASE"

@@ -2,8 +2,9 @@
 # The project's test command: builds rwsgi, runs the Rust tests, then the
 # Python integration suite against the freshly built binary, then (as
 # root) the multi-host test (tests/multihost), the wheel's install test
-# (packaging/wheel/test.sh) and the packages' (packaging/test.sh);
-# RWSGI_SKIP_PACKAGING=1 leaves those three out.
+# (packaging/wheel/test.sh) and the packages' (packaging/test.sh, for
+# Debian 12 and, with --suite trixie, Debian 13); RWSGI_SKIP_PACKAGING=1
+# leaves those three out.
 #
 #   bash tests/run.sh            (from anywhere; it works from the repo root)
 #
@@ -122,10 +123,17 @@ else
 fi
 
 # --- Packages: build the .deb and .rpm, install them into a fresh Debian root
-# (slower; needs root for debootstrap, mounts and systemd-nspawn).
+# (slower; needs root for debootstrap, mounts and systemd-nspawn): Debian
+# 12's on this host, then Debian 13's, built in a trixie root
+# (tests/debian-root.sh) and installed into a fresh trixie root. Both run;
+# the step fails if either fails.
 if [ "$packaging" != 1 ]; then
     step "packaging test $packaging"
 else
-    step "packaging/test.sh"
-    bash packaging/test.sh
+    packaging_status=0
+    step "packaging/test.sh (Debian 12, bookworm)"
+    bash packaging/test.sh || packaging_status=1
+    step "packaging/test.sh --suite trixie (Debian 13)"
+    bash packaging/test.sh --suite trixie || packaging_status=1
+    [ "$packaging_status" -eq 0 ] || exit 1
 fi
