@@ -234,6 +234,12 @@ pub struct Master {
     /// master's on USR2): a reload keeps them rather than binding the
     /// configured addresses.
     socket_activated: bool,
+    /// The listeners outlive rwsgi: systemd passed them, to this master
+    /// or to the one it replaced (USR2). A final stop leaves them
+    /// listening. Those the old master bound itself are this master's
+    /// alone once it is gone, and a final stop stops them listening like
+    /// any it bound (`may_stop_listening`).
+    sockets_outlive_us: bool,
     /// systemd has been told the service is ready (after the first boot).
     announced_ready: bool,
     /// Workers crashing right after they start are respawned with a
@@ -268,7 +274,7 @@ impl Master {
         if cfg.preload_app && !zygote::uses_zygote() {
             log::warn!("--preload has no effect with RWSGI_NO_ZYGOTE: each worker imports the application");
         }
-        let (listeners, socket_activated) = open_listeners(&cfg)?;
+        let (listeners, socket_activated, sockets_outlive_us) = open_listeners(&cfg)?;
         let pidfile = write_pidfile(&cfg, upgraded_from)?;
         // A new master of USR2 leaves the old one's metrics files, and its
         // metrics and control sockets until it is gone (`check_old_master`).
@@ -302,6 +308,7 @@ impl Master {
             last_loop: Instant::now(),
             argv,
             socket_activated,
+            sockets_outlive_us,
             announced_ready: false,
             spawn_delay: Duration::ZERO,
             next_spawn: Instant::now(),
@@ -506,7 +513,11 @@ impl Master {
     /// Whether a final stop may stop the sockets listening (see
     /// `stop_listening_when_drained`).
     fn may_stop_listening(&self) -> bool {
-        let passed_in = self.socket_activated || self.current.cfg.binds.iter().any(|b| matches!(b, BindAddr::Fd(_)));
+        // Not `socket_activated`: that is also true of a master started by
+        // USR2, whose sockets, left listening, went on queuing connections
+        // nobody accepted through its whole drain, and the close at its
+        // exit reset them, requests sent (a POST a balancer cannot retry).
+        let passed_in = self.sockets_outlive_us || self.current.cfg.binds.iter().any(|b| matches!(b, BindAddr::Fd(_)));
         !passed_in && !self.other_master_alive()
     }
 
@@ -726,7 +737,7 @@ impl Master {
     fn start_new_master(&mut self) {
         let fds: Vec<(i32, bool)> = self.current.listeners.iter().map(|l| (l.as_raw_fd(), l.owns_file())).collect();
         let program = self.argv.first().cloned().unwrap_or_else(|| "rwsgi".into());
-        match sys::spawn_upgraded_master(&program, &self.argv, &self.start_dir, &fds) {
+        match sys::spawn_upgraded_master(&program, &self.argv, &self.start_dir, &fds, self.sockets_outlive_us) {
             Ok(pid) => {
                 log::info!("New master started (pid: {pid}); stop this one (TERM) once it serves");
                 self.upgrade_child = Some(pid);
@@ -1268,22 +1279,26 @@ fn take_upgraded_from() -> Option<Pid> {
 }
 
 /// The listening sockets: those the old master (USR2) or systemd passed,
-/// else `cfg`'s addresses bound now; true when they were passed.
-fn open_listeners(cfg: &Config) -> Result<(Vec<Rc<Listener>>, bool), String> {
+/// else `cfg`'s addresses bound now; whether they were passed, and
+/// whether they outlive rwsgi (systemd's, directly or through the old
+/// master).
+fn open_listeners(cfg: &Config) -> Result<(Vec<Rc<Listener>>, bool, bool), String> {
     let mut inherited = sys::upgrade_listen_fds();
+    let mut outlive_us = sys::upgrade_fds_outlive_us();
     if inherited.is_empty() {
         // systemd keeps the socket files it made.
         inherited = sys::systemd_listen_fds().into_iter().map(|fd| (fd, false)).collect();
+        outlive_us = !inherited.is_empty();
     }
     if inherited.is_empty() {
-        return Ok((bind_all(cfg, &[])?, false));
+        return Ok((bind_all(cfg, &[])?, false, false));
     }
     let listeners = inherited
         .into_iter()
         .map(|(fd, owns)| Listener::adopt(fd, owns).map(Rc::new))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("cannot use the sockets systemd passed: {e}"))?;
-    Ok((listeners, true))
+    Ok((listeners, true, outlive_us))
 }
 
 /// A master started by USR2 writes PIDFILE.2 while the old master holds

@@ -631,11 +631,28 @@ pub fn upgrade_listen_fds() -> Vec<(OwnedFd, bool)> {
         .collect()
 }
 
+/// Whether the sockets the old master handed over (USR2) are systemd's,
+/// which outlive rwsgi (`RWSGI_FDS_KEPT=1`), rather than ones it bound.
+/// Taken once; the variable is removed.
+pub fn upgrade_fds_outlive_us() -> bool {
+    let kept = std::env::var("RWSGI_FDS_KEPT").is_ok_and(|v| v == "1");
+    // Single-threaded master, as above.
+    std::env::remove_var("RWSGI_FDS_KEPT");
+    kept
+}
+
 /// USR2: start a new master from the binary at `program` (as found on
 /// PATH now, so an upgraded package's binary), with `args`, in `dir`,
-/// handing it the listening sockets `fds` (`RWSGI_FDS`) and this master's
+/// handing it the listening sockets `fds` (`RWSGI_FDS`, and
+/// `RWSGI_FDS_KEPT=1` if they are systemd's, `kept`) and this master's
 /// pid (`RWSGI_UPGRADE_FROM`). Returns the new master's pid.
-pub fn spawn_upgraded_master(program: &str, args: &[String], dir: &Path, fds: &[(RawFd, bool)]) -> Result<nix::unistd::Pid, String> {
+pub fn spawn_upgraded_master(
+    program: &str,
+    args: &[String],
+    dir: &Path,
+    fds: &[(RawFd, bool)],
+    kept: bool,
+) -> Result<nix::unistd::Pid, String> {
     let c_args = args
         .iter()
         .map(|a| CString::new(a.as_str()))
@@ -662,6 +679,9 @@ pub fn spawn_upgraded_master(program: &str, args: &[String], dir: &Path, fds: &[
             }
             let _ = std::env::set_current_dir(dir);
             std::env::set_var("RWSGI_FDS", &fd_list);
+            if kept {
+                std::env::set_var("RWSGI_FDS_KEPT", "1");
+            }
             std::env::set_var("RWSGI_UPGRADE_FROM", &master);
             let _ = signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
             let err = nix::unistd::execvp(&c_program, &c_args).unwrap_err();

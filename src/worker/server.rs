@@ -681,7 +681,11 @@ impl<'a> Server<'a> {
     /// sockets listening (on a final stop), and the queue would be reset.
     fn take_queued_connections(&mut self) {
         for listener in 0..self.spec.listeners.len() {
-            while self.can_accept() {
+            // Room is all that counts here, not `can_accept`: that says no
+            // once `stopping_since` is set, which it is at both takes of
+            // `begin_stop`, so nothing was taken and the last worker's
+            // shutdown reset what was queued (a request sent, then RST).
+            while self.conns.len() + self.away_count() < self.spec.cfg.worker_connections {
                 let Ok((stream, peer)) = self.spec.listeners[listener].accept() else { break };
                 let (token, conn) = self.new_conn(stream, peer, listener);
                 // Driven at the next turn (this may be in a request).

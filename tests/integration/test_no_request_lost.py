@@ -10,7 +10,7 @@ import time
 import pytest
 
 import rawhttp
-from support import wait_for, worker_pids
+from support import pid_alive, wait_for, worker_pids
 
 
 def read_response(conn, timeout=10.0):
@@ -308,17 +308,54 @@ def test_pythons_exit_is_bounded_by_the_graceful_timeout(servers, tmp_path):
     assert marks(tmp_path, "thread") == []
 
 
-def test_a_final_stop_refuses_new_connections_rather_than_reset_them(servers, tmp_path):
-    """TERM while a request runs: a connection already queued when the
-    worker begins to stop is served; one made after that is refused (a
-    balancer sends it elsewhere), never accepted by the kernel, sent a
-    request, and reset when the server exits."""
-    srv = start_lifecycle(servers, tmp_path, "-w", "1", "--threads", "2")
+def test_a_connection_queued_at_a_final_stop_is_served(servers):
+    """TERM while the only worker is in the app: a POST that waits in the
+    socket's queue meanwhile is taken and served (with Connection: close)
+    when the worker stops, not reset when the sockets stop listening."""
+    srv = servers.start(["-w", "1", "--graceful-timeout", "10", "testapp:app"])
     srv.wait_booted(1)
+    busy = rawhttp.Connection((srv.host, srv.port), timeout=10)
+    busy.send(rawhttp.build_request("GET", "/pid?sleep=1.5"))
+    time.sleep(0.3)
+    queued = rawhttp.Connection((srv.host, srv.port), timeout=10)
+    queued.send(rawhttp.build_request("POST", "/echo", body=b"queued at the stop"))
+    time.sleep(0.2)
+    srv.signal(signal.SIGTERM)
+    assert busy.read_response().status == 200
+    resp = read_response(queued)
+    assert resp.status == 200 and resp.body == b"queued at the stop", resp
+    assert "close" in resp.connection_tokens(), resp.headers
+    assert srv.wait(15) == 0
+
+
+def upgrade(srv, tmp_path):
+    """USR2, then TERM to the old master once the new one serves: the new
+    master's pid (its sockets were handed over, not bound)."""
+    old = srv.pid
+    os.kill(old, signal.SIGUSR2)
+    pidfile = tmp_path / "rwsgi.pid.2"
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 20, message="the new master's pidfile")
+    new = int(pidfile.read_text())
+    wait_for(lambda: len(worker_pids(new)) == 1, 20, message="the new master's worker")
+    os.kill(old, signal.SIGTERM)
+    assert srv.wait(20) == 0
+    return new
+
+
+@pytest.mark.parametrize("master", ["started", "upgraded"])
+def test_a_final_stop_refuses_new_connections_rather_than_reset_them(servers, tmp_path, master):
+    """TERM while a request runs: a connection made once the worker has
+    begun to stop is refused (a balancer sends it elsewhere), never
+    accepted by the kernel, sent a request, and reset when the server
+    exits. The same for a master started by USR2, whose sockets the old
+    master handed over."""
+    srv = start_lifecycle(servers, tmp_path, "-w", "1", "--threads", "2", "-p", str(tmp_path / "rwsgi.pid"))
+    srv.wait_booted(1)
+    pid = srv.pid if master == "started" else upgrade(srv, tmp_path)
     busy = rawhttp.Connection((srv.host, srv.port), timeout=10)
     busy.send(rawhttp.build_request("GET", "/sleep?s=2"))
     time.sleep(0.3)
-    srv.signal(signal.SIGTERM)
+    os.kill(pid, signal.SIGTERM)
     time.sleep(0.5)
     try:
         late = socket.create_connection((srv.host, srv.port), timeout=5)
@@ -332,4 +369,4 @@ def test_a_final_stop_refuses_new_connections_rather_than_reset_them(servers, tm
             answer = repr(e)
         raise AssertionError("a connection made during the stop was accepted, then got %r" % answer)
     assert busy.read_response().status == 200
-    assert srv.wait(15) == 0
+    wait_for(lambda: not pid_alive(pid), 15, message="the master to exit")
