@@ -90,3 +90,44 @@ def test_systemd_socket_activation_and_notify(tmp_path):
         listener.close()
     log = (tmp_path / "stderr").read_text()
     assert "passed by systemd" in log, log
+
+
+def test_systemd_socket_outlives_a_usr2_upgrade_and_the_final_stop(tmp_path):
+    """USR2 hands systemd's socket to a new master, which knows it is
+    systemd's: its final stop leaves it listening, as the first master's
+    would, for the next start."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    pidfile = tmp_path / "rwsgi.pid"
+
+    def pass_as_fd3():
+        os.dup2(listener.fileno(), 3)
+
+    cmd = ["sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh", rwsgi_bin(), "-w", "1", "--chdir", APPS_DIR,
+           "-p", str(pidfile), "testapp:app"]
+    proc = subprocess.Popen(cmd, env=server_env({"LISTEN_FDS": "1"}), preexec_fn=pass_as_fd3, close_fds=False,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "stderr", "w"))
+    new = None
+    try:
+        wait_for(lambda: get(port).startswith(b"HTTP/1.1 200"), 15, message="the first master serving")
+        os.kill(proc.pid, signal.SIGUSR2)
+        upgraded = tmp_path / "rwsgi.pid.2"
+        wait_for(lambda: upgraded.exists() and upgraded.read_text().strip(), 20, message="the new master's pidfile")
+        new = int(upgraded.read_text())
+        wait_for(lambda: len(worker_pids(new)) == 1, 20, message="the new master's worker")
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert get(port).startswith(b"HTTP/1.1 200")
+        os.kill(new, signal.SIGTERM)
+        wait_for(lambda: not pid_alive(new), 15, message="the new master to exit")
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            listener.settimeout(5)
+            listener.accept()[0].close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if new and pid_alive(new):
+            os.kill(new, signal.SIGKILL)
+        listener.close()
