@@ -1,4 +1,4 @@
-"""The multi-host test (run by hand, as root):
+"""The multi-host test (as root; tests/run.sh runs it after the integration suite):
 
     .venv/bin/python -m pytest tests/multihost -q
 
