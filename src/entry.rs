@@ -26,7 +26,7 @@ pub fn run() -> i32 {
         return crate::hooks::process::run(&args[2..]);
     }
     let env = |key: &str| std::env::var(key).ok();
-    let code = match config::load(args.clone(), &env) {
+    match config::load(args.clone(), &env) {
         Ok(Outcome::Print(text)) => {
             print!("{text}");
             0
@@ -54,6 +54,5 @@ pub fn run() -> i32 {
                 1
             }
         }
-    };
-    code
+    }
 }
