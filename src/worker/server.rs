@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::conn::{Conn, ConnState, SocketInput, Timers};
+use super::conn::{Conn, ConnState, SocketInput, Timers, STOP_GRACE};
 use super::handler::{After, Handler};
 use super::handoff::{self, Channel, Lender};
 use super::hold::{self, Held, HeldResponse};
@@ -135,6 +135,10 @@ pub(super) struct Server<'a> {
     max_head: usize,
     /// When the worker began to stop (TERM, its last request, memory).
     stopping_since: Option<Instant>,
+    /// How long after the stop idle keep-alive connections are kept
+    /// (`Timers::drain`): the drain window when told to stop, the short
+    /// grace when the worker recycles itself.
+    idle_drain: Duration,
     /// Requests started so far, and the count after which to restart.
     started: u64,
     max_requests: Option<u64>,
@@ -209,6 +213,7 @@ impl<'a> Server<'a> {
             ready: Vec::new(),
             scratch: vec![0; READ_CHUNK],
             stopping_since: None,
+            idle_drain: STOP_GRACE,
             started: 0,
             max_requests: spec.cfg.max_requests.map(|n| n + super::jitter(spec.cfg.max_requests_jitter)),
             modules: spec.reload_dir.and_then(ModuleReport::start),
@@ -574,7 +579,7 @@ impl<'a> Server<'a> {
             timeout: self.spec.cfg.timeout,
             keepalive: self.spec.cfg.keepalive,
             stopping_since: self.stopping_since,
-            drain: super::conn::drain_window(self.spec.cfg.graceful_timeout),
+            drain: self.idle_drain,
         }
     }
 
@@ -613,6 +618,12 @@ impl<'a> Server<'a> {
         // Asked to (not a recycle, which leaves the queue to the others).
         let signalled = sys::stop_requested();
         self.stopping_since = Some(Instant::now());
+        // A recycle (--max-requests, --max-worker-memory) is the worker's
+        // own decision, to be gone soon and its memory freed: its idle
+        // connections get the short grace, not the whole drain. (A request
+        // a balancer sends on one just as it closes is then the one that
+        // can meet the close.)
+        self.idle_drain = if signalled { super::conn::drain_window(self.spec.cfg.graceful_timeout) } else { STOP_GRACE };
         // However the stop came (TERM, the last of --max-requests, memory),
         // every response head written from now on, on any thread, says
         // `Connection: close`.
