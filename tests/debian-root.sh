@@ -17,7 +17,12 @@
 # with the host's ~/.rustup (read-only) and ~/.cargo bound at the same
 # paths, and /proc, /sys, /dev, /dev/pts and /dev/shm mounted; all are
 # unmounted, and whatever still runs in the root is killed, when it ends.
-# Its exit status is the command's.
+# Its exit status is the command's. Uses of one root take turns (a lock
+# file beside it): a second waits until the first has ended.
+#
+# The host's /etc/resolv.conf and local certificate authorities
+# (/usr/local/share/ca-certificates) are copied in, kept up to date at
+# every run.
 #
 # Needs root (debootstrap, chroot, mount) and Debian's archive
 # (deb.debian.org, or DEBIAN_MIRROR). Unstable's Release file is checked
@@ -50,6 +55,16 @@ PACKAGES=(
     dpkg-dev fakeroot file git
 )
 
+# One use of a root at a time: the end of a use kills whatever runs in the
+# root, another use's commands included. A second use waits for the first
+# (the lock is held by this script, not by the command in the root).
+mkdir -p "$(dirname "$ROOT")"
+exec 9>"$ROOT.lock"
+if ! flock -n 9; then
+    echo "debian-root.sh: $ROOT is in use; waiting for that use to end" >&2
+    flock 9
+fi
+
 if [ ! -e "$ROOT/.complete" ]; then
     printf '\n==> debootstrap %s into %s (once; cached)\n' "$SUITE" "$ROOT"
     command -v debootstrap >/dev/null 2>&1 || {
@@ -71,6 +86,16 @@ if [ ! -e "$ROOT/.complete" ]; then
     mv "$ROOT.tmp" "$ROOT"
 fi
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# The host's own certificate authorities (Debian keeps local ones in
+# /usr/local/share/ca-certificates), so that downloads in the root (pip, in
+# the test suite) trust what the host trusts: where PyPI is reached through
+# a proxy with its own CA, the root's stock bundle refuses it.
+if [ -d /usr/local/share/ca-certificates ] &&
+    ! diff -rq /usr/local/share/ca-certificates "$ROOT/usr/local/share/ca-certificates" >/dev/null 2>&1; then
+    rm -rf "$ROOT/usr/local/share/ca-certificates"
+    cp -r /usr/local/share/ca-certificates "$ROOT/usr/local/share/ca-certificates"
+    chroot "$ROOT" update-ca-certificates --fresh >/dev/null 2>&1
+fi
 
 MOUNTS=()
 bind() { # bind SOURCE TARGET [ro]
@@ -109,5 +134,5 @@ chroot "$ROOT" /usr/bin/env -i \
     PATH="$CARGO/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     HOME="$HOME" RUSTUP_HOME="$RUSTUP" CARGO_HOME="$CARGO" LANG=C.UTF-8 TERM="${TERM:-dumb}" \
     DEBIAN_FRONTEND=noninteractive RWSGI_DEBIAN_ROOT="$SUITE" \
-    bash -c 'cd /src && exec "$@"' _ "$@" || status=$?
+    bash -c 'exec 9>&-; cd /src && exec "$@"' _ "$@" || status=$?
 exit "$status"

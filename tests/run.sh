@@ -4,17 +4,20 @@
 # root) the multi-host test (tests/multihost), the wheel's install test
 # (packaging/wheel/test.sh) and the packages' (packaging/test.sh, for
 # Debian 12 and, with --suite trixie, Debian 13); RWSGI_SKIP_PACKAGING=1
-# leaves those three out.
+# leaves those three out. Last (as root, on a full run) comes the CPython
+# matrix, tests/matrix.sh: the Rust and integration tests again inside
+# Debian 13 and unstable roots, against CPython 3.13 and 3.14;
+# RWSGI_SKIP_MATRIX=1 leaves it out.
 #
 #   bash tests/run.sh            (from anywhere; it works from the repo root)
 #
 # Extra arguments are passed to pytest, e.g. `bash tests/run.sh -k environ -x`
-# (such a focused run leaves the packaging test out).
+# (such a focused run leaves the packaging test and the matrix out).
 #
 # Environment: RWSGI_VENV, the test virtualenv (.venv); CARGO_TARGET_DIR,
-# cargo's (target); RWSGI_SKIP_PACKAGING=1 leaves the packaging test out.
-# The CPython matrix (tests/matrix.sh) runs this script inside Debian roots
-# with the first two set.
+# cargo's (target); RWSGI_SKIP_PACKAGING=1 leaves the packaging test out;
+# RWSGI_SKIP_MATRIX=1 the CPython matrix. The matrix runs this script inside
+# Debian roots with the first two set and both skips.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,6 +32,16 @@ elif [ "$(id -u)" -ne 0 ]; then
     # Said now rather than after the rest has run.
     echo "error: the packaging test at the end needs root (debootstrap, mounts," >&2
     echo "       systemd-nspawn): run as root, or with RWSGI_SKIP_PACKAGING=1" >&2
+    exit 1
+fi
+matrix=1
+if [ "${RWSGI_SKIP_MATRIX:-0}" = 1 ]; then
+    matrix="skipped (RWSGI_SKIP_MATRIX=1)"
+elif (($#)); then
+    matrix="skipped (pytest arguments given: a focused run)"
+elif [ "$(id -u)" -ne 0 ]; then
+    echo "error: the CPython matrix at the end needs root (debootstrap, chroot," >&2
+    echo "       mounts): run as root, or with RWSGI_SKIP_MATRIX=1" >&2
     exit 1
 fi
 
@@ -136,4 +149,14 @@ else
     step "packaging/test.sh --suite trixie (Debian 13)"
     bash packaging/test.sh --suite trixie || packaging_status=1
     [ "$packaging_status" -eq 0 ] || exit 1
+fi
+
+# --- CPython matrix: the Rust and integration tests again, inside Debian 13
+# (CPython 3.13) and unstable (3.14) roots, built against their python3
+# (tests/matrix.sh; root, like the roots it runs in).
+if [ "$matrix" != 1 ]; then
+    step "CPython matrix $matrix"
+else
+    step "CPython matrix (tests/matrix.sh)"
+    bash tests/matrix.sh
 fi

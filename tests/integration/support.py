@@ -399,6 +399,24 @@ class ServerManager:
         self.servers = []
 
 
+def status_line_probe(address, timeout=3.0):
+    """True if a GET / on a new connection gets an HTTP status line back.
+
+    Gunicorn's readiness probe: not http_probe, which reads the whole head
+    strictly. Under CPython 3.14 the head of an error response Gunicorn
+    writes itself (gunicorn.util.write_error: a pre_request hook that
+    raised, say) ends with a bare LF instead of CRLF: 3.14's
+    textwrap.dedent empties every whitespace-only line, and the blank line
+    of Gunicorn's template is a lone "\\r"."""
+    try:
+        with socket.create_connection(address, timeout=timeout) as s:
+            s.sendall(b"GET / HTTP/1.0\r\nHost: probe\r\n\r\n")
+            with s.makefile("rb") as f:
+                return f.readline(256).startswith(b"HTTP/1.")
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def gunicorn(args, log_path, env=None, cwd=APPS_DIR):
     """Gunicorn (a test dependency) with `args` (ending with the app) on a
@@ -412,7 +430,8 @@ def gunicorn(args, log_path, env=None, cwd=APPS_DIR):
             cwd=str(cwd), env=server_env(env), stdout=log, stderr=log, start_new_session=True,
         )
         try:
-            wait_for(lambda: proc.poll() is not None or http_probe(("127.0.0.1", port)), 20, message="gunicorn to answer")
+            wait_for(lambda: proc.poll() is not None or status_line_probe(("127.0.0.1", port)), 20,
+                     message="gunicorn to answer")
             assert proc.poll() is None, "gunicorn exited:\n" + Path(log_path).read_text(errors="replace")
             yield ("127.0.0.1", port)
         finally:

@@ -17,6 +17,15 @@ def app(environ, start_response):
 '''
 
 
+# The line that ends the broken app's logged exception, once per failed
+# load. Not "Traceback (most recent call last)": what comes before it depends
+# on the CPython version. Under 3.11 the log shows importlib's frames under
+# that header; under 3.13 and 3.14 importlib's frames are dropped, which
+# leaves a SyntaxError raised while compiling the module with no frame at
+# all, and Python prints no header.
+BROKEN_LINE = r"^SyntaxError: invalid syntax$"
+
+
 def write_app(directory, version, broken=False):
     text = APP.format(version=version)
     if broken:
@@ -91,8 +100,7 @@ def test_reload_with_broken_code_keeps_old_workers(servers, tmp_path):
     assert srv.alive(), srv.stderr()
     for _ in range(10):
         assert fetch(srv).startswith(b"good")
-    log = srv.stderr()
-    assert log.count("Traceback (most recent call last)") == 1, log
+    assert srv.count_stderr(BROKEN_LINE) == 1, srv.stderr()
     assert all(os.path.exists("/proc/%d" % p) for p in old)
     # A later good reload still works.
     write_app(tmp_path, b"fixed")

@@ -9,7 +9,7 @@ import pytest
 
 import rawhttp
 from support import gunicorn, wait_for
-from test_reload import fetch, write_app
+from test_reload import BROKEN_LINE, fetch, write_app
 
 LAZY_APP = '''import os
 VERSION = b"lazy-app"
@@ -48,10 +48,9 @@ def test_an_edit_is_served_and_a_broken_one_keeps_the_old_workers(servers, tmp_p
     time.sleep(1.5)
     write_app(tmp_path, b"v2")
     wait_for(lambda: served(srv) == b"v2", 15, message="the edited code served")
-    before = srv.count_stderr(r"Traceback \(most recent call last\)")
+    before = srv.count_stderr(BROKEN_LINE)
     write_app(tmp_path, b"v3", broken=True)
-    srv.wait_new_stderr(r"Traceback \(most recent call last\)", before, timeout=15)
-    assert "SyntaxError" in srv.stderr()
+    srv.wait_new_stderr(BROKEN_LINE, before, timeout=15)
     # The old workers serve on.
     for _ in range(5):
         assert served(srv) == b"v2"
