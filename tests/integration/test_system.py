@@ -18,6 +18,14 @@ def get(port, path=b"/hello", timeout=5):
     return get_close(("127.0.0.1", port), path, timeout)
 
 
+def assert_still_listening(listener, port):
+    """systemd's socket, after rwsgi has exited: a connection waits in its
+    queue for the next start."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        listener.settimeout(5)
+        listener.accept()[0].close()
+
+
 def test_daemon_mode_winch_and_ttin(tmp_path):
     port = free_port()
     pidfile, log = tmp_path / "rwsgi.pid", tmp_path / "error.log"
@@ -78,11 +86,8 @@ def test_systemd_socket_activation_and_notify(tmp_path):
         os.kill(proc.pid, signal.SIGTERM)
         assert "STOPPING=1" in notify.recv(4096).decode()
         assert proc.wait(15) == 0
-        # The socket systemd passed still listens after rwsgi's stop: a
-        # connection waits for the next start.
-        with socket.create_connection(("127.0.0.1", port), timeout=5):
-            listener.settimeout(5)
-            listener.accept()[0].close()
+        # The socket systemd passed still listens after rwsgi's stop.
+        assert_still_listening(listener, port)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -122,9 +127,7 @@ def test_systemd_socket_outlives_a_usr2_upgrade_and_the_final_stop(tmp_path):
         assert get(port).startswith(b"HTTP/1.1 200")
         os.kill(new, signal.SIGTERM)
         wait_for(lambda: not pid_alive(new), 15, message="the new master to exit")
-        with socket.create_connection(("127.0.0.1", port), timeout=5):
-            listener.settimeout(5)
-            listener.accept()[0].close()
+        assert_still_listening(listener, port)
     finally:
         if proc.poll() is None:
             proc.kill()
