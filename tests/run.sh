@@ -23,27 +23,24 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT=$PWD
 
-packaging=1
-if [ "${RWSGI_SKIP_PACKAGING:-0}" = 1 ]; then
-    packaging="skipped (RWSGI_SKIP_PACKAGING=1)"
-elif (($#)); then
-    packaging="skipped (pytest arguments given: a focused run)"
-elif [ "$(id -u)" -ne 0 ]; then
-    # Said now rather than after the rest has run.
-    echo "error: the packaging test at the end needs root (debootstrap, mounts," >&2
-    echo "       systemd-nspawn): run as root, or with RWSGI_SKIP_PACKAGING=1" >&2
-    exit 1
-fi
-matrix=1
-if [ "${RWSGI_SKIP_MATRIX:-0}" = 1 ]; then
-    matrix="skipped (RWSGI_SKIP_MATRIX=1)"
-elif (($#)); then
-    matrix="skipped (pytest arguments given: a focused run)"
-elif [ "$(id -u)" -ne 0 ]; then
-    echo "error: the CPython matrix at the end needs root (debootstrap, chroot," >&2
-    echo "       mounts): run as root, or with RWSGI_SKIP_MATRIX=1" >&2
-    exit 1
-fi
+# The root-only steps at the end: "1" if one runs, else why not (said at
+# its place). A missing root is said now rather than after the rest has run.
+nargs=$#
+late_step() { # late_step SKIP_VARIABLE WHAT_NEEDS_ROOT
+    if [ "${!1:-0}" = 1 ]; then
+        echo "skipped ($1=1)"
+    elif ((nargs)); then
+        echo "skipped (pytest arguments given: a focused run)"
+    elif [ "$(id -u)" -ne 0 ]; then
+        echo "error: $2 needs root: run as root, or with $1=1" >&2
+        return 1
+    else
+        echo 1
+    fi
+}
+packaging=$(late_step RWSGI_SKIP_PACKAGING \
+    "the multi-host, wheel and packaging tests at the end (namespaces, debootstrap, mounts, systemd-nspawn)") || exit 1
+matrix=$(late_step RWSGI_SKIP_MATRIX "the CPython matrix at the end (debootstrap, chroot, mounts)") || exit 1
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -6,7 +6,7 @@
 # Writes target/wheels/rwsgi-VERSION-cp3XX-cp3XX-manylinux_2_NN_x86_64.whl
 # (for PYTHON's version) and target/wheels/rwsgi-VERSION.tar.gz. Needs Rust
 # (cargo) and PYTHON with its shared libpython (`--enable-shared`: Debian's,
-# pyenv's with PYTHON_CONFIGURE_OPTS=--enable-shared, python:3.x images');
+# pyenv's with PYTHON_CONFIGURE_OPTS=--enable-shared);
 # maturin, pinned, is installed into a virtualenv of PYTHON under
 # target/wheel-tools/. The cargo build goes to target/wheel/pyX.Y/ (release).
 #

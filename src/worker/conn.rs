@@ -108,7 +108,8 @@ pub(super) fn drain_window(graceful_timeout: Duration) -> Duration {
     graceful_timeout.saturating_sub(LINGER + Duration::from_secs(1)).max(STOP_GRACE)
 }
 
-/// How long a connection that sent nothing is kept after a stop begins.
+/// How long a connection that sent nothing is kept after a stop begins
+/// (and an idle one, when the worker recycles itself).
 pub(super) const STOP_GRACE: Duration = Duration::from_secs(1);
 /// How long a closing connection may go quiet before it is closed.
 const LINGER: Duration = Duration::from_secs(2);

@@ -106,7 +106,7 @@ impl Handler<'_> {
         // A response that promised keep-alive keeps it, even when the
         // worker is stopping by now: the client may already be sending its
         // next request, which the stopping worker still serves (within
-        // its stop grace, with `Connection: close`) rather than drop.
+        // its drain, with `Connection: close`) rather than drop.
         let mut reusable = outcome.reusable;
         let mut body = outcome.body;
         if reusable && !body.is_complete() {

@@ -612,8 +612,9 @@ impl<'a> Server<'a> {
     }
 
     /// Stop accepting; let the connections finish their request: heads in
-    /// progress, and idle and fresh ones for a short grace (a client that
-    /// sent just before the stop is served, with `Connection: close`).
+    /// progress, fresh ones for a short grace (a client that sent just
+    /// before the stop is served, with `Connection: close`), idle
+    /// keep-alive ones through the drain (`Timers::drain`).
     fn begin_stop(&mut self) {
         // Asked to (not a recycle, which leaves the queue to the others).
         let signalled = sys::stop_requested();

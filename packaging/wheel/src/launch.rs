@@ -4,7 +4,7 @@
 //!
 //! The server links `libpython3.X.so.1.0` like any program that embeds
 //! CPython, and the loader looks for it only in its default directories.
-//! A pyenv, uv or source-built interpreter keeps it in its own `lib/`, so
+//! A pyenv or source-built interpreter keeps it in its own `lib/`, so
 //! the launcher finds that directory and hands it to the loader through
 //! `LD_LIBRARY_PATH`, naming it again in `RWSGI_LIBPYTHON_DIR` so the
 //! server can take it out of the environment its application sees (and
@@ -14,7 +14,7 @@
 //! 1. the `lib/` beside the interpreter this installation belongs to: the
 //!    virtualenv's base interpreter (`home` in `pyvenv.cfg`), else the
 //!    `python3.X` beside the launcher;
-//! 2. the loader's default path (Debian's and Docker's interpreters): no
+//! 2. the loader's default path (Debian's interpreters): no
 //!    change to the environment;
 //! 3. the interpreter's own answer (`sysconfig`'s `LIBDIR`), for a layout
 //!    the first two miss; it costs one interpreter start.
@@ -75,12 +75,10 @@ fn library_name() -> String {
 /// interpreter, else the `python3.X` beside the launcher, else on PATH.
 fn interpreter(bin_dir: &Path, venv: Option<&Path>) -> Option<PathBuf> {
     let name = format!("python{PYTHON_VERSION}");
-    let home = venv.and_then(|v| pyvenv_home(&v.join("pyvenv.cfg")));
-    let beside = home.iter().chain(std::iter::once(&bin_dir.to_path_buf())).map(|d| d.join(&name)).find(|p| p.is_file());
-    beside.or_else(|| {
-        let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path).map(|d| d.join(&name)).find(|p| p.is_file())
-    })
+    let mut dirs: Vec<PathBuf> = venv.and_then(|v| pyvenv_home(&v.join("pyvenv.cfg"))).into_iter().collect();
+    dirs.push(bin_dir.to_path_buf());
+    dirs.extend(std::env::var_os("PATH").iter().flat_map(std::env::split_paths));
+    dirs.into_iter().map(|d| d.join(&name)).find(|p| p.is_file())
 }
 
 /// `home` in a `pyvenv.cfg`: the directory of the base interpreter.
